@@ -1,0 +1,186 @@
+"""The ``dlstudio`` command line: gui, run, validate, summary, export, schema.
+
+Exit codes: 0 done, 1 invalid graph or configuration, 2 usage or file error, 3 diverged,
+130 interrupted. Errors print one line on stderr; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from dlstudio.core.errors import DLStudioError, GraphFileError
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class UsageError(DLStudioError):
+    """Wrong arguments or a file problem: exit code 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``dlstudio`` console script."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or args_list[0].endswith(".json"):
+        args_list = ["gui", *args_list]
+    parser = build_parser()
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as error:  # noqa: BLE001  (the one place errors become exit codes)
+        if getattr(args, "debug", False):
+            raise
+        print(f"dlstudio: {_one_line(error)}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(error, GraphFileError | UsageError | OSError) else EXIT_INVALID
+
+
+def _one_line(error: BaseException) -> str:
+    if isinstance(error, DLStudioError):
+        return str(error).splitlines()[0] if str(error) else type(error).__name__
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text[:300]}" if text else type(error).__name__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dlstudio", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=_version())
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in _command_registrars():
+        register(commands)
+    return parser
+
+
+def _version() -> str:
+    from dlstudio import __version__
+
+    return f"dlstudio {__version__}"
+
+
+def _command_registrars() -> list[Callable[[Any], None]]:
+    registrars = [_add_gui, _add_validate, _add_summary, _add_export, _add_schema]
+    try:
+        from dlstudio.train.command import add_run_command
+    except ImportError:
+        return registrars
+    return [registrars[0], add_run_command, *registrars[1:]]
+
+
+def _common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def _add_gui(commands: Any) -> None:
+    parser = _common(commands.add_parser("gui", help="open the editor (the default)"))
+    parser.add_argument("graph", nargs="?", help="graph file to open")
+    parser.set_defaults(handler=_gui)
+
+
+def _gui(args: argparse.Namespace) -> int:
+    from dlstudio.ui.app import run_app
+
+    return run_app(args.graph)
+
+
+def _add_validate(commands: Any) -> None:
+    parser = _common(commands.add_parser("validate", help="check graph files"))
+    parser.add_argument("graphs", nargs="+", metavar="GRAPH")
+    parser.add_argument("--warnings", action="store_true", help="also print warnings")
+    parser.set_defaults(handler=_validate)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from dlstudio.core.analysis import analyze
+    from dlstudio.core.io import load_graph
+
+    status = EXIT_OK
+    for path in args.graphs:
+        try:
+            analysis = analyze(load_graph(path))
+        except GraphFileError as error:
+            print(str(error), file=sys.stderr)
+            status = max(status, EXIT_USAGE)
+            continue
+        shown = analysis.diagnostics if args.warnings else analysis.errors
+        for diagnostic in shown:
+            print(f"{path}: {diagnostic.severity}: {diagnostic.one_line()}")
+        if not analysis.ok:
+            status = max(status, EXIT_INVALID)
+        elif not shown:
+            print(f"{path}: ok")
+    return status
+
+
+def _add_summary(commands: Any) -> None:
+    parser = _common(commands.add_parser("summary", help="table of shapes, parameters and FLOPs"))
+    parser.add_argument("graph")
+    parser.add_argument("--batch", type=int, default=1, help="batch size for shapes and FLOPs")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(handler=_summary)
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from dlstudio.core.io import load_graph
+    from dlstudio.core.summary import summarize
+
+    if args.batch < 1:
+        raise UsageError("--batch must be at least 1")
+    report = summarize(load_graph(args.graph), args.batch)
+    if not report.ok:
+        for line in report.errors:
+            print(f"{args.graph}: {line}", file=sys.stderr)
+        return EXIT_INVALID
+    print(json.dumps(report.as_json(), indent=2) if args.json else report.as_table())
+    return EXIT_OK
+
+
+def _add_export(commands: Any) -> None:
+    parser = _common(commands.add_parser("export", help="export Python, ONNX or TorchScript"))
+    parser.add_argument("graph")
+    parser.add_argument("--to", choices=("python", "onnx", "torchscript"), default="python")
+    parser.add_argument("-o", "--output", help="file to write (Python: default stdout)")
+    parser.add_argument("--weights", metavar="RUN_DIR", help="a run folder whose weights to export")
+    parser.set_defaults(handler=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    if args.to != "python" or args.weights:
+        try:
+            from dlstudio.train.exporting import export_command
+        except ImportError:
+            raise UsageError(f"--to {args.to} and --weights need the training engine") from None
+        return export_command(args)
+    from dlstudio.core.export import export_python
+    from dlstudio.core.io import load_graph, write_atomic
+
+    source = export_python(load_graph(args.graph))
+    if args.output:
+        write_atomic(Path(args.output), source.encode("utf-8"))
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(source)
+    return EXIT_OK
+
+
+def _add_schema(commands: Any) -> None:
+    parser = _common(commands.add_parser("schema", help="print the graph file's JSON Schema"))
+    parser.set_defaults(handler=_schema)
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from dlstudio.core.graph import Graph
+
+    print(json.dumps(Graph.model_json_schema(), indent=2))
+    return EXIT_OK

@@ -1,0 +1,121 @@
+"""The graph document, format version 1: nodes with typed parameters, and edges between ports.
+
+These pydantic models are the file contract (``dlstudio schema`` prints it). Keys this version
+does not know are kept in ``model_extra`` and reported by validation, never dropped, so a newer
+tool's additions survive a round trip. Later sections (training, blocks, weight tying) are new
+optional fields on :class:`Graph`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+FORMAT = "dlstudio.graph"
+FORMAT_VERSION = 1
+
+ID_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+MAX_ID_LENGTH = 64
+
+
+def is_valid_id(text: str) -> bool:
+    """True when ``text`` can be a node id: a legal ASCII identifier of at most 64 chars."""
+    return len(text) <= MAX_ID_LENGTH and ID_RE.fullmatch(text) is not None
+
+
+def split_end(end: str) -> tuple[str, str | None]:
+    """Split an edge end ``node.port`` into ``(node, port)``; a bare ``node`` has port None."""
+    node, _, port = end.partition(".")
+    return node, (port or None)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow", validate_assignment=False)
+
+
+class Node(_Model):
+    """One layer instance. ``params`` holds only what the user set; the rest is inferred."""
+
+    id: str = Field(description="unique identifier: [A-Za-z_][A-Za-z0-9_]*")
+    type: str = Field(max_length=100, description="a layer type of the catalogue")
+    params: dict[str, Any] = Field(default_factory=dict)
+    label: str | None = Field(default=None, max_length=10_000)
+    position: tuple[float, float] | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _legal_id(cls, value: str) -> str:
+        if not is_valid_id(value):
+            raise ValueError(
+                f"node id {value[:40]!r} is not a legal identifier "
+                "(letters, digits and _ only, not starting with a digit, at most 64 chars)"
+            )
+        return value
+
+    @field_validator("position")
+    @classmethod
+    def _finite_position(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not all(abs(v) < 1e9 for v in value):
+            raise ValueError("position must be finite and within +-1e9")
+        return value
+
+
+class Edge(_Model):
+    """A connection from ``source`` (``node`` or ``node.port``) to ``target``."""
+
+    source: str = Field(max_length=200)
+    target: str = Field(max_length=200)
+
+    @property
+    def source_node(self) -> str:
+        return split_end(self.source)[0]
+
+    @property
+    def target_node(self) -> str:
+        return split_end(self.target)[0]
+
+
+class Graph(_Model):
+    """A whole network document."""
+
+    format: Literal["dlstudio.graph"] = FORMAT
+    version: int = FORMAT_VERSION
+    name: str = Field(default="untitled", max_length=200)
+    description: str = Field(default="", max_length=100_000)
+    nodes: list[Node] = Field(default_factory=list)
+    edges: list[Edge] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Graph:
+        seen: set[str] = set()
+        for node in self.nodes:
+            if node.id in seen:
+                raise ValueError(f"duplicate node id '{node.id}'")
+            seen.add(node.id)
+        return self
+
+    def node(self, node_id: str) -> Node:
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        raise KeyError(node_id)
+
+    def node_ids(self) -> list[str]:
+        return [node.id for node in self.nodes]
+
+    def nodes_of_type(self, type_name: str) -> list[Node]:
+        return [node for node in self.nodes if node.type == type_name]
+
+    def unknown_keys(self) -> list[tuple[str | None, str]]:
+        """``(node id or None, key path)`` for every key this format version does not know."""
+        found = [(None, key) for key in (self.model_extra or {})]
+        for node in self.nodes:
+            found += [(node.id, key) for key in (node.model_extra or {})]
+        for index, edge in enumerate(self.edges):
+            found += [(edge.target_node, f"edges[{index}].{key}") for key in (edge.model_extra or {})]
+        return found
+
+    def copy_deep(self) -> Graph:
+        return self.model_copy(deep=True)

@@ -1,0 +1,241 @@
+"""Reading and writing graph files safely: bounded, JSON only, versioned, stable key order.
+
+Loading never executes anything from the file. Every failure becomes one
+:class:`GraphFileError` whose message names the file and the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from dlstudio.core.errors import GraphFileError
+from dlstudio.core.graph import FORMAT, FORMAT_VERSION, Graph
+
+MAX_FILE_BYTES = 16 * 1024 * 1024
+MAX_INT_DIGITS = 30
+
+#: ``MIGRATIONS[n]`` turns a version-n document (a dict) into a version n+1 document.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+GraphSource = str | os.PathLike[str] | dict[str, Any] | Graph
+
+
+def load_graph(source: GraphSource) -> Graph:
+    """Load a graph from a path, a JSON-like dict or a Graph (returned as a deep copy)."""
+    if isinstance(source, Graph):
+        return source.copy_deep()
+    if isinstance(source, dict):
+        return graph_from_dict(source, "<dict>")
+    path = Path(source)
+    return graph_from_dict(read_json(path), str(path))
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file with limits on size, numbers and nesting; no NaN or Infinity."""
+    name = str(path)
+    try:
+        size = path.stat().st_size
+        if path.is_dir():
+            raise GraphFileError(name, "is a directory, not a graph file")
+        if size > MAX_FILE_BYTES:
+            raise GraphFileError(name, f"file is {size / 2**20:.0f} MB; graph files are limited to 16 MB")
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise GraphFileError(name, "no such file") from None
+    except PermissionError:
+        raise GraphFileError(name, "permission denied") from None
+    except OSError as error:
+        raise GraphFileError(name, error.strerror or "cannot be read") from None
+    return parse_json(raw, name)
+
+
+def parse_json(raw: bytes | str, name: str = "<text>") -> Any:
+    """Parse JSON text strictly (see :func:`read_json`)."""
+    try:
+        text = raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw
+        return json.loads(
+            text,
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
+            object_pairs_hook=_unique_keys,
+        )
+    except UnicodeDecodeError:
+        raise GraphFileError(name, "is not UTF-8 text") from None
+    except json.JSONDecodeError as error:
+        raise GraphFileError(name, f"not valid JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
+    except RecursionError:
+        raise GraphFileError(name, "JSON is nested too deeply") from None
+    except ValueError as error:
+        raise GraphFileError(name, str(error)) from None
+
+
+def _refuse_constant(text: str) -> float:
+    raise ValueError(f"{text} is not allowed in a graph file (use a finite number)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"number {text[:20]}... is too large")
+    return int(text)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"key '{key[:40]}' appears twice in one object")
+        result[key] = value
+    return result
+
+
+def graph_from_dict(data: Any, name: str = "<dict>") -> Graph:
+    """Check the format and version, migrate old versions, and validate the document."""
+    if not isinstance(data, dict):
+        raise GraphFileError(name, "expected a JSON object with 'format': 'dlstudio.graph'")
+    if data.get("format") != FORMAT:
+        raise GraphFileError(name, f"not a DL Studio graph (missing \"format\": \"{FORMAT}\")")
+    data = migrate(data, name)
+    try:
+        return Graph.model_validate(data)
+    except ValidationError as error:
+        raise GraphFileError(name, describe_validation_error(error)) from None
+    except RecursionError:
+        raise GraphFileError(name, "document is nested too deeply") from None
+
+
+def migrate(data: dict[str, Any], name: str) -> dict[str, Any]:
+    """Bring a document up to :data:`FORMAT_VERSION` one step at a time."""
+    version = data.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise GraphFileError(name, "'version' must be a positive whole number")
+    if version > FORMAT_VERSION:
+        raise GraphFileError(
+            name,
+            f"graph format version {version} requires DL Studio >= {required_app_version(version)} "
+            f"(this one reads up to version {FORMAT_VERSION})",
+        )
+    while version < FORMAT_VERSION:
+        data = MIGRATIONS[version](dict(data))
+        version += 1
+        data["version"] = version
+    return data
+
+
+def required_app_version(format_version: int) -> str:
+    """The first DL Studio release that reads ``format_version`` (version N arrives in 0.N)."""
+    return f"0.{format_version}"
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line from a pydantic error: where in the document, and what is wrong."""
+    first = error.errors(include_url=False)[0]
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]).lstrip(".")
+    message = str(first["msg"]).removeprefix("Value error, ")
+    more = f" (and {error.error_count() - 1} more problems)" if error.error_count() > 1 else ""
+    return f"{where or 'document'}: {message}{more}"
+
+
+def graph_to_json(graph: Graph) -> str:
+    """Serialise with a stable key order, one node and one edge per line, ASCII only."""
+    doc = graph_to_dict(graph)
+    lines = ["{"]
+    items = list(doc.items())
+    for index, (key, value) in enumerate(items):
+        comma = "," if index < len(items) - 1 else ""
+        if key in ("nodes", "edges") and value:
+            rows = [f"    {_compact(item)}" for item in value]
+            lines.append(f'  "{key}": [\n' + ",\n".join(rows) + f"\n  ]{comma}")
+        else:
+            body = json.dumps(value, indent=2, ensure_ascii=True, allow_nan=False)
+            lines.append(f"  {json.dumps(key)}: " + body.replace("\n", "\n  ") + comma)
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=True, allow_nan=False, separators=(", ", ": "))
+
+
+def graph_to_dict(graph: Graph) -> dict[str, Any]:
+    """The document as plain JSON values, keys in the order the file writes them."""
+    doc: dict[str, Any] = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "name": graph.name,
+        "description": graph.description,
+    }
+    for field_name in type(graph).model_fields:
+        if field_name not in doc and field_name not in ("nodes", "edges"):
+            value = getattr(graph, field_name)
+            if value is not None:
+                doc[field_name] = _plain(value)
+    doc["nodes"] = [_node_dict(node) for node in graph.nodes]
+    doc["edges"] = [{"source": e.source, "target": e.target, **_sorted(e.model_extra)} for e in graph.edges]
+    doc.update(_sorted(graph.model_extra))
+    return doc
+
+
+def _node_dict(node: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": node.id, "type": node.type}
+    if node.params:
+        out["params"] = {key: _plain(node.params[key]) for key in sorted(node.params)}
+    if node.label is not None:
+        out["label"] = node.label
+    if node.position is not None:
+        out["position"] = [_number(v) for v in node.position]
+    out.update(_sorted(node.model_extra))
+    return out
+
+
+def _sorted(extra: dict[str, Any] | None) -> dict[str, Any]:
+    return {key: _plain(extra[key]) for key in sorted(extra or {})}
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json", exclude_none=True)
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
+
+
+def save_graph(graph: Graph, path: str | os.PathLike[str]) -> None:
+    """Write atomically: a temporary file in the same folder, fsync, then rename over."""
+    write_atomic(Path(path), graph_to_json(graph).encode("ascii"))
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

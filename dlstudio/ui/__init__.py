@@ -1,0 +1,1 @@
+"""The Qt editor: a view on the core document (it never duplicates core logic)."""

@@ -266,6 +266,8 @@ def _infer_node(node: Node, spec: LayerSpec, links: list[Link], result: Analysis
     except ShapeError as error:
         _report(result, "error", node.id, error.message, error.fix, error.port)
         return
+    for message, fix in context.warnings:
+        _report(result, "warning", node.id, message, fix)
     for port, tensor in context.outputs.items():
         result.ports[(node.id, port)] = tensor
 

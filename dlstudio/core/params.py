@@ -56,8 +56,9 @@ def _annotation(p: Param) -> Any:
         ann = Annotated[list[item], Field(max_length=16)]  # type: ignore[valid-type]
     else:  # ints
         item = _bounded(StrictInt, p)
+        entry = item | None if p.none_items else item
         sized = Field(min_length=p.length, max_length=p.length) if p.length else Field(max_length=16)
-        ann = Annotated[list[item], sized]  # type: ignore[valid-type]
+        ann = Annotated[list[entry], sized]  # type: ignore[valid-type]
         if p.scalar_ok:
             ann = ann | item
         if p.choices:
@@ -109,7 +110,8 @@ def _expected(p: Param) -> str:
         return "choose one of " + ", ".join(repr(c) for c in p.choices)
     if p.kind == "ints":
         count = f"{p.length} " if p.length else ""
-        options = ["a list of " + count + "whole numbers"]
+        items = "whole numbers or nulls" if p.none_items else "whole numbers"
+        options = ["a list of " + count + items]
         if p.scalar_ok:
             options.insert(0, "a whole number")
         options += [repr(c) for c in p.choices]

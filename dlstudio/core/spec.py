@@ -25,7 +25,8 @@ class Param:
     single int also works. ``choices`` lists the allowed values of a ``choice`` and the extra
     string values an ``ints`` accepts (such as ``"same"`` for padding). ``inferred`` marks a
     value that follows from the input: None means "infer it". ``ctor`` is False for a
-    parameter the torch constructor does not take.
+    parameter the torch constructor does not take. With ``none_items`` the items of an
+    ``ints`` list may be None (adaptive pooling's output_size: None keeps the input size).
     """
 
     name: str
@@ -40,6 +41,7 @@ class Param:
     optional: bool = False
     inferred: bool = False
     ctor: bool = True
+    none_items: bool = False
 
     @property
     def nullable(self) -> bool:
@@ -72,7 +74,7 @@ class Construct:
 class InferContext:
     """What a shape rule sees: the node, its resolved parameters and its input types."""
 
-    __slots__ = ("node_id", "spec", "params", "inputs", "sources", "outputs")
+    __slots__ = ("node_id", "spec", "params", "inputs", "sources", "outputs", "warnings")
 
     def __init__(
         self,
@@ -88,6 +90,7 @@ class InferContext:
         self.inputs = inputs
         self.sources = sources
         self.outputs: dict[str, TensorType] = {}
+        self.warnings: list[tuple[str, str]] = []
 
     @property
     def input(self) -> TensorType:
@@ -146,6 +149,10 @@ class InferContext:
 
     def fail(self, message: str, fix: str = "", port: str | None = None) -> None:
         raise ShapeError(message, fix, port)
+
+    def warn(self, message: str, fix: str = "") -> None:
+        """Note a problem that torch tolerates (reported as a warning if inference succeeds)."""
+        self.warnings.append((message, fix))
 
 
 def numel(shape: Sequence[Dim], batch: bool = False) -> int | None:

@@ -1,0 +1,285 @@
+"""Layered auto-layout of a graph, flowing left to right (no Qt).
+
+A Sugiyama-style layout in four steps: break cycles, put every node in a column by its
+longest path from the inputs, order each column by barycentre sweeps that reduce edge
+crossings (long edges pass through placeholder points so they keep a lane), and finally place
+each column vertically so that connected ports line up, solved exactly per column as an
+isotonic regression (the pool-adjacent-violators algorithm) under the no-overlap constraint.
+The canvas passes the real size and port offsets of each node as a :class:`Box`; without them
+a box is estimated from the catalogue declaration with the canvas's metrics.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from dlstudio.core.catalogue import CATALOGUE
+from dlstudio.core.graph import Graph, split_end
+
+Point = tuple[float, float]
+
+#: Canvas metrics the default boxes assume (the canvas uses the same numbers).
+HEADER = 40.0
+ROW = 20.0
+WIDTH = 180.0
+COLUMN_GAP = 80.0
+ROW_GAP = 30.0
+LANE = 10.0
+SWEEPS = 8
+
+
+@dataclass(frozen=True)
+class Box:
+    """A node's size and the vertical offset of each port from its top edge."""
+
+    width: float = WIDTH
+    height: float = HEADER + ROW + 10.0
+    inputs: Mapping[str, float] = field(default_factory=dict)
+    outputs: Mapping[str, float] = field(default_factory=dict)
+
+    def offset(self, port: str | None, is_source: bool) -> float:
+        ports = self.outputs if is_source else self.inputs
+        if port in ports:
+            return ports[port]
+        return next(iter(ports.values()), self.height / 2)
+
+
+def estimate_box(type_name: str) -> Box:
+    """The box the canvas draws for a layer type: a header, then one row per port pair."""
+    spec = CATALOGUE.get(type_name)
+    inputs = spec.input_ports() if spec else ("input",)
+    outputs = spec.outputs if spec else ("output",)
+    rows = max(len(inputs), len(outputs), 1)
+    centre = [HEADER + ROW * (i + 0.5) for i in range(rows)]
+    return Box(WIDTH, HEADER + ROW * rows + 10.0, dict(zip(inputs, centre, strict=False)),
+               dict(zip(outputs, centre, strict=False)))
+
+
+@dataclass
+class _Link:
+    source: str
+    target: str
+    out: float  # port offset at the source
+    into: float  # port offset at the target
+
+
+def layered_layout(graph: Graph, node_ids: Iterable[str] | None = None,
+                   boxes: Mapping[str, Box] | None = None, origin: Point = (0.0, 0.0),
+                   grid: float = 10.0) -> dict[str, Point]:
+    """Top-left positions for ``node_ids`` (default: every node), from ``origin``."""
+    ids = list(dict.fromkeys(node_ids)) if node_ids is not None else graph.node_ids()
+    if not ids:
+        return {}
+    chosen = set(ids)
+    box = {n.id: (boxes or {}).get(n.id) or estimate_box(n.type) for n in graph.nodes if n.id in chosen}
+    links = _links(graph, chosen, box)
+    links = _drop_back_edges(ids, links)
+    column = _columns(ids, links)
+    links, lanes = _split_long(links, column)
+    for lane in lanes:
+        box[lane] = Box(0.0, LANE, {"": LANE / 2}, {"": LANE / 2})
+    order = _order(ids + lanes, column, links)
+    tops = _place_rows(order, links, box)
+    lefts = _place_columns(order, box)
+    return _finish(ids, column, tops, lefts, origin, grid)
+
+
+def _links(graph: Graph, chosen: set[str], box: Mapping[str, Box]) -> list[_Link]:
+    found: list[_Link] = []
+    seen: set[tuple[str, str]] = set()
+    for edge in graph.edges:
+        (source, out_port), (target, in_port) = split_end(edge.source), split_end(edge.target)
+        if source not in chosen or target not in chosen or source == target or (source, target) in seen:
+            continue
+        seen.add((source, target))
+        found.append(_Link(source, target, box[source].offset(out_port, True), box[target].offset(in_port, False)))
+    return found
+
+
+def _drop_back_edges(ids: list[str], links: list[_Link]) -> list[_Link]:
+    """Remove the edges that close a cycle (depth-first, in file order)."""
+    succ: dict[str, list[str]] = {n: [] for n in ids}
+    for link in links:
+        succ[link.source].append(link.target)
+    state: dict[str, int] = {}
+    back: set[tuple[str, str]] = set()
+    for root in ids:
+        if root in state:
+            continue
+        state[root] = 1
+        stack = [(root, iter(succ[root]))]
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                state[node] = 2
+                stack.pop()
+            elif state.get(child) == 1:
+                back.add((node, child))
+            elif child not in state:
+                state[child] = 1
+                stack.append((child, iter(succ[child])))
+    return [link for link in links if (link.source, link.target) not in back]
+
+
+def _columns(ids: list[str], links: list[_Link]) -> dict[str, int]:
+    """Longest path from the sources; a source then moves next to its nearest consumer."""
+    preds: dict[str, list[str]] = {n: [] for n in ids}
+    succs: dict[str, list[str]] = {n: [] for n in ids}
+    for link in links:
+        preds[link.target].append(link.source)
+        succs[link.source].append(link.target)
+    column: dict[str, int] = {}
+    pending = {n: len(preds[n]) for n in ids}
+    ready = deque(n for n in ids if not pending[n])
+    while ready:
+        node = ready.popleft()
+        column[node] = max((column[p] + 1 for p in preds[node]), default=0)
+        for child in succs[node]:
+            pending[child] -= 1
+            if not pending[child]:
+                ready.append(child)
+    for node in ids:
+        if not preds[node] and succs[node]:
+            column[node] = min(column[c] for c in succs[node]) - 1
+    return column
+
+
+def _split_long(links: list[_Link], column: dict[str, int]) -> tuple[list[_Link], list[str]]:
+    """Replace an edge spanning several columns by a chain through lane points."""
+    short: list[_Link] = []
+    lanes: list[str] = []
+    for link in links:
+        span = column[link.target] - column[link.source]
+        previous, out = link.source, link.out
+        for step in range(1, span):
+            lane = f"\0{len(lanes)}"
+            lanes.append(lane)
+            column[lane] = column[link.source] + step
+            short.append(_Link(previous, lane, out, LANE / 2))
+            previous, out = lane, LANE / 2
+        short.append(_Link(previous, link.target, out, link.into))
+    return short, lanes
+
+
+def _order(nodes: list[str], column: dict[str, int], links: list[_Link]) -> list[list[str]]:
+    """Columns of node ids, each ordered by barycentre sweeps; the order with fewest crossings."""
+    count = max(column.values()) + 1
+    order: list[list[str]] = [[] for _ in range(count)]
+    for node in nodes:
+        order[column[node]].append(node)
+    preds: dict[str, list[str]] = {n: [] for n in nodes}
+    succs: dict[str, list[str]] = {n: [] for n in nodes}
+    for link in links:
+        preds[link.target].append(link.source)
+        succs[link.source].append(link.target)
+    best, best_cost = [list(c) for c in order], _crossings(order, succs)
+    for sweep in range(SWEEPS):
+        forward = sweep % 2 == 0
+        indices = range(1, count) if forward else range(count - 2, -1, -1)
+        for i in indices:
+            ref = {n: k for k, n in enumerate(order[i - 1 if forward else i + 1])}
+            near = preds if forward else succs
+            order[i] = _by_barycentre(order[i], near, ref)
+        cost = _crossings(order, succs)
+        if cost < best_cost:
+            best, best_cost = [list(c) for c in order], cost
+    return best
+
+
+def _by_barycentre(nodes: list[str], near: dict[str, list[str]], ref: dict[str, int]) -> list[str]:
+    def key(item: tuple[int, str]) -> tuple[float, int]:
+        index, node = item
+        around = [ref[n] for n in near[node] if n in ref]
+        return (sum(around) / len(around) if around else float(index), index)
+
+    return [node for _, node in sorted(enumerate(nodes), key=key)]
+
+
+def _crossings(order: list[list[str]], succs: dict[str, list[str]]) -> int:
+    """Edge crossings between neighbouring columns (inversions, counted with a Fenwick tree)."""
+    total = 0
+    for left, right in zip(order, order[1:], strict=False):
+        rank = {n: k for k, n in enumerate(right)}
+        targets: list[int] = []
+        for node in left:
+            targets += sorted(rank[c] for c in succs[node] if c in rank)
+        tree = [0] * (len(right) + 1)
+        for seen, value in enumerate(targets):
+            position, smaller = value + 1, 0
+            while position > 0:
+                smaller += tree[position]
+                position -= position & -position
+            total += seen - smaller
+            position = value + 1
+            while position <= len(right):
+                tree[position] += 1
+                position += position & -position
+    return total
+
+
+def _place_rows(order: list[list[str]], links: list[_Link], box: Mapping[str, Box]) -> dict[str, float]:
+    """Top of every node: stacked columns, then sweeps that pull connected ports level."""
+    tops: dict[str, float] = {}
+    for nodes in order:
+        y = 0.0
+        for node in nodes:
+            tops[node] = y
+            y += box[node].height + ROW_GAP
+    incoming: dict[str, list[_Link]] = {}
+    outgoing: dict[str, list[_Link]] = {}
+    for link in links:
+        incoming.setdefault(link.target, []).append(link)
+        outgoing.setdefault(link.source, []).append(link)
+    for sweep in range(SWEEPS):
+        forward = sweep % 2 == 0
+        for nodes in order if forward else reversed(order):
+            wanted = []
+            for node in nodes:
+                if forward:
+                    pulls = [tops[k.source] + k.out - k.into for k in incoming.get(node, [])]
+                else:
+                    pulls = [tops[k.target] + k.into - k.out for k in outgoing.get(node, [])]
+                wanted.append(sum(pulls) / len(pulls) if pulls else tops[node])
+            gaps = [box[n].height + (ROW_GAP if box[n].width else LANE) for n in nodes]
+            for node, top in zip(nodes, _isotonic(wanted, gaps), strict=True):
+                tops[node] = top
+    return tops
+
+
+def _isotonic(wanted: list[float], gaps: list[float]) -> list[float]:
+    """Closest tops to ``wanted`` (least squares) keeping ``top[i+1] >= top[i] + gaps[i]``."""
+    shift = [0.0]
+    for gap in gaps[:-1]:
+        shift.append(shift[-1] + gap)
+    blocks: list[list[float]] = []  # [sum of values, count]
+    for value, offset in zip(wanted, shift, strict=True):
+        blocks.append([value - offset, 1.0])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
+            total, count = blocks.pop()
+            blocks[-1][0] += total
+            blocks[-1][1] += count
+    result: list[float] = []
+    for total, count in blocks:
+        result += [total / count] * int(count)
+    return [value + offset for value, offset in zip(result, shift, strict=True)]
+
+
+def _place_columns(order: list[list[str]], box: Mapping[str, Box]) -> list[float]:
+    lefts, x = [], 0.0
+    for nodes in order:
+        lefts.append(x)
+        x += max((box[n].width for n in nodes), default=0.0) + COLUMN_GAP
+    return lefts
+
+
+def _finish(ids: list[str], column: dict[str, int], tops: dict[str, float], lefts: list[float],
+            origin: Point, grid: float) -> dict[str, Point]:
+    top = min(tops[n] for n in ids)
+
+    def snap(value: float) -> float:
+        return round(value / grid) * grid if grid else value
+
+    return {n: (snap(origin[0] + lefts[column[n]]), snap(origin[1] + tops[n] - top)) for n in ids}

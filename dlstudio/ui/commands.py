@@ -1,0 +1,290 @@
+"""Undo commands: every edit of a :class:`~dlstudio.ui.document.GraphDocument` is one of these.
+
+A command changes the document only, through its ``apply_*`` mutations; the canvas and the
+panels follow the document's signals. Each command records what it removed together with
+the list index it had, and undo puts it back at that index, so undoing everything gives back
+exactly the document that was opened (byte for byte through ``graph_to_json``).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtGui import QUndoCommand
+
+from dlstudio.core.catalogue import CATALOGUE
+from dlstudio.core.graph import Edge, Graph, Node, split_end
+
+if TYPE_CHECKING:
+    from dlstudio.ui.document import EdgeKey, GraphDocument
+
+MOVE_ID = 1001
+PARAM_ID = 1002
+
+
+def key_of(edge: Edge) -> EdgeKey:
+    return (edge.source, edge.target)
+
+
+# ----- port ends ------------------------------------------------------------------------------
+
+
+def resolve_end(graph: Graph, end: str, is_source: bool) -> tuple[str, str] | None:
+    """``(node, port)`` named by an edge end, or None when it names nothing that exists."""
+    node_id, port = split_end(end)
+    node = next((n for n in graph.nodes if n.id == node_id), None)
+    spec = CATALOGUE.get(node.type) if node else None
+    if spec is None:
+        return (node_id, port) if node and port else None
+    ports = spec.outputs if is_source else spec.input_ports()
+    if port is None:
+        single = len(ports) == 1 and not (spec.variadic and not is_source)
+        return (node_id, ports[0]) if single else None
+    known = port in spec.outputs if is_source else spec.accepts_input(port)
+    return (node_id, port) if known else None
+
+
+def end_name(type_name: str, node_id: str, port: str, is_source: bool) -> str:
+    """The shortest end that names ``node.port``: the bare id when the node has one such port."""
+    spec = CATALOGUE.get(type_name)
+    if spec is not None:
+        ports = spec.outputs if is_source else spec.inputs
+        if ports == (port,) and not (spec.variadic and not is_source):
+            return node_id
+    return f"{node_id}.{port}"
+
+
+def first_ports(type_name: str) -> tuple[str | None, str | None]:
+    """The first input and first output port of a layer type (None where it has none)."""
+    spec = CATALOGUE.get(type_name)
+    if spec is None:
+        return None, None
+    inputs = spec.input_ports()
+    return (inputs[0] if inputs else None), (spec.outputs[0] if spec.outputs else None)
+
+
+# ----- structure ------------------------------------------------------------------------------
+
+
+class AddItems(QUndoCommand):
+    """Append nodes and edges (add, paste, duplicate); undo removes them from the end."""
+
+    def __init__(self, doc: GraphDocument, nodes: list[Node], edges: list[Edge], text: str) -> None:
+        super().__init__(text)
+        self.doc = doc
+        self.nodes = [n.model_copy(deep=True) for n in nodes]
+        self.edges = [e.model_copy(deep=True) for e in edges]
+
+    def redo(self) -> None:
+        for node in self.nodes:
+            self.doc.apply_add_node(node.model_copy(deep=True))
+        for edge in self.edges:
+            self.doc.apply_add_edge(edge.model_copy(deep=True))
+
+    def undo(self) -> None:
+        for edge in reversed(self.edges):
+            self.doc.apply_remove_edge(key_of(edge))
+        for node in reversed(self.nodes):
+            self.doc.apply_remove_node(node.id)
+
+
+class RemoveItems(QUndoCommand):
+    """Delete nodes (with every edge touching them) and edges; undo restores list positions."""
+
+    def __init__(self, doc: GraphDocument, node_ids: Iterable[str], edge_keys: Iterable[EdgeKey],
+                 text: str = "Delete") -> None:
+        super().__init__(text)
+        self.doc = doc
+        self.node_ids = list(dict.fromkeys(node_ids))
+        self.edge_keys = list(dict.fromkeys(edge_keys))
+        self.removed_nodes: list[tuple[Node, int]] = []
+        self.removed_edges: list[tuple[Edge, int]] = []
+
+    def redo(self) -> None:
+        graph = self.doc.graph
+        doomed = set(self.node_ids)
+        keys = set(self.edge_keys)
+        edge_rows = [i for i, e in enumerate(graph.edges)
+                     if key_of(e) in keys or e.source_node in doomed or e.target_node in doomed]
+        node_rows = [i for i, n in enumerate(graph.nodes) if n.id in doomed]
+        self.removed_edges = [(graph.edges[i], i) for i in edge_rows]
+        self.removed_nodes = [(graph.nodes[i], i) for i in node_rows]
+        for edge, _ in reversed(self.removed_edges):
+            self.doc.apply_remove_edge(key_of(edge))
+        for node, _ in reversed(self.removed_nodes):
+            self.doc.apply_remove_node(node.id)
+
+    def undo(self) -> None:
+        for node, index in self.removed_nodes:
+            self.doc.apply_add_node(node, index)
+        for edge, index in self.removed_edges:
+            self.doc.apply_add_edge(edge, index)
+
+
+class ReplaceEdges(QUndoCommand):
+    """Remove some edges and add others (connect, disconnect, reconnect)."""
+
+    def __init__(self, doc: GraphDocument, remove: Iterable[EdgeKey], add: Iterable[Edge],
+                 text: str, at: int | None = None) -> None:
+        super().__init__(text)
+        self.doc = doc
+        self.remove = list(dict.fromkeys(remove))
+        self.add = list(add)
+        self.at = at
+        self.removed: list[tuple[Edge, int]] = []
+
+    def redo(self) -> None:
+        keys = set(self.remove)
+        rows = [i for i, e in enumerate(self.doc.graph.edges) if key_of(e) in keys]
+        self.removed = [(self.doc.graph.edges[i], i) for i in rows]
+        for edge, _ in reversed(self.removed):
+            self.doc.apply_remove_edge(key_of(edge))
+        first = self.removed[0][1] if self.removed and self.at is None else self.at
+        for offset, edge in enumerate(self.add):
+            index = None if first is None else min(first + offset, len(self.doc.graph.edges))
+            self.doc.apply_add_edge(edge.model_copy(deep=True), index)
+
+    def undo(self) -> None:
+        for edge in reversed(self.add):
+            self.doc.apply_remove_edge(key_of(edge))
+        for edge, index in self.removed:
+            self.doc.apply_add_edge(edge, index)
+
+
+class InsertOnEdge(QUndoCommand):
+    """Add a node and splice it into an edge: ``a -> b`` becomes ``a -> new -> b``."""
+
+    def __init__(self, doc: GraphDocument, node: Node, key: EdgeKey, ends: tuple[str, str]) -> None:
+        super().__init__(f"Insert {node.type} on edge")
+        self.doc = doc
+        self.add = AddItems(doc, [node], [], "")
+        source, target = key
+        edges = [Edge(source=source, target=ends[0]), Edge(source=ends[1], target=target)]
+        self.rewire = ReplaceEdges(doc, [key], edges, "")
+
+    def redo(self) -> None:
+        self.add.redo()
+        self.rewire.redo()
+
+    def undo(self) -> None:
+        self.rewire.undo()
+        self.add.undo()
+
+
+# ----- values ---------------------------------------------------------------------------------
+
+
+class MoveNodes(QUndoCommand):
+    """Set node positions; consecutive moves of the same set of nodes merge into one step."""
+
+    def __init__(self, doc: GraphDocument, positions: dict[str, tuple[float, float] | None],
+                 merge: bool = True, text: str = "Move") -> None:
+        super().__init__(text if len(positions) != 1 else f"{text} {next(iter(positions))}")
+        self.doc = doc
+        self.new = dict(positions)
+        self.old = {node_id: doc.node(node_id).position for node_id in positions}
+        self.merge = merge
+
+    def id(self) -> int:  # noqa: A003 - Qt's name
+        return MOVE_ID if self.merge else -1
+
+    def mergeWith(self, other: QUndoCommand) -> bool:  # noqa: N802 - Qt's name
+        if not isinstance(other, MoveNodes) or not other.merge or set(other.new) != set(self.new):
+            return False
+        self.new = dict(other.new)
+        return True
+
+    def redo(self) -> None:
+        for node_id, position in self.new.items():
+            self.doc.apply_move(node_id, position)
+
+    def undo(self) -> None:
+        for node_id, position in self.old.items():
+            self.doc.apply_move(node_id, position)
+
+
+_MISSING = object()
+
+
+class SetParam(QUndoCommand):
+    """Set (or, with None, remove) one parameter; typing into one field merges into one step."""
+
+    def __init__(self, doc: GraphDocument, node_id: str, name: str, value: Any) -> None:
+        super().__init__(f"Set {node_id}.{name}")
+        self.doc = doc
+        self.node_id = node_id
+        self.name = name
+        self.new = copy.deepcopy(value)
+        self.old = copy.deepcopy(doc.node(node_id).params.get(name))
+        self.order = list(doc.node(node_id).params)
+
+    def id(self) -> int:  # noqa: A003
+        return PARAM_ID
+
+    def mergeWith(self, other: QUndoCommand) -> bool:  # noqa: N802
+        if not isinstance(other, SetParam) or (other.node_id, other.name) != (self.node_id, self.name):
+            return False
+        self.new = other.new
+        if self.new == self.old:
+            self.setObsolete(True)
+        return True
+
+    def redo(self) -> None:
+        self.doc.apply_param(self.node_id, self.name, copy.deepcopy(self.new))
+
+    def undo(self) -> None:
+        self.doc.apply_param(self.node_id, self.name, copy.deepcopy(self.old))
+        params = self.doc.node(self.node_id).params
+        ordered = {key: params[key] for key in self.order if key in params}
+        params.clear()
+        params.update(ordered)
+
+
+class SetLabel(QUndoCommand):
+    def __init__(self, doc: GraphDocument, node_id: str, label: str | None) -> None:
+        super().__init__(f"Label {node_id}")
+        self.doc = doc
+        self.node_id = node_id
+        self.new = label or None
+        self.old = doc.node(node_id).label
+
+    def redo(self) -> None:
+        self.doc.apply_label(self.node_id, self.new)
+
+    def undo(self) -> None:
+        self.doc.apply_label(self.node_id, self.old)
+
+
+class Rename(QUndoCommand):
+    """Change a node id; the edges that name it follow."""
+
+    def __init__(self, doc: GraphDocument, old: str, new: str) -> None:
+        super().__init__(f"Rename {old} to {new}")
+        self.doc = doc
+        self.old = old
+        self.new = new
+
+    def redo(self) -> None:
+        self.doc.apply_rename(self.old, self.new)
+
+    def undo(self) -> None:
+        self.doc.apply_rename(self.new, self.old)
+
+
+class SetGraphField(QUndoCommand):
+    """Set a top-level field of the graph (name, description, training, ...)."""
+
+    def __init__(self, doc: GraphDocument, name: str, value: Any) -> None:
+        super().__init__(f"Set {name}")
+        self.doc = doc
+        self.name = name
+        self.new = copy.deepcopy(value)
+        self.old = copy.deepcopy(getattr(doc.graph, name))
+
+    def redo(self) -> None:
+        self.doc.apply_graph_field(self.name, copy.deepcopy(self.new))
+
+    def undo(self) -> None:
+        self.doc.apply_graph_field(self.name, copy.deepcopy(self.old))

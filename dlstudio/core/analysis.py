@@ -113,6 +113,10 @@ def analyze(graph: Graph) -> Analysis:
     result.links = _resolve_links(graph, nodes, result)
     structure = _structure(nodes, result)
     _infer_all(nodes, structure, result)
+    if graph.training is not None:
+        from dlstudio.core.training import check_training
+
+        result.diagnostics += check_training(graph.training, result)
     return result
 
 

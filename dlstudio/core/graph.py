@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dlstudio.core.training import TrainingConfig
+
 FORMAT = "dlstudio.graph"
 FORMAT_VERSION = 1
 
@@ -86,6 +88,7 @@ class Graph(_Model):
     description: str = Field(default="", max_length=100_000)
     nodes: list[Node] = Field(default_factory=list)
     edges: list[Edge] = Field(default_factory=list)
+    training: TrainingConfig | None = Field(default=None, description="how to train: data, loss, optimizer")
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Graph:

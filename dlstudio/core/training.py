@@ -1,0 +1,395 @@
+"""The training section of a graph file: dataset binding, loss, optimizer, schedule and run settings.
+
+Structure is typed here (pydantic, checked when the file loads); the name-dependent arguments
+(``optimizer.params``, ``loss.params``, ``dataset.params`` ...) are plain dicts checked by
+:func:`check_training` during analysis, so a bad value shows up as a diagnostic with a fix
+instead of making the file unreadable. Each dataset declares its fields here (shapes, dtypes,
+classes) so the binding to Input nodes is checked without loading data. No torch import.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+if TYPE_CHECKING:
+    from dlstudio.core.analysis import Analysis, Diagnostic
+
+_Pos = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+_NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+_Unit = Annotated[float, Field(ge=0, lt=1)]
+_PosInt = Annotated[int, Field(ge=1, le=2**31 - 1)]
+_Count = Annotated[int, Field(ge=0, le=2**31 - 1)]
+_Path = Annotated[str, Field(min_length=1, max_length=4096)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class _Args(BaseModel):
+    """Arguments of one named thing (an optimizer, a loss, a dataset): unknown keys refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- the section as written in the file ---------------------------------------------------
+
+class DatasetConfig(_Model):
+    """Which data to train on, and which field feeds which Input node (``{input id: field}``)."""
+
+    name: str = Field(max_length=100, description="a dataset name, see DATASETS")
+    params: dict[str, Any] = Field(default_factory=dict)
+    inputs: dict[str, str] = Field(default_factory=dict, description="Input node id -> dataset field")
+
+
+class LossConfig(_Model):
+    """A torch.nn loss comparing an Output node with a dataset field."""
+
+    type: str = Field(default="CrossEntropyLoss", max_length=100)
+    output: str | None = Field(default=None, description="Output node id (default: the first)")
+    target: str = Field(default="y", max_length=100, description="dataset field holding the target")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class OptimizerConfig(_Model):
+    type: str = Field(default="Adam", max_length=100)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class SchedulerConfig(_Model):
+    type: str = Field(max_length=100)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class EarlyStoppingConfig(_Model):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs."""
+
+    monitor: str = "val_loss"
+    patience: _PosInt = 5
+    min_delta: _NonNeg = 0.0
+    mode: Literal["auto", "min", "max"] = "auto"
+
+
+class TrainingConfig(_Model):
+    """The ``training`` section of a graph file."""
+
+    dataset: DatasetConfig
+    loss: LossConfig = Field(default_factory=LossConfig)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig | None = None
+    epochs: _PosInt = 10
+    batch_size: Annotated[int, Field(ge=1, le=2**20)] = 32
+    validation_split: _Unit = 0.2
+    metrics: list[str] = Field(default_factory=list, max_length=20)
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
+    device: str = Field(default="auto", max_length=20)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    grad_clip: _Pos | None = Field(default=None, description="max gradient norm")
+    early_stopping: EarlyStoppingConfig | None = None
+    deterministic: bool = False
+
+
+# --- argument declarations of named things --------------------------------------------------
+
+class SGDArgs(_Args):
+    lr: _Pos = 0.01
+    momentum: _NonNeg = 0.0
+    dampening: _NonNeg = 0.0
+    weight_decay: _NonNeg = 0.0
+    nesterov: bool = False
+
+    @model_validator(mode="after")
+    def _nesterov(self) -> SGDArgs:
+        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
+            raise ValueError("nesterov needs momentum > 0 and dampening 0")
+        return self
+
+
+class AdamArgs(_Args):
+    lr: _Pos = 0.001
+    betas: tuple[_Unit, _Unit] = (0.9, 0.999)
+    eps: _Pos = 1e-8
+    weight_decay: _NonNeg = 0.0
+    amsgrad: bool = False
+
+
+class AdamWArgs(AdamArgs):
+    weight_decay: _NonNeg = 0.01
+
+
+class RMSpropArgs(_Args):
+    lr: _Pos = 0.01
+    alpha: _Unit = 0.99
+    eps: _Pos = 1e-8
+    weight_decay: _NonNeg = 0.0
+    momentum: _NonNeg = 0.0
+    centered: bool = False
+
+
+class StepLRArgs(_Args):
+    step_size: _PosInt = 10
+    gamma: _Pos = 0.1
+
+
+class CosineAnnealingLRArgs(_Args):
+    T_max: _PosInt | None = Field(default=None, description="epochs (default: all of them)")
+    eta_min: _NonNeg = 0.0
+
+
+class OneCycleLRArgs(_Args):
+    max_lr: _Pos | None = Field(default=None, description="peak LR (default: the optimizer's lr)")
+    pct_start: Annotated[float, Field(gt=0, lt=1)] = 0.3
+    anneal_strategy: Literal["cos", "linear"] = "cos"
+    div_factor: _Pos = 25.0
+    final_div_factor: _Pos = 1e4
+    three_phase: bool = False
+
+
+class ReduceLROnPlateauArgs(_Args):
+    monitor: str = "val_loss"
+    mode: Literal["auto", "min", "max"] = "auto"
+    factor: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    patience: _Count = 10
+    threshold: _NonNeg = 1e-4
+    threshold_mode: Literal["rel", "abs"] = "rel"
+    cooldown: _Count = 0
+    min_lr: _NonNeg = 0.0
+
+
+class CrossEntropyLossArgs(_Args):
+    weight: list[_NonNeg] | None = None
+    ignore_index: int = -100
+    label_smoothing: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+
+class NLLLossArgs(_Args):
+    weight: list[_NonNeg] | None = None
+    ignore_index: int = -100
+
+
+class NoArgs(_Args):
+    pass
+
+
+class HuberLossArgs(_Args):
+    delta: _Pos = 1.0
+
+
+class SmoothL1LossArgs(_Args):
+    beta: _NonNeg = 1.0
+
+
+class BCEWithLogitsLossArgs(_Args):
+    pos_weight: list[_NonNeg] | None = None
+
+
+OPTIMIZERS: dict[str, type[_Args]] = {
+    "SGD": SGDArgs, "Adam": AdamArgs, "AdamW": AdamWArgs, "RMSprop": RMSpropArgs,
+}
+SCHEDULERS: dict[str, type[_Args]] = {
+    "StepLR": StepLRArgs, "CosineAnnealingLR": CosineAnnealingLRArgs,
+    "OneCycleLR": OneCycleLRArgs, "ReduceLROnPlateau": ReduceLROnPlateauArgs,
+}
+#: Losses whose output holds class scores (class dim 1, or last with a target one rank lower).
+CLASS_LOSSES: dict[str, type[_Args]] = {"CrossEntropyLoss": CrossEntropyLossArgs, "NLLLoss": NLLLossArgs}
+#: Losses comparing an output with a target of the same shape.
+SAME_SHAPE_LOSSES: dict[str, type[_Args]] = {
+    "MSELoss": NoArgs, "L1Loss": NoArgs, "HuberLoss": HuberLossArgs, "SmoothL1Loss": SmoothL1LossArgs,
+    "BCEWithLogitsLoss": BCEWithLogitsLossArgs, "BCELoss": NoArgs,
+}
+LOSSES: dict[str, type[_Args]] = {**CLASS_LOSSES, **SAME_SHAPE_LOSSES}
+BINARY_LOSSES = frozenset({"BCEWithLogitsLoss", "BCELoss"})
+
+DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d{1,2})?")
+TOPK_RE = re.compile(r"top([1-9]\d?)_accuracy")
+CLASS_METRICS = ("accuracy", "f1")
+REGRESSION_METRICS = ("mse", "mae")
+
+
+# --- datasets: declared fields ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """A dataset field as one sample sees it. ``shape`` None: known once loaded; a None dim: any."""
+
+    shape: tuple[int | None, ...] | None
+    dtype: str
+    classes: int | None = None
+
+
+@dataclass(frozen=True)
+class DatasetDecl:
+    """A dataset name: its arguments and the fields it yields (None: any names, known on load)."""
+
+    summary: str
+    args: type[_Args]
+    fields: Callable[[Any], dict[str, FieldInfo] | None]
+
+
+class DigitsArgs(_Args):
+    layout: Literal["image", "flat"] = "image"
+
+
+class MoonsArgs(_Args):
+    samples: Annotated[int, Field(ge=10, le=10**6)] = 1000
+    noise: _NonNeg = 0.1
+
+
+class SpiralsArgs(_Args):
+    samples: Annotated[int, Field(ge=10, le=10**6)] = 1500
+    classes: Annotated[int, Field(ge=2, le=10)] = 3
+    noise: _NonNeg = 0.2
+    turns: _Pos = 1.5
+
+
+class TimeSeriesArgs(_Args):
+    kind: Literal["sine", "sines", "sawtooth", "square", "random_walk"] = "sine"
+    samples: Annotated[int, Field(ge=10, le=10**6)] = 2000
+    length: Annotated[int, Field(ge=2, le=10_000)] = 32
+    horizon: Annotated[int, Field(ge=1, le=1000)] = 1
+    noise: _NonNeg = 0.05
+
+
+class TokenTaskArgs(_Args):
+    samples: Annotated[int, Field(ge=10, le=10**6)] = 4000
+    length: Annotated[int, Field(ge=2, le=4096)] = 12
+    vocab: Annotated[int, Field(ge=3, le=100_000)] = 12
+
+
+class CopyArgs(TokenTaskArgs):
+    delay: Annotated[int, Field(ge=0, le=4095)] = 3
+
+
+class CsvArgs(_Args):
+    path: _Path
+    target: str
+    features: list[str] | None = None
+    categorical: list[str] | None = None
+    task: Literal["auto", "classification", "regression"] = "auto"
+    delimiter: Annotated[str, Field(min_length=1, max_length=1)] = ","
+
+
+class NpzArgs(_Args):
+    path: _Path
+
+
+class ImageFolderArgs(_Args):
+    path: _Path
+    size: tuple[_PosInt, _PosInt] = (32, 32)
+    channels: Literal[1, 3] = 3
+
+
+class TextArgs(_Args):
+    path: _Path
+    length: Annotated[int, Field(ge=2, le=100_000)] = 64
+
+
+def _xy(x: tuple[int | None, ...] | None, x_dtype: str, y: tuple[int | None, ...] | None,
+        y_dtype: str = "int64", classes: int | None = None) -> dict[str, FieldInfo]:
+    return {"x": FieldInfo(x, x_dtype), "y": FieldInfo(y, y_dtype, classes)}
+
+
+DATASETS: dict[str, DatasetDecl] = {
+    "digits": DatasetDecl("scikit-learn's 8x8 handwritten digits (1797 samples, 10 classes)", DigitsArgs,
+                          lambda a: _xy((1, 8, 8) if a.layout == "image" else (64,), "float32", (), classes=10)),
+    "iris": DatasetDecl("Fisher's iris flowers: 4 features, 3 classes", NoArgs,
+                        lambda a: _xy((4,), "float32", (), classes=3)),
+    "wine": DatasetDecl("wine recognition: 13 features, 3 classes", NoArgs,
+                        lambda a: _xy((13,), "float32", (), classes=3)),
+    "breast_cancer": DatasetDecl("breast cancer Wisconsin: 30 features, 2 classes", NoArgs,
+                                 lambda a: _xy((30,), "float32", (), classes=2)),
+    "moons": DatasetDecl("two interleaving half circles in 2-D", MoonsArgs,
+                         lambda a: _xy((2,), "float32", (), classes=2)),
+    "spirals": DatasetDecl("interleaved spirals in 2-D, one per class", SpiralsArgs,
+                           lambda a: _xy((2,), "float32", (), classes=a.classes)),
+    "timeseries": DatasetDecl("noisy periodic series: predict the next `horizon` values of a window",
+                              TimeSeriesArgs,
+                              lambda a: _xy((a.length, 1), "float32", (a.horizon,), "float32")),
+    "copy": DatasetDecl("token sequences; the target repeats the input `delay` steps later", CopyArgs,
+                        lambda a: _xy((a.length,), "int64", (a.length,), classes=a.vocab)),
+    "reverse": DatasetDecl("token sequences; the target is the input reversed", TokenTaskArgs,
+                           lambda a: _xy((a.length,), "int64", (a.length,), classes=a.vocab)),
+    "csv": DatasetDecl("a CSV file: `target` column, numeric features standardised, others encoded",
+                       CsvArgs, lambda a: _xy((None,), "float32", None, "any")),
+    "npz": DatasetDecl("a NumPy .npz file: every array is a field", NpzArgs, lambda a: None),
+    "image_folder": DatasetDecl("a folder with one sub-folder of images per class", ImageFolderArgs,
+                                lambda a: _xy((a.channels, *a.size), "float32", ())),
+    "text": DatasetDecl("a text file tokenised by character; the target is the next character", TextArgs,
+                        lambda a: _xy((a.length,), "int64", (a.length,))),
+}
+
+
+def dataset_args(config: DatasetConfig) -> Any:
+    """The validated arguments of a dataset (raises KeyError or pydantic's ValidationError)."""
+    return DATASETS[config.name].args.model_validate(config.params)
+
+
+def dataset_fields(config: DatasetConfig) -> dict[str, FieldInfo] | None:
+    """The fields a dataset yields, or None when unknown until loaded."""
+    return DATASETS[config.name].fields(dataset_args(config))
+
+
+# --- resolution --------------------------------------------------------------------------------
+
+def input_binding(config: TrainingConfig, input_ids: list[str]) -> dict[str, str]:
+    """``{Input node id: field}``: the declared binding, or ``x`` for a lone unbound Input."""
+    if config.dataset.inputs or len(input_ids) != 1:
+        return dict(config.dataset.inputs)
+    return {input_ids[0]: "x"}
+
+
+def loss_output(config: TrainingConfig, output_ids: list[str]) -> str | None:
+    return config.loss.output or (output_ids[0] if output_ids else None)
+
+
+def default_metrics(config: TrainingConfig) -> list[str]:
+    """The metrics as configured, or a sensible default for the loss (accuracy for classes)."""
+    if config.metrics:
+        return list(config.metrics)
+    if config.loss.type in CLASS_LOSSES or config.loss.type in BINARY_LOSSES:
+        return ["accuracy"]
+    return ["mae"] if config.loss.type in SAME_SHAPE_LOSSES else []
+
+
+def resolve_training(config: TrainingConfig, input_ids: list[str], output_ids: list[str]) -> TrainingConfig:
+    """A copy with every default written out: bindings, metrics and all named arguments."""
+    data = config.model_dump(mode="json")
+    data["dataset"]["inputs"] = input_binding(config, input_ids)
+    data["dataset"]["params"] = dataset_args(config.dataset).model_dump(mode="json")
+    data["loss"]["output"] = loss_output(config, output_ids)
+    data["loss"]["params"] = LOSSES[config.loss.type].model_validate(config.loss.params).model_dump(mode="json")
+    data["optimizer"]["params"] = _args_of(OPTIMIZERS, config.optimizer.type, config.optimizer.params)
+    if config.scheduler is not None:
+        data["scheduler"]["params"] = _args_of(SCHEDULERS, config.scheduler.type, config.scheduler.params)
+    data["metrics"] = default_metrics(config)
+    return TrainingConfig.model_validate(data)
+
+
+def _args_of(table: dict[str, type[_Args]], name: str, params: dict[str, Any]) -> dict[str, Any]:
+    return table[name].model_validate(params).model_dump(mode="json")
+
+
+def metric_names(config: TrainingConfig) -> list[str]:
+    """Names a monitor may use: train_loss, val_loss and val_<metric> for each metric."""
+    return ["train_loss", "val_loss"] + [f"val_{m}" for m in default_metrics(config)]
+
+
+def monitor_mode(monitor: str, mode: str) -> str:
+    """``min`` for losses and errors, ``max`` for accuracies and F1, unless given."""
+    if mode != "auto":
+        return mode
+    return "min" if monitor.endswith(("loss", "mse", "mae")) else "max"
+
+
+# --- checks ------------------------------------------------------------------------------------
+
+def check_training(config: TrainingConfig, analysis: Analysis) -> list[Diagnostic]:
+    """Every problem of the training section, as diagnostics attached to the nodes involved."""
+    from dlstudio.core.training_checks import TrainingChecker
+
+    return TrainingChecker(config, analysis).run()

@@ -171,7 +171,7 @@ def _resolve_end(end: str, nodes: dict[str, Node], result: Analysis,
     if spec is None:
         return None
     if is_source:
-        ports: tuple[str, ...] = spec.outputs
+        ports: tuple[str, ...] = _output_ports(spec, nodes[node_id])
         known = port in ports
     else:
         ports = spec.input_ports()
@@ -193,6 +193,14 @@ def _resolve_end(end: str, nodes: dict[str, Node], result: Analysis,
                 port[:40])
         return None
     return node_id, port
+
+
+def _output_ports(spec: LayerSpec, node: Node) -> tuple[str, ...]:
+    """The node's output ports; the declared ones while its parameters are invalid."""
+    try:
+        return spec.output_ports(resolve_params(spec, node.params))
+    except ParamProblem:
+        return spec.outputs
 
 
 @dataclass

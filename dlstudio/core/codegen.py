@@ -6,13 +6,15 @@ that the exporter writes, so both behave alike and neither adds per-node overhea
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from dlstudio.core.analysis import Analysis
 from dlstudio.core.catalogue import CATALOGUE
 from dlstudio.core.errors import GraphInvalidError
 from dlstudio.core.naming import MODULE_ATTRIBUTES, RESERVED, Namespace, class_name, literal, safe_text
-from dlstudio.core.spec import Construct
+from dlstudio.core.spec import Construct, LayerSpec
 
 LINE_LENGTH = 88
 INDENT = "    "
@@ -86,16 +88,33 @@ def plan_module(analysis: Analysis) -> ModulePlan:
             attr = attributes.name(node_id)
             comment = safe_text(node.label or "")
             plan.submodules.append(Submodule(attr, node_id, spec.module(params), comment))
-        callee, call_args = (None, (spec.call(params, args, f"self.{attr}"),)) if spec.call else (f"self.{attr}", tuple(args))
+        callee, call_args = _callee(spec, params, args, f"self.{attr}")
+        ports = spec.output_ports(params)
         outputs = {port: variables.name(node_id if len(spec.outputs) == 1 else f"{node_id}_{port}")
-                   for port in spec.outputs}
+                   for port in ports}
         values.update({(node_id, port): name for port, name in outputs.items()})
-        target = spec.unpack.format(**outputs) if spec.unpack else outputs[spec.outputs[0]]
-        plan.statements.append(Statement(node_id, target, callee, call_args))
+        plan.statements.append(Statement(node_id, _target(spec, outputs), callee, call_args))
         plan.imports |= spec.imports
         plan.support += [s for s in spec.support if s not in plan.support]
     plan.returns = [values[(n.id, "output")] for n in graph.nodes if n.type == "Output"]
     return plan
+
+
+def _callee(spec: LayerSpec, params: dict[str, Any], args: list[str],
+            attr: str) -> tuple[str | None, tuple[str, ...]]:
+    """The callee and arguments of a node's forward line (a text ``call`` has no callee)."""
+    if spec.call is None:
+        return attr, tuple(args)
+    made = spec.call(params, args, attr)
+    return (None, (made,)) if isinstance(made, str) else (made[0], tuple(made[1]))
+
+
+def _target(spec: LayerSpec, outputs: dict[str, str]) -> str:
+    """The assignment target; an output port the parameters leave out is written ``_``."""
+    if spec.unpack:
+        return spec.unpack.format_map(defaultdict(lambda: "_", outputs))
+    names = list(outputs.values())
+    return names[0] if len(names) == 1 or spec.output_rule is None else ", ".join(names)
 
 
 def construct_source(construct: Construct) -> tuple[str, list[str]]:

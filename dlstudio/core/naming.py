@@ -76,7 +76,10 @@ def class_name(graph_name: str) -> str:
 
 def literal(value: Any) -> str:
     """``repr()`` of a checked primitive: bool, int, finite float, str, None, or tuples of them."""
-    if value is None or isinstance(value, bool | int | str):
+    if isinstance(value, str):
+        text = repr(value)
+        return f'"{text[1:-1]}"' if text[0] == "'" and '"' not in value else text
+    if value is None or isinstance(value, bool | int):
         return repr(value)
     if isinstance(value, float):
         if not math.isfinite(value):

@@ -165,7 +165,8 @@ InferRule = Callable[[InferContext], TensorType | dict[str, TensorType]]
 CountRule = Callable[[InferContext], int]
 FlopsRule = Callable[[InferContext], int | None]
 ModuleRule = Callable[[dict[str, Any]], Construct]
-CallRule = Callable[[dict[str, Any], list[str], str], str]
+CallRule = Callable[[dict[str, Any], list[str], str], str | tuple[str, Sequence[str]]]
+PortsRule = Callable[[dict[str, Any]], tuple[str, ...]]
 
 
 @dataclass(frozen=True)
@@ -175,8 +176,11 @@ class LayerSpec:
     ``inputs`` names the input ports; with ``variadic`` the ports are ``in0``, ``in1``, ...
     and at least ``variadic`` of them are needed. ``module`` builds the torch constructor call
     (None for a functional node, which only has a ``call``). ``call`` writes the forward
-    expression from the argument names and the attribute (``self.conv_1``); ``unpack`` writes
+    expression from the argument names and the attribute (``self.conv_1``), either as text or
+    as ``(callee, args)`` so that a long call is laid out like ruff does; ``unpack`` writes
     the assignment target from output variable names (``{output}, ({h_n}, {c_n})``).
+    ``output_rule`` gives the output ports for resolved parameters when they depend on them
+    (Split's ``out0`` .. ``out{k-1}``); ``outputs`` then lists those of the defaults.
     ``imports`` names what the exported file needs besides ``torch`` and ``nn``
     (``"F"``, ``"math"``); ``support`` names helper classes from :mod:`dlstudio.core.modules`.
     """
@@ -195,6 +199,7 @@ class LayerSpec:
     module: ModuleRule | None = None
     call: CallRule | None = None
     unpack: str | None = None
+    output_rule: PortsRule | None = None
     imports: frozenset[str] = frozenset()
     support: tuple[str, ...] = ()
 
@@ -209,6 +214,12 @@ class LayerSpec:
         if not self.variadic:
             return self.inputs
         return tuple(f"in{i}" for i in range(max(count or 0, self.variadic)))
+
+    def output_ports(self, params: dict[str, Any] | None = None) -> tuple[str, ...]:
+        """Output port names for resolved ``params`` (the declared ``outputs`` if fixed)."""
+        if self.output_rule is None or params is None:
+            return self.outputs
+        return self.output_rule(params)
 
     def accepts_input(self, port: str) -> bool:
         if self.variadic:

@@ -1,0 +1,153 @@
+"""Edges on the canvas: cubic curves from an output port to an input port, labelled with the
+tensor shape they carry, and the dashed preview curve shown while a connection is dragged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QFontMetricsF, QPainter, QPainterPath, QPainterPathStroker, QPen
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QStyleOptionGraphicsItem
+
+from dlstudio.ui.canvas import style as st
+
+EdgeKey = tuple[str, str]
+
+#: Room a shape label needs at each end of an edge; shorter edges show no label (the source
+#: port shows the same shape).
+LABEL_MARGIN = 14.0
+
+
+def edge_path(start: QPointF, end: QPointF) -> QPainterPath:
+    """A curve leaving ``start`` to the right and entering ``end`` from the left."""
+    dx = end.x() - start.x()
+    bend = max(abs(dx) * 0.5, 40.0) if dx >= 0 else max(80.0, min(240.0, -dx * 0.4 + 60.0))
+    path = QPainterPath(start)
+    path.cubicTo(start + QPointF(bend, 0), end - QPointF(bend, 0), end)
+    return path
+
+
+class EdgeItem(QGraphicsItem):
+    """One document edge; its ends follow the port positions the scene gives it."""
+
+    def __init__(self, key: EdgeKey, style: st.CanvasStyle) -> None:
+        super().__init__()
+        self.key = key
+        self.style = style
+        self.start = QPointF()
+        self.end = QPointF()
+        self.label = ""
+        self.error = False
+        self.hovered = False
+        self._path = QPainterPath()
+        self._shape: QPainterPath | None = None
+        self._label_rect = QRectF()
+        self._bounds = QRectF()
+        self.setZValue(-1.0)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
+        self.setAcceptHoverEvents(True)
+
+    def set_ends(self, start: QPointF, end: QPointF) -> None:
+        if start == self.start and end == self.end and not self._path.isEmpty():
+            return
+        self.prepareGeometryChange()
+        self.start, self.end = QPointF(start), QPointF(end)
+        self._path = edge_path(self.start, self.end)
+        self._shape = None
+        self._place_label()
+
+    def set_label(self, text: str, error: bool = False) -> None:
+        if (text, error) == (self.label, self.error):
+            return
+        self.prepareGeometryChange()
+        self.label, self.error = text, error
+        self._place_label()
+        self.update()
+
+    def set_style(self, style: st.CanvasStyle) -> None:
+        self.style = style
+        self.update()
+
+    def _place_label(self) -> None:
+        bounds = self._path.boundingRect()
+        width = QFontMetricsF(st.font("small")).horizontalAdvance(self.label) + 12 if self.label else 0.0
+        chord = self.end - self.start
+        if self.label and abs(chord.x()) + abs(chord.y()) >= width + 2 * LABEL_MARGIN:
+            middle = self._path.pointAtPercent(0.5)
+            self._label_rect = QRectF(middle.x() - width / 2, middle.y() - 8, width, 16)
+            bounds = bounds.united(self._label_rect)
+        else:
+            self._label_rect = QRectF()
+        self._bounds = bounds.adjusted(-4, -4, 4, 4)
+
+    def end_near(self, scene_pos: QPointF, radius: float) -> str | None:
+        """``"source"`` or ``"target"`` when ``scene_pos`` is near that end of the curve."""
+        for name, point in (("target", self.end), ("source", self.start)):
+            offset = point - scene_pos
+            if offset.x() ** 2 + offset.y() ** 2 <= radius**2:
+                return name
+        return None
+
+    def boundingRect(self) -> QRectF:  # noqa: N802
+        return self._bounds
+
+    def shape(self) -> QPainterPath:
+        if self._shape is None:
+            stroker = QPainterPathStroker()
+            stroker.setWidth(12.0)
+            self._shape = stroker.createStroke(self._path)
+            if not self._label_rect.isNull():
+                self._shape.addRect(self._label_rect)
+        return self._shape
+
+    def hoverEnterEvent(self, event: Any) -> None:  # noqa: N802
+        self.hovered = True
+        self.update()
+
+    def hoverLeaveEvent(self, event: Any) -> None:  # noqa: N802
+        self.hovered = False
+        self.update()
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: Any = None) -> None:
+        s = self.style
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        colour = s.selected if self.isSelected() else s.error if self.error else (
+            s.edge_hover if self.hovered else s.edge)
+        if lod < st.BLOCK_LOD:
+            painter.setPen(QPen(colour, 0))
+            painter.drawLine(self.start, self.end)
+            return
+        painter.setPen(QPen(colour, 2.4 if self.isSelected() or self.hovered else 1.8,
+                            Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawPath(self._path)
+        if not self._label_rect.isNull() and lod >= st.DETAIL_LOD:
+            painter.setPen(QPen(colour, 1.0))
+            painter.setBrush(s.label_fill)
+            painter.drawRoundedRect(self._label_rect, 8, 8)
+            painter.setFont(st.font("small"))
+            painter.setPen(s.error if self.error else s.muted if not self.isSelected() else s.text)
+            painter.drawText(self._label_rect, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextSingleLine, self.label)
+
+
+class DragEdge(QGraphicsPathItem):
+    """The dashed curve that follows the cursor while a connection is being made."""
+
+    def __init__(self, style: st.CanvasStyle, fixed: QPointF, fixed_is_output: bool) -> None:
+        super().__init__()
+        self.fixed = QPointF(fixed)
+        self.fixed_is_output = fixed_is_output
+        pen = QPen(style.selected, 2.0, Qt.PenStyle.DashLine, Qt.PenCapStyle.RoundCap)
+        self.setPen(pen)
+        self.setZValue(5.0)
+        self.follow(fixed)
+
+    def follow(self, cursor: QPointF) -> None:
+        start, end = (self.fixed, cursor) if self.fixed_is_output else (cursor, self.fixed)
+        self.setPath(edge_path(start, end))
+
+    def set_valid(self, valid: bool | None, style: st.CanvasStyle) -> None:
+        """Green over a valid port, red over an invalid one, accent otherwise."""
+        pen = self.pen()
+        pen.setColor(style.selected if valid is None else style.valid if valid else style.error)
+        self.setPen(pen)

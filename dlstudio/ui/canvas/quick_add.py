@@ -1,0 +1,101 @@
+"""The quick-add popup: type to filter the catalogue, Enter places the chosen layer."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QObject, QPoint, Qt, Signal
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import QFrame, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+
+from dlstudio.core.catalogue import families
+from dlstudio.ui.canvas.style import plain_tooltip
+
+TYPE_ROLE = Qt.ItemDataRole.UserRole
+
+
+def matches(query: str, type_name: str, family: str, summary: str) -> tuple[int, str] | None:
+    """A sort key when ``query`` matches (type name first, then family, then summary)."""
+    q = query.strip().lower()
+    name = type_name.lower()
+    if not q:
+        return (3, name)
+    if name.startswith(q):
+        return (0, name)
+    if q in name:
+        return (1, name)
+    if q in family.lower() or q in summary.lower():
+        return (2, name)
+    return None
+
+
+class QuickAdd(QFrame):
+    """A popup list of layers with a filter box; emits :attr:`chosen` with the type name."""
+
+    chosen = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, Qt.WindowType.Popup)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.search = QLineEdit(self)
+        self.search.setPlaceholderText("Add layer…")
+        self.search.setClearButtonEnabled(True)
+        self.list = QListWidget(self)
+        self.list.setUniformItemSizes(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.setSpacing(4)
+        layout.addWidget(self.search)
+        layout.addWidget(self.list)
+        self.resize(300, 340)
+        self.search.textChanged.connect(self.refilter)
+        self.search.installEventFilter(self)
+        self.list.itemActivated.connect(self._activate)
+        self.refilter("")
+
+    def refilter(self, query: str) -> None:
+        """Show the layers matching ``query``, best matches first; select the first."""
+        found = []
+        for family, specs in families().items():
+            for spec in specs:
+                key = matches(query, spec.type, family, spec.summary)
+                if key is not None:
+                    found.append((key, spec.type, family, spec.summary))
+        self.list.clear()
+        for _, type_name, family, summary in sorted(found):
+            item = QListWidgetItem(f"{type_name}    {family}")
+            item.setData(TYPE_ROLE, type_name)
+            item.setToolTip(plain_tooltip(summary))
+            self.list.addItem(item)
+        if self.list.count():
+            self.list.setCurrentRow(0)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        if watched is self.search and event.type() == QEvent.Type.KeyPress:
+            key = event.key() if isinstance(event, QKeyEvent) else None
+            if key in (Qt.Key.Key_Down, Qt.Key.Key_Up, Qt.Key.Key_PageDown, Qt.Key.Key_PageUp):
+                self.list.keyPressEvent(event)
+                return True
+            if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+                self._activate(self.list.currentItem())
+                return True
+            if key == Qt.Key.Key_Escape:
+                self.close()
+                return True
+        return super().eventFilter(watched, event)
+
+    def popup(self, global_pos: QPoint) -> None:
+        self.search.clear()
+        self.move(global_pos)
+        self.show()
+        self.search.setFocus()
+
+    def current_type(self) -> str | None:
+        item = self.list.currentItem()
+        return item.data(TYPE_ROLE) if item is not None else None
+
+    def _activate(self, item: QListWidgetItem | None) -> None:
+        if item is None:
+            return
+        type_name = item.data(TYPE_ROLE)
+        self.close()
+        self.chosen.emit(type_name)
+

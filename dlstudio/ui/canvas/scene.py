@@ -1,0 +1,266 @@
+"""The scene mirrors a :class:`GraphDocument`: one item per node and per edge, kept in step by
+the document's signals. It never changes the document except to issue the move command when a
+drag ends; undo and redo reach it through the same signals as any other edit.
+
+A file without positions is laid out when the scene is built (``place_unpositioned``): the
+positions become part of the document without an undo step or a modified mark, so saving
+keeps them and undoing everything returns to this laid-out state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtWidgets import QGraphicsScene, QGraphicsSceneMouseEvent
+
+from dlstudio.core.analysis import Analysis
+from dlstudio.core.graph import Edge, split_end
+from dlstudio.core.layout import Box
+from dlstudio.ui import commands
+from dlstudio.ui.canvas import style as st
+from dlstudio.ui.canvas.edge_item import EdgeItem, EdgeKey
+from dlstudio.ui.canvas.node_item import NodeItem, node_view
+from dlstudio.ui.canvas.port_item import PortKey
+from dlstudio.ui.document import GraphDocument, edge_key
+
+
+class GraphScene(QGraphicsScene):
+    """Graphics items for every node and edge of ``document``."""
+
+    def __init__(self, document: GraphDocument, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self.style = st.canvas_style()
+        self.snapping = True
+        self.nodes: dict[str, NodeItem] = {}
+        self.edges: dict[EdgeKey, EdgeItem] = {}
+        self._edges_of: dict[str, set[EdgeKey]] = {}
+        self._syncing = False
+        self._building = False
+        self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.BspTreeIndex)
+        document.node_added.connect(self._node_added)
+        document.node_removed.connect(self._node_removed)
+        document.node_changed.connect(self._refresh_node)
+        document.node_moved.connect(self._node_moved)
+        document.node_renamed.connect(self._node_renamed)
+        document.edge_added.connect(self._edge_added)
+        document.edge_removed.connect(self._edge_removed)
+        document.reset.connect(self.rebuild)
+        document.analysed.connect(self.apply_analysis)
+        self.rebuild()
+
+    # ----- building ------------------------------------------------------------------------------
+
+    def rebuild(self) -> None:
+        """Recreate every item from the document (on open, and when the graph is replaced)."""
+        self.clear()
+        self.nodes.clear()
+        self.edges.clear()
+        self._edges_of.clear()
+        self._building = True
+        try:
+            for node in self.document.graph.nodes:
+                self._make_node(node.id)
+            self.apply_analysis(self.document.analysis)
+            self.document.place_unpositioned(self.boxes())
+            self._syncing = True
+            for node in self.document.graph.nodes:
+                self.nodes[node.id].setPos(QPointF(*(node.position or (0.0, 0.0))))
+            self._syncing = False
+            for edge in self.document.graph.edges:
+                self._edge_added(edge_key(edge))
+        finally:
+            self._building = self._syncing = False
+        self.apply_analysis(self.document.analysis)
+
+    def boxes(self) -> dict[str, Box]:
+        """Each node's size and port offsets, for auto-layout."""
+        return {node_id: item.box() for node_id, item in self.nodes.items()}
+
+    def set_style(self, style: st.CanvasStyle) -> None:
+        self.style = style
+        for item in [*self.nodes.values(), *self.edges.values()]:
+            item.set_style(style)
+        self.update()
+
+    def _make_node(self, node_id: str) -> NodeItem:
+        item = NodeItem(node_id, self.style)
+        self.nodes[node_id] = item
+        self._edges_of.setdefault(node_id, set())
+        self.addItem(item)
+        if not self._building:
+            self._refresh_node(node_id)
+        return item
+
+    # ----- document signals ----------------------------------------------------------------------
+
+    def _node_added(self, node_id: str) -> None:
+        self._make_node(node_id)
+        self._node_moved(node_id)
+
+    def _node_removed(self, node_id: str) -> None:
+        for key in list(self._edges_of.pop(node_id, ())):
+            self._edge_removed(key)
+        item = self.nodes.pop(node_id, None)
+        if item is not None:
+            self.removeItem(item)
+
+    def _node_moved(self, node_id: str) -> None:
+        item = self.nodes.get(node_id)
+        position = self.document.node(node_id).position if item is not None else None
+        if item is None or position is None:
+            return
+        self._syncing = True
+        try:
+            item.setPos(QPointF(*position))
+        finally:
+            self._syncing = False
+        self.node_item_moved(node_id)
+
+    def _node_renamed(self, old: str, new: str) -> None:
+        item = self.nodes.pop(old)
+        item.node_id = new
+        self.nodes[new] = item
+        for key in list(self._edges_of.pop(old, ())):
+            self._edge_removed(key)
+        self._edges_of[new] = set()
+        for edge in self.document.edges_of(new):
+            self._edge_added(edge_key(edge))
+        self._refresh_node(new)
+
+    def _edge_added(self, key: EdgeKey) -> None:
+        source, target = split_end(key[0])[0], split_end(key[1])[0]
+        if source not in self.nodes or target not in self.nodes or key in self.edges:
+            return
+        item = EdgeItem(key, self.style)
+        self.edges[key] = item
+        self._edges_of[source].add(key)
+        self._edges_of[target].add(key)
+        self.addItem(item)
+        if not self._building:
+            for node_id in {source, target}:
+                self._refresh_node(node_id)
+        self._place_edge(item)
+        if not self._building:
+            self._label_edge(item, self.document.analysis)
+
+    def _edge_removed(self, key: EdgeKey) -> None:
+        item = self.edges.pop(key, None)
+        if item is None:
+            return
+        for end in key:
+            node_id = split_end(end)[0]
+            self._edges_of.get(node_id, set()).discard(key)
+            if node_id in self.nodes and self.document.has_node(node_id):
+                self._refresh_node(node_id)
+        self.removeItem(item)
+
+    def _refresh_node(self, node_id: str, analysis: Analysis | None = None) -> None:
+        item = self.nodes.get(node_id)
+        node = next((n for n in self.document.graph.nodes if n.id == node_id), None)
+        if item is None or node is None:
+            return
+        view = node_view(node, self.document.edges_of(node_id), analysis or self.document.analysis)
+        if item.refresh(view):
+            self.node_item_moved(node_id)
+
+    def apply_analysis(self, analysis: Analysis) -> None:
+        """Show the latest shapes, counts and problems on every node and edge."""
+        by_node: dict[str, list[Edge]] = {}
+        for edge in self.document.graph.edges:
+            by_node.setdefault(edge.source_node, []).append(edge)
+            if edge.target_node != edge.source_node:
+                by_node.setdefault(edge.target_node, []).append(edge)
+        for node in self.document.graph.nodes:
+            item = self.nodes.get(node.id)
+            if item is not None and item.refresh(node_view(node, by_node.get(node.id, []), analysis)):
+                self.node_item_moved(node.id)
+        for item in self.edges.values():
+            self._label_edge(item, analysis)
+
+    # ----- geometry ------------------------------------------------------------------------------
+
+    def end_port(self, end: str, is_source: bool) -> tuple[NodeItem, str] | None:
+        """The item and port an edge end attaches to (first port when the end is ambiguous)."""
+        node_id, port = split_end(end)
+        item = self.nodes.get(node_id)
+        if item is None:
+            return None
+        resolved = commands.resolve_end(self.document.graph, end, is_source)
+        names = item.view.ports.outputs if is_source else item.view.ports.inputs
+        port = resolved[1] if resolved else port
+        return item, (port if port in names else (names[0] if names else ""))
+
+    def _place_edge(self, item: EdgeItem) -> None:
+        source = self.end_port(item.key[0], True)
+        target = self.end_port(item.key[1], False)
+        if source and target:
+            item.set_ends(source[0].port_scene_pos(source[1], False), target[0].port_scene_pos(target[1], True))
+
+    def _label_edge(self, item: EdgeItem, analysis: Analysis) -> None:
+        source = self.end_port(item.key[0], True)
+        target = self.end_port(item.key[1], False)
+        if not source or not target:
+            return
+        tensor = analysis.ports.get((source[0].node_id, source[1]))
+        error = any(d.severity == "error" and d.port == target[1]
+                    for d in analysis.node_diagnostics(target[0].node_id))
+        item.set_label(str(tensor) if tensor is not None else "", error)
+
+    def node_item_moved(self, node_id: str) -> None:
+        """An item moved (dragged, or following the document): its edges follow."""
+        for key in self._edges_of.get(node_id, ()):
+            item = self.edges.get(key)
+            if item is not None:
+                self._place_edge(item)
+
+    def snap(self, position: QPointF) -> QPointF:
+        if self._syncing or not self.snapping:
+            return position
+        return QPointF(round(position.x() / st.GRID) * st.GRID, round(position.y() / st.GRID) * st.GRID)
+
+    # ----- queries -------------------------------------------------------------------------------
+
+    def selected_node_ids(self) -> list[str]:
+        chosen = {i.node_id for i in self.selectedItems() if isinstance(i, NodeItem)}
+        return [n for n in self.document.graph.node_ids() if n in chosen]
+
+    def selected_edge_keys(self) -> list[EdgeKey]:
+        return [i.key for i in self.selectedItems() if isinstance(i, EdgeItem)]
+
+    def node_at(self, pos: QPointF) -> NodeItem | None:
+        return next((i for i in self.items(pos) if isinstance(i, NodeItem)), None)
+
+    def port_at(self, pos: QPointF, radius: float) -> tuple[NodeItem, PortKey] | None:
+        """The port nearest to ``pos`` within ``radius`` scene units."""
+        area = QRectF(pos.x() - radius, pos.y() - radius, 2 * radius, 2 * radius)
+        for item in self.items(area):
+            if isinstance(item, NodeItem):
+                port = item.port_at(pos, radius)
+                if port is not None:
+                    return item, port
+        return None
+
+    def edge_at(self, pos: QPointF, radius: float = 6.0) -> EdgeItem | None:
+        area = QRectF(pos.x() - radius, pos.y() - radius, 2 * radius, 2 * radius)
+        return next((i for i in self.items(area, Qt.ItemSelectionMode.IntersectsItemShape)
+                     if isinstance(i, EdgeItem)), None)
+
+    # ----- the one write: a finished drag moves nodes -------------------------------------------
+
+    def mouseReleaseEvent(self, event: QGraphicsSceneMouseEvent) -> None:  # noqa: N802
+        super().mouseReleaseEvent(event)
+        self.commit_moves()
+
+    def commit_moves(self) -> None:
+        """Issue one move command for the items dragged away from their document position."""
+        moved = {}
+        positions = {node.id: node.position for node in self.document.graph.nodes}
+        for node_id, item in self.nodes.items():
+            position = positions.get(node_id)
+            here = (item.x(), item.y())
+            if position is None or abs(here[0] - position[0]) > 1e-6 or abs(here[1] - position[1]) > 1e-6:
+                moved[node_id] = here
+        if moved:
+            self.document.move_nodes(moved)

@@ -57,7 +57,15 @@ def _pooled_size(ctx: InferContext, size: Dim, k: int, s: int, p: int, d: int) -
     return out
 
 
-def _window(n: int) -> Callable[[InferContext], TensorType]:
+def _check_unpadded(ctx: InferContext, sizes: tuple[Dim, ...], kernel: tuple[int, ...]) -> None:
+    """AvgPool3d alone also needs the unpadded input to hold a whole kernel."""
+    if any(isinstance(size, int) and size < k for size, k in zip(sizes, kernel, strict=True)):
+        ctx.fail(f"{ctx.where} needs every input size to be at least kernel_size="
+                 f"{shown(ctx.params['kernel_size'])} (torch checks this before padding) but gets "
+                 f"{list(sizes)}", "use a smaller kernel_size, or a larger input")
+
+
+def _window(n: int, unpadded: bool = False) -> Callable[[InferContext], TensorType]:
     def infer(ctx: InferContext) -> TensorType:
         x = _spatial_input(ctx, n)
         p = ctx.params
@@ -68,6 +76,8 @@ def _window(n: int) -> Callable[[InferContext], TensorType]:
             ctx.fail(f"{ctx.where} has padding={shown(p['padding'])} but padding may be at most half "
                      f"of kernel_size={shown(p['kernel_size'])}",
                      f"set padding to at most {shown(tuple(k // 2 for k in kernel))}, or enlarge the kernel")
+        if unpadded:
+            _check_unpadded(ctx, x.shape[-n:], kernel)
         dims = zip(x.shape[-n:], kernel, stride, pad, dilation, strict=True)
         return x.with_shape((*x.shape[:-n], *(_pooled_size(ctx, *d) for d in dims)))
 
@@ -132,7 +142,7 @@ def _avg(n: int) -> LayerSpec:
     return layer(
         type=f"AvgPool{n}d", family="Pooling",
         summary=f"Average over sliding windows on {_AXES[n]} (channels optional).",
-        infer=_window(n), flops=_window_flops(n),
+        infer=_window(n, unpadded=n == 3), flops=_window_flops(n),
         module=torch_module(f"nn.AvgPool{n}d", positional=("kernel_size",)),
         params=(
             *_window_params(n, dilation=False), _CEIL,

@@ -1,0 +1,86 @@
+"""Starting the editor: the application, its theme, the main window, then torch in the background.
+
+torch is never imported before the window is painted: after the first paint a daemon thread
+imports it (and the compiler) so that the first compile or export later is quick.
+``DLSTUDIO_STARTUP_PROBE=1`` makes the app print ``painted`` after the first paint and
+quit (``benchmarks/startup.py`` times that line).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtWidgets import QApplication
+
+from dlstudio.ui import theme
+
+APP_NAME = "DL Studio"
+PROBE_ENV = "DLSTUDIO_STARTUP_PROBE"
+
+
+class FirstPaint(QObject):
+    """Calls ``callback`` once, just after ``widget`` has painted for the first time."""
+
+    def __init__(self, widget: QObject, callback: Callable[[], None]) -> None:
+        super().__init__(widget)
+        self.callback = callback
+        self.done = False
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Paint and not self.done:
+            self.done = True
+            watched.removeEventFilter(self)
+            QTimer.singleShot(0, self.callback)  # after this paint has finished and flushed
+        return False
+
+
+def warm_up_engine() -> threading.Thread:
+    """Import torch and the compiler on a daemon thread so the UI never waits for them."""
+
+    def work() -> None:
+        import dlstudio.core.compiler  # noqa: F401  (imports torch)
+
+    thread = threading.Thread(target=work, name="dlstudio-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def create_application(argv: list[str] | None = None) -> QApplication:
+    """The QApplication with DL Studio's names, high-DPI policy and theme."""
+    theme.setup_high_dpi()
+    app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
+    app.setOrganizationName(APP_NAME)
+    app.setApplicationName(APP_NAME)
+    app.setDesktopFileName("dlstudio")
+    theme.apply_theme(app)
+    return app  # type: ignore[return-value]
+
+
+def run_app(graph_path: str | None = None) -> int:
+    """Open the main window (with ``graph_path`` if given) and run until it closes."""
+    app = create_application()
+    from dlstudio.ui.main_window import open_window
+
+    window = open_window(Path(graph_path) if graph_path else None)
+    probe = bool(os.environ.get(PROBE_ENV))
+
+    def after_first_paint() -> None:
+        if probe:
+            _report_paint(app)
+            return
+        warm_up_engine()
+        window.files.offer_recovery(Path(graph_path) if graph_path else None)
+
+    FirstPaint(window.view.viewport(), after_first_paint)
+    return app.exec()
+
+
+def _report_paint(app: QApplication) -> None:
+    print(f"painted torch_loaded={'torch' in sys.modules}", flush=True)
+    app.quit()

@@ -1,0 +1,47 @@
+"""The dockable panels around the canvas: palette, inspector, problems, code and history.
+
+Each panel is a view on the :class:`~dlstudio.ui.document.GraphDocument`: it reads the
+document and its latest analysis, and changes it only through the document's edit methods.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import QLabel, QWidget
+
+from dlstudio.ui.theme import colors
+
+
+def plain_label(text: str = "", parent: QWidget | None = None, *, wrap: bool = False,
+                muted: bool = False, small: bool = False) -> QLabel:
+    """A QLabel that never interprets its text as HTML."""
+    label = QLabel(parent)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setText(text)
+    label.setWordWrap(wrap)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    if muted:
+        set_text_colour(label, colors().muted)
+    if small:
+        font = QFont(label.font())
+        font.setPointSizeF(max(7.0, font.pointSizeF() * 0.88))
+        label.setFont(font)
+    return label
+
+
+def set_text_colour(widget: QWidget, colour) -> None:  # noqa: ANN001  (QColor)
+    palette = widget.palette()
+    for role in (palette.ColorRole.WindowText, palette.ColorRole.Text):
+        palette.setColor(role, colour)
+    widget.setPalette(palette)
+
+
+def human_count(value: int | None, unit: str = "") -> str:
+    """``11.7 M`` style numbers for the status bar; ``?`` when unknown."""
+    if value is None:
+        return "?"
+    for factor, suffix in ((10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {suffix}{unit}"
+    return f"{value} {unit}".rstrip()

@@ -1,0 +1,149 @@
+"""The layer palette: every catalogue layer grouped by family, with a search box.
+
+Drag a layer onto the canvas (mime ``application/x-dlstudio-layer``, data = the type name) or
+double-click it (or press Enter) to add it; :attr:`PalettePanel.add_requested` carries the type.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QMimeData, Qt, Signal
+from PySide6.QtGui import QFont, QKeyEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QLineEdit,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from dlstudio.core.catalogue import families
+from dlstudio.core.spec import LayerSpec
+from dlstudio.ui.theme import plain_tooltip
+
+LAYER_MIME = "application/x-dlstudio-layer"
+TYPE_ROLE = Qt.ItemDataRole.UserRole + 1
+SEARCH_ROLE = Qt.ItemDataRole.UserRole + 2
+
+
+class LayerTree(QTreeWidget):
+    """A tree of families and layers whose layer rows drag out as ``LAYER_MIME``."""
+
+    enter_pressed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setHeaderHidden(True)
+        self.setRootIsDecorated(True)
+        self.setUniformRowHeights(True)
+        self.setDragEnabled(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.enter_pressed.emit()
+            return
+        super().keyPressEvent(event)
+
+    def mimeTypes(self) -> list[str]:
+        return [LAYER_MIME]
+
+    def mimeData(self, items: list[QTreeWidgetItem]) -> QMimeData:
+        data = QMimeData()
+        types = [item.data(0, TYPE_ROLE) for item in items if item.data(0, TYPE_ROLE)]
+        if types:
+            data.setData(LAYER_MIME, types[0].encode("utf-8"))
+            data.setText(types[0])
+        return data
+
+
+class PalettePanel(QWidget):
+    """Search box over the layer tree."""
+
+    add_requested = Signal(str)  # layer type
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.search = QLineEdit(self)
+        self.search.setPlaceholderText("Search layers  (Ctrl+F)")
+        self.search.setClearButtonEnabled(True)
+        self.search.textChanged.connect(self.filter)
+        self.search.returnPressed.connect(self._add_first_match)
+        self.tree = LayerTree(self)
+        self.tree.itemDoubleClicked.connect(self._activated)
+        self.tree.enter_pressed.connect(self._add_first_match)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.setSpacing(6)
+        layout.addWidget(self.search)
+        layout.addWidget(self.tree)
+        self._populate()
+
+    def _populate(self) -> None:
+        bold = QFont(self.tree.font())
+        bold.setBold(True)
+        for family, specs in families().items():
+            group = QTreeWidgetItem(self.tree, [f"{family}  ({len(specs)})"])
+            group.setFont(0, bold)
+            group.setFlags(Qt.ItemFlag.ItemIsEnabled)
+            group.setData(0, Qt.ItemDataRole.UserRole, family)
+            for spec in sorted(specs, key=lambda s: s.type.lower()):
+                self._layer_item(group, spec)
+        self.tree.expandAll()
+
+    @staticmethod
+    def _layer_item(group: QTreeWidgetItem, spec: LayerSpec) -> QTreeWidgetItem:
+        item = QTreeWidgetItem(group, [spec.type])
+        item.setData(0, TYPE_ROLE, spec.type)
+        item.setData(0, SEARCH_ROLE, f"{spec.type} {spec.family} {spec.summary}".lower())
+        item.setToolTip(0, plain_tooltip(f"{spec.type}\n{spec.summary}"))
+        item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+                      | Qt.ItemFlag.ItemIsDragEnabled)
+        return item
+
+    def layer_items(self) -> list[QTreeWidgetItem]:
+        root = self.tree.invisibleRootItem()
+        return [root.child(i).child(j) for i in range(root.childCount())
+                for j in range(root.child(i).childCount())]
+
+    def visible_types(self) -> list[str]:
+        return [item.data(0, TYPE_ROLE) for item in self.layer_items() if not item.isHidden()]
+
+    def filter(self, text: str) -> None:
+        """Show the layers whose type, family or summary contains every word of ``text``."""
+        words = text.lower().split()
+        root = self.tree.invisibleRootItem()
+        for i in range(root.childCount()):
+            group = root.child(i)
+            shown = 0
+            for j in range(group.childCount()):
+                item = group.child(j)
+                haystack = str(item.data(0, SEARCH_ROLE))
+                hidden = not all(word in haystack for word in words)
+                item.setHidden(hidden)
+                shown += not hidden
+            group.setHidden(shown == 0)
+            group.setExpanded(True)
+        first = self._first_visible()
+        if first is not None and words:
+            self.tree.setCurrentItem(first)
+
+    def focus_search(self) -> None:
+        self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.search.selectAll()
+
+    def _first_visible(self) -> QTreeWidgetItem | None:
+        return next((item for item in self.layer_items() if not item.isHidden()), None)
+
+    def _add_first_match(self) -> None:
+        current = self.tree.currentItem()
+        item = current if current is not None and current.data(0, TYPE_ROLE) and not current.isHidden() \
+            else self._first_visible()
+        if item is not None:
+            self.add_requested.emit(item.data(0, TYPE_ROLE))
+
+    def _activated(self, item: QTreeWidgetItem, _column: int) -> None:
+        layer_type = item.data(0, TYPE_ROLE)
+        if layer_type:
+            self.add_requested.emit(layer_type)

@@ -1,0 +1,78 @@
+"""The Problems panel: every diagnostic of the latest analysis; clicking one finds its node."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QStyle,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QWidget,
+)
+
+from dlstudio.core.analysis import Analysis, Diagnostic
+from dlstudio.ui.theme import colors, plain_tooltip
+
+NODE_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+class ProblemsPanel(QTreeWidget):
+    """A flat list of diagnostics, errors first; emits :attr:`node_activated` on click."""
+
+    node_activated = Signal(str)
+    COLUMNS = ("", "Node", "Problem", "Fix")
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setColumnCount(len(self.COLUMNS))
+        self.setHeaderLabels(list(self.COLUMNS))
+        self.setRootIsDecorated(False)
+        self.setUniformRowHeights(True)
+        self.setAlternatingRowColors(True)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setWordWrap(False)
+        self.setTextElideMode(Qt.TextElideMode.ElideRight)
+        header = self.header()
+        header.setStretchLastSection(True)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Fixed)
+        header.resizeSection(0, 28)
+        header.resizeSection(1, 150)
+        header.resizeSection(2, 520)
+        self.itemClicked.connect(self._clicked)
+        self.itemActivated.connect(self._clicked)
+        self.diagnostics: list[Diagnostic] = []
+
+    def show_analysis(self, analysis: Analysis) -> None:
+        """Replace the list with ``analysis``'s diagnostics, errors first."""
+        ordered = sorted(analysis.diagnostics, key=lambda d: d.severity != "error")
+        if ordered == self.diagnostics:
+            return
+        self.diagnostics = ordered
+        self.setUpdatesEnabled(False)
+        self.clear()
+        self.addTopLevelItems([self._item(d) for d in ordered])
+        self.setUpdatesEnabled(True)
+
+    def _item(self, diagnostic: Diagnostic) -> QTreeWidgetItem:
+        item = QTreeWidgetItem(["", diagnostic.node or "(graph)", diagnostic.message, diagnostic.fix])
+        error = diagnostic.severity == "error"
+        icon = QStyle.StandardPixmap.SP_MessageBoxCritical if error else QStyle.StandardPixmap.SP_MessageBoxWarning
+        item.setIcon(0, self.style().standardIcon(icon))
+        item.setData(0, Qt.ItemDataRole.AccessibleTextRole, diagnostic.severity)
+        item.setForeground(1, colors().error if error else colors().warning)
+        item.setData(0, NODE_ROLE, diagnostic.node)
+        tip = plain_tooltip(f"{diagnostic.severity}: {diagnostic.one_line()}")
+        for column in range(len(self.COLUMNS)):
+            item.setToolTip(column, tip)
+        return item
+
+    def counts(self) -> tuple[int, int]:
+        errors = sum(d.severity == "error" for d in self.diagnostics)
+        return errors, len(self.diagnostics) - errors
+
+    def _clicked(self, item: QTreeWidgetItem, _column: int = 0) -> None:
+        node = item.data(0, NODE_ROLE)
+        if node:
+            self.node_activated.emit(node)

@@ -39,8 +39,11 @@ Dims = tuple[Any, ...]
 class TrainingChecker:
     """Collects every problem of one training section (never stops at the first)."""
 
-    def __init__(self, config: TrainingConfig, analysis: Analysis) -> None:
+    def __init__(self, config: TrainingConfig, analysis: Analysis,
+                 fields: dict[str, FieldInfo] | None = None) -> None:
+        """``fields`` replaces the dataset's declared fields (with those of loaded data)."""
         self.config = config
+        self.loaded_fields = fields
         self.analysis = analysis
         nodes = analysis.graph.nodes
         self.input_ids = [n.id for n in nodes if n.type == "Input"]
@@ -87,7 +90,8 @@ class TrainingChecker:
                         "use one of: " + ", ".join(DATASETS), "training.dataset.name")
             return None
         try:
-            return dataset_fields(dataset)
+            declared = dataset_fields(dataset)
+            return self.loaded_fields if self.loaded_fields is not None else declared
         except ValidationError as error:
             self._error(None, f"dataset '{dataset.name}': {_describe(error, dataset.params)}",
                         "change or remove the value", "training.dataset.params")

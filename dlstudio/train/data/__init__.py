@@ -1,0 +1,44 @@
+"""Datasets: load a configured dataset into named arrays, split it by seed, and make tensors.
+
+Each dataset name of :data:`dlstudio.core.training.DATASETS` has a builder here that returns
+:class:`Arrays`; :func:`load_data` splits them deterministically (the seed alone decides which
+samples go to validation), standardises the marked fields with training statistics only, and
+checks the result against the declaration so the graph checks stay truthful.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dlstudio.core.training import DATASETS, DatasetConfig, FieldInfo, dataset_args
+from dlstudio.train.data.arrays import Arrays, DataSplit, split_arrays
+from dlstudio.train.data.bundled import BUNDLED
+from dlstudio.train.data.files import FILES
+from dlstudio.train.data.synthetic import SYNTHETIC
+from dlstudio.train.errors import ConfigError
+
+BUILDERS = {**BUNDLED, **SYNTHETIC, **FILES}
+
+
+def load_arrays(config: DatasetConfig, seed: int, base_dir: Path | None = None) -> Arrays:
+    """Build the whole dataset (before the split) as named NumPy arrays."""
+    if config.name not in BUILDERS:
+        raise ConfigError(f"unknown dataset '{config.name[:40]}' (datasets: {', '.join(DATASETS)})")
+    args = dataset_args(config)
+    return BUILDERS[config.name](args, seed, base_dir or Path.cwd())
+
+
+def load_data(config: DatasetConfig, validation_split: float, seed: int,
+              base_dir: Path | None = None) -> DataSplit:
+    """Load, split and standardise a dataset; tensors are on the CPU."""
+    arrays = load_arrays(config, seed, base_dir)
+    return split_arrays(arrays, validation_split, seed)
+
+
+def field_infos(arrays: Arrays) -> dict[str, FieldInfo]:
+    """What the loaded data holds, in the form the static checks use."""
+    return {name: FieldInfo(tuple(a.shape[1:]), str(a.dtype), arrays.classes.get(name))
+            for name, a in arrays.fields.items()}
+
+
+__all__ = ["Arrays", "BUILDERS", "DataSplit", "field_infos", "load_arrays", "load_data"]

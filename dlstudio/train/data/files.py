@@ -1,0 +1,178 @@
+"""User data: CSV tables, NumPy .npz files, folders of images per class, and plain text.
+
+Paths are relative to the graph file's folder. Every failure is one :class:`DataError` line
+that names the file and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dlstudio.train.data.arrays import Arrays
+from dlstudio.train.errors import DataError
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+MAX_TEXT_BYTES = 256 * 2**20
+#: An integer target with at most this many distinct values counts as class labels.
+MAX_AUTO_CLASSES = 50
+
+
+def resolve_path(path: str, base_dir: Path, want_dir: bool = False) -> Path:
+    full = Path(path).expanduser()
+    full = full if full.is_absolute() else base_dir / full
+    if not full.exists():
+        raise DataError(f"{path}: no such {'folder' if want_dir else 'file'} (looked in {full.parent})")
+    if want_dir != full.is_dir():
+        raise DataError(f"{path}: is {'not ' if want_dir else ''}a folder")
+    return full
+
+
+# --- CSV ---------------------------------------------------------------------------------------
+
+def _read_csv(path: Path, delimiter: str) -> tuple[list[str], list[list[str]]]:
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            rows = [row for row in csv.reader(handle, delimiter=delimiter) if row]
+    except UnicodeDecodeError:
+        raise DataError(f"{path.name}: is not UTF-8 text") from None
+    except csv.Error as error:
+        raise DataError(f"{path.name}: not valid CSV: {error}") from None
+    if len(rows) < 2:
+        raise DataError(f"{path.name}: needs a header row and at least one data row")
+    header = [name.strip() for name in rows[0]]
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise DataError(f"{path.name}: line {number} has {len(row)} values, the header has {len(header)}")
+    return header, rows[1:]
+
+
+def _as_numbers(values: list[str]) -> np.ndarray | None:
+    """The column as floats (empty cells NaN), or None when some cell is not a number."""
+    try:
+        return np.array([float(v) if v.strip() else math.nan for v in values], dtype=np.float64)
+    except ValueError:
+        return None
+
+
+def _encode_column(name: str, values: list[str], categorical: bool) -> tuple[np.ndarray, bool]:
+    """(columns, is_numeric): numbers with gaps filled by the mean, or a one-hot encoding."""
+    numbers = None if categorical else _as_numbers(values)
+    if numbers is not None:
+        if np.isnan(numbers).all():
+            raise DataError(f"column '{name}' is empty")
+        numbers[np.isnan(numbers)] = np.nanmean(numbers)
+        return numbers[:, None], True
+    categories = sorted({v.strip() for v in values})
+    index = {c: i for i, c in enumerate(categories)}
+    one_hot = np.zeros((len(values), len(categories)))
+    one_hot[np.arange(len(values)), [index[v.strip()] for v in values]] = 1.0
+    return one_hot, False
+
+
+def _target(name: str, values: list[str], task: str) -> tuple[np.ndarray, int | None, list[str]]:
+    numbers = _as_numbers(values)
+    if numbers is not None and np.isnan(numbers).any():
+        raise DataError(f"target column '{name}' has empty cells")
+    is_labels = numbers is None or (
+        np.all(numbers == np.round(numbers)) and len(np.unique(numbers)) <= MAX_AUTO_CLASSES)
+    if task == "regression" or (task == "auto" and not is_labels):
+        if numbers is None:
+            raise DataError(f"target column '{name}' holds text, which cannot be a regression target")
+        return numbers[:, None], None, []
+    names = sorted({v.strip() for v in values}, key=lambda v: (numbers is not None and float(v), v))
+    index = {c: i for i, c in enumerate(names)}
+    return np.array([index[v.strip()] for v in values], np.int64), len(names), names
+
+
+def _csv(args: Any, seed: int, base_dir: Path) -> Arrays:
+    path = resolve_path(args.path, base_dir)
+    header, rows = _read_csv(path, args.delimiter)
+    columns = {name: [row[i] for row in rows] for i, name in enumerate(header)}
+    if args.target not in columns:
+        raise DataError(f"{path.name}: no column '{args.target}' (columns: {', '.join(header)})")
+    features = args.features or [n for n in header if n != args.target]
+    missing = [n for n in features + list(args.categorical or []) if n not in columns]
+    if missing:
+        raise DataError(f"{path.name}: no column '{missing[0]}' (columns: {', '.join(header)})")
+    parts, numeric = [], []
+    for name in features:
+        block, is_numeric = _encode_column(name, columns[name], name in (args.categorical or []))
+        parts.append(block)
+        numeric += [is_numeric] * block.shape[1]
+    y, classes, names = _target(args.target, columns[args.target], args.task)
+    return Arrays({"x": np.concatenate(parts, axis=1), "y": y},
+                  classes={"y": classes} if classes else {},
+                  standardize={"x": np.array(numeric, dtype=bool)},
+                  info={"features": features, "class_names": names})
+
+
+# --- NumPy, images, text -----------------------------------------------------------------------
+
+def _npz(args: Any, seed: int, base_dir: Path) -> Arrays:
+    path = resolve_path(args.path, base_dir)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            fields = {name: archive[name] for name in archive.files}
+    except (ValueError, OSError) as error:
+        raise DataError(f"{path.name}: not a readable .npz file ({' '.join(str(error).split())[:120]})") from None
+    if not fields:
+        raise DataError(f"{path.name}: holds no arrays")
+    scalar = [n for n, a in fields.items() if a.ndim == 0]
+    if scalar:
+        raise DataError(f"{path.name}: array '{scalar[0]}' is a single value, not one per sample")
+    classes = {n: int(a.max()) + 1 for n, a in fields.items() if a.dtype.kind in "iu" and a.size and a.min() >= 0}
+    return Arrays(fields, classes=classes)
+
+
+def _image_folder(args: Any, seed: int, base_dir: Path) -> Arrays:
+    from PIL import Image, UnidentifiedImageError
+
+    root = resolve_path(args.path, base_dir, want_dir=True)
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not class_dirs:
+        raise DataError(f"{args.path}: has no sub-folders (one per class)")
+    mode = "L" if args.channels == 1 else "RGB"
+    height, width = args.size
+    images, labels = [], []
+    for label, folder in enumerate(class_dirs):
+        for file in sorted(folder.iterdir()):
+            if file.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            try:
+                with Image.open(file) as image:
+                    pixels = np.asarray(image.convert(mode).resize((width, height)), dtype=np.float32)
+            except (UnidentifiedImageError, OSError) as error:
+                raise DataError(f"{file}: cannot read image ({error})") from None
+            images.append(pixels.reshape(height, width, args.channels).transpose(2, 0, 1) / 255.0)
+            labels.append(label)
+    if not images:
+        raise DataError(f"{args.path}: no images found ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return Arrays({"x": np.stack(images), "y": np.array(labels)}, classes={"y": len(class_dirs)},
+                  info={"class_names": [d.name for d in class_dirs]})
+
+
+def _text(args: Any, seed: int, base_dir: Path) -> Arrays:
+    path = resolve_path(args.path, base_dir)
+    if path.stat().st_size > MAX_TEXT_BYTES:
+        raise DataError(f"{path.name}: larger than {MAX_TEXT_BYTES // 2**20} MB")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{path.name}: is not UTF-8 text") from None
+    vocab = sorted(set(text))
+    windows = (len(text) - 1) // args.length
+    if windows < 2:
+        raise DataError(f"{path.name}: has {len(text)} characters, too few for windows of {args.length}")
+    index = {ch: i for i, ch in enumerate(vocab)}
+    ids = np.array([index[ch] for ch in text[: windows * args.length + 1]], dtype=np.int64)
+    x = ids[:-1].reshape(windows, args.length)
+    y = ids[1:].reshape(windows, args.length)
+    return Arrays({"x": x, "y": y}, classes={"y": len(vocab)}, info={"vocab": "".join(vocab)})
+
+
+FILES = {"csv": _csv, "npz": _npz, "image_folder": _image_folder, "text": _text}

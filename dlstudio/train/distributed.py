@@ -1,0 +1,81 @@
+"""Several processes: the rank layout from torchrun's environment, collectives, and the launcher.
+
+Workers find each other through the ``env://`` rendezvous (``MASTER_ADDR``, ``MASTER_PORT``,
+``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``), which both ``torchrun`` and ``dlstudio run --nproc``
+set up, so a multi-node run is plain ``torchrun ... -m dlstudio run GRAPH``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the workers (one process: rank 0 of 1)."""
+
+    rank: int = 0
+    local_rank: int = 0
+    size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+
+def world_from_env() -> World:
+    """The layout torchrun (or ``--nproc``) gave this process, or a single process."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    return World(int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), size)
+
+
+def init(world: World, device: torch.device) -> None:
+    """Join the process group: nccl on CUDA, gloo otherwise."""
+    import torch.distributed as dist
+
+    if not world.distributed or dist.is_initialized():
+        return
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend, init_method="env://", rank=world.rank, world_size=world.size)
+
+
+def shutdown() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> None:
+    import torch.distributed as dist
+
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+
+
+def launch(nproc: int, argv: list[str]) -> int:
+    """Run ``python -m dlstudio <argv>`` in ``nproc`` local workers with the elastic launcher
+    that torchrun uses (standalone rendezvous on a free port); returns the exit code."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    config = LaunchConfig(
+        min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=uuid.uuid4().hex[:12],
+        rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.1,
+    )
+    try:
+        elastic_launch(config, sys.executable)("-m", "dlstudio", *argv)
+    except ChildFailedError as error:
+        codes = [failure.exitcode for failure in error.failures.values()]
+        return next((c for c in codes if c > 0), 1)
+    return 0

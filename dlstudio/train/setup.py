@@ -1,0 +1,159 @@
+"""Everything a run needs before its first step, built from a graph and its training section.
+
+:func:`prepare` analyses the graph, resolves the configuration, loads and checks the data,
+compiles the network and builds optimizer, schedule, loss and metrics. The trainer only
+runs the loop over what this returns.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dlstudio.core.analysis import Analysis, analyze
+from dlstudio.core.codegen import ModulePlan, plan_module
+from dlstudio.core.compiler import build_module
+from dlstudio.core.graph import Graph
+from dlstudio.core.training import TrainingConfig, resolve_training
+from dlstudio.core.training_checks import TrainingChecker
+from dlstudio.train import distributed
+from dlstudio.train.batches import TrainBatches, eval_batches
+from dlstudio.train.components import (
+    Objective,
+    Schedule,
+    autocast,
+    grad_scaler,
+    make_optimizer,
+    make_schedule,
+    resolve_device,
+)
+from dlstudio.train.data import DataSplit, field_infos, load_data
+from dlstudio.train.distributed import World
+from dlstudio.train.errors import ConfigError
+from dlstudio.train.metrics import Metrics
+
+#: Data up to this size moves to the GPU once, so batches are gathered on the device.
+MAX_DEVICE_DATA_BYTES = 2 * 2**30
+
+
+@dataclass
+class Parts:
+    """The built pieces of a run."""
+
+    config: TrainingConfig
+    analysis: Analysis
+    plan: ModulePlan
+    device: torch.device
+    data: DataSplit
+    module: torch.nn.Module
+    model: torch.nn.Module  # the module, or its DistributedDataParallel wrapper
+    train_inputs: list[torch.Tensor]
+    train_target: torch.Tensor
+    val_inputs: list[torch.Tensor]
+    val_target: torch.Tensor
+    output_index: int | None
+    batches: TrainBatches
+    val_batches: list[torch.Tensor]
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule | None
+    scaler: Any
+    objective: Objective
+    metrics: Metrics
+    autocast: Any
+
+
+def check_graph(graph: Graph, config: TrainingConfig) -> tuple[Analysis, TrainingConfig]:
+    """Analyse ``graph`` with ``config`` as its training section; errors become a ConfigError."""
+    graph = graph.model_copy(update={"training": config})
+    analysis = analyze(graph)
+    if not analysis.ok:
+        errors = analysis.errors
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(f"graph '{graph.name}': {errors[0].one_line()}{more}")
+    nodes = graph.nodes
+    resolved = resolve_training(config, [n.id for n in nodes if n.type == "Input"],
+                                [n.id for n in nodes if n.type == "Output"])
+    return analysis, resolved
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
+
+
+def prepare(graph: Graph, config: TrainingConfig, world: World, base_dir: Path | None) -> Parts:
+    analysis, config = check_graph(graph, config)
+    seed_everything(config.seed, config.deterministic)
+    device = resolve_device(config.device, world.local_rank)
+    distributed.init(world, device)
+    data = load_data(config.dataset, config.validation_split, config.seed, base_dir)
+    _check_loaded(config, analysis, data)
+    plan = plan_module(analysis)
+    torch.manual_seed(config.seed)
+    module = build_module(plan).to(device)
+    model = _wrap(module, world, device)
+    data_device = device if _fits_on_device(data, device) else torch.device("cpu")
+    fields = [config.dataset.inputs[node_id] for _, node_id in plan.arguments]
+    target = config.loss.target
+    train = {k: v.to(data_device) for k, v in data.train.items() if k in (*fields, target)}
+    val = {k: v.to(data_device) for k, v in data.val.items() if k in (*fields, target)}
+    batches, val_batches = _batching(config, world, data, data_device)
+    optimizer = make_optimizer(config.optimizer, module.parameters())
+    outputs = [n.id for n in analysis.graph.nodes if n.type == "Output"]
+    return Parts(
+        config=config, analysis=analysis, plan=plan, device=device, data=data, module=module, model=model,
+        train_inputs=[train[f] for f in fields], train_target=train[target],
+        val_inputs=[val[f] for f in fields], val_target=val[target],
+        output_index=outputs.index(config.loss.output) if len(outputs) > 1 else None,
+        batches=batches, val_batches=val_batches, optimizer=optimizer,
+        schedule=make_schedule(config.scheduler, optimizer, config.epochs, len(batches)),
+        scaler=grad_scaler(device, config.precision), objective=Objective(config.loss, device),
+        metrics=Metrics(config.metrics, config.loss.type, config.loss.params.get("ignore_index", -100)),
+        autocast=autocast(device, config.precision),
+    )
+
+
+def _check_loaded(config: TrainingConfig, analysis: Analysis, data: DataSplit) -> None:
+    """The loaded data against the graph, with the same checks as the declared fields."""
+    problems = TrainingChecker(config, analysis, fields=field_infos(data.arrays)).run()
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise ConfigError(f"dataset '{config.dataset.name}' does not fit the graph: {errors[0].one_line()}")
+    if data.train_size < 1:
+        raise ConfigError("no training samples left after the validation split")
+
+
+def _wrap(module: torch.nn.Module, world: World, device: torch.device) -> torch.nn.Module:
+    if not world.distributed:
+        return module
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(module, device_ids=ids)
+
+
+def _fits_on_device(data: DataSplit, device: torch.device) -> bool:
+    size = sum(t.numel() * t.element_size() for part in (data.train, data.val) for t in part.values())
+    return device.type == "cpu" or size <= MAX_DEVICE_DATA_BYTES
+
+
+def _batching(config: TrainingConfig, world: World, data: DataSplit,
+              device: torch.device) -> tuple[TrainBatches, list[torch.Tensor]]:
+    if config.batch_size % world.size:
+        raise ConfigError(f"batch size {config.batch_size} is the global batch and must divide "
+                          f"evenly over {world.size} processes")
+    local = config.batch_size // world.size
+    batches = TrainBatches(data.train_size, local, config.seed, world.rank, world.size)
+    return batches, eval_batches(data.val_size, config.batch_size, device, world.rank, world.size)

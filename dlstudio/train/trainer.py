@@ -1,0 +1,387 @@
+"""The trainer: a fit / train / validate loop that reports through typed events.
+
+No Qt here. The GUI runs ``Trainer(graph, config, callbacks=[bridge]).fit()`` on a worker
+thread and calls :meth:`Trainer.request_stop` or :meth:`Trainer.request_pause` from the UI
+thread; both are checked before every batch. The command line runs the same object.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dlstudio.core.export import render_module
+from dlstudio.core.graph import Graph
+from dlstudio.core.training import TrainingConfig, monitor_mode
+from dlstudio.train import distributed
+from dlstudio.train.activations import ActivationProbe, ActivationRequest
+from dlstudio.train.callbacks import CallbackFn, Dispatcher
+from dlstudio.train.checkpoint import latest_checkpoint, load_state, save_state
+from dlstudio.train.distributed import World
+from dlstudio.train.errors import ConfigError, Diverged, OutOfMemory, RunDirError, TrainError
+from dlstudio.train.events import (
+    CheckpointSaved,
+    EpochEnd,
+    Failed,
+    Finished,
+    FinishReason,
+    LearningRate,
+    RunStarted,
+    StepEnd,
+    Throughput,
+)
+from dlstudio.train.rundir import RunDir
+from dlstudio.train.setup import Parts, prepare
+
+
+@dataclass
+class LoopState:
+    """Where the loop is; saved in checkpoints. ``epoch`` counts finished epochs, ``batch`` the
+    batches done in the current one, ``step`` all optimizer steps."""
+
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+    loss_sum: float = 0.0
+    samples: int = 0
+    best: float | None = None
+    waited: int = 0
+    seconds: float = 0.0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class Trainer:
+    """Trains one graph with one training configuration (``graph.training`` by default).
+
+    ``run_dir`` (a :class:`RunDir`) receives the record, metrics, checkpoints and final model;
+    with ``resume`` the loop continues from its newest checkpoint. ``base_dir`` is where
+    relative data paths start (the graph file's folder).
+    """
+
+    def __init__(self, graph: Graph, config: TrainingConfig | None = None,
+                 callbacks: Iterable[CallbackFn] = (), *, run_dir: RunDir | None = None,
+                 resume: bool = False, base_dir: Path | None = None, max_steps: int | None = None,
+                 activations: ActivationRequest | None = None, world: World | None = None) -> None:
+        config = config if config is not None else graph.training
+        if config is None:
+            raise ConfigError(f"graph '{graph.name}' has no training section",
+                              "add one in the Training panel or the file's \"training\" key")
+        self.graph = graph
+        self.given_config = config
+        self.emit = Dispatcher(callbacks)
+        self.run_dir = run_dir
+        self.resume = resume
+        self.base_dir = base_dir
+        self.max_steps = max_steps
+        self.activations = activations
+        self.world = world or World()
+        self.state = LoopState()
+        self.parts: Parts | None = None
+        self.error: TrainError | None = None
+        self._stop = threading.Event()
+        self._stop_reason: FinishReason = "stopped"
+        self._running = threading.Event()
+        self._running.set()
+
+    # -- control from other threads ---------------------------------------------------------------
+
+    def request_stop(self, reason: FinishReason = "stopped") -> None:
+        """Stop before the next batch; a checkpoint is written first."""
+        self._stop_reason = reason
+        self._stop.set()
+        self._running.set()
+
+    def request_pause(self) -> None:
+        self._running.clear()
+
+    def request_resume(self) -> None:
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    # -- the run -------------------------------------------------------------------------------------
+
+    def fit(self) -> Finished | Failed:
+        """Train to the end; returns (and emits) Finished or Failed. Unexpected errors re-raise."""
+        started = time.perf_counter()
+        try:
+            self.parts = prepare(self.graph, self.given_config, self.world, self.base_dir)
+            self._open_run()
+            reason = self._loop(started)
+            return self._finish(reason, started)
+        except TrainError as error:
+            return self._fail(error)
+        except torch.OutOfMemoryError:
+            batch = self.given_config.batch_size
+            return self._fail(OutOfMemory(f"the device ran out of memory with batch size {batch}",
+                                          f"use a smaller batch (--batch-size {max(1, batch // 2)}) "
+                                          "or precision bf16"))
+        except Exception as error:
+            self._fail(TrainError(f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"))
+            raise
+        finally:
+            distributed.shutdown()
+
+    def _fail(self, error: TrainError) -> Failed:
+        self.error = error
+        event = Failed(error.kind, str(error), error.advice, self.state.epoch, self.state.step)  # type: ignore[arg-type]
+        self.emit(event)
+        return event
+
+    @property
+    def config(self) -> TrainingConfig:
+        assert self.parts is not None
+        return self.parts.config
+
+    @property
+    def _writes(self) -> bool:
+        return self.run_dir is not None and self.world.is_main
+
+    def _open_run(self) -> None:
+        p = self.parts
+        assert p is not None
+        if self.resume:
+            self._restore()
+        elif self._writes:
+            assert self.run_dir is not None
+            extra = {"world_size": self.world.size, "data": {
+                "train_samples": p.data.train_size, "val_samples": p.data.val_size, **p.data.arrays.info}}
+            self.run_dir.write_record(self.graph, p.config.model_dump(mode="json"), extra)
+        self.probe = None
+        if self.activations is not None and self.world.is_main:
+            inputs = p.val_inputs if p.data.val_size else p.train_inputs
+            self.probe = ActivationProbe(p.module, p.plan, self.activations, inputs)
+        self.emit(RunStarted(
+            run_dir=str(self.run_dir.path) if self.run_dir else None, device=str(p.device),
+            epochs=p.config.epochs, start_epoch=self.state.epoch, steps_per_epoch=len(p.batches),
+            train_samples=p.data.train_size, val_samples=p.data.val_size,
+            parameters=sum(t.numel() for t in p.module.parameters()), world_size=self.world.size))
+
+    def _loop(self, started: float) -> FinishReason:
+        config = self.config
+        while self.state.epoch < config.epochs:
+            epoch_started = time.perf_counter()
+            self._train_epoch()
+            train_seconds = time.perf_counter() - epoch_started
+            if self._stop.is_set() and self.state.batch < len(self.parts.batches):  # type: ignore[union-attr]
+                self._checkpoint()
+                return self._stop_reason
+            self._throughput(train_seconds)
+            metrics = self._end_epoch(epoch_started)
+            if self._early_stop(metrics):
+                return "early_stopping"
+            if self._stop.is_set():
+                return self._stop_reason
+        return "completed"
+
+    def _train_epoch(self) -> None:
+        p = self.parts
+        assert p is not None
+        p.model.train()
+        epoch, state = self.state.epoch, self.state
+        self.emit(LearningRate(epoch + 1, state.step, tuple(g["lr"] for g in p.optimizer.param_groups)))
+        batches = p.batches.epoch(epoch, p.train_target.device)
+        for index in range(state.batch, len(batches)):
+            if self._should_stop():
+                return
+            loss = self._train_step(batches[index])
+            loss_value = self._global_loss(loss)
+            state.batch, state.step = index + 1, state.step + 1
+            count = len(batches[index]) * self.world.size
+            state.loss_sum += loss_value * count
+            state.samples += count
+            if not math.isfinite(loss_value):
+                raise Diverged(f"the loss became {loss_value} at epoch {epoch + 1}, step {state.step}; "
+                               "the last good checkpoint is kept",
+                               "lower the learning rate, set grad_clip, or check the data for NaN values")
+            self.emit(StepEnd(epoch + 1, state.step, index + 1, len(batches), loss_value,
+                              p.optimizer.param_groups[0]["lr"]))
+            if self.probe is not None and self.probe.due(state.step):
+                for sample in self.probe.sample(state.step):
+                    self.emit(sample)
+            if self.max_steps is not None and state.step >= self.max_steps:
+                self.request_stop("max_steps")
+
+    def _train_step(self, index: torch.Tensor) -> torch.Tensor:
+        p = self.parts
+        assert p is not None
+        inputs = [x[index] for x in p.train_inputs]
+        target = p.train_target[index]
+        with p.autocast():
+            output = p.model(*inputs)
+            if p.output_index is not None:
+                output = output[p.output_index]
+            loss = p.objective(output, target)
+        p.optimizer.zero_grad(set_to_none=True)
+        if p.scaler is None:
+            loss.backward()
+            if self.config.grad_clip:
+                torch.nn.utils.clip_grad_norm_(p.module.parameters(), self.config.grad_clip)
+            p.optimizer.step()
+        else:
+            p.scaler.scale(loss).backward()
+            if self.config.grad_clip:
+                p.scaler.unscale_(p.optimizer)
+                torch.nn.utils.clip_grad_norm_(p.module.parameters(), self.config.grad_clip)
+            p.scaler.step(p.optimizer)
+            p.scaler.update()
+        if p.schedule is not None and p.schedule.interval == "step":
+            p.schedule.scheduler.step()
+        return loss.detach()
+
+    def _should_stop(self) -> bool:
+        """The stop flag (every process agrees), after waiting out a pause."""
+        if not self._running.is_set():
+            self._running.wait()
+        if not self.world.distributed:
+            return self._stop.is_set()
+        flag = torch.tensor([float(self._stop.is_set())], device=self._collective_device)
+        distributed.all_reduce_sum(flag)
+        if flag.item() > 0 and not self._stop.is_set():
+            self.request_stop(self._stop_reason)
+        return self._stop.is_set()
+
+    @property
+    def _collective_device(self) -> torch.device:
+        assert self.parts is not None
+        return self.parts.device if self.parts.device.type == "cuda" else torch.device("cpu")
+
+    def _global_loss(self, loss: torch.Tensor) -> float:
+        if not self.world.distributed:
+            return loss.item()
+        total = loss.float().reshape(1).to(self._collective_device)
+        distributed.all_reduce_sum(total)
+        return total.item() / self.world.size
+
+    # -- epoch end -----------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Loss and metrics over the validation split (every process's share, summed)."""
+        p = self.parts
+        assert p is not None
+        if not p.data.val_size:
+            return {}
+        p.module.eval()
+        p.metrics.reset()
+        for index in p.val_batches:
+            with p.autocast():
+                output = p.module(*[x[index] for x in p.val_inputs])
+                if p.output_index is not None:
+                    output = output[p.output_index]
+                target = p.val_target[index]
+                p.metrics.update(output, target, p.objective(output, target))
+        if self.world.distributed:
+            self._reduce_metrics()
+        p.module.train()
+        return p.metrics.compute()
+
+    def _reduce_metrics(self) -> None:
+        p = self.parts
+        assert p is not None
+        device = self._collective_device
+        for key, value in list(p.metrics.sums.items()):
+            moved = value.to(device)
+            distributed.all_reduce_sum(moved)
+            p.metrics.sums[key] = moved
+
+    def _throughput(self, seconds: float) -> None:
+        if seconds > 0 and self.state.samples:
+            steps = len(self.parts.batches)  # type: ignore[union-attr]
+            self.emit(Throughput(self.state.epoch + 1, self.state.step, self.state.samples / seconds,
+                                 steps / seconds))
+
+    def _end_epoch(self, epoch_started: float) -> dict[str, float]:
+        p, state = self.parts, self.state
+        assert p is not None
+        metrics = {"train_loss": state.loss_sum / max(state.samples, 1), **self.validate()}
+        if p.schedule is not None:
+            p.schedule.after_epoch(metrics)
+        state.epoch, state.batch, state.loss_sum, state.samples = state.epoch + 1, 0, 0.0, 0
+        state.history.append(metrics)
+        seconds = time.perf_counter() - epoch_started
+        state.seconds += seconds
+        if self._writes:
+            assert self.run_dir is not None
+            lr = p.optimizer.param_groups[0]["lr"]
+            self.run_dir.append_metrics({"epoch": state.epoch, "step": state.step, **metrics, "lr": lr,
+                                         "seconds": round(state.seconds, 3)})
+        self.emit(EpochEnd(state.epoch, state.step, metrics, seconds))
+        self._checkpoint()
+        return metrics
+
+    def _early_stop(self, metrics: dict[str, float]) -> bool:
+        rule = self.config.early_stopping
+        if rule is None or rule.monitor not in metrics:
+            return False
+        value, state = metrics[rule.monitor], self.state
+        sign = 1.0 if monitor_mode(rule.monitor, rule.mode) == "min" else -1.0
+        if state.best is None or sign * (state.best - value) > rule.min_delta:
+            state.best, state.waited = value, 0
+            return False
+        state.waited += 1
+        return state.waited >= rule.patience
+
+    def _finish(self, reason: FinishReason, started: float) -> Finished:
+        p = self.parts
+        assert p is not None
+        if self._writes and reason != "interrupted":
+            assert self.run_dir is not None
+            self.run_dir.write_final(p.module.state_dict(), render_module(p.plan, p.analysis.graph))
+        last = self.state.history[-1] if self.state.history else {}
+        event = Finished(reason, self.state.epoch, self.state.step, last, time.perf_counter() - started,
+                         str(self.run_dir.path) if self.run_dir else None)
+        self.emit(event)
+        return event
+
+    # -- checkpoints ---------------------------------------------------------------------------------
+
+    def _checkpoint(self) -> None:
+        if not self._writes:
+            return
+        assert self.run_dir is not None
+        path = save_state(self.run_dir.checkpoints, f"step-{self.state.step:09d}", self._state_dict())
+        self.emit(CheckpointSaved(self.state.epoch, self.state.step, str(path)))
+
+    def _state_dict(self) -> dict[str, Any]:
+        p = self.parts
+        assert p is not None
+        state: dict[str, Any] = {
+            "loop": asdict(self.state), "model": p.module.state_dict(), "optimizer": p.optimizer.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all()
+                    if torch.cuda.is_available() else []},
+        }
+        if p.schedule is not None:
+            state["scheduler"] = p.schedule.scheduler.state_dict()
+        if p.scaler is not None:
+            state["scaler"] = p.scaler.state_dict()
+        return state
+
+    def _restore(self) -> None:
+        p = self.parts
+        assert p is not None and self.run_dir is not None
+        path = latest_checkpoint(self.run_dir.checkpoints)
+        if path is None:
+            raise RunDirError(f"{self.run_dir.path}: has no complete checkpoint to resume from")
+        state = load_state(path)
+        self.state = LoopState(**state["loop"])
+        p.module.load_state_dict({k: v.to(p.device) for k, v in state["model"].items()})
+        p.optimizer.load_state_dict(state["optimizer"])
+        if p.schedule is not None and "scheduler" in state:
+            p.schedule.scheduler.load_state_dict(state["scheduler"])
+        if p.scaler is not None and "scaler" in state:
+            p.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if state["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        if self._writes:
+            self.run_dir.truncate_metrics(self.state.step)

@@ -17,7 +17,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QFontMetricsF, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
-from dlstudio.core.analysis import Analysis
+from dlstudio.core.analysis import Analysis, Diagnostic
 from dlstudio.core.catalogue import CATALOGUE
 from dlstudio.core.graph import Edge, Node
 from dlstudio.core.layout import Box
@@ -47,7 +47,9 @@ class NodeView:
     connected: frozenset[PortKey] = frozenset()
 
 
-def node_view(node: Node, edges: list[Edge], analysis: Analysis | None) -> NodeView:
+def node_view(node: Node, edges: list[Edge], analysis: Analysis | None,
+              problems: list[Diagnostic] | None = None) -> NodeView:
+    """What ``node`` shows; ``problems`` are its diagnostics when the caller grouped them."""
     spec = CATALOGUE.get(node.type)
     ports = node_ports(node, spec, edges)
     connected = {(p, True) for p in ports.inputs if _fed(node.id, p, edges, ports)}
@@ -64,7 +66,7 @@ def node_view(node: Node, edges: list[Edge], analysis: Analysis | None) -> NodeV
             view.outputs[port] = str(tensor) if tensor is not None else ""
         count = analysis.param_counts.get(node.id)
         view.params = f"{st.short_count(count)} params" if count else ""
-        found = analysis.node_diagnostics(node.id)
+        found = analysis.node_diagnostics(node.id) if problems is None else problems
         view.errors = tuple(d.one_line() for d in found if d.severity == "error")
         view.warnings = tuple(d.one_line() for d in found if d.severity == "warning")
     return view

@@ -11,18 +11,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtWidgets import QGraphicsScene, QGraphicsSceneMouseEvent
+from PySide6.QtCore import QLineF, QPointF, QRectF, QSizeF, Qt
+from PySide6.QtGui import QBrush, QColor, QPainter, QPen
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QGraphicsSceneMouseEvent
 
-from dlstudio.core.analysis import Analysis
+from dlstudio.core.analysis import Analysis, Diagnostic
 from dlstudio.core.graph import Edge, split_end
 from dlstudio.core.layout import Box
-from dlstudio.ui import commands
 from dlstudio.ui.canvas import style as st
 from dlstudio.ui.canvas.edge_item import EdgeItem, EdgeKey
 from dlstudio.ui.canvas.node_item import NodeItem, node_view
 from dlstudio.ui.canvas.port_item import PortKey
 from dlstudio.ui.document import GraphDocument, edge_key
+
+NO_PEN = QPen(Qt.PenStyle.NoPen)
+NO_BRUSH = QBrush(Qt.BrushStyle.NoBrush)
+
+
+def _cosmetic(colour: QColor, width: float) -> QPen:
+    pen = QPen(colour, width)
+    pen.setCosmetic(True)
+    return pen
 
 
 class GraphScene(QGraphicsScene):
@@ -38,6 +47,8 @@ class GraphScene(QGraphicsScene):
         self._edges_of: dict[str, set[EdgeKey]] = {}
         self._syncing = False
         self._building = False
+        self.overview = False
+        self._overview: Any = None
         self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.BspTreeIndex)
         document.node_added.connect(self._node_added)
         document.node_removed.connect(self._node_removed)
@@ -48,6 +59,7 @@ class GraphScene(QGraphicsScene):
         document.edge_removed.connect(self._edge_removed)
         document.reset.connect(self.rebuild)
         document.analysed.connect(self.apply_analysis)
+        self.selectionChanged.connect(self.overview_dirty)
         self.rebuild()
 
     # ----- building ------------------------------------------------------------------------------
@@ -82,10 +94,12 @@ class GraphScene(QGraphicsScene):
         self.style = style
         for item in [*self.nodes.values(), *self.edges.values()]:
             item.set_style(style)
+        self.overview_dirty()
         self.update()
 
     def _make_node(self, node_id: str) -> NodeItem:
         item = NodeItem(node_id, self.style)
+        item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents, self.overview)
         self.nodes[node_id] = item
         self._edges_of.setdefault(node_id, set())
         self.addItem(item)
@@ -105,8 +119,11 @@ class GraphScene(QGraphicsScene):
         item = self.nodes.pop(node_id, None)
         if item is not None:
             self.removeItem(item)
+        self.overview_dirty()
 
     def _node_moved(self, node_id: str) -> None:
+        if self._building:
+            return
         item = self.nodes.get(node_id)
         position = self.document.node(node_id).position if item is not None else None
         if item is None or position is None:
@@ -134,6 +151,7 @@ class GraphScene(QGraphicsScene):
         if source not in self.nodes or target not in self.nodes or key in self.edges:
             return
         item = EdgeItem(key, self.style)
+        item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents, self.overview)
         self.edges[key] = item
         self._edges_of[source].add(key)
         self._edges_of[target].add(key)
@@ -144,6 +162,7 @@ class GraphScene(QGraphicsScene):
         self._place_edge(item)
         if not self._building:
             self._label_edge(item, self.document.analysis)
+        self.overview_dirty()
 
     def _edge_removed(self, key: EdgeKey) -> None:
         item = self.edges.pop(key, None)
@@ -155,6 +174,7 @@ class GraphScene(QGraphicsScene):
             if node_id in self.nodes and self.document.has_node(node_id):
                 self._refresh_node(node_id)
         self.removeItem(item)
+        self.overview_dirty()
 
     def _refresh_node(self, node_id: str, analysis: Analysis | None = None) -> None:
         item = self.nodes.get(node_id)
@@ -172,24 +192,28 @@ class GraphScene(QGraphicsScene):
             by_node.setdefault(edge.source_node, []).append(edge)
             if edge.target_node != edge.source_node:
                 by_node.setdefault(edge.target_node, []).append(edge)
+        problems: dict[str, list[Diagnostic]] = {}
+        for diagnostic in analysis.diagnostics:
+            problems.setdefault(diagnostic.node or "", []).append(diagnostic)
         for node in self.document.graph.nodes:
             item = self.nodes.get(node.id)
-            if item is not None and item.refresh(node_view(node, by_node.get(node.id, []), analysis)):
+            view = node_view(node, by_node.get(node.id, []), analysis, problems.get(node.id, []))
+            if item is not None and item.refresh(view):
                 self.node_item_moved(node.id)
+        bad_ports = _bad_ports(analysis)
         for item in self.edges.values():
-            self._label_edge(item, analysis)
+            self._label_edge(item, analysis, bad_ports)
+        self.overview_dirty()
 
     # ----- geometry ------------------------------------------------------------------------------
 
     def end_port(self, end: str, is_source: bool) -> tuple[NodeItem, str] | None:
-        """The item and port an edge end attaches to (first port when the end is ambiguous)."""
+        """The item and port an edge end attaches to (the first port for a bare or unknown end)."""
         node_id, port = split_end(end)
         item = self.nodes.get(node_id)
         if item is None:
             return None
-        resolved = commands.resolve_end(self.document.graph, end, is_source)
         names = item.view.ports.outputs if is_source else item.view.ports.inputs
-        port = resolved[1] if resolved else port
         return item, (port if port in names else (names[0] if names else ""))
 
     def _place_edge(self, item: EdgeItem) -> None:
@@ -198,18 +222,20 @@ class GraphScene(QGraphicsScene):
         if source and target:
             item.set_ends(source[0].port_scene_pos(source[1], False), target[0].port_scene_pos(target[1], True))
 
-    def _label_edge(self, item: EdgeItem, analysis: Analysis) -> None:
+    def _label_edge(self, item: EdgeItem, analysis: Analysis,
+                    bad_ports: set[tuple[str, str | None]] | None = None) -> None:
         source = self.end_port(item.key[0], True)
         target = self.end_port(item.key[1], False)
         if not source or not target:
             return
         tensor = analysis.ports.get((source[0].node_id, source[1]))
-        error = any(d.severity == "error" and d.port == target[1]
-                    for d in analysis.node_diagnostics(target[0].node_id))
-        item.set_label(str(tensor) if tensor is not None else "", error)
+        if bad_ports is None:
+            bad_ports = _bad_ports(analysis)
+        item.set_label(str(tensor) if tensor is not None else "", (target[0].node_id, target[1]) in bad_ports)
 
     def node_item_moved(self, node_id: str) -> None:
         """An item moved (dragged, or following the document): its edges follow."""
+        self.overview_dirty()
         for key in self._edges_of.get(node_id, ()):
             item = self.edges.get(key)
             if item is not None:
@@ -219,6 +245,51 @@ class GraphScene(QGraphicsScene):
         if self._syncing or not self.snapping:
             return position
         return QPointF(round(position.x() / st.GRID) * st.GRID, round(position.y() / st.GRID) * st.GRID)
+
+    # ----- overview: the level of detail of a zoomed-out view ----------------------------------
+
+    def set_overview(self, on: bool) -> None:
+        """Zoomed out, items stop painting (they stay selectable) and :meth:`paint_overview`
+        draws every node as a block and every edge as a line in a handful of calls."""
+        if on == self.overview:
+            return
+        self.overview = on
+        for item in [*self.nodes.values(), *self.edges.values()]:
+            item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents, on)
+        self.overview_dirty()
+
+    def overview_dirty(self) -> None:
+        self._overview = None
+        if self.overview:
+            self.update()
+
+    def paint_overview(self, painter: QPainter) -> None:
+        if self._overview is None:
+            self._overview = self._overview_shapes()
+        lines, blocks, selected = self._overview
+        s = self.style
+        painter.setPen(_cosmetic(s.edge, 1.0))
+        painter.drawLines(lines)
+        painter.setPen(NO_PEN)
+        for colour, rects in blocks.items():
+            painter.setBrush(QBrush(QColor(colour)))
+            painter.drawRects(rects)
+        if selected:
+            painter.setPen(_cosmetic(s.selected, 2.0))
+            painter.setBrush(NO_BRUSH)
+            painter.drawRects(selected)
+
+    def _overview_shapes(self) -> tuple[list[QLineF], dict[str, list[QRectF]], list[QRectF]]:
+        lines = [QLineF(e.start, e.end) for e in self.edges.values() if e.isVisible()]
+        blocks: dict[str, list[QRectF]] = {}
+        selected: list[QRectF] = []
+        for item in self.nodes.values():
+            rect = QRectF(item.pos(), QSizeF(item.width, item.height))
+            colour = self.style.error if item.has_error else self.style.family(item.view.family)
+            blocks.setdefault(colour.name(), []).append(rect)
+            if item.isSelected():
+                selected.append(rect)
+        return lines, blocks, selected
 
     # ----- queries -------------------------------------------------------------------------------
 
@@ -264,3 +335,8 @@ class GraphScene(QGraphicsScene):
                 moved[node_id] = here
         if moved:
             self.document.move_nodes(moved)
+
+
+def _bad_ports(analysis: Analysis) -> set[tuple[str, str | None]]:
+    """Input ports named by an error: the edges into them are drawn red."""
+    return {(d.node, d.port) for d in analysis.diagnostics if d.severity == "error" and d.node and d.port}

@@ -139,13 +139,11 @@ class GraphView(QGraphicsView):
         rect = self.scene_.itemsBoundingRect()
         if rect.isEmpty():
             self.resetTransform()
+            self._update_detail()
             self.centerOn(0, 0)
             return
         self.fitInView(rect.adjusted(-40, -40, 40, 40), Qt.AspectRatioMode.KeepAspectRatio)
-        if self.zoom() > 1.0:
-            self.set_zoom(1.0)
-        elif self.zoom() < MIN_ZOOM:
-            self.set_zoom(MIN_ZOOM)
+        self.set_zoom(min(self.zoom(), 1.0))
         self.centerOn(rect.center())
 
     def auto_layout(self) -> None:
@@ -202,6 +200,10 @@ class GraphView(QGraphicsView):
     def set_zoom(self, value: float) -> None:
         value = min(MAX_ZOOM, max(MIN_ZOOM, value))
         self.scale(value / self.zoom(), value / self.zoom())
+        self._update_detail()
+
+    def _update_detail(self) -> None:
+        self.scene_.set_overview(self.zoom() < st.BLOCK_LOD)
 
     # ----- helpers -------------------------------------------------------------------------------
 
@@ -405,6 +407,11 @@ class GraphView(QGraphicsView):
             lines += [QLineF(rect.left(), y, rect.right(), y) for y in _steps(top, rect.bottom(), step)]
             painter.setPen(QPen(colour, 0))
             painter.drawLines(lines)
+
+
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802
+        if self.scene_.overview:
+            self.scene_.paint_overview(painter)
 
 
 def _steps(start: float, stop: float, step: float) -> list[float]:

@@ -181,7 +181,7 @@ class MoveNodes(QUndoCommand):
 
     def __init__(self, doc: GraphDocument, positions: dict[str, tuple[float, float] | None],
                  merge: bool = True, text: str = "Move") -> None:
-        super().__init__(text if len(positions) != 1 else f"{text} {next(iter(positions))}")
+        super().__init__(text)
         self.doc = doc
         self.new = dict(positions)
         self.old = {node_id: doc.node(node_id).position for node_id in positions}

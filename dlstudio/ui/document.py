@@ -66,7 +66,7 @@ class GraphDocument(QObject):
         self.graph = graph or Graph(name="untitled")
         self.path = path
         self.undo_stack = QUndoStack(self)
-        self.undo_stack.cleanChanged.connect(lambda clean: self.modified_changed.emit(not clean))
+        self.undo_stack.cleanChanged.connect(self._clean_changed)
         self.analysis: Analysis = analyze(self.graph)
         self._timer = QTimer(self, singleShot=True, interval=0)
         self._timer.timeout.connect(self.reanalyse)
@@ -88,6 +88,9 @@ class GraphDocument(QObject):
             self.path = target
             self.path_changed.emit(target)
         self.undo_stack.setClean()
+
+    def _clean_changed(self, clean: bool) -> None:
+        self.modified_changed.emit(not clean)
 
     def to_json(self) -> str:
         return graph_to_json(self.graph)
@@ -233,6 +236,8 @@ class GraphDocument(QObject):
         changed = {n: _point(p) for n, p in positions.items()
                    if self.has_node(n) and self.node(n).position != _point(p)}
         if changed:
+            if text == "Move":
+                text = f"Move {next(iter(changed))}" if len(changed) == 1 else f"Move {len(changed)} nodes"
             self.push(commands.MoveNodes(self, changed, merge, text))
 
     def set_param(self, node_id: str, name: str, value: Any | None) -> None:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import networkx as nx
 
 from dlstudio.core.catalogue import CATALOGUE
+from dlstudio.core.errors import printable
 from dlstudio.core.graph import Graph, Node, split_end
 from dlstudio.core.params import ParamProblem, resolve_params
 from dlstudio.core.spec import InferContext, LayerSpec, ShapeError
@@ -128,10 +129,10 @@ def _report(result: Analysis, severity: Severity, node: str | None, message: str
 def _check_unknown(graph: Graph, nodes: dict[str, Node], result: Analysis) -> None:
     for node in graph.nodes:
         if node.type not in CATALOGUE:
-            _report(result, "error", node.id, f"unknown layer type '{node.type[:60]}'",
+            _report(result, "error", node.id, f"unknown layer type '{printable(node.type, 60)}'",
                     "replace it with a layer from the palette; its parameters are kept")
     for node_id, key in graph.unknown_keys():
-        _report(result, "warning", node_id, f"unknown key '{key[:60]}' is kept but not used",
+        _report(result, "warning", node_id, f"unknown key '{printable(key, 60)}' is kept but not used",
                 "check the spelling, or open the file with a newer DL Studio")
     if not any(n.type == "Input" for n in graph.nodes):
         _report(result, "error", None, "the graph has no Input node", "add an Input node")
@@ -164,7 +165,7 @@ def _resolve_end(end: str, nodes: dict[str, Node], result: Analysis,
     node_id, port = split_end(end)
     role = "source" if is_source else "target"
     if node_id not in nodes:
-        _report(result, "error", None, f"edge {role} '{end[:80]}' names no node",
+        _report(result, "error", None, f"edge {role} '{printable(end)}' names no node",
                 "delete the edge or create the node")
         return None
     spec = CATALOGUE.get(nodes[node_id].type)
@@ -184,13 +185,13 @@ def _resolve_end(end: str, nodes: dict[str, Node], result: Analysis,
                     "delete the edge")
             return None
         _report(result, "error", node_id,
-                f"edge {role} '{end}' must name a port: {spec.type} has " + ", ".join(ports[:4])
+                f"edge {role} '{printable(end)}' must name a port: {spec.type} has " + ", ".join(ports[:4])
                 + (", ..." if spec.variadic else ""), f"use '{node_id}.{ports[0]}'")
         return None
     if not known:
-        _report(result, "error", node_id, f"{spec.type} '{node_id}' has no port '{port[:40]}'",
+        _report(result, "error", node_id, f"{spec.type} '{node_id}' has no port '{printable(port, 40)}'",
                 "connect to one of: " + ", ".join(ports) + (", ..." if spec.variadic and not is_source else ""),
-                port[:40])
+                printable(port, 40))
         return None
     return node_id, port
 

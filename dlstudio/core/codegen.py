@@ -6,18 +6,19 @@ that the exporter writes, so both behave alike and neither adds per-node overhea
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 from dlstudio.core.analysis import Analysis
 from dlstudio.core.catalogue import CATALOGUE
 from dlstudio.core.errors import GraphInvalidError
-from dlstudio.core.naming import MODULE_ATTRIBUTES, RESERVED, Namespace, class_name, literal, safe_text
+from dlstudio.core.graph import Node
+from dlstudio.core.naming import ATTRIBUTE_RESERVED, Namespace, class_name, literal, safe_text
+from dlstudio.core.pyformat import INDENT, format_assignment, format_def, format_return
 from dlstudio.core.spec import Construct, LayerSpec
 
-LINE_LENGTH = 88
-INDENT = "    "
+TENSOR = "torch.Tensor"
 
 
 @dataclass(frozen=True)
@@ -62,42 +63,58 @@ def plan_module(analysis: Analysis) -> ModulePlan:
     """Plan a module for a valid graph; raises :class:`GraphInvalidError` otherwise."""
     if not analysis.ok:
         raise GraphInvalidError(analysis.graph.name, analysis.errors)
-    graph = analysis.graph
-    plan = ModulePlan(class_name(graph.name))
-    attributes = Namespace(RESERVED | MODULE_ATTRIBUTES)
-    variables = Namespace()
-    values: dict[tuple[str, str], str] = {}
-    nodes = {node.id: node for node in graph.nodes}
-    incoming = {(l.target, l.target_port): (l.source, l.source_port) for l in analysis.links}
-    for node in graph.nodes:
-        if node.type == "Input":
-            name = variables.name(node.id)
-            plan.arguments.append((name, node.id))
-            values[(node.id, "output")] = name
-    for node_id in analysis.order:
-        node, spec = nodes[node_id], CATALOGUE[nodes[node_id].type]
+    return _Planner(analysis).plan()
+
+
+class _Planner:
+    """Walks the nodes in order, naming attributes and variables through two namespaces."""
+
+    def __init__(self, analysis: Analysis) -> None:
+        self.analysis = analysis
+        self.attributes = Namespace(ATTRIBUTE_RESERVED)
+        self.variables = Namespace()
+        self.values: dict[tuple[str, str], str] = {}
+        self.incoming = {(link.target, link.target_port): (link.source, link.source_port)
+                         for link in analysis.links}
+        self.in_degree = Counter(link.target for link in analysis.links)
+        self.nodes = {node.id: node for node in analysis.graph.nodes}
+        self.result = ModulePlan("Model")
+
+    def plan(self) -> ModulePlan:
+        graph, plan = self.analysis.graph, self.result
+        for node in graph.nodes:
+            if node.type == "Input":
+                name = self.variables.name(node.id)
+                plan.arguments.append((name, node.id))
+                self.values[(node.id, "output")] = name
+        for node_id in self.analysis.order:
+            self._node(self.nodes[node_id])
+        plan.returns = [self.values[(n.id, "output")] for n in graph.nodes if n.type == "Output"]
+        plan.class_name = class_name(graph.name, frozenset(plan.support))
+        return plan
+
+    def _node(self, node: Node) -> None:
         if node.type == "Output":
-            values[(node_id, "output")] = values[incoming[(node_id, "input")]]
-        if node.type in ("Input", "Output") or node_id not in analysis.live:
-            continue
-        params = analysis.params[node_id]
-        ports = spec.input_ports(sum(1 for l in analysis.links if l.target == node_id))
-        args = [values[incoming[(node_id, p)]] if (node_id, p) in incoming else "None" for p in ports]
+            self.values[(node.id, "output")] = self.values[self.incoming[(node.id, "input")]]
+        if node.type in ("Input", "Output") or node.id not in self.analysis.live:
+            return
+        spec, params, plan = CATALOGUE[node.type], self.analysis.params[node.id], self.result
+        ports = spec.input_ports(self.in_degree[node.id])
+        args = [self.values[self.incoming[(node.id, p)]] if (node.id, p) in self.incoming else "None"
+                for p in ports]
         attr = ""
         if spec.module is not None:
-            attr = attributes.name(node_id)
+            attr = self.attributes.name(node.id)
             comment = safe_text(node.label or "")
-            plan.submodules.append(Submodule(attr, node_id, spec.module(params), comment))
+            plan.submodules.append(Submodule(attr, node.id, spec.module(params), comment))
         callee, call_args = _callee(spec, params, args, f"self.{attr}")
-        ports = spec.output_ports(params)
-        outputs = {port: variables.name(node_id if len(spec.outputs) == 1 else f"{node_id}_{port}")
-                   for port in ports}
-        values.update({(node_id, port): name for port, name in outputs.items()})
-        plan.statements.append(Statement(node_id, _target(spec, outputs), callee, call_args))
+        single = len(spec.outputs) == 1
+        outputs = {port: self.variables.name(node.id if single else f"{node.id}_{port}")
+                   for port in spec.output_ports(params)}
+        self.values.update({(node.id, port): name for port, name in outputs.items()})
+        plan.statements.append(Statement(node.id, _target(spec, outputs), callee, call_args))
         plan.imports |= spec.imports
-        plan.support += [s for s in spec.support if s not in plan.support]
-    plan.returns = [values[(n.id, "output")] for n in graph.nodes if n.type == "Output"]
-    return plan
+        plan.support += [name for name in spec.support if name not in plan.support]
 
 
 def _callee(spec: LayerSpec, params: dict[str, Any], args: list[str],
@@ -125,43 +142,23 @@ def construct_source(construct: Construct) -> tuple[str, list[str]]:
 
 
 def fit_assignment(indent: str, target: str, callee: str | None, args: list[str]) -> list[str]:
-    """Lay out ``target = callee(args)`` (or ``target = args[0]``) the way ruff format does."""
-    head = f"{indent}{target} = "
-    if callee is None:
-        whole = head + args[0]
-        if len(whole) <= LINE_LENGTH or not args[0].startswith("("):
-            return [whole] if len(whole) <= LINE_LENGTH else [head + "(", f"{indent}{INDENT}{args[0]}", f"{indent})"]
-        return [whole]
-    one_line = f"{head}{callee}({', '.join(args)})"
-    if len(one_line) <= LINE_LENGTH or not args:
-        return [one_line]
-    inner = indent + INDENT
-    hugged = inner + ", ".join(args)
-    if len(hugged) <= LINE_LENGTH:
-        return [f"{head}{callee}(", hugged, f"{indent})"]
-    return [f"{head}{callee}(", *[f"{inner}{a}," for a in args], f"{indent})"]
+    """Lay out ``target = callee(args)`` (or ``target = args[0]``) exactly as ruff format does."""
+    value = args[0] if callee is None else f"{callee}({', '.join(args)})"
+    return format_assignment(len(indent) // len(INDENT), target, value)
 
 
 def forward_source(plan: ModulePlan, annotate: bool = True) -> str:
     """The ``forward`` method's source, indented for a class body."""
-    indent = INDENT * 2
-    tensor = "torch.Tensor"
-    params = ["self"] + [f"{name}: {tensor}" if annotate else name for name, _ in plan.arguments]
-    result = tensor if len(plan.returns) == 1 else f"tuple[{', '.join([tensor] * len(plan.returns))}]"
-    lines = _signature(params, result if annotate else None)
+    params = ["self"] + [f"{name}: {TENSOR}" if annotate else name for name, _ in plan.arguments]
+    lines = format_def(1, "forward", params, return_annotation(len(plan.returns)) if annotate else None)
     for statement in plan.statements:
-        lines += fit_assignment(indent, statement.target, statement.callee, list(statement.args))
-    returned = ", ".join(plan.returns)
-    lines.append(f"{indent}return {returned}")
+        lines += fit_assignment(INDENT * 2, statement.target, statement.callee, list(statement.args))
+    lines += format_return(2, plan.returns)
     return "\n".join(lines) + "\n"
 
 
-def _signature(params: list[str], result: str | None) -> list[str]:
-    arrow = f" -> {result}" if result else ""
-    one_line = f"{INDENT}def forward({', '.join(params)}){arrow}:"
-    if len(one_line) <= LINE_LENGTH:
-        return [one_line]
-    hugged = f"{INDENT * 2}{', '.join(params)}"
-    if len(hugged) <= LINE_LENGTH:
-        return [f"{INDENT}def forward(", hugged, f"{INDENT}){arrow}:"]
-    return [f"{INDENT}def forward(", *[f"{INDENT * 2}{p}," for p in params], f"{INDENT}){arrow}:"]
+def return_annotation(count: int) -> str:
+    """``torch.Tensor`` for one output, a tuple of them for several (``...`` past four)."""
+    if count == 1:
+        return TENSOR
+    return f"tuple[{', '.join([TENSOR] * count)}]" if count <= 4 else f"tuple[{TENSOR}, ...]"

@@ -3,6 +3,17 @@
 from __future__ import annotations
 
 
+def printable(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters, with control and invisible characters escaped.
+
+    Used wherever text from a file (an id, a type, a path) goes into a message, so a message
+    is always one visible line.
+    """
+    cut = text[:limit]
+    shown = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in cut)
+    return shown + ("..." if len(text) > limit else "")
+
+
 class DLStudioError(Exception):
     """Base of every error DL Studio raises on purpose; ``str()`` is a one-line message."""
 
@@ -11,7 +22,7 @@ class GraphFileError(DLStudioError):
     """A graph file cannot be read: missing, not JSON, wrong schema, too large, too new."""
 
     def __init__(self, source: str, reason: str) -> None:
-        super().__init__(f"{source}: {reason}")
+        super().__init__(f"{printable(source, 200)}: {printable(reason, 300)}")
         self.source = source
         self.reason = reason
 
@@ -23,5 +34,5 @@ class GraphInvalidError(DLStudioError):
         first = diagnostics[0] if diagnostics else None
         summary = f": {first.one_line()}" if first else ""
         more = f" (and {len(diagnostics) - 1} more)" if len(diagnostics) > 1 else ""
-        super().__init__(f"graph '{name}' has errors{summary}{more}")
+        super().__init__(f"graph '{printable(name)}' has errors{summary}{more}")
         self.diagnostics = diagnostics

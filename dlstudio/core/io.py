@@ -21,6 +21,8 @@ from dlstudio.core.graph import FORMAT, FORMAT_VERSION, Graph
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_INT_DIGITS = 30
+#: Deepest nesting of lists and objects a document may have (a graph needs about 6).
+MAX_DEPTH = 64
 
 #: ``MIGRATIONS[n]`` turns a version-n document (a dict) into a version n+1 document.
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
@@ -29,31 +31,42 @@ GraphSource = str | os.PathLike[str] | dict[str, Any] | Graph
 
 
 def load_graph(source: GraphSource) -> Graph:
-    """Load a graph from a path, a JSON-like dict or a Graph (returned as a deep copy)."""
+    """Load a graph from a path, a JSON-like dict or a Graph (returned as a deep copy).
+
+    Raises :class:`GraphFileError`, and nothing else, for anything wrong with the source.
+    """
     if isinstance(source, Graph):
         return source.copy_deep()
     if isinstance(source, dict):
         return graph_from_dict(source, "<dict>")
+    if not isinstance(source, str | os.PathLike):
+        raise GraphFileError(f"<{type(source).__name__}>", "expected a file path, a dict or a Graph")
     path = Path(source)
     return graph_from_dict(read_json(path), str(path))
 
 
 def read_json(path: Path) -> Any:
-    """Read a JSON file with limits on size, numbers and nesting; no NaN or Infinity."""
+    """Read a JSON file with limits on size, numbers and nesting; no NaN or Infinity.
+
+    At most :data:`MAX_FILE_BYTES` are ever read, so a huge or endless file (a device, a pipe)
+    is refused without being loaded.
+    """
     name = str(path)
     try:
-        size = path.stat().st_size
         if path.is_dir():
             raise GraphFileError(name, "is a directory, not a graph file")
-        if size > MAX_FILE_BYTES:
-            raise GraphFileError(name, f"file is {size / 2**20:.0f} MB; graph files are limited to 16 MB")
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise GraphFileError(name, "no such file") from None
     except PermissionError:
         raise GraphFileError(name, "permission denied") from None
     except OSError as error:
         raise GraphFileError(name, error.strerror or "cannot be read") from None
+    except ValueError:  # a path with a NUL character
+        raise GraphFileError(name, "is not a valid file name") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise GraphFileError(name, f"file is over {MAX_FILE_BYTES // 2**20} MB, the limit for graph files")
     return parse_json(raw, name)
 
 
@@ -108,6 +121,7 @@ def graph_from_dict(data: Any, name: str = "<dict>") -> Graph:
     """Check the format and version, migrate old versions, and validate the document."""
     if not isinstance(data, dict):
         raise GraphFileError(name, "expected a JSON object with 'format': 'dlstudio.graph'")
+    check_depth(data, name)
     if data.get("format") != FORMAT:
         raise GraphFileError(name, f"not a DL Studio graph (missing \"format\": \"{FORMAT}\")")
     data = migrate(data, name)
@@ -117,6 +131,19 @@ def graph_from_dict(data: Any, name: str = "<dict>") -> Graph:
         raise GraphFileError(name, describe_validation_error(error)) from None
     except RecursionError:
         raise GraphFileError(name, "document is nested too deeply") from None
+
+
+def check_depth(data: Any, name: str, limit: int = MAX_DEPTH) -> None:
+    """Refuse documents nested deeper than ``limit`` (checked without recursion)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            raise GraphFileError(name, f"document is nested more than {limit} levels deep")
+        if isinstance(value, dict):
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend((item, depth + 1) for item in value)
 
 
 def migrate(data: dict[str, Any], name: str) -> dict[str, Any]:
@@ -131,7 +158,13 @@ def migrate(data: dict[str, Any], name: str) -> dict[str, Any]:
             f"(this one reads up to version {FORMAT_VERSION})",
         )
     while version < FORMAT_VERSION:
-        data = MIGRATIONS[version](dict(data))
+        step = MIGRATIONS.get(version)
+        if step is None:
+            raise GraphFileError(name, f"graph format version {version} is no longer supported")
+        try:
+            data = step(dict(data))
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise GraphFileError(name, f"cannot upgrade it from version {version}: {error}") from None
         version += 1
         data["version"] = version
     return data

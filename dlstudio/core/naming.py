@@ -13,7 +13,9 @@ import re
 import unicodedata
 from typing import Any
 
-#: Attributes of ``torch.nn.Module``; a submodule named like one would shadow it.
+from dlstudio.core.pyformat import constant_text
+
+#: Public attributes of ``torch.nn.Module``; a submodule named like one would shadow it.
 #: (tests/core/test_naming.py checks this list against torch.)
 MODULE_ATTRIBUTES = frozenset("""
 T_destination add_module apply bfloat16 buffers call_super_init children compile cpu cuda
@@ -27,9 +29,23 @@ set_extra_state set_submodule share_memory smart_apply state_dict to to_empty tr
 type xpu zero_grad
 """.split())
 
+#: Private attributes and methods of ``torch.nn.Module`` (checked against torch as well):
+#: a submodule called ``_modules`` would break the module itself.
+MODULE_PRIVATE = frozenset("""
+_apply _backward_hooks _backward_pre_hooks _buffers _call_impl _compiled_call_impl
+_forward_hooks _forward_hooks_always_called _forward_hooks_with_kwargs _forward_pre_hooks
+_forward_pre_hooks_with_kwargs _get_backward_hooks _get_backward_pre_hooks _get_name
+_is_full_backward_hook _load_from_state_dict _load_state_dict_post_hooks
+_load_state_dict_pre_hooks _maybe_warn_non_full_backward_hook _modules _named_members
+_non_persistent_buffers_set _parameters _register_load_state_dict_pre_hook
+_register_state_dict_hook _replicate_for_data_parallel _save_to_state_dict _slow_forward
+_state_dict_hooks _state_dict_pre_hooks _version _wrapped_call_impl
+""".split())
+
 #: Names the generated module itself uses.
 GENERATED_NAMES = frozenset({"self", "torch", "nn", "F", "math", "super"})
 
+#: Names a local variable (or a class) must avoid.
 RESERVED = (
     frozenset(keyword.kwlist)
     | frozenset(keyword.softkwlist)
@@ -37,12 +53,21 @@ RESERVED = (
     | GENERATED_NAMES
 )
 
+#: Names a submodule attribute (``self.<name>``) must avoid; builtins are fine there.
+ATTRIBUTE_RESERVED = frozenset(keyword.kwlist) | MODULE_ATTRIBUTES | MODULE_PRIVATE
+
 
 def identifier(text: str) -> str:
-    """A legal Python identifier made from ``text`` (ASCII letters, digits, underscores)."""
+    """A legal Python identifier made from ``text`` (ASCII letters, digits, underscores).
+
+    A leading double underscore gets an ``n`` in front, since Python would mangle
+    ``self.__x`` inside a class body.
+    """
     cleaned = re.sub(r"[^0-9A-Za-z_]", "_", text, flags=re.ASCII)
     if not cleaned or cleaned[0].isdigit():
         cleaned = "_" + cleaned
+    if cleaned.startswith("__"):
+        cleaned = "n" + cleaned
     return cleaned[:80]
 
 
@@ -56,7 +81,7 @@ class Namespace:
     def name(self, wanted: str) -> str:
         base = identifier(wanted)
         if base in self._reserved:
-            base += "_"
+            base = identifier(base + "_")
         candidate, counter = base, 1
         while candidate in self._taken or candidate in self._reserved:
             candidate = f"{base}_{counter}"
@@ -64,27 +89,34 @@ class Namespace:
         self._taken.add(candidate)
         return candidate
 
+    def reserve(self, name: str) -> None:
+        """Mark ``name`` as used, so later requests get another one."""
+        self._taken.add(name)
 
-def class_name(graph_name: str) -> str:
-    """CamelCase class name for a graph: ``"resnet18 v2"`` -> ``Resnet18V2``."""
+
+def class_name(graph_name: str, taken: frozenset[str] = frozenset()) -> str:
+    """CamelCase class name for a graph: ``"resnet18 v2"`` -> ``Resnet18V2``.
+
+    Avoids reserved names and ``taken`` ones (the helper classes the file defines).
+    """
     words = re.findall(r"[A-Za-z0-9]+", graph_name, flags=re.ASCII)
-    name = "".join(w[:1].upper() + w[1:] for w in words) or "Model"
+    name = "".join(w[:1].upper() + w[1:] for w in words)[:60] or "Model"
     if name[0].isdigit():
         name = "Model" + name
-    return name[:80] if name not in RESERVED else name + "Model"
+    return name + "Model" if name in RESERVED or name in taken else name
 
 
 def literal(value: Any) -> str:
-    """``repr()`` of a checked primitive: bool, int, finite float, str, None, or tuples of them."""
-    if isinstance(value, str):
-        text = repr(value)
-        return f'"{text[1:-1]}"' if text[0] == "'" and '"' not in value else text
-    if value is None or isinstance(value, bool | int):
-        return repr(value)
+    """Source text of a checked primitive (bool, int, finite float, str, None, tuples of them).
+
+    Written as ruff formats it (double quotes, ``1e16``), so exported files are formatted.
+    """
+    if value is None or isinstance(value, bool | int | str):
+        return constant_text(value)
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError(f"cannot emit non-finite number {value!r}")
-        return repr(value)
+        return constant_text(value)
     if isinstance(value, tuple | list):
         items = [literal(v) for v in value]
         return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
@@ -109,5 +141,11 @@ def safe_text(text: str, keep_newlines: bool = False) -> str:
 
 
 def docstring_text(text: str) -> str:
-    """Text for the inside of a triple-quoted docstring: backslashes and quotes escaped."""
-    return safe_text(text, keep_newlines=True).replace("\\", "\\\\").replace('"', '\\"')
+    """Text for the inside of a triple-quoted docstring: backslashes and quotes escaped.
+
+    Lines after the first lose their common indentation, as ruff format would do.
+    """
+    first, *rest = safe_text(text, keep_newlines=True).split("\n")
+    margin = min((len(line) - len(line.lstrip(" ")) for line in rest if line), default=0)
+    body = "\n".join([first, *(line[margin:] for line in rest)])
+    return body.replace("\\", "\\\\").replace('"', '\\"')

@@ -2,8 +2,8 @@
 
 ``assert_agrees`` builds the torch module straight from the parameters (not through the
 catalogue's constructor rule), runs a batch in training mode and checks both directions:
-torch refuses (or returns an empty tensor) <=> the analysis reports an error, and otherwise the inferred shape (also with
-symbolic sizes, resolved) equals torch's output shape.
+torch refuses (or returns an empty tensor) <=> the analysis reports an error; otherwise the
+inferred shape (also with symbolic sizes, resolved) and parameter count equal torch's.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ def analysed(type_name: str, params: dict[str, Any], shape: tuple, dtype: str = 
     return analyze(load_graph(layer_graph(type_name, params, [shape], [dtype])))
 
 
-def torch_outcome(type_name: str, ctor: dict[str, Any], shape: tuple) -> tuple[int, ...] | Exception:
-    """torch's output shape for a batch of ``shape``, or the exception torch raises."""
+def torch_outcome(type_name: str, ctor: dict[str, Any], shape: tuple) -> tuple[tuple[int, ...], int] | Exception:
+    """torch's output shape for a batch of ``shape`` and its parameter count, or the exception."""
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in ctor.items()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -40,7 +40,7 @@ def torch_outcome(type_name: str, ctor: dict[str, Any], shape: tuple) -> tuple[i
             return error
     if 0 in result:  # some kernels return an empty tensor where others raise; both are refused
         return ValueError(f"empty output {result}")
-    return result
+    return result, sum(p.numel() for p in module.parameters())
 
 
 def assert_agrees(type_name: str, params: dict[str, Any], ctor: dict[str, Any], shape: tuple,
@@ -56,11 +56,13 @@ def assert_agrees(type_name: str, params: dict[str, Any], ctor: dict[str, Any], 
         assert errors, f"torch refuses ({outcome}) but the analysis accepts {params} on {shape}"
         return analysis
     assert not errors, f"torch gives {outcome} but the analysis reports {errors}"
-    assert analysis.ports[("layer", "output")].concrete({"N": BATCH}) == outcome
+    shape_out, count = outcome
+    assert analysis.ports[("layer", "output")].concrete({"N": BATCH}) == shape_out
+    assert analysis.param_counts["layer"] == count
     if symbolic:
         named = tuple(symbolic.get(i, size) for i, size in enumerate(shape))
         loose = analysed(type_name, params, named)
         sizes = {"N": BATCH, **{name: shape[i] for i, name in symbolic.items()}}
         assert loose.ok, [d.one_line() for d in loose.errors]
-        assert loose.ports[("layer", "output")].concrete(sizes) == outcome, loose.ports[("layer", "output")]
+        assert loose.ports[("layer", "output")].concrete(sizes) == shape_out, loose.ports[("layer", "output")]
     return analysis

@@ -159,3 +159,11 @@ def _join(dtypes: Sequence[str]) -> str:
         pair = frozenset({result, dtype})
         result = _FLOAT_JOIN.get(pair) or max(pair, key=_DTYPE_RANK.__getitem__)
     return result
+
+
+def require_min_rank(ctx: InferContext, tensor: TensorType, rank: int) -> None:
+    """Fail unless ``tensor`` has at least ``rank`` dimensions (batch included)."""
+    if tensor.rank < rank:
+        ctx.fail(f"{ctx.where} expects at least a {rank}-D input (batch included) but gets "
+                 f"{tensor.rank}-D {tensor} from '{ctx.source_of()}'",
+                 "reshape the input (Unsqueeze or Reshape) before this node")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from dlstudio.core.catalogue._rules import as_tuple
+from dlstudio.core.catalogue._rules import as_tuple, require_min_rank
 from dlstudio.core.spec import InferContext, LayerSpec, Param, layer, numel, register, torch_module
 from dlstudio.core.tensor import TensorType
 
@@ -36,9 +36,13 @@ def _per_channel(ctx: InferContext) -> int:
     return 2 * channels if ctx.params["affine"] else 0
 
 
-def _input(ctx: InferContext, ranks: Sequence[int]) -> TensorType:
+def _input(ctx: InferContext, ranks: Sequence[int] | None = None) -> TensorType:
+    """The input, checked to be float and of one of ``ranks`` (None: at least 2-D)."""
     x = ctx.input
-    ctx.require_rank(x, ranks)
+    if ranks is None:
+        require_min_rank(ctx, x, 2)
+    else:
+        ctx.require_rank(x, ranks)
     ctx.require_float(x)
     return x
 
@@ -54,14 +58,13 @@ def _batch_norm(ranks: Sequence[int]) -> Callable[[InferContext], TensorType]:
 
 def _instance_norm(rank: int, shape: str) -> Callable[[InferContext], TensorType]:
     def infer(ctx: InferContext) -> TensorType:
-        x = ctx.input
+        x = _input(ctx, (rank - 1, rank))
         if x.rank == rank - 1:
-            ctx.fail(f"{ctx.where} would read the {x.rank}-D input {x} as one unbatched sample, "
-                     f"taking the batch for channels; it needs a {rank}-D input {shape}",
-                     "add a spatial dimension (Unsqueeze), or use LayerNorm to normalise each sample")
-        _input(ctx, (rank,))
-        _check_num_features(ctx)
-        spatial = numel(x.shape[1:])
+            _unbatched_instance(ctx, shape)
+            spatial = numel(x.shape)  # torch takes the batch for channels, the rest as spatial
+        else:
+            _check_num_features(ctx)
+            spatial = numel(x.shape[1:])  # the dims after the channels
         if spatial == 1:
             ctx.fail(f"{ctx.where} normalises over the spatial dimensions of {x}, which hold only "
                      "one element; torch refuses that when training",
@@ -69,6 +72,19 @@ def _instance_norm(rank: int, shape: str) -> Callable[[InferContext], TensorType
         return x
 
     return infer
+
+
+def _unbatched_instance(ctx: InferContext, shape: str) -> None:
+    """Torch reads a rank-short input as one unbatched sample whose channels are the batch."""
+    reading = (f"{ctx.where} reads the {ctx.input.rank}-D input {ctx.input} as one unbatched "
+               "sample, taking the batch for channels")
+    fix = f"feed it {shape}, or use LayerNorm to normalise each sample"
+    if ctx.params["affine"] or ctx.params["track_running_stats"]:
+        ctx.fail(f"{reading}; with affine or track_running_stats on, num_features would have to "
+                 "equal the batch size", fix)
+    ctx.warn(f"{reading}: it normalises each sample over all its elements", fix)
+    if ctx.params["num_features"] is None:
+        ctx.infer_param("num_features", ctx.input.shape[1], _CHANNELS)
 
 
 def _check_num_features(ctx: InferContext) -> None:
@@ -85,7 +101,7 @@ def _check_num_features(ctx: InferContext) -> None:
 
 def _normalized_shape(ctx: InferContext) -> tuple[int, ...]:
     """Check or infer ``normalized_shape`` against the trailing dimensions (batch excluded)."""
-    x = _input(ctx, range(2, 17))
+    x = _input(ctx)
     given = ctx.params["normalized_shape"]
     if given is None:
         return (ctx.infer_param("normalized_shape", x.shape[-1], "last dimension"),)
@@ -117,7 +133,7 @@ def _layer_norm_params(ctx: InferContext) -> int:
 
 
 def _group_norm(ctx: InferContext) -> TensorType:
-    x = _input(ctx, range(2, 17))
+    x = _input(ctx)
     channels = ctx.infer_param("num_channels", x.shape[1], _CHANNELS)
     groups = ctx.params["num_groups"]
     if channels % groups:

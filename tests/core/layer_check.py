@@ -15,6 +15,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from dlstudio import analyze, compile_graph, load_graph
 from dlstudio.core.catalogue import CATALOGUE
+from dlstudio.core.params import ParamProblem, resolve_params
 
 BATCH = 2
 
@@ -28,11 +29,18 @@ def layer_graph(type_name: str, params: dict[str, Any], input_shapes: list[tuple
              for i, (s, d) in enumerate(zip(input_shapes, dtypes, strict=True))]
     nodes.append({"id": "layer", "type": type_name, "params": params})
     edges = [{"source": f"x{i}", "target": f"layer.{port}"} for i, port in enumerate(ports)]
-    for port in spec.outputs:
+    for port in _output_ports(spec, params):
         nodes.append({"id": f"out_{port}", "type": "Output"})
         edges.append({"source": f"layer.{port}", "target": f"out_{port}"})
     return {"format": "dlstudio.graph", "version": 1, "name": f"check {type_name}",
             "nodes": nodes, "edges": edges}
+
+
+def _output_ports(spec, params: dict[str, Any]) -> tuple[str, ...]:
+    try:
+        return spec.output_ports(resolve_params(spec, params))
+    except ParamProblem:
+        return spec.outputs
 
 
 def sample_inputs(analysis, sizes: dict[str, int] | None = None) -> list[torch.Tensor]:
@@ -42,7 +50,9 @@ def sample_inputs(analysis, sizes: dict[str, int] | None = None) -> list[torch.T
             continue
         tensor_type = analysis.ports[(node.id, "output")]
         shape = tensor_type.concrete({"N": BATCH, **(sizes or {})})
-        if tensor_type.dtype in ("int64", "int32"):
+        if tensor_type.dtype == "bool":
+            tensors.append(torch.randint(0, 2, shape, dtype=torch.bool))
+        elif tensor_type.dtype in ("int64", "int32"):
             tensors.append(torch.randint(0, 4, shape, dtype=getattr(torch, tensor_type.dtype)))
         else:
             tensors.append(torch.randn(shape, dtype=getattr(torch, tensor_type.dtype)))
@@ -60,7 +70,7 @@ def check_layer(type_name: str, params: dict[str, Any], input_shapes: list[tuple
         result = module(*inputs)
     results = result if isinstance(result, tuple) else (result,)
     spec = CATALOGUE[type_name]
-    for port, tensor in zip(spec.outputs, results, strict=True):
+    for port, tensor in zip(spec.output_ports(analysis.params["layer"]), results, strict=True):
         inferred = analysis.ports[("layer", port)]
         expected = inferred.concrete({"N": BATCH, **(sizes or {})})
         assert tuple(tensor.shape) == expected, f"{type_name}.{port}: torch {tuple(tensor.shape)} vs inferred {expected}"

@@ -4,7 +4,8 @@ Each run starts a fresh process with ``DLSTUDIO_STARTUP_PROBE=1``, which prints 
 after the window's first paint and quits; the time is measured here, from just before the
 process is spawned to the moment that line arrives. A bare PySide6 window is timed side by
 side as the floor, and the probe also reports whether torch was imported before the paint
-(it must not be). Settings and recovery files go to a temporary folder.
+(it must not be). Settings and recovery files go to a temporary folder. The package is
+byte-compiled first, as ``pip install`` does, so no run pays for compiling the sources.
 
     python benchmarks/startup.py [--runs 7] [--graph graphs/resnet18.json]
 """
@@ -12,6 +13,7 @@ side as the floor, and the probe also reports whether torch was imported before 
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import statistics
 import subprocess
@@ -72,15 +74,19 @@ def probe_env(home: Path) -> dict[str, str]:
     return env
 
 
-def measure(name: str, command: list[str], env: dict[str, str], runs: int) -> dict[str, object]:
-    time_command(command, env)  # warm the file cache; not counted
-    samples, torch_seen = [], False
+def measure(cases: list[tuple[str, list[str]]], env: dict[str, str], runs: int) -> list[dict[str, object]]:
+    """Time every case ``runs`` times, interleaved so that machine load hits all cases alike."""
+    for _name, command in cases:
+        time_command(command, env)  # warm the file cache; not counted
+    samples: dict[str, list[float]] = {name: [] for name, _ in cases}
+    torch_seen = dict.fromkeys(samples, False)
     for _ in range(runs):
-        elapsed, torch_loaded = time_command(command, env)
-        samples.append(elapsed)
-        torch_seen |= torch_loaded
-    return {"name": name, "median": statistics.median(samples), "min": min(samples),
-            "max": max(samples), "torch": torch_seen}
+        for name, command in cases:
+            elapsed, torch_loaded = time_command(command, env)
+            samples[name].append(elapsed)
+            torch_seen[name] |= torch_loaded
+    return [{"name": name, "median": statistics.median(s), "min": min(s), "max": max(s),
+             "torch": torch_seen[name]} for name, s in samples.items()]
 
 
 def main() -> int:
@@ -88,13 +94,14 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--graph", default=str(ROOT / "graphs" / "resnet18.json"))
     args = parser.parse_args()
+    compileall.compile_dir(ROOT / "dlstudio", quiet=1)  # as pip install does; lets runs read .pyc
     with tempfile.TemporaryDirectory() as home:
         env = probe_env(Path(home))
         cases = [("bare PySide6 window", [sys.executable, "-c", BARE_QT]),
                  ("dlstudio (empty)", [sys.executable, "-m", "dlstudio"])]
         if Path(args.graph).is_file():
             cases.append((f"dlstudio {Path(args.graph).name}", [sys.executable, "-m", "dlstudio", "gui", args.graph]))
-        results = [measure(name, command, env, args.runs) for name, command in cases]
+        results = measure(cases, env, args.runs)
     floor = results[0]["median"]
     print(f"start-up to first paint, {args.runs} runs each, {os.cpu_count()} CPUs, "
           f"QT_QPA_PLATFORM={env['QT_QPA_PLATFORM']}")

@@ -29,7 +29,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list or args_list[0].endswith(".json"):
         args_list = ["gui", *args_list]
-    parser = build_parser()
+    # the editor must paint before torch loads: leave out commands whose modules import it
+    parser = build_parser(gui_only=args_list[0] == "gui")
     try:
         args = parser.parse_args(args_list)
     except SystemExit as exit_:
@@ -53,11 +54,11 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[:300]}" if text else type(error).__name__
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(gui_only: bool = False) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dlstudio", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for register in _command_registrars():
+    for register in [_add_gui] if gui_only else _command_registrars():
         register(commands)
     return parser
 

@@ -247,15 +247,11 @@ class MainWindow(QMainWindow):
 
     # ----- commands ----------------------------------------------------------------------------
 
-    def add_layer(self, layer_type: str) -> str:
-        """Add a layer near the middle of the visible canvas and select it."""
-        centre = self.view.mapToScene(self.view.viewport().rect().center())
+    def add_layer(self, layer_type: str) -> str | None:
+        """Add a layer near the middle of the visible canvas (staggered) and select it."""
         offset = (self._adds % 6) * ADD_OFFSET
         self._adds += 1
-        node_id = self.document.add_node(layer_type, (centre.x() - 90 + offset, centre.y() - 40 + offset))
-        self.view.select_node(node_id, center=False)
-        self.view.setFocus()
-        return node_id
+        return self.view.add_layer(layer_type, self.scene_centre() + QPointF(offset, offset))
 
     def find_layer(self) -> None:
         self.palette_dock.show()

@@ -1,6 +1,8 @@
 """Regularization family: Dropout, channel-wise Dropout1d/2d/3d and AlphaDropout.
 
 All keep their input's shape and cost nothing at inference (FLOPs 0, like torch's counter).
+Training draws a random mask, which needs a float input (and Dropout2d a 2-D one), except
+at p=0 and p=1, where torch passes the input through or zeroes it without a mask.
 The channel-wise variants follow torch's handling of ranks: a rank torch refuses is an
 error; a rank torch accepts with a warning (or reads as one unbatched sample, so that whole
 samples of the batch are dropped together) is a warning here.
@@ -17,8 +19,14 @@ _P = Param("p", "float", default=0.5, min=0, max=1, help="Probability of zeroing
 _INPLACE = Param("inplace", "bool", default=False, help="Overwrite the input to save memory.")
 
 
+def _random(ctx: InferContext) -> bool:
+    """Whether training draws a mask: at p=0 and p=1 torch takes a shortcut that needs none."""
+    return 0 < ctx.params["p"] < 1
+
+
 def _float(ctx: InferContext) -> TensorType:
-    ctx.require_float(ctx.input)
+    if _random(ctx):
+        ctx.require_float(ctx.input)
     return ctx.input
 
 
@@ -40,7 +48,7 @@ def _deprecated(ctx: InferContext, name: str, rank: int) -> None:
 
 def _dropout2d(ctx: InferContext) -> TensorType:
     x = _float(ctx)
-    if x.rank == 1:
+    if x.rank == 1 and _random(ctx):
         ctx.fail(f"{ctx.where} needs at least a 2-D input but gets {x} from '{ctx.source_of()}' "
                  "(torch refuses it when training)", "use Dropout instead")
     if x.rank == 3:

@@ -27,6 +27,7 @@ WIDTH = 180.0
 COLUMN_GAP = 120.0
 ROW_GAP = 30.0
 LANE = 10.0
+LANE_WEIGHT = 0.01
 SWEEPS = 8
 
 
@@ -236,34 +237,50 @@ def _place_rows(order: list[list[str]], links: list[_Link], box: Mapping[str, Bo
     for sweep in range(SWEEPS):
         forward = sweep % 2 == 0
         for nodes in order if forward else reversed(order):
-            wanted = []
-            for node in nodes:
-                if forward:
-                    pulls = [tops[k.source] + k.out - k.into for k in incoming.get(node, [])]
-                else:
-                    pulls = [tops[k.target] + k.into - k.out for k in outgoing.get(node, [])]
-                wanted.append(sum(pulls) / len(pulls) if pulls else tops[node])
-            gaps = [box[n].height + (ROW_GAP if box[n].width else LANE) for n in nodes]
-            for node, top in zip(nodes, _isotonic(wanted, gaps), strict=True):
+            wanted = [_wanted(node, tops, (incoming if forward else outgoing).get(node, []), forward, box)
+                      for node in nodes]
+            gaps = [box[a].height + (ROW_GAP if box[a].width and box[b].width else LANE)
+                    for a, b in zip(nodes, nodes[1:], strict=False)]
+            weights = [1.0 if box[n].width else LANE_WEIGHT for n in nodes]
+            for node, top in zip(nodes, _isotonic(wanted, gaps, weights), strict=True):
                 tops[node] = top
     return tops
 
 
-def _isotonic(wanted: list[float], gaps: list[float]) -> list[float]:
-    """Closest tops to ``wanted`` (least squares) keeping ``top[i+1] >= top[i] + gaps[i]``."""
+def _wanted(node: str, tops: dict[str, float], links: list[_Link], forward: bool,
+            box: Mapping[str, Box]) -> float:
+    """Where ``node`` would like its top: level with its neighbours' ports. Real neighbours win
+    over lane points, so a long skip edge bends instead of pulling the main path off line."""
+    real: list[float] = []
+    lanes: list[float] = []
+    for link in links:
+        other = link.source if forward else link.target
+        pull = tops[other] + (link.out - link.into if forward else link.into - link.out)
+        (real if box[other].width else lanes).append(pull)
+    pulls = real or lanes
+    return sum(pulls) / len(pulls) if pulls else tops[node]
+
+
+def _isotonic(wanted: list[float], gaps: list[float], weights: list[float]) -> list[float]:
+    """Tops closest to ``wanted`` (weighted least squares) with ``top[i+1] >= top[i] + gaps[i]``.
+
+    Shifting each top by the space the ones above it need turns this into isotonic regression,
+    solved exactly by pooling adjacent violators.
+    """
     shift = [0.0]
-    for gap in gaps[:-1]:
+    for gap in gaps:
         shift.append(shift[-1] + gap)
-    blocks: list[list[float]] = []  # [sum of values, count]
-    for value, offset in zip(wanted, shift, strict=True):
-        blocks.append([value - offset, 1.0])
+    blocks: list[list[float]] = []  # [weighted sum, total weight, count]
+    for value, offset, weight in zip(wanted, shift, weights, strict=True):
+        blocks.append([(value - offset) * weight, weight, 1])
         while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
-            total, count = blocks.pop()
+            total, weight_sum, count = blocks.pop()
             blocks[-1][0] += total
-            blocks[-1][1] += count
+            blocks[-1][1] += weight_sum
+            blocks[-1][2] += count
     result: list[float] = []
-    for total, count in blocks:
-        result += [total / count] * int(count)
+    for total, weight_sum, count in blocks:
+        result += [total / weight_sum] * int(count)
     return [value + offset for value, offset in zip(result, shift, strict=True)]
 
 

@@ -16,13 +16,22 @@ EdgeKey = tuple[str, str]
 #: Room a shape label needs at each end of an edge; shorter edges show no label (the source
 #: port shows the same shape).
 LABEL_MARGIN = 14.0
+#: Radius of the bends of an edge routed around nodes.
+CORNER = 30.0
 
 
-def edge_path(start: QPointF, end: QPointF) -> QPainterPath:
-    """A curve leaving ``start`` to the right and entering ``end`` from the left."""
+def edge_path(start: QPointF, end: QPointF, channel: float | None = None) -> QPainterPath:
+    """A curve leaving ``start`` to the right and entering ``end`` from the left; with a
+    ``channel`` it runs along that height instead, around the nodes in between."""
     dx = end.x() - start.x()
-    bend = max(abs(dx) * 0.5, 40.0) if dx >= 0 else max(80.0, min(240.0, -dx * 0.4 + 60.0))
     path = QPainterPath(start)
+    if channel is not None and dx > 8 * CORNER:
+        left, right = start.x() + 3 * CORNER, end.x() - 3 * CORNER
+        path.cubicTo(start + QPointF(2 * CORNER, 0), QPointF(start.x() + CORNER, channel), QPointF(left, channel))
+        path.lineTo(right, channel)
+        path.cubicTo(QPointF(end.x() - CORNER, channel), end - QPointF(2 * CORNER, 0), end)
+        return path
+    bend = max(abs(dx) * 0.5, 40.0) if dx >= 0 else max(80.0, min(240.0, -dx * 0.4 + 60.0))
     path.cubicTo(start + QPointF(bend, 0), end - QPointF(bend, 0), end)
     return path
 
@@ -36,6 +45,7 @@ class EdgeItem(QGraphicsItem):
         self.style = style
         self.start = QPointF()
         self.end = QPointF()
+        self.channel: float | None = None
         self.label = ""
         self.error = False
         self.hovered = False
@@ -47,12 +57,12 @@ class EdgeItem(QGraphicsItem):
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setAcceptHoverEvents(True)
 
-    def set_ends(self, start: QPointF, end: QPointF) -> None:
-        if start == self.start and end == self.end and not self._path.isEmpty():
+    def set_ends(self, start: QPointF, end: QPointF, channel: float | None = None) -> None:
+        if (start, end, channel) == (self.start, self.end, self.channel) and not self._path.isEmpty():
             return
         self.prepareGeometryChange()
-        self.start, self.end = QPointF(start), QPointF(end)
-        self._path = edge_path(self.start, self.end)
+        self.start, self.end, self.channel = QPointF(start), QPointF(end), channel
+        self._path = edge_path(self.start, self.end, channel)
         self._shape = None
         self._place_label()
 

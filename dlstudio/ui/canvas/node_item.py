@@ -43,6 +43,7 @@ class NodeView:
     errors: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     summary: str = ""
+    label: str = ""
     missing: bool = False
     connected: frozenset[PortKey] = frozenset()
 
@@ -56,7 +57,7 @@ def node_view(node: Node, edges: list[Edge], analysis: Analysis | None,
     connected |= {(p, False) for p in ports.outputs if any(e.source_node == node.id for e in edges)}
     subtitle = f"{node.label}  ·  {node.id}" if node.label else node.id
     view = NodeView(node.type, spec.family if spec else "", node.type, subtitle, ports,
-                    summary=spec.summary if spec else "", missing=spec is None,
+                    summary=spec.summary if spec else "", label=node.label or "", missing=spec is None,
                     connected=frozenset(connected))
     if spec is None:
         view.subtitle = f"missing layer  ·  {subtitle}"
@@ -135,7 +136,8 @@ class NodeItem(QGraphicsItem):
         return "\n".join(lines + ([f"warning: {self.extra_warning}"] if self.extra_warning else []))
 
     def tooltip_text(self) -> str:
-        head = f"{self.view.type_name} '{self.node_id}'" + (f"\n{self.view.summary}" if self.view.summary else "")
+        head = f"{self.view.type_name} '{self.node_id}'"
+        head += "".join(f"\n{text}" for text in (self.view.label, self.view.summary) if text)
         problems = self.problem_text
         return head + (f"\n\n{problems}" if problems else "")
 

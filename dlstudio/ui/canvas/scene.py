@@ -19,12 +19,16 @@ from dlstudio.core.analysis import Analysis, Diagnostic
 from dlstudio.core.graph import Edge, split_end
 from dlstudio.core.layout import Box
 from dlstudio.ui.canvas import style as st
-from dlstudio.ui.canvas.edge_item import EdgeItem, EdgeKey
+from dlstudio.ui.canvas.edge_item import CORNER, EdgeItem, EdgeKey
 from dlstudio.ui.canvas.node_item import NodeItem, node_view
 from dlstudio.ui.canvas.port_item import PortKey
 from dlstudio.ui.document import GraphDocument, edge_key
 
 NO_PEN = QPen(Qt.PenStyle.NoPen)
+#: How far an edge routed around nodes keeps from them.
+CHANNEL_GAP = 30.0
+#: Margin added around the items when the scene rect grows.
+ROOM = 4000.0
 NO_BRUSH = QBrush(Qt.BrushStyle.NoBrush)
 
 
@@ -85,6 +89,15 @@ class GraphScene(QGraphicsScene):
         finally:
             self._building = self._syncing = False
         self.apply_analysis(self.document.analysis)
+        self.setSceneRect(self.itemsBoundingRect().adjusted(-ROOM, -ROOM, ROOM, ROOM))
+        for item in self.edges.values():
+            self._place_edge(item)
+
+    def _make_room(self, item: QGraphicsItem) -> None:
+        """Grow the scene rect in big steps: the BSP index is rebuilt whenever it changes."""
+        rect = item.sceneBoundingRect()
+        if not self.sceneRect().contains(rect):
+            self.setSceneRect(self.sceneRect().united(rect.adjusted(-ROOM, -ROOM, ROOM, ROOM)))
 
     def boxes(self) -> dict[str, Box]:
         """Each node's size and port offsets, for auto-layout."""
@@ -220,7 +233,37 @@ class GraphScene(QGraphicsScene):
         source = self.end_port(item.key[0], True)
         target = self.end_port(item.key[1], False)
         if source and target:
-            item.set_ends(source[0].port_scene_pos(source[1], False), target[0].port_scene_pos(target[1], True))
+            start = source[0].port_scene_pos(source[1], False)
+            end = target[0].port_scene_pos(target[1], True)
+            item.set_ends(start, end, self._channel(start, end, {source[0], target[0]}))
+            if not self._building:
+                self._make_room(item)
+
+    def _channel(self, start: QPointF, end: QPointF, ends: set[NodeItem]) -> float | None:
+        """The height a long edge should run at to pass below (or above) the nodes in its way,
+        or None when the direct curve is clear."""
+        if end.x() - start.x() < 8 * CORNER or self._building:
+            return None
+        low, high = min(start.y(), end.y()), max(start.y(), end.y())
+        blocking = self._blocking(start.x(), end.x(), low - 8, high + 8, ends)
+        if not blocking:
+            return None
+        below = max(i.y() + i.height for i in blocking) + CHANNEL_GAP
+        above = min(i.y() for i in blocking) - CHANNEL_GAP
+        middle = (start.y() + end.y()) / 2
+        channel = below if below - middle <= middle - above else above
+        for _ in range(3):
+            more = self._blocking(start.x(), end.x(), channel - 8, channel + 8, ends)
+            if not more:
+                break
+            channel = (max(i.y() + i.height for i in more) + CHANNEL_GAP if channel >= middle
+                       else min(i.y() for i in more) - CHANNEL_GAP)
+        return channel
+
+    def _blocking(self, left: float, right: float, top: float, bottom: float,
+                  ends: set[NodeItem]) -> list[NodeItem]:
+        band = QRectF(left + CORNER, top, right - left - 2 * CORNER, bottom - top)
+        return [i for i in self.items(band) if isinstance(i, NodeItem) and i not in ends]
 
     def _label_edge(self, item: EdgeItem, analysis: Analysis,
                     bad_ports: set[tuple[str, str | None]] | None = None) -> None:
@@ -236,6 +279,8 @@ class GraphScene(QGraphicsScene):
     def node_item_moved(self, node_id: str) -> None:
         """An item moved (dragged, or following the document): its edges follow."""
         self.overview_dirty()
+        if not self._building and node_id in self.nodes:
+            self._make_room(self.nodes[node_id])
         for key in self._edges_of.get(node_id, ()):
             item = self.edges.get(key)
             if item is not None:

@@ -25,8 +25,8 @@ PORT_RADIUS = 5.0
 RADIUS = 7.0
 
 #: Below this zoom a node is a coloured block; below DETAIL_LOD only its title shows.
-BLOCK_LOD = 0.32
-DETAIL_LOD = 0.6
+BLOCK_LOD = 0.3
+DETAIL_LOD = 0.55
 
 #: Accent per layer family (hue picked to stay distinct in both themes).
 FAMILY_HUES = {

@@ -40,7 +40,7 @@ LAYER_MIME = "application/x-dlstudio-layer"
 NODES_MIME = "application/x-dlstudio-nodes"
 MIN_ZOOM, MAX_ZOOM = 0.02, 4.0
 PORT_HIT_PX = 11.0
-EDGE_END_PX = 22.0
+EDGE_END_PX = 30.0
 WORLD = 1e6
 
 
@@ -126,7 +126,8 @@ class GraphView(QGraphicsView):
         else:
             payload = mime.text()
         try:
-            ids = self.document.paste(payload, self._cursor_scene_pos())
+            at = self._cursor_scene_pos()
+            ids = self.document.paste(payload, None if at is None else (at.x(), at.y()))
         except ValueError as error:
             self.status_message.emit(str(error))
             return
@@ -214,8 +215,10 @@ class GraphView(QGraphicsView):
         local = self.viewport().mapFromGlobal(QCursor.pos())
         return self.mapToScene(local) if self.viewport().rect().contains(local) else None
 
-    def _scene_radius(self, pixels: float) -> float:
-        return pixels / max(self.zoom(), 1e-6)
+    def _scene_radius(self, pixels: float, limit: float = st.ROW * 0.8) -> float:
+        """``pixels`` on screen in scene units, at most ``limit`` (so zoomed out, a click
+        inside a node selects it rather than grabbing a port)."""
+        return min(pixels / max(self.zoom(), 1e-6), limit)
 
     def _insertable_edge(self, type_name: str, scene_pos: QPointF) -> EdgeItem | None:
         first_in, first_out = commands.first_ports(type_name)
@@ -239,6 +242,8 @@ class GraphView(QGraphicsView):
         super().mousePressEvent(event)
 
     def _start_wiring(self, pos: QPointF) -> bool:
+        if self.scene_.overview:
+            return False
         hit = self.scene_.port_at(pos, self._scene_radius(PORT_HIT_PX))
         if hit is not None:
             item, (port, is_input) = hit
@@ -253,7 +258,7 @@ class GraphView(QGraphicsView):
             self._wiring = Wiring(self.scene_, item, (port, is_input))
             return True
         edge = self.scene_.edge_at(pos, self._scene_radius(4.0))
-        end = edge.end_near(pos, self._scene_radius(EDGE_END_PX)) if edge is not None else None
+        end = edge.end_near(pos, self._scene_radius(EDGE_END_PX, 2 * st.ROW)) if edge is not None else None
         if edge is None or end is None:
             return False
         fixed = self.scene_.end_port(edge.key[0], True) if end == "target" else self.scene_.end_port(edge.key[1], False)

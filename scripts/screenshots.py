@@ -35,13 +35,15 @@ class Shot:
     select: str | None
     dark: bool
     tab: str = "inspector"  # or "code"
+    edits: tuple[tuple[str, str, object], ...] = ()  # (node, parameter, value) set before the shot
     size: tuple[int, int] = (1600, 1000)
 
 
 SHOTS = (
-    Shot("editor-light", "resnet18.json", "layer2_0_conv1", dark=False),
+    Shot("editor-light", "cnn_digits.json", "fc1", dark=False),
     Shot("editor-dark", "resnet18.json", "layer2_0_conv1", dark=True),
-    Shot("code-light", "resnet18.json", "layer2_0_conv1", dark=False, tab="code"),
+    Shot("code-light", "cnn_digits.json", "conv2", dark=False, tab="code"),
+    Shot("problems-dark", "cnn_digits.json", "fc1", dark=True, edits=(("fc1", "in_features", 512),)),
 )
 
 
@@ -65,6 +67,8 @@ def render(app: QApplication, shot: Shot, folder: Path, scratch: Path) -> Path |
     window.resize(*shot.size)
     window.show()
     window.files.open_path(graph, ask=False)
+    for node, name, value in shot.edits:
+        window.document.set_param(node, name, value)
     settle(app, 0.3)
     window.view.fit_all()
     if shot.select:

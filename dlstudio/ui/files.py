@@ -25,6 +25,7 @@ from dlstudio.core.graph import Graph
 from dlstudio.core.io import graph_to_json, load_graph, parse_json, write_atomic
 from dlstudio.core.naming import identifier
 from dlstudio.ui.document import GraphDocument
+from dlstudio.ui.theme import plain_tooltip
 
 AUTOSAVE_MS = 30_000
 MAX_RECENT = 10
@@ -249,6 +250,11 @@ def dropped_graph(mime: QMimeData) -> Path | None:
     return None
 
 
+def _menu_text(text: str) -> str:
+    """Menu text shown literally: a file name's ``&`` is not a keyboard mnemonic."""
+    return text.replace("&", "&&")
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve()
@@ -453,7 +459,7 @@ class FileActions:
         menu.clear()
         found = examples()
         for path in found:
-            action = menu.addAction(path.stem)
+            action = menu.addAction(_menu_text(path.stem))
             action.triggered.connect(lambda _=False, p=path: self.new_from_example(p))
         if not found:
             menu.addAction("No examples found").setEnabled(False)
@@ -462,8 +468,8 @@ class FileActions:
         menu.clear()
         paths = self.window.recent.paths()
         for index, path in enumerate(paths):
-            action = menu.addAction(f"&{index + 1 if index < 9 else 0}  {path.name}")
-            action.setToolTip(str(path))
+            action = menu.addAction(f"&{index + 1 if index < 9 else 0}  {_menu_text(path.name)}")
+            action.setToolTip(plain_tooltip(str(path)))
             action.triggered.connect(lambda _=False, p=path: self.open_path(p))
         if paths:
             menu.addSeparator()

@@ -179,6 +179,15 @@ def test_examples_come_from_the_graphs_folder(qtbot) -> None:
     assert {p.name for p in found} == {p.name for p in GRAPHS.glob("*.json")}
 
 
+def test_examples_ship_inside_the_package() -> None:
+    """``dlstudio/examples`` links to ``graphs/``, so a built wheel carries the examples."""
+    import dlstudio
+
+    packaged = Path(dlstudio.__file__).parent / "examples"
+    assert packaged.resolve() == GRAPHS.resolve()
+    assert sorted(p.name for p in packaged.glob("*.json")) == sorted(p.name for p in GRAPHS.glob("*.json"))
+
+
 def test_dropped_json_is_recognised(qtbot, saved: Path) -> None:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(saved.with_suffix(".txt"))), QUrl.fromLocalFile(str(saved))])

@@ -34,6 +34,7 @@ from dlstudio.core.analysis import analyze
 from dlstudio.core.codegen import INDENT, ModulePlan, construct_source, fit_assignment, plan_module
 from dlstudio.core.export import render_module
 from dlstudio.core.io import graph_from_dict, graph_to_json, parse_json
+from dlstudio.core.naming import identifier
 from dlstudio.ui.document import GraphDocument
 from dlstudio.ui.panels import plain_label
 from dlstudio.ui.theme import colors
@@ -255,7 +256,7 @@ class CodePanel(QWidget):
             self.editor.setPlainText(result.text)
             self.editor.verticalScrollBar().setValue(scroll)
         lines = result.text.count("\n")
-        self.status.setText(f"{self.document.graph.name}.py — {lines} lines" if result.ok
+        self.status.setText(f"{identifier(self.document.graph.name)}.py — {lines} lines" if result.ok
                             else "No code while the graph has errors")
         self.highlight(self.selected, scroll_to=False)
         self.updated.emit()

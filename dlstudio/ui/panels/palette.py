@@ -6,8 +6,8 @@ double-click it (or press Enter) to add it; :attr:`PalettePanel.add_requested` c
 
 from __future__ import annotations
 
-from PySide6.QtCore import QMimeData, Qt, Signal
-from PySide6.QtGui import QFont, QKeyEvent
+from PySide6.QtCore import QEvent, QMimeData, Qt, Signal
+from PySide6.QtGui import QFont, QIcon, QKeyEvent, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QLineEdit,
@@ -19,11 +19,26 @@ from PySide6.QtWidgets import (
 
 from dlstudio.core.catalogue import families
 from dlstudio.core.spec import LayerSpec
+from dlstudio.ui.canvas.style import canvas_style
 from dlstudio.ui.theme import plain_tooltip
 
 LAYER_MIME = "application/x-dlstudio-layer"
 TYPE_ROLE = Qt.ItemDataRole.UserRole + 1
 SEARCH_ROLE = Qt.ItemDataRole.UserRole + 2
+
+
+def family_icon(family: str, size: int = 10) -> QIcon:
+    """A dot in the family's canvas colour, so palette groups match the node headers."""
+    pixmap = QPixmap(size * 2, size * 2)
+    pixmap.setDevicePixelRatio(2.0)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(canvas_style().family(family))
+    painter.drawEllipse(1, 1, size - 2, size - 2)
+    painter.end()
+    return QIcon(pixmap)
 
 
 class LayerTree(QTreeWidget):
@@ -86,6 +101,7 @@ class PalettePanel(QWidget):
         for family, specs in families().items():
             group = QTreeWidgetItem(self.tree, [f"{family}  ({len(specs)})"])
             group.setFont(0, bold)
+            group.setIcon(0, family_icon(family))
             group.setFlags(Qt.ItemFlag.ItemIsEnabled)
             group.setData(0, Qt.ItemDataRole.UserRole, family)
             for spec in sorted(specs, key=lambda s: s.type.lower()):
@@ -101,6 +117,14 @@ class PalettePanel(QWidget):
         item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
                       | Qt.ItemFlag.ItemIsDragEnabled)
         return item
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.PaletteChange:  # the theme changed: recolour the dots
+            root = self.tree.invisibleRootItem()
+            for i in range(root.childCount()):
+                group = root.child(i)
+                group.setIcon(0, family_icon(str(group.data(0, Qt.ItemDataRole.UserRole))))
+        super().changeEvent(event)
 
     def layer_items(self) -> list[QTreeWidgetItem]:
         root = self.tree.invisibleRootItem()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPainter, QPaintEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -67,6 +68,15 @@ class ProblemsPanel(QTreeWidget):
         for column in range(len(self.COLUMNS)):
             item.setToolTip(column, tip)
         return item
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        if self.topLevelItemCount() == 0:  # say so, rather than show an empty table
+            painter = QPainter(self.viewport())
+            painter.setPen(colors().muted)
+            painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter,
+                             "No problems: every node has a known shape.")
+            painter.end()
 
     def counts(self) -> tuple[int, int]:
         errors = sum(d.severity == "error" for d in self.diagnostics)

@@ -62,7 +62,8 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         run_dir, config = _plan_run(args, graph, world)
     except TrainError as error:
-        print(f"dlstudio: {error}", file=sys.stderr)
+        advice = f" ({error.advice})" if error.advice else ""
+        print(f"dlstudio: {error}{advice}", file=sys.stderr)
         return error.exit_code
     trainer = Trainer(graph, config, _callbacks(args, world, run_dir), run_dir=run_dir,
                       resume=bool(args.resume), base_dir=Path(args.graph).resolve().parent,

@@ -316,8 +316,20 @@ class Trainer:
             self.run_dir.append_metrics({"epoch": state.epoch, "step": state.step, **metrics, "lr": lr,
                                          "seconds": round(state.seconds, 3)})
         self.emit(EpochEnd(state.epoch, state.step, metrics, seconds))
+        self._check_finite(metrics)
         self._checkpoint()
         return metrics
+
+    def _check_finite(self, metrics: dict[str, float]) -> None:
+        """Refuse to checkpoint NaN or infinite weights, so the last good checkpoint stays."""
+        p = self.parts
+        assert p is not None
+        bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+        if not bad and all(bool(torch.isfinite(t).all()) for t in p.module.parameters()):
+            return
+        what = f"{bad[0]} became {metrics[bad[0]]}" if bad else "the weights became NaN or infinite"
+        raise Diverged(f"{what} after epoch {self.state.epoch}; the last good checkpoint is kept",
+                       "lower the learning rate, set grad_clip, or check the data for NaN values")
 
     def _early_stop(self, metrics: dict[str, float]) -> bool:
         rule = self.config.early_stopping

@@ -1,0 +1,232 @@
+"""``dlstudio export GRAPH --weights RUN_DIR --to python|onnx|torchscript``.
+
+Every export is checked before it is reported done: ONNX with onnxruntime and TorchScript
+with ``torch.jit.load``, each on a batch size other than the one traced, against the
+PyTorch module (largest difference at most 1e-4). The Python export writes the model's
+source with its weights beside it and prints a two-line loading snippet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import re
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dlstudio.core.analysis import Analysis, analyze
+from dlstudio.core.codegen import plan_module
+from dlstudio.core.compiler import build_module
+from dlstudio.core.errors import GraphInvalidError
+from dlstudio.core.export import render_module
+from dlstudio.core.graph import Graph
+from dlstudio.core.io import load_graph, write_atomic
+from dlstudio.core.tensor import BATCH
+from dlstudio.core.training import dataset_fields
+from dlstudio.train.checkpoint import latest_checkpoint, load_state
+from dlstudio.train.errors import ConfigError, RunDirError
+from dlstudio.train.rundir import RunDir
+
+TOLERANCE = 1e-4
+SUFFIXES = {"python": ".py", "onnx": ".onnx", "torchscript": ".pt"}
+#: Size given to a symbolic dimension (other than the batch) in example inputs.
+DEFAULT_SIZE = 8
+
+
+def export_command(args: argparse.Namespace) -> int:
+    graph = load_graph(args.graph)
+    analysis = analyze(graph)
+    if not analysis.ok:
+        raise GraphInvalidError(graph.name, analysis.errors)
+    try:
+        module = trained_module(analysis, RunDir(args.weights) if args.weights else None)
+        output = Path(args.output) if args.output else Path(_file_stem(graph.name) + SUFFIXES[args.to])
+        if args.to == "python":
+            export_python_with_weights(analysis, module, output)
+        elif args.to == "onnx":
+            report("ONNX", output, export_onnx(analysis, module, output))
+        else:
+            report("TorchScript", output, export_torchscript(analysis, module, output))
+    except (ConfigError, RunDirError) as error:
+        print(f"dlstudio: {error}", file=sys.stderr)
+        return error.exit_code
+    return 0
+
+
+def report(kind: str, output: Path, difference: float) -> None:
+    print(f"wrote {output} ({kind}; largest difference from PyTorch {difference:.1e})", file=sys.stderr)
+
+
+def _file_stem(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "model"
+
+
+def trained_module(analysis: Analysis, run_dir: RunDir | None) -> torch.nn.Module:
+    """The compiled graph in eval mode, with the run's final (or latest checkpoint) weights."""
+    module = build_module(plan_module(analysis))
+    if run_dir is not None:
+        run_dir.check_graph(analysis.graph)
+        module.load_state_dict(run_weights(run_dir), strict=True)
+    return module.eval()
+
+
+def run_weights(run_dir: RunDir) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    if run_dir.weights.exists():
+        return load_file(str(run_dir.weights))
+    path = latest_checkpoint(run_dir.checkpoints)
+    if path is None:
+        raise RunDirError(f"{run_dir.path}: has neither model.safetensors nor a complete checkpoint")
+    return load_state(path)["model"]
+
+
+def example_inputs(analysis: Analysis, batch: int = 2) -> tuple[list[torch.Tensor], dict[str, int]]:
+    """Inputs shaped like the Input nodes (symbolic sizes from the dataset when known)."""
+    sizes = {BATCH: batch, **_dataset_sizes(analysis)}
+    generator = torch.Generator().manual_seed(0)
+    tensors = []
+    for node in analysis.graph.nodes_of_type("Input"):
+        tensor_type = analysis.ports[(node.id, "output")]
+        symbols = {d for d in tensor_type.shape if isinstance(d, str)}
+        shape = tensor_type.concrete({**{s: DEFAULT_SIZE for s in symbols}, **sizes})
+        dtype = getattr(torch, tensor_type.dtype)
+        if tensor_type.is_float:
+            tensors.append(torch.randn(shape, generator=generator).to(dtype))
+        else:
+            tensors.append(torch.randint(0, 2, shape, generator=generator, dtype=dtype))
+    return tensors, sizes
+
+
+def _dataset_sizes(analysis: Analysis) -> dict[str, int]:
+    """Symbolic Input dims bound to the dataset's field sizes (``T`` -> 12)."""
+    training: Any = analysis.graph.training
+    if training is None:
+        return {}
+    try:
+        fields = dataset_fields(training.dataset) or {}
+    except Exception:  # noqa: BLE001  (a bad training section only loses the hint)
+        return {}
+    sizes: dict[str, int] = {}
+    for node_id, field in training.dataset.inputs.items():
+        info = fields.get(field)
+        tensor_type = analysis.ports.get((node_id, "output"))
+        if info is None or info.shape is None or tensor_type is None:
+            continue
+        for dim, size in zip(tensor_type.shape[1:], info.shape, strict=False):
+            if isinstance(dim, str) and isinstance(size, int):
+                sizes[dim] = size
+    return sizes
+
+
+def _as_tuple(result: Any) -> tuple[torch.Tensor, ...]:
+    return tuple(result) if isinstance(result, tuple | list) else (result,)
+
+
+def _largest_difference(expected: Any, actual: Any) -> float:
+    pairs = zip(_as_tuple(expected), _as_tuple(actual), strict=True)
+    return max(float((torch.as_tensor(a).float() - e.float()).abs().max()) for e, a in pairs)
+
+
+def _check(difference: float, kind: str) -> float:
+    if not difference <= TOLERANCE:
+        raise ConfigError(f"the {kind} export differs from PyTorch by {difference:.2e} (limit {TOLERANCE:g})")
+    return difference
+
+
+# --- Python ------------------------------------------------------------------------------------
+
+def export_python_with_weights(analysis: Analysis, module: torch.nn.Module, output: Path) -> None:
+    from safetensors.torch import save_file
+
+    plan = plan_module(analysis)
+    write_atomic(output, render_module(plan, analysis.graph).encode("utf-8"))
+    weights = output.with_suffix(".safetensors")
+    save_file({k: v.detach().contiguous() for k, v in module.state_dict().items()}, str(weights))
+    print(f"wrote {output} and {weights}; load them with:", file=sys.stderr)
+    print(loading_snippet(output.stem, plan.class_name, weights.name))
+
+
+def loading_snippet(module_name: str, class_name: str, weights: str) -> str:
+    return (f"from {module_name} import {class_name}; from safetensors.torch import load_file\n"
+            f"model = {class_name}(); model.load_state_dict(load_file({weights!r})); model.eval()")
+
+
+# --- ONNX ---------------------------------------------------------------------------------------
+
+def export_onnx(analysis: Analysis, module: torch.nn.Module, output: Path) -> float:
+    """Write an ONNX file with a dynamic batch, and return its largest difference from torch."""
+    import onnxruntime
+
+    inputs, sizes = example_inputs(analysis)
+    names = [name for name, _ in plan_module(analysis).arguments]
+    outputs = [node.id for node in analysis.graph.nodes_of_type("Output")]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with _quiet():
+        torch.onnx.export(module, tuple(inputs), str(output), dynamo=True, external_data=False,
+                          input_names=names, output_names=outputs,
+                          dynamic_shapes=_dynamic_shapes(analysis), optimize=True, verbose=False)
+    check_inputs, _ = example_inputs(analysis, batch=3)
+    session = onnxruntime.InferenceSession(str(output), providers=["CPUExecutionProvider"])
+    actual = session.run(None, {n: x.numpy() for n, x in zip(names, check_inputs, strict=True)})
+    with torch.no_grad():
+        expected = module(*check_inputs)
+    return _check(_largest_difference(expected, [torch.from_numpy(a) for a in actual]), "ONNX")
+
+
+def _dynamic_shapes(analysis: Analysis) -> tuple[dict[int, Any], ...]:
+    dims: dict[str, Any] = {}
+    shapes = []
+    for node in analysis.graph.nodes_of_type("Input"):
+        tensor_type = analysis.ports[(node.id, "output")]
+        shapes.append({i: dims.setdefault(d, torch.export.Dim.AUTO)
+                       for i, d in enumerate(tensor_type.shape) if isinstance(d, str)})
+    return tuple(shapes)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the exporters' progress logging and deprecation chatter."""
+    logger = logging.getLogger("torch")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+# --- TorchScript --------------------------------------------------------------------------------
+
+def export_torchscript(analysis: Analysis, module: torch.nn.Module, output: Path) -> float:
+    """Trace to TorchScript, save, load back and compare on another batch size."""
+    inputs, _ = example_inputs(analysis)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with _quiet(), torch.no_grad():
+        traced = torch.jit.trace(module, tuple(inputs), check_trace=False)
+        torch.jit.save(traced, str(output))
+        loaded = torch.jit.load(str(output))
+        check_inputs, _ = example_inputs(analysis, batch=3)
+        return _check(_largest_difference(module(*check_inputs), loaded(*check_inputs)), "TorchScript")
+
+
+def export_graph(graph: Graph, to: str, output: Path, run_dir: RunDir | None = None) -> float:
+    """Library entry point: export ``graph`` (with a run's weights) and return the check's difference."""
+    analysis = analyze(graph)
+    if not analysis.ok:
+        raise GraphInvalidError(graph.name, analysis.errors)
+    module = trained_module(analysis, run_dir)
+    if to == "onnx":
+        return export_onnx(analysis, module, output)
+    if to == "torchscript":
+        return export_torchscript(analysis, module, output)
+    export_python_with_weights(analysis, module, output)
+    return 0.0

@@ -24,7 +24,7 @@ def layer_graph(type_name: str, params: dict[str, Any], input_shapes: list[tuple
                 dtypes: list[str] | None = None) -> dict:
     spec = CATALOGUE[type_name]
     dtypes = dtypes or ["float32"] * len(input_shapes)
-    ports = spec.input_ports(len(input_shapes))
+    ports = spec.input_ports(len(input_shapes))[: len(input_shapes)]  # optional ports may stay open
     nodes = [{"id": f"x{i}", "type": "Input", "params": {"shape": list(s), "dtype": d}}
              for i, (s, d) in enumerate(zip(input_shapes, dtypes, strict=True))]
     nodes.append({"id": "layer", "type": type_name, "params": params})

@@ -59,14 +59,18 @@ def agree(type_name: str, params: dict[str, Any], shapes: list[tuple],
 
 
 def _run(reference: Callable[..., Any], inputs: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
-    """The reference's outputs (a None output left out); an empty one counts as refused,
+    """The reference's outputs, flat (a None left out); an empty one counts as refused,
     since DL Studio refuses shapes with a zero size."""
     with torch.no_grad():
-        result = reference(*inputs)
-    result = tuple(t for t in (result if isinstance(result, tuple) else (result,)) if t is not None)
+        result = tuple(t for t in _flat(reference(*inputs)) if t is not None)
     if any(0 in t.shape for t in result):
         raise ValueError(f"empty output {[tuple(t.shape) for t in result]}")
     return result
+
+
+def _flat(value: Any) -> list[Any]:
+    """Nested tuples of outputs, ``(output, (h_n, c_n))``, as one list in port order."""
+    return [t for v in value for t in _flat(v)] if isinstance(value, tuple) else [value]
 
 
 def _same_values(analysis: Analysis, inputs: list[torch.Tensor], expected: tuple,

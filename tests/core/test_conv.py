@@ -6,8 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dlstudio import analyze, load_graph
 from dlstudio.core.catalogue import CATALOGUE
 from tests.core.layer_check import check_layer
+from tests.core.torch_agree import exported_matches_compiled, ruff_problems
 from tests.core.torch_agreement import analysed, assert_agrees
 
 
@@ -136,3 +138,37 @@ def test_random_convolutions_agree_with_torch(case):
     type_name, params, shape = case
     ctor = {"in_channels": shape[0], **params}
     assert_agrees(type_name, params, ctor, shape, symbolic={len(shape) - 1: "S"})
+
+
+CNN = {
+    "format": "dlstudio.graph", "version": 1, "name": "small cnn",
+    "nodes": [
+        {"id": "image", "type": "Input", "params": {"shape": [3, 16, 16]}},
+        {"id": "stem", "type": "Conv2d", "params": {"out_channels": 8, "padding": 1, "padding_mode": "reflect"}},
+        {"id": "bn", "type": "BatchNorm2d"},
+        {"id": "pool", "type": "MaxPool2d", "params": {"kernel_size": 3, "stride": 2, "padding": 1}},
+        {"id": "drop", "type": "Dropout2d", "params": {"p": 0.1}},
+        {"id": "grouped", "type": "Conv2d", "params": {"out_channels": 8, "groups": 4, "padding": "same"}},
+        {"id": "gn", "type": "GroupNorm", "params": {"num_groups": 4}},
+        {"id": "avg", "type": "AvgPool2d", "params": {"kernel_size": 2, "ceil_mode": True}},
+        {"id": "inorm", "type": "InstanceNorm2d", "params": {"affine": True}},
+        {"id": "up", "type": "ConvTranspose2d", "params": {"out_channels": 4, "kernel_size": 2, "stride": 2}},
+        {"id": "squeeze", "type": "AdaptiveAvgPool2d", "params": {"output_size": [None, 1]}},
+        {"id": "ln", "type": "LayerNorm", "params": {"normalized_shape": [8, 1]}},
+        {"id": "out", "type": "Output"},
+    ],
+    "edges": [{"source": a, "target": b} for a, b in [
+        ("image", "stem"), ("stem", "bn"), ("bn", "pool"), ("pool", "drop"), ("drop", "grouped"),
+        ("grouped", "gn"), ("gn", "avg"), ("avg", "inorm"), ("inorm", "up"), ("up", "squeeze"),
+        ("squeeze", "ln"), ("ln", "out"),
+    ]],
+}
+
+
+def test_a_cnn_of_these_families_exports_clean_code_that_matches_the_compiled_module():
+    analysis = analyze(load_graph(CNN))
+    assert analysis.ok and not analysis.diagnostics, [d.one_line() for d in analysis.diagnostics]
+    assert str(analysis.ports[("ln", "output")]) == "[N, 4, 8, 1]"
+    source = exported_matches_compiled(analysis)
+    assert "nn.Conv2d(3, 8, 3, padding=1, padding_mode='reflect')" in source.replace('"', "'")
+    assert ruff_problems(source) == ""

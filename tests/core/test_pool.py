@@ -37,9 +37,10 @@ def test_matches_torch(type_name, params, shape):
     check_layer(type_name, params, [shape])
 
 
-@pytest.mark.parametrize("type_name", ["MaxPool2d", "AvgPool2d"])
-def test_integer_inputs_pool_like_torch(type_name):
-    check_layer(type_name, {"kernel_size": 2}, [(3, 4, 4)], dtypes=["int64"])
+@pytest.mark.parametrize("type_name", ["MaxPool1d", "MaxPool2d", "AvgPool3d", "AdaptiveMaxPool2d"])
+def test_integer_inputs_are_refused(type_name):
+    errors = analysed(type_name, {}, (3, 4, 4, 4)[: int(type_name[-2]) + 1], "int64").errors
+    assert "needs a floating-point input but gets int64" in errors[0].message
 
 
 @pytest.mark.parametrize(("type_name", "params", "shape", "sizes", "expected"), [
@@ -82,9 +83,9 @@ def test_diagnostics_say_what_and_how_to_fix(type_name, params, shape, expected)
     assert len(errors) == 1 and expected in errors[0], errors
 
 
-def test_adaptive_pooling_needs_floats():
-    errors = analysed("AdaptiveMaxPool2d", {"output_size": 2}, (3, 4, 4), "int64").errors
-    assert "needs a floating-point input" in errors[0].message
+def test_half_precision_average_pooling_in_3d_warns_it_needs_a_gpu():
+    diagnostics = analysed("AvgPool3d", {}, (2, 4, 4, 4), "bfloat16").diagnostics
+    assert [(d.severity, d.fix) for d in diagnostics] == [("warning", "train on a GPU, or use float32")]
 
 
 def _per_dim(draw, n: int, low: int, high: int):

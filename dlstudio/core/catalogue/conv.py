@@ -122,8 +122,8 @@ def _conv(n: int) -> Callable[[InferContext], TensorType]:
         kernel, stride, dilation = (as_tuple(p[k], n) for k in ("kernel_size", "stride", "dilation"))
         pads = _conv_pads(ctx, n)
         x = ctx.input
-        sizes = [_conv_size(ctx, *dims) for dims in zip(x.shape[2:], kernel, stride, dilation, pads, strict=True)]
-        return x.with_shape((x.shape[0], p["out_channels"], *sizes))
+        dims = zip(x.shape[2:], kernel, stride, dilation, pads, strict=True)
+        return x.with_shape((x.shape[0], p["out_channels"], *(_conv_size(ctx, *d) for d in dims)))
 
     return infer
 
@@ -140,7 +140,8 @@ def _transposed(n: int) -> Callable[[InferContext], TensorType]:
                      "in each dimension",
                      "lower output_padding, or raise stride")
         sizes = []
-        for size, k, s, q, op, d in zip(ctx.input.shape[2:], kernel, stride, pad, extra, dilation, strict=True):
+        dims = zip(ctx.input.shape[2:], kernel, stride, pad, extra, dilation, strict=True)
+        for size, k, s, q, op, d in dims:
             out = offset(scale(size, s), d * (k - 1) + op + 1 - s - 2 * q)
             if isinstance(out, int) and out < 1:
                 ctx.fail(f"{ctx.where} would output size {out} from input size {size}: padding "

@@ -153,7 +153,8 @@ def _norm(type_name: str, summary: str, infer: Callable[[InferContext], TensorTy
 
 def _batch_norm_spec(n: int, ranks: Sequence[int], shape: str) -> LayerSpec:
     return _norm(
-        f"BatchNorm{n}d", f"Normalises each channel over the batch{' and spatial dims' if n > 1 else ''}: {shape}.",
+        f"BatchNorm{n}d",
+        f"Normalises each channel over the batch{' and spatial dims' if n > 1 else ''}: {shape}.",
         _batch_norm(ranks),
         (Param("num_features", "int", min=1, inferred=True, help="Channels of the input (dim 1)."),
          _EPS, _MOMENTUM,

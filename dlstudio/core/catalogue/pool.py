@@ -1,7 +1,8 @@
 """Pooling family: MaxPool, AvgPool and adaptive pooling over 1 to 3 spatial dimensions.
 
 Pooling works per channel, so like torch these accept a batched input ``[N, C, *spatial]``
-or one without channels ``[N, *spatial]``. Output sizes follow torch (k kernel, s stride,
+or one without channels ``[N, *spatial]``. Inputs must be floating point: torch's CPU kernels
+pool integers only for some of these layers, and pooling token ids is rarely meant. Output sizes follow torch (k kernel, s stride,
 p padding, d dilation, e = d(k-1)+1 the window's span): ``(L + 2p - e) // s + 1``, or with
 ``ceil_mode`` rounded up, except that the last window must start inside the input or the
 left padding. Padding may be at most half the kernel.
@@ -24,12 +25,14 @@ _AXES = {1: "[N, C, L]", 2: "[N, C, H, W]", 3: "[N, C, D, H, W]"}
 
 def _window_params(n: int, dilation: bool) -> tuple[Param, ...]:
     ints = {"kind": "ints", "length": n, "min": 1}
+    spacing = Param("dilation", default=1, help="Spacing between window elements.", **ints)
     return (
         Param("kernel_size", default=2, help="Size of the pooling window.", **ints),
-        Param("stride", default=None, optional=True, help="Step between windows; empty means kernel_size.", **ints),
+        Param("stride", default=None, optional=True, **ints,
+              help="Step between windows; empty means kernel_size."),
         Param("padding", "ints", default=0, length=n, min=0,
               help="Implicit padding on each side; at most half the kernel size."),
-        *((Param("dilation", default=1, help="Spacing between window elements.", **ints),) if dilation else ()),
+        *((spacing,) if dilation else ()),
     )
 
 
@@ -40,6 +43,7 @@ _CEIL = Param("ceil_mode", "bool", default=False,
 def _spatial_input(ctx: InferContext, n: int) -> TensorType:
     x = ctx.input
     ctx.require_rank(x, (n + 1, n + 2))
+    ctx.require_float(x)
     return x
 
 
@@ -57,15 +61,18 @@ def _pooled_size(ctx: InferContext, size: Dim, k: int, s: int, p: int, d: int) -
     return out
 
 
-def _check_unpadded(ctx: InferContext, sizes: tuple[Dim, ...], kernel: tuple[int, ...]) -> None:
-    """AvgPool3d alone also needs the unpadded input to hold a whole kernel."""
+def _check_avg3d(ctx: InferContext, sizes: tuple[Dim, ...], kernel: tuple[int, ...]) -> None:
+    """AvgPool3d alone needs the unpadded input to hold a whole kernel, and on CPU 32/64 bits."""
+    if ctx.input.dtype in ("float16", "bfloat16"):
+        ctx.warn(f"{ctx.where} gets {ctx.input.dtype}, which torch's AvgPool3d supports on GPU "
+                 "but not on CPU", "train on a GPU, or use float32")
     if any(isinstance(size, int) and size < k for size, k in zip(sizes, kernel, strict=True)):
         ctx.fail(f"{ctx.where} needs every input size to be at least kernel_size="
                  f"{shown(ctx.params['kernel_size'])} (torch checks this before padding) but gets "
                  f"{list(sizes)}", "use a smaller kernel_size, or a larger input")
 
 
-def _window(n: int, unpadded: bool = False) -> Callable[[InferContext], TensorType]:
+def _window(n: int, avg3d: bool = False) -> Callable[[InferContext], TensorType]:
     def infer(ctx: InferContext) -> TensorType:
         x = _spatial_input(ctx, n)
         p = ctx.params
@@ -76,8 +83,8 @@ def _window(n: int, unpadded: bool = False) -> Callable[[InferContext], TensorTy
             ctx.fail(f"{ctx.where} has padding={shown(p['padding'])} but padding may be at most half "
                      f"of kernel_size={shown(p['kernel_size'])}",
                      f"set padding to at most {shown(tuple(k // 2 for k in kernel))}, or enlarge the kernel")
-        if unpadded:
-            _check_unpadded(ctx, x.shape[-n:], kernel)
+        if avg3d:
+            _check_avg3d(ctx, x.shape[-n:], kernel)
         dims = zip(x.shape[-n:], kernel, stride, pad, dilation, strict=True)
         return x.with_shape((*x.shape[:-n], *(_pooled_size(ctx, *d) for d in dims)))
 
@@ -95,7 +102,6 @@ def _window_flops(n: int) -> Callable[[InferContext], int | None]:
 def _adaptive(n: int) -> Callable[[InferContext], TensorType]:
     def infer(ctx: InferContext) -> TensorType:
         x = _spatial_input(ctx, n)
-        ctx.require_float(x)
         wanted = as_tuple(ctx.params["output_size"], n)
         sizes = [size if out is None else out for size, out in zip(x.shape[-n:], wanted, strict=True)]
         return x.with_shape((*x.shape[:-n], *sizes))
@@ -119,7 +125,8 @@ def _adaptive_flops(n: int) -> Callable[[InferContext], int | None]:
         if lead is None or not is_known(*x.shape[-n:]):
             return None
         pairs = zip(x.shape[-n:], y.shape[-n:], strict=True)
-        return lead * math.prod(adaptive_window_total(size, out) for size, out in pairs)  # type: ignore[arg-type]
+        reads = math.prod(adaptive_window_total(size, out) for size, out in pairs)  # type: ignore[arg-type]
+        return lead * reads
 
     return flops
 
@@ -142,7 +149,7 @@ def _avg(n: int) -> LayerSpec:
     return layer(
         type=f"AvgPool{n}d", family="Pooling",
         summary=f"Average over sliding windows on {_AXES[n]} (channels optional).",
-        infer=_window(n, unpadded=n == 3), flops=_window_flops(n),
+        infer=_window(n, avg3d=n == 3), flops=_window_flops(n),
         module=torch_module(f"nn.AvgPool{n}d", positional=("kernel_size",)),
         params=(
             *_window_params(n, dilation=False), _CEIL,

@@ -79,7 +79,8 @@ def _dropout(type_name: str, summary: str, infer: Callable[[InferContext], Tenso
 
 
 register(
-    _dropout("Dropout", "Zeroes random elements with probability p while training; scales the rest by 1/(1-p)."),
+    _dropout("Dropout", "Zeroes random elements with probability p while training; "
+                        "scales the rest by 1/(1-p)."),
     _dropout("Dropout1d", "Zeroes whole channels of [N, C, L] while training.", _dropout1d),
     _dropout("Dropout2d", "Zeroes whole channels of [N, C, H, W] while training.", _dropout2d),
     _dropout("Dropout3d", "Zeroes whole channels of [N, C, D, H, W] while training.", _dropout3d),

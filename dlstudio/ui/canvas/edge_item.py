@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QFontMetricsF, QPainter, QPainterPath, QPainterPathStroker, QPen
+from PySide6.QtGui import QBrush, QFontMetricsF, QPainter, QPainterPath, QPainterPathStroker, QPen
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QStyleOptionGraphicsItem
 
 from dlstudio.ui.canvas import style as st
@@ -15,7 +15,7 @@ EdgeKey = tuple[str, str]
 
 #: Room a shape label needs at each end of an edge; shorter edges show no label (the source
 #: port shows the same shape).
-LABEL_MARGIN = 14.0
+LABEL_MARGIN = 18.0
 #: Radius of the bends of an edge routed around nodes.
 CORNER = 30.0
 
@@ -129,7 +129,7 @@ class EdgeItem(QGraphicsItem):
             return
         painter.setPen(QPen(colour, 2.4 if self.isSelected() or self.hovered else 1.8,
                             Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
-        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.setBrush(QBrush(Qt.BrushStyle.NoBrush))
         painter.drawPath(self._path)
         if not self._label_rect.isNull() and lod >= st.DETAIL_LOD:
             painter.setPen(QPen(colour, 1.0))

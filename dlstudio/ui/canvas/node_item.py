@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QFontMetricsF, QPainter, QPainterPath, QPen
+from PySide6.QtGui import QBrush, QColor, QFontMetricsF, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
 from dlstudio.core.analysis import Analysis, Diagnostic
@@ -25,6 +25,8 @@ from dlstudio.ui.canvas import style as st
 from dlstudio.ui.canvas.port_item import PortKey, PortLists, PortState, node_ports, paint_port
 
 PAD = 12.0
+NO_PEN = QPen(Qt.PenStyle.NoPen)
+NO_BRUSH = QBrush(Qt.BrushStyle.NoBrush)
 ALIGN_LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
 ALIGN_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 
@@ -243,10 +245,10 @@ class NodeItem(QGraphicsItem):
 
     def _border(self) -> tuple[Any, float]:
         s = self.style
-        if self.isSelected():
-            return s.selected, 2.0
         if self.view.errors:
             return s.error, 2.0
+        if self.isSelected():
+            return s.selected, 2.0
         if self.view.warnings or self.extra_warning:
             return s.warning, 1.6
         if self.view.missing:
@@ -256,22 +258,23 @@ class NodeItem(QGraphicsItem):
     def _paint_block(self, painter: QPainter) -> None:
         s = self.style
         fill = s.error if self.view.errors else s.family(self.view.family)
-        painter.setPen(QPen(s.selected, 0) if self.isSelected() else Qt.PenStyle.NoPen)
+        painter.setPen(QPen(s.selected, 0) if self.isSelected() else NO_PEN)
         painter.setBrush(fill)
         painter.drawRect(QRectF(0, 0, self.width, self.height))
 
     def _paint_body(self, painter: QPainter) -> None:
         s = self.style
         colour, width = self._border()
+        painter.setPen(NO_PEN)
+        painter.setBrush(s.shadow)
+        painter.drawPath(self._paths["shadow"])
         if self.isSelected():
-            glow = QPen(s.selected, 6.0)
-            faint = glow.color()
-            faint.setAlpha(60)
-            glow.setColor(faint)
-            painter.setPen(glow)
-            painter.setBrush(Qt.BrushStyle.NoBrush)
+            glow = QColor(s.selected)
+            glow.setAlpha(70)
+            painter.setPen(QPen(glow, 7.0))
+            painter.setBrush(NO_BRUSH)
             painter.drawPath(self._paths["body"])
-        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setPen(NO_PEN)
         painter.setBrush(s.node)
         painter.drawPath(self._paths["body"])
         painter.setBrush(s.error_fill if self.view.errors else s.header(self.view.family))
@@ -282,7 +285,7 @@ class NodeItem(QGraphicsItem):
         if self.view.missing and not self.isSelected():
             pen.setStyle(Qt.PenStyle.DashLine)
         painter.setPen(pen)
-        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.setBrush(NO_BRUSH)
         painter.drawPath(self._paths["body"])
         painter.setPen(QPen(s.node_border, 1.0))
         painter.drawLine(QPointF(1, st.HEADER), QPointF(self.width - 1, st.HEADER))
@@ -375,4 +378,7 @@ def _paths(width: float, height: float) -> dict[str, QPainterPath]:
     header_clip.addRect(QRectF(0, 0, width, st.HEADER))
     strip_clip = QPainterPath()
     strip_clip.addRect(QRectF(0, 0, width, 3))
-    return {"body": body, "header": body.intersected(header_clip), "strip": body.intersected(strip_clip)}
+    shadow = QPainterPath()
+    shadow.addRoundedRect(QRectF(1, 3, width, height), st.RADIUS + 1, st.RADIUS + 1)
+    return {"body": body, "header": body.intersected(header_clip), "strip": body.intersected(strip_clip),
+            "shadow": shadow}

@@ -59,7 +59,7 @@ def paint_port(painter: QPainter, centre: QPointF, state: PortState, style: Canv
     if state in (PortState.VALID, PortState.HOVER):
         glow = QColor(style.valid)
         glow.setAlpha(90 if state is PortState.VALID else 160)
-        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setPen(QPen(Qt.PenStyle.NoPen))
         painter.setBrush(glow)
         extra = 4.0 if state is PortState.VALID else 6.5
         painter.drawEllipse(centre, radius + extra, radius + extra)

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, QPoint, Qt, Signal
-from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import QFrame, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtGui import QKeyEvent, QPalette
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFrame,
+    QHeaderView,
+    QLineEdit,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from dlstudio.core.catalogue import families
 from dlstudio.ui.canvas.style import plain_tooltip
@@ -38,8 +47,15 @@ class QuickAdd(QFrame):
         self.search = QLineEdit(self)
         self.search.setPlaceholderText("Add layer…")
         self.search.setClearButtonEnabled(True)
-        self.list = QListWidget(self)
-        self.list.setUniformItemSizes(True)
+        self.list = QTreeWidget(self)
+        self.list.setColumnCount(2)
+        self.list.setHeaderHidden(True)
+        self.list.setRootIsDecorated(False)
+        self.list.setUniformRowHeights(True)
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.list.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.list.header().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self.list.header().setStretchLastSection(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.setSpacing(4)
@@ -60,13 +76,15 @@ class QuickAdd(QFrame):
                 if key is not None:
                     found.append((key, spec.type, family, spec.summary))
         self.list.clear()
+        muted = self.palette().color(QPalette.ColorRole.PlaceholderText)
         for _, type_name, family, summary in sorted(found):
-            item = QListWidgetItem(f"{type_name}    {family}")
-            item.setData(TYPE_ROLE, type_name)
-            item.setToolTip(plain_tooltip(summary))
-            self.list.addItem(item)
-        if self.list.count():
-            self.list.setCurrentRow(0)
+            item = QTreeWidgetItem([type_name, family])
+            item.setData(0, TYPE_ROLE, type_name)
+            item.setForeground(1, muted)
+            item.setToolTip(0, plain_tooltip(summary))
+            self.list.addTopLevelItem(item)
+        if self.list.topLevelItemCount():
+            self.list.setCurrentItem(self.list.topLevelItem(0))
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
         if watched is self.search and event.type() == QEvent.Type.KeyPress:
@@ -90,12 +108,12 @@ class QuickAdd(QFrame):
 
     def current_type(self) -> str | None:
         item = self.list.currentItem()
-        return item.data(TYPE_ROLE) if item is not None else None
+        return item.data(0, TYPE_ROLE) if item is not None else None
 
-    def _activate(self, item: QListWidgetItem | None) -> None:
+    def _activate(self, item: QTreeWidgetItem | None, _column: int = 0) -> None:
         if item is None:
             return
-        type_name = item.data(TYPE_ROLE)
+        type_name = item.data(0, TYPE_ROLE)
         self.close()
         self.chosen.emit(type_name)
 

@@ -58,6 +58,7 @@ class CanvasStyle:
     error_fill: QColor
     warning: QColor
     missing: QColor
+    shadow: QColor
 
     def family(self, name: str) -> QColor:
         hue = FAMILY_HUES.get(name, 220 if name else 0)
@@ -94,14 +95,16 @@ def _style(dark: bool, highlight: str) -> CanvasStyle:
             edge=QColor("#70757e"), edge_hover=QColor("#a9afb8"), label_fill=QColor("#1c1d20"),
             port=QColor("#8a9099"), valid=QColor("#5fc48a"), error=QColor("#f2766b"),
             error_fill=QColor("#4a2626"), warning=QColor("#e5b95c"), missing=QColor("#b48ead"),
+            shadow=QColor(0, 0, 0, 90),
         )
     return CanvasStyle(
-        dark=False, background=QColor("#f4f5f7"), grid_minor=QColor("#eaebee"),
-        grid_major=QColor("#dfe1e5"), node=QColor("#ffffff"), node_border=QColor("#c5c9d0"),
+        dark=False, background=QColor("#f5f6f8"), grid_minor=QColor("#ecedf0"),
+        grid_major=QColor("#e1e3e7"), node=QColor("#ffffff"), node_border=QColor("#c5c9d0"),
         text=QColor("#1f2328"), muted=QColor("#656b76"), selected=QColor(highlight or "#2f6fde"),
         edge=QColor("#9aa0a9"), edge_hover=QColor("#5c626b"), label_fill=QColor("#f4f5f7"),
         port=QColor("#7d838d"), valid=QColor("#1f9d55"), error=QColor("#d23c32"),
         error_fill=QColor("#fde8e6"), warning=QColor("#b7791f"), missing=QColor("#8e5ea2"),
+        shadow=QColor(20, 30, 50, 28),
     )
 
 

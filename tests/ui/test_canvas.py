@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt
-from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QGuiApplication
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QGuiApplication, QWheelEvent
 from PySide6.QtWidgets import QApplication, QGraphicsItem
 
 from dlstudio.core.io import load_graph
@@ -308,3 +308,47 @@ def test_indicator_and_warning_api(chain):
     assert "gradient &lt;exploding&gt;" in item.toolTip()
     view.set_node_warning("fc1", None)
     assert "exploding" not in item.toolTip()
+
+
+def test_clicking_an_edge_selects_it_and_delete_disconnects(chain, qtbot):
+    doc, view = chain
+    edge = view.scene_.edges[("fc1", "act")]
+    qtbot.mouseClick(view.viewport(), LEFT, pos=view.mapFromScene(edge._path.pointAtPercent(0.3)))
+    assert edge.isSelected() and view.selected_node_ids() == []
+    qtbot.keyClick(view, Qt.Key.Key_Delete)
+    assert ("fc1", "act") not in [edge_key(e) for e in doc.graph.edges]
+    assert ("fc1", "act") not in view.scene_.edges and doc.has_node("fc1")
+    doc.undo_stack.undo()
+    assert ("fc1", "act") in view.scene_.edges
+
+
+def test_space_drag_pans_without_selecting_and_the_wheel_zooms_at_the_cursor(chain, qtbot):
+    doc, view = chain
+    before = view.mapToScene(view.viewport().rect().center())
+    qtbot.keyPress(view, Qt.Key.Key_Space)
+    drag(qtbot, view, node_point(view, "act"), node_point(view, "act") + QPoint(-120, 0))
+    qtbot.keyRelease(view, Qt.Key.Key_Space)
+    after = view.mapToScene(view.viewport().rect().center())
+    assert after.x() - before.x() == pytest.approx(120 / view.zoom(), abs=2)
+    assert view.selected_node_ids() == [] and doc.undo_stack.count() == 0
+    cursor = node_point(view, "fc2")
+    under = view.mapToScene(cursor)
+    zoom = view.zoom()
+    wheel = QWheelEvent(QPointF(cursor), QPointF(view.viewport().mapToGlobal(cursor)), QPoint(0, 0),
+                        QPoint(0, 240), Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                        Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(view.viewport(), wheel)
+    assert view.zoom() > zoom * 1.3
+    assert (view.mapToScene(cursor) - under).manhattanLength() < 3 / view.zoom()
+
+
+def test_escape_cancels_a_connection_drag(chain, qtbot):
+    doc, view = chain
+    viewport = view.viewport()
+    qtbot.mousePress(viewport, LEFT, pos=port_point(view, "x", "output", False))
+    qtbot.mouseMove(viewport, QPoint(500, 500))
+    assert any(item.port_states for item in view.scene_.nodes.values())
+    qtbot.keyClick(view, Qt.Key.Key_Escape)
+    qtbot.mouseRelease(viewport, LEFT, pos=port_point(view, "fc2", "input", True))
+    assert doc.undo_stack.count() == 0
+    assert all(not item.port_states for item in view.scene_.nodes.values())

@@ -93,6 +93,7 @@ class NodeItem(QGraphicsItem):
         self.extra_warning: str | None = None
         self.indicator: str | None = None
         self.hovered = False
+        self.pointed: PortKey | None = None
         self.width, self.height = st.MIN_WIDTH, st.HEADER + st.ROW + st.BOTTOM
         self._paths: dict[str, QPainterPath] = {}
         self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
@@ -226,8 +227,18 @@ class NodeItem(QGraphicsItem):
         self.hovered = True
         self.update()
 
+    def hoverMoveEvent(self, event: Any) -> None:  # noqa: N802
+        """Point at a port: it grows and the cursor becomes a cross (drag to connect)."""
+        port = self.port_at(event.scenePos(), st.PORT_RADIUS + 4)
+        if port != self.pointed:
+            self.pointed = port
+            self.setCursor(Qt.CursorShape.CrossCursor if port else Qt.CursorShape.ArrowCursor)
+            self.update()
+
     def hoverLeaveEvent(self, event: Any) -> None:  # noqa: N802
         self.hovered = False
+        self.pointed = None
+        self.unsetCursor()
         self.update()
 
     # ----- painting ------------------------------------------------------------------------------
@@ -324,7 +335,7 @@ class NodeItem(QGraphicsItem):
             state = self.port_states.get(key)
             if state is None:
                 state = PortState.CONNECTED if key in self.view.connected else PortState.FREE
-            paint_port(painter, self.port_local(*key), state, s, accent)
+            paint_port(painter, self.port_local(*key), state, s, accent, key == self.pointed)
 
     def _paint_output(self, painter: QPainter, row: int, rect: QRectF) -> None:
         s = self.style

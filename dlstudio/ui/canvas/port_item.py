@@ -53,9 +53,10 @@ def node_ports(node: Node, spec: LayerSpec | None, edges: Iterable[Edge]) -> Por
 
 
 def paint_port(painter: QPainter, centre: QPointF, state: PortState, style: CanvasStyle,
-               accent: QColor) -> None:
-    """A small disc on the node border; filled when connected, ringed when it is a target."""
-    radius = PORT_RADIUS
+               accent: QColor, pointed: bool = False) -> None:
+    """A small disc on the node border; filled when connected, ringed when it is a target,
+    larger under the cursor."""
+    radius = PORT_RADIUS + (1.5 if pointed else 0.0)
     if state in (PortState.VALID, PortState.HOVER):
         glow = QColor(style.valid)
         glow.setAlpha(90 if state is PortState.VALID else 160)

@@ -8,10 +8,12 @@ ones :mod:`dlstudio.core.layout` assumes, so auto-layout lines ports up exactly.
 from __future__ import annotations
 
 import html
+import math
 from dataclasses import dataclass
 from functools import cache
 
-from PySide6.QtGui import QColor, QFont, QGuiApplication, QPalette
+from PySide6.QtCore import QLineF, QRectF
+from PySide6.QtGui import QColor, QFont, QGuiApplication, QPainter, QPalette, QPen
 
 from dlstudio.core import layout
 
@@ -132,3 +134,19 @@ def short_count(value: int) -> str:
             number = value / limit
             return f"{number:.3g}{suffix}"
     return str(value)
+
+
+def paint_grid(painter: QPainter, rect: QRectF, zoom: float, style: CanvasStyle) -> None:
+    """The canvas background: a fine and a coarse grid, each left out once it gets too dense."""
+    painter.fillRect(rect, style.background)
+    for step, colour in ((GRID * 2, style.grid_minor), (GRID * 10, style.grid_major)):
+        if step * zoom < 12:
+            continue
+        left, top = math.floor(rect.left() / step) * step, math.floor(rect.top() / step) * step
+        columns = int((rect.right() - left) / step) + 1
+        rows = int((rect.bottom() - top) / step) + 1
+        lines = [QLineF(left + i * step, rect.top(), left + i * step, rect.bottom()) for i in range(columns)]
+        lines += [QLineF(rect.left(), top + i * step, rect.right(), top + i * step) for i in range(rows)]
+        pen = QPen(colour, 0)
+        painter.setPen(pen)
+        painter.drawLines(lines)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from PySide6.QtCore import QEvent, QLineF, QMimeData, QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QCursor,
     QDragEnterEvent,
@@ -21,7 +21,6 @@ from PySide6.QtGui import (
     QKeySequence,
     QMouseEvent,
     QPainter,
-    QPen,
     QWheelEvent,
 )
 from PySide6.QtWidgets import QApplication, QGraphicsView, QWidget
@@ -302,8 +301,16 @@ class GraphView(QGraphicsView):
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
         delta = event.angleDelta().y() or event.pixelDelta().y()
         if delta:
-            self.set_zoom(self.zoom() * math.pow(1.0015, delta))
+            self.zoom_at(self.zoom() * math.pow(1.0015, delta), event.position())
         event.accept()
+
+    def zoom_at(self, value: float, anchor: QPointF) -> None:
+        """Zoom keeping the scene point under ``anchor`` (viewport coordinates) in place."""
+        fixed = self.mapToScene(anchor.toPoint())
+        self.set_zoom(value)
+        moved = self.mapFromScene(fixed) - anchor.toPoint()
+        self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() + moved.x())
+        self.verticalScrollBar().setValue(self.verticalScrollBar().value() + moved.y())
 
     # ----- keyboard ------------------------------------------------------------------------------
 
@@ -401,27 +408,11 @@ class GraphView(QGraphicsView):
         super().changeEvent(event)
 
     def drawBackground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802
-        style = self.scene_.style
-        painter.fillRect(rect, style.background)
-        zoom = self.zoom()
-        for step, colour in ((st.GRID * 2, style.grid_minor), (st.GRID * 10, style.grid_major)):
-            if step * zoom < 12:
-                continue
-            left, top = math.floor(rect.left() / step) * step, math.floor(rect.top() / step) * step
-            lines = [QLineF(x, rect.top(), x, rect.bottom()) for x in _steps(left, rect.right(), step)]
-            lines += [QLineF(rect.left(), y, rect.right(), y) for y in _steps(top, rect.bottom(), step)]
-            painter.setPen(QPen(colour, 0))
-            painter.drawLines(lines)
-
+        st.paint_grid(painter, rect, self.zoom(), self.scene_.style)
 
     def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802
         if self.scene_.overview:
             self.scene_.paint_overview(painter)
-
-
-def _steps(start: float, stop: float, step: float) -> list[float]:
-    count = int((stop - start) / step) + 1
-    return [start + i * step for i in range(max(count, 0))]
 
 
 def _layer_name(mime: QMimeData) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QGuiApplication, QWheelEvent
@@ -69,8 +71,11 @@ def drop_layer(view: GraphView, type_name: str, point: QPoint) -> bool:
     mime = QMimeData()
     mime.setData(LAYER_MIME, type_name.encode())
     action = Qt.DropAction.CopyAction
-    for event in (QDragEnterEvent(point, action, mime, LEFT, Qt.KeyboardModifier.NoModifier),
-                  QDragMoveEvent(point, action, mime, LEFT, Qt.KeyboardModifier.NoModifier)):
+    with warnings.catch_warnings():  # PySide6 6.12 deprecates the QPoint form 6.11 requires
+        warnings.simplefilter("ignore", DeprecationWarning)
+        events = (QDragEnterEvent(point, action, mime, LEFT, Qt.KeyboardModifier.NoModifier),
+                  QDragMoveEvent(point, action, mime, LEFT, Qt.KeyboardModifier.NoModifier))
+    for event in events:
         QApplication.sendEvent(view.viewport(), event)
     drop = QDropEvent(QPointF(point), action, mime, LEFT, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(view.viewport(), drop)

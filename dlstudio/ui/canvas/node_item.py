@@ -248,7 +248,7 @@ class NodeItem(QGraphicsItem):
         if lod < st.BLOCK_LOD:
             self._paint_block(painter)
             return
-        self._paint_body(painter)
+        self._paint_body(painter, lod >= st.DETAIL_LOD)
         self._paint_header(painter, lod)
         if lod >= st.DETAIL_LOD:
             self._paint_rows(painter)
@@ -268,12 +268,12 @@ class NodeItem(QGraphicsItem):
 
     def _paint_block(self, painter: QPainter) -> None:
         s = self.style
-        fill = s.error if self.view.errors else s.family(self.view.family)
+        fill = s.error if self.view.errors else s.block(self.view.family)
         painter.setPen(QPen(s.selected, 0) if self.isSelected() else NO_PEN)
         painter.setBrush(fill)
         painter.drawRect(QRectF(0, 0, self.width, self.height))
 
-    def _paint_body(self, painter: QPainter) -> None:
+    def _paint_body(self, painter: QPainter, detailed: bool = True) -> None:
         s = self.style
         colour, width = self._border()
         painter.setPen(NO_PEN)
@@ -286,10 +286,12 @@ class NodeItem(QGraphicsItem):
             painter.setBrush(NO_BRUSH)
             painter.drawPath(self._paths["body"])
         painter.setPen(NO_PEN)
-        painter.setBrush(s.node)
+        header = s.error_fill if self.view.errors else s.header(self.view.family)
+        painter.setBrush(s.node if detailed else header)
         painter.drawPath(self._paths["body"])
-        painter.setBrush(s.error_fill if self.view.errors else s.header(self.view.family))
-        painter.drawPath(self._paths["header"])
+        if detailed:
+            painter.setBrush(header)
+            painter.drawPath(self._paths["header"])
         painter.setBrush(s.error if self.view.errors else s.family(self.view.family))
         painter.drawPath(self._paths["strip"])
         pen = QPen(colour, width)
@@ -298,11 +300,18 @@ class NodeItem(QGraphicsItem):
         painter.setPen(pen)
         painter.setBrush(NO_BRUSH)
         painter.drawPath(self._paths["body"])
-        painter.setPen(QPen(s.node_border, 1.0))
-        painter.drawLine(QPointF(1, st.HEADER), QPointF(self.width - 1, st.HEADER))
+        if detailed:
+            painter.setPen(QPen(s.node_border, 1.0))
+            painter.drawLine(QPointF(1, st.HEADER), QPointF(self.width - 1, st.HEADER))
 
     def _paint_header(self, painter: QPainter, lod: float) -> None:
         s = self.style
+        if lod < st.DETAIL_LOD:  # semantic zoom: one title, drawn larger so it stays readable
+            painter.setFont(st.title_font(round(st.font("title").pixelSize() * st.DETAIL_LOD / lod)))
+            painter.setPen(s.error if self.view.errors else s.text)
+            _draw_elided(painter, QRectF(PAD, 4, self.width - 2 * PAD, self.height - 8),
+                         self.view.title, ALIGN_LEFT)
+            return
         title_rect = QRectF(PAD, 6, self.width - 2 * PAD, 18)
         params_width = 0.0
         if lod >= st.DETAIL_LOD and self.view.params:

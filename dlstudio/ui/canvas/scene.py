@@ -330,7 +330,7 @@ class GraphScene(QGraphicsScene):
         selected: list[QRectF] = []
         for item in self.nodes.values():
             rect = QRectF(item.pos(), QSizeF(item.width, item.height))
-            colour = self.style.error if item.has_error else self.style.family(item.view.family)
+            colour = self.style.error if item.has_error else self.style.block(item.view.family)
             blocks.setdefault(colour.name(), []).append(rect)
             if item.isSelected():
                 selected.append(rect)

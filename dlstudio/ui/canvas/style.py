@@ -69,8 +69,14 @@ class CanvasStyle:
 
     def header(self, name: str) -> QColor:
         """The header fill: the family colour blended into the node body."""
+        return self._blend(name, 0.22 if self.dark else 0.14)
+
+    def block(self, name: str) -> QColor:
+        """A node's fill when zoomed out to a block."""
+        return self._blend(name, 0.55)
+
+    def _blend(self, name: str, mix: float) -> QColor:
         accent, body = self.family(name), self.node
-        mix = 0.22 if self.dark else 0.14
         return QColor.fromRgbF(
             body.redF() + (accent.redF() - body.redF()) * mix,
             body.greenF() + (accent.greenF() - body.greenF()) * mix,
@@ -120,6 +126,14 @@ def font(kind: str) -> QFont:
     return result
 
 
+@cache
+def title_font(pixels: int) -> QFont:
+    """The title font at another size (for zoomed-out titles)."""
+    result = QFont(font("title"))
+    result.setPixelSize(max(1, min(pixels, 40)))
+    return result
+
+
 def plain_tooltip(text: str) -> str:
     """Tooltip markup that shows ``text`` literally (escaped, then marked as rich text)."""
     if not text:
@@ -140,7 +154,7 @@ def paint_grid(painter: QPainter, rect: QRectF, zoom: float, style: CanvasStyle)
     """The canvas background: a fine and a coarse grid, each left out once it gets too dense."""
     painter.fillRect(rect, style.background)
     for step, colour in ((GRID * 2, style.grid_minor), (GRID * 10, style.grid_major)):
-        if step * zoom < 12:
+        if step * zoom < 16:
             continue
         left, top = math.floor(rect.left() / step) * step, math.floor(rect.top() / step) * step
         columns = int((rect.right() - left) / step) + 1

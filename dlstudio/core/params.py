@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import cache
 from typing import Annotated, Any, Literal
 
@@ -35,6 +36,8 @@ class ParamProblem(Exception):
 def _bounded(base: Any, p: Param) -> Any:
     lo = p.min if p.min is not None else -HUGE
     hi = p.max if p.max is not None else HUGE
+    if base is StrictInt:  # an int accepted for a float parameter: whole-number bounds
+        lo, hi = math.ceil(lo), math.floor(hi)
     return Annotated[base, Field(ge=lo, le=hi)]
 
 

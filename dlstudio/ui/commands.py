@@ -84,10 +84,12 @@ class AddItems(QUndoCommand):
             self.doc.apply_add_edge(edge.model_copy(deep=True))
 
     def undo(self) -> None:
-        for edge in reversed(self.edges):
-            self.doc.apply_remove_edge(key_of(edge))
-        for node in reversed(self.nodes):
-            self.doc.apply_remove_node(node.id)
+        end = len(self.doc.graph.edges)
+        for offset, edge in enumerate(reversed(self.edges)):
+            self.doc.apply_remove_edge(key_of(edge), end - 1 - offset)
+        end = len(self.doc.graph.nodes)
+        for offset, node in enumerate(reversed(self.nodes)):
+            self.doc.apply_remove_node(node.id, end - 1 - offset)
 
 
 class RemoveItems(QUndoCommand):
@@ -111,10 +113,10 @@ class RemoveItems(QUndoCommand):
         node_rows = [i for i, n in enumerate(graph.nodes) if n.id in doomed]
         self.removed_edges = [(graph.edges[i], i) for i in edge_rows]
         self.removed_nodes = [(graph.nodes[i], i) for i in node_rows]
-        for edge, _ in reversed(self.removed_edges):
-            self.doc.apply_remove_edge(key_of(edge))
-        for node, _ in reversed(self.removed_nodes):
-            self.doc.apply_remove_node(node.id)
+        for edge, index in reversed(self.removed_edges):
+            self.doc.apply_remove_edge(key_of(edge), index)
+        for node, index in reversed(self.removed_nodes):
+            self.doc.apply_remove_node(node.id, index)
 
     def undo(self) -> None:
         for node, index in self.removed_nodes:
@@ -139,8 +141,8 @@ class ReplaceEdges(QUndoCommand):
         keys = set(self.remove)
         rows = [i for i, e in enumerate(self.doc.graph.edges) if key_of(e) in keys]
         self.removed = [(self.doc.graph.edges[i], i) for i in rows]
-        for edge, _ in reversed(self.removed):
-            self.doc.apply_remove_edge(key_of(edge))
+        for edge, index in reversed(self.removed):
+            self.doc.apply_remove_edge(key_of(edge), index)
         first = self.removed[0][1] if self.removed and self.at is None else self.at
         for offset, edge in enumerate(self.add):
             index = None if first is None else min(first + offset, len(self.doc.graph.edges))

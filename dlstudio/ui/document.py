@@ -156,8 +156,10 @@ class GraphDocument(QObject):
 
     def remove_items(self, node_ids: Iterable[str], edge_keys: Iterable[EdgeKey] = ()) -> None:
         """Delete nodes (and every edge touching them) and edges, as one step."""
-        nodes = [n for n in dict.fromkeys(node_ids) if self.has_node(n)]
-        keys = [k for k in dict.fromkeys(edge_keys) if self.find_edge(k) is not None]
+        present = set(self.graph.node_ids())
+        existing = {edge_key(e) for e in self.graph.edges}
+        nodes = [n for n in dict.fromkeys(node_ids) if n in present]
+        keys = [k for k in dict.fromkeys(edge_keys) if k in existing]
         if nodes or keys:
             what = nodes[0] if len(nodes) == 1 and not keys else f"{len(nodes) + len(keys)} items"
             self.push(commands.RemoveItems(self, nodes, keys, f"Delete {what}"))
@@ -356,8 +358,11 @@ class GraphDocument(QObject):
         self.node_added.emit(node.id)
         self._changed()
 
-    def apply_remove_node(self, node_id: str) -> tuple[Node, int]:
-        index = self.graph.node_ids().index(node_id)
+    def apply_remove_node(self, node_id: str, index: int | None = None) -> tuple[Node, int]:
+        """Remove a node; ``index`` is a hint of where it is (checked)."""
+        nodes = self.graph.nodes
+        if index is None or not (0 <= index < len(nodes) and nodes[index].id == node_id):
+            index = self.graph.node_ids().index(node_id)
         node = self.graph.nodes.pop(index)
         self.node_removed.emit(node_id)
         self._changed()
@@ -368,8 +373,11 @@ class GraphDocument(QObject):
         self.edge_added.emit(edge_key(edge))
         self._changed()
 
-    def apply_remove_edge(self, key: EdgeKey) -> tuple[Edge, int]:
-        index = [edge_key(e) for e in self.graph.edges].index(key)
+    def apply_remove_edge(self, key: EdgeKey, index: int | None = None) -> tuple[Edge, int]:
+        """Remove an edge; ``index`` is a hint of where it is (checked)."""
+        edges = self.graph.edges
+        if index is None or not (0 <= index < len(edges) and edge_key(edges[index]) == key):
+            index = [edge_key(e) for e in edges].index(key)
         edge = self.graph.edges.pop(index)
         self.edge_removed.emit(key)
         self._changed()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QFontMetricsF, QPainter, QPainterPath, QPainterPathStroker, QPen
+from PySide6.QtGui import QBrush, QPainter, QPainterPath, QPainterPathStroker, QPen
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QStyleOptionGraphicsItem
 
 from dlstudio.ui.canvas import style as st
@@ -80,7 +80,7 @@ class EdgeItem(QGraphicsItem):
 
     def _place_label(self) -> None:
         bounds = self._path.boundingRect()
-        width = QFontMetricsF(st.font("small")).horizontalAdvance(self.label) + 12 if self.label else 0.0
+        width = st.text_width("small", self.label) + 12 if self.label else 0.0
         chord = self.end - self.start
         if self.label and abs(chord.x()) + abs(chord.y()) >= width + 2 * LABEL_MARGIN:
             middle = self._path.pointAtPercent(0.5)

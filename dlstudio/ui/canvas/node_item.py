@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from PySide6.QtCore import QPointF, QRectF, Qt
@@ -19,10 +20,17 @@ from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
 from dlstudio.core.analysis import Analysis, Diagnostic
 from dlstudio.core.catalogue import CATALOGUE
-from dlstudio.core.graph import Edge, Node
+from dlstudio.core.graph import Node, split_end
 from dlstudio.core.layout import Box
 from dlstudio.ui.canvas import style as st
-from dlstudio.ui.canvas.port_item import PortKey, PortLists, PortState, node_ports, paint_port
+from dlstudio.ui.canvas.port_item import (
+    EdgeKey,
+    PortKey,
+    PortLists,
+    PortState,
+    node_ports,
+    paint_port,
+)
 
 PAD = 12.0
 NO_PEN = QPen(Qt.PenStyle.NoPen)
@@ -50,13 +58,17 @@ class NodeView:
     connected: frozenset[PortKey] = frozenset()
 
 
-def node_view(node: Node, edges: list[Edge], analysis: Analysis | None,
+def node_view(node: Node, edges: list[EdgeKey], analysis: Analysis | None,
               problems: list[Diagnostic] | None = None) -> NodeView:
-    """What ``node`` shows; ``problems`` are its diagnostics when the caller grouped them."""
+    """What ``node`` shows, given the edges touching it; ``problems`` are its diagnostics when
+    the caller grouped them already."""
     spec = CATALOGUE.get(node.type)
     ports = node_ports(node, spec, edges)
-    connected = {(p, True) for p in ports.inputs if _fed(node.id, p, edges, ports)}
-    connected |= {(p, False) for p in ports.outputs if any(e.source_node == node.id for e in edges)}
+    targets = [target for _, target in edges if split_end(target)[0] == node.id]
+    bare = len(ports.inputs) == 1 and node.id in targets
+    connected = {(p, True) for p in ports.inputs if bare or f"{node.id}.{p}" in targets}
+    if any(split_end(source)[0] == node.id for source, _ in edges):
+        connected |= {(p, False) for p in ports.outputs}
     subtitle = f"{node.label}  ·  {node.id}" if node.label else node.id
     view = NodeView(node.type, spec.family if spec else "", node.type, subtitle, ports,
                     summary=spec.summary if spec else "", label=node.label or "", missing=spec is None,
@@ -73,12 +85,6 @@ def node_view(node: Node, edges: list[Edge], analysis: Analysis | None,
         view.errors = tuple(d.one_line() for d in found if d.severity == "error")
         view.warnings = tuple(d.one_line() for d in found if d.severity == "warning")
     return view
-
-
-def _fed(node_id: str, port: str, edges: list[Edge], ports: PortLists) -> bool:
-    bare_ok = len(ports.inputs) == 1
-    return any(e.target_node == node_id and (e.target == f"{node_id}.{port}" or (bare_ok and e.target == node_id))
-               for e in edges)
 
 
 class NodeItem(QGraphicsItem):
@@ -151,13 +157,13 @@ class NodeItem(QGraphicsItem):
 
     def _relayout(self) -> None:
         self.prepareGeometryChange()
-        title, body, small = (QFontMetricsF(st.font(k)) for k in ("title", "body", "small"))
-        want = title.horizontalAdvance(self.view.title) + small.horizontalAdvance(self.view.params) + 3 * PAD
-        want = max(want, body.horizontalAdvance(self.view.subtitle) + 2 * PAD)
+        width = st.text_width
+        want = width("title", self.view.title) + width("small", self.view.params) + 3 * PAD
+        want = max(want, width("body", self.view.subtitle[:200]) + 2 * PAD)
         ports = self.view.ports
         for row in range(ports.rows):
-            left = small.horizontalAdvance(ports.inputs[row]) if row < len(ports.inputs) else 0.0
-            right = body.horizontalAdvance(self._output_text(row)) if row < len(ports.outputs) else 0.0
+            left = width("small", ports.inputs[row]) if row < len(ports.inputs) else 0.0
+            right = width("body", self._output_text(row)) if row < len(ports.outputs) else 0.0
             want = max(want, left + right + 3 * PAD + 8)
         self.width = min(st.MAX_WIDTH, max(st.MIN_WIDTH, math.ceil(want / 20) * 20))
         self.height = st.HEADER + st.ROW * ports.rows + st.BOTTOM
@@ -317,7 +323,7 @@ class NodeItem(QGraphicsItem):
         if lod >= st.DETAIL_LOD and self.view.params:
             painter.setFont(st.font("small"))
             painter.setPen(s.muted)
-            params_width = QFontMetricsF(st.font("small")).horizontalAdvance(self.view.params) + 8
+            params_width = st.text_width("small", self.view.params) + 8
             painter.drawText(title_rect, ALIGN_RIGHT, self.view.params)
         painter.setFont(st.font("title"))
         painter.setPen(s.error if self.view.errors else s.text)
@@ -354,7 +360,7 @@ class NodeItem(QGraphicsItem):
         painter.setPen(s.text)
         painter.drawText(rect, ALIGN_RIGHT, shape)
         if port != "output" or len(self.view.ports.outputs) > 1:
-            used = QFontMetricsF(st.font("body")).horizontalAdvance(shape + "  ") if shape else 0.0
+            used = st.text_width("body", shape + "  ") if shape else 0.0
             painter.setFont(st.font("small"))
             painter.setPen(s.muted)
             painter.drawText(rect.adjusted(0, 0, -used, 0), ALIGN_RIGHT, port)
@@ -372,8 +378,7 @@ class NodeItem(QGraphicsItem):
             painter.drawText(QRectF(centre.x() - 8, centre.y() - 8, 16, 16), Qt.AlignmentFlag.AlignCenter, "!")
         if self.indicator:
             painter.setFont(st.font("small"))
-            metrics = QFontMetricsF(st.font("small"))
-            rect = QRectF(0, -22, min(self.width, metrics.horizontalAdvance(self.indicator) + 14), 17)
+            rect = QRectF(0, -22, min(self.width, st.text_width("small", self.indicator[:200]) + 14), 17)
             painter.setPen(QPen(s.selected, 1.0))
             painter.setBrush(QBrush(s.node))
             painter.drawRoundedRect(rect, 8, 8)
@@ -391,7 +396,9 @@ def _draw_elided(painter: QPainter, rect: QRectF, text: str, align: Qt.Alignment
     painter.drawText(rect, align | Qt.TextFlag.TextSingleLine, shown)
 
 
+@lru_cache(maxsize=256)
 def _paths(width: float, height: float) -> dict[str, QPainterPath]:
+    """The outlines of a node of this size (shared: sizes repeat)."""
     body = QPainterPath()
     body.addRoundedRect(QRectF(0, 0, width, height), st.RADIUS, st.RADIUS)
     header_clip = QPainterPath()

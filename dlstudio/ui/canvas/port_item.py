@@ -13,11 +13,12 @@ from enum import Enum
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QBrush, QColor, QPainter, QPen
 
-from dlstudio.core.graph import Edge, Node, split_end
+from dlstudio.core.graph import Node, split_end
 from dlstudio.core.spec import LayerSpec
 from dlstudio.ui.canvas.style import PORT_RADIUS, CanvasStyle
 
 PortKey = tuple[str, bool]  # (port name, is_input)
+EdgeKey = tuple[str, str]  # (source end, target end)
 
 
 class PortState(Enum):
@@ -37,11 +38,12 @@ class PortLists:
         return max(len(self.inputs), len(self.outputs), 1)
 
 
-def node_ports(node: Node, spec: LayerSpec | None, edges: Iterable[Edge]) -> PortLists:
+def node_ports(node: Node, spec: LayerSpec | None, edges: Iterable[EdgeKey]) -> PortLists:
     """The ports a node shows: its declaration's, one spare for a variadic node, and for a
-    missing layer type the ports its edges name (so its edges stay visible)."""
-    named_in = [split_end(e.target)[1] or "input" for e in edges if e.target_node == node.id]
-    named_out = [split_end(e.source)[1] or "output" for e in edges if e.source_node == node.id]
+    missing layer type the ports its edges (``(source, target)`` ends) name, so they stay visible."""
+    ends = [(split_end(source), split_end(target)) for source, target in edges]
+    named_in = [port or "input" for _, (node_id, port) in ends if node_id == node.id]
+    named_out = [port or "output" for (node_id, port), _ in ends if node_id == node.id]
     if spec is None:
         inputs = tuple(dict.fromkeys(named_in)) or ("input",)
         outputs = tuple(dict.fromkeys(named_out)) or ("output",)

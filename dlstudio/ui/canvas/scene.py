@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QLineF, QPointF, QRectF, QSizeF, Qt
+from PySide6.QtCore import QLineF, QPointF, QRectF, QSizeF, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QGraphicsSceneMouseEvent
 
 from dlstudio.core.analysis import Analysis, Diagnostic
-from dlstudio.core.graph import Edge, split_end
+from dlstudio.core.graph import Node, split_end
 from dlstudio.core.layout import Box
 from dlstudio.ui.canvas import style as st
 from dlstudio.ui.canvas.edge_item import CORNER, EdgeItem, EdgeKey
@@ -49,6 +49,7 @@ class GraphScene(QGraphicsScene):
         self.nodes: dict[str, NodeItem] = {}
         self.edges: dict[EdgeKey, EdgeItem] = {}
         self._edges_of: dict[str, set[EdgeKey]] = {}
+        self._node_obj: dict[str, Node] = {}  # the document's node objects, by id
         self._syncing = False
         self._building = False
         self.overview = False
@@ -64,6 +65,11 @@ class GraphScene(QGraphicsScene):
         document.reset.connect(self.rebuild)
         document.analysed.connect(self.apply_analysis)
         self.selectionChanged.connect(self.overview_dirty)
+        self._stale: set[str] = set()
+        self._stale_timer = QTimer(self, singleShot=True, interval=0)
+        self._stale_timer.timeout.connect(self._refresh_stale)
+        self._selection_lost = QTimer(self, singleShot=True, interval=0)
+        self._selection_lost.timeout.connect(self.selectionChanged.emit)
         self.rebuild()
 
     # ----- building ------------------------------------------------------------------------------
@@ -74,6 +80,7 @@ class GraphScene(QGraphicsScene):
         self.nodes.clear()
         self.edges.clear()
         self._edges_of.clear()
+        self._node_obj = {node.id: node for node in self.document.graph.nodes}
         self._building = True
         try:
             for node in self.document.graph.nodes:
@@ -123,6 +130,7 @@ class GraphScene(QGraphicsScene):
     # ----- document signals ----------------------------------------------------------------------
 
     def _node_added(self, node_id: str) -> None:
+        self._node_obj[node_id] = next(n for n in reversed(self.document.graph.nodes) if n.id == node_id)
         self._make_node(node_id)
         self._node_moved(node_id)
 
@@ -130,15 +138,17 @@ class GraphScene(QGraphicsScene):
         for key in list(self._edges_of.pop(node_id, ())):
             self._edge_removed(key)
         item = self.nodes.pop(node_id, None)
+        self._node_obj.pop(node_id, None)
         if item is not None:
-            self.removeItem(item)
+            self._remove(item)
         self.overview_dirty()
 
     def _node_moved(self, node_id: str) -> None:
         if self._building:
             return
         item = self.nodes.get(node_id)
-        position = self.document.node(node_id).position if item is not None else None
+        node = self._node_obj.get(node_id)
+        position = node.position if item is not None and node is not None else None
         if item is None or position is None:
             return
         self._syncing = True
@@ -152,6 +162,7 @@ class GraphScene(QGraphicsScene):
         item = self.nodes.pop(old)
         item.node_id = new
         self.nodes[new] = item
+        self._node_obj[new] = self._node_obj.pop(old)
         for key in list(self._edges_of.pop(old, ())):
             self._edge_removed(key)
         self._edges_of[new] = set()
@@ -170,8 +181,7 @@ class GraphScene(QGraphicsScene):
         self._edges_of[target].add(key)
         self.addItem(item)
         if not self._building:
-            for node_id in {source, target}:
-                self._refresh_node(node_id)
+            self._refresh_later(source, target)
         self._place_edge(item)
         if not self._building:
             self._label_edge(item, self.document.analysis)
@@ -184,33 +194,50 @@ class GraphScene(QGraphicsScene):
         for end in key:
             node_id = split_end(end)[0]
             self._edges_of.get(node_id, set()).discard(key)
-            if node_id in self.nodes and self.document.has_node(node_id):
-                self._refresh_node(node_id)
-        self.removeItem(item)
+            if node_id in self.nodes:
+                self._refresh_later(node_id)
+        self._remove(item)
         self.overview_dirty()
+
+    def _remove(self, item: QGraphicsItem) -> None:
+        """Remove an item; losing a selected one is reported once, after the whole edit."""
+        selected = item.isSelected()
+        self.blockSignals(selected)
+        try:
+            self.removeItem(item)
+        finally:
+            self.blockSignals(False)
+        if selected:
+            self._selection_lost.start()
+
+    def _refresh_later(self, *node_ids: str) -> None:
+        """Refresh these nodes (connected ports, variadic spares) once, after the current edit."""
+        self._stale.update(node_ids)
+        self._stale_timer.start()
+
+    def _refresh_stale(self) -> None:
+        stale, self._stale = self._stale, set()
+        for node_id in stale:
+            self._refresh_node(node_id)
 
     def _refresh_node(self, node_id: str, analysis: Analysis | None = None) -> None:
         item = self.nodes.get(node_id)
-        node = next((n for n in self.document.graph.nodes if n.id == node_id), None)
+        node = self._node_obj.get(node_id)
         if item is None or node is None:
             return
-        view = node_view(node, self.document.edges_of(node_id), analysis or self.document.analysis)
+        view = node_view(node, list(self._edges_of.get(node_id, ())), analysis or self.document.analysis)
         if item.refresh(view):
             self.node_item_moved(node_id)
 
     def apply_analysis(self, analysis: Analysis) -> None:
         """Show the latest shapes, counts and problems on every node and edge."""
-        by_node: dict[str, list[Edge]] = {}
-        for edge in self.document.graph.edges:
-            by_node.setdefault(edge.source_node, []).append(edge)
-            if edge.target_node != edge.source_node:
-                by_node.setdefault(edge.target_node, []).append(edge)
+        self._stale.clear()
         problems: dict[str, list[Diagnostic]] = {}
         for diagnostic in analysis.diagnostics:
             problems.setdefault(diagnostic.node or "", []).append(diagnostic)
         for node in self.document.graph.nodes:
             item = self.nodes.get(node.id)
-            view = node_view(node, by_node.get(node.id, []), analysis, problems.get(node.id, []))
+            view = node_view(node, list(self._edges_of.get(node.id, ())), analysis, problems.get(node.id, []))
             if item is not None and item.refresh(view):
                 self.node_item_moved(node.id)
         bad_ports = _bad_ports(analysis)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import html
 import math
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 from PySide6.QtCore import QLineF, QRectF
-from PySide6.QtGui import QColor, QFont, QGuiApplication, QPainter, QPalette, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QGuiApplication, QPainter, QPalette, QPen
 
 from dlstudio.core import layout
 
@@ -124,6 +124,17 @@ def font(kind: str) -> QFont:
     result.setBold(kind == "title")
     result.setHintingPreference(QFont.HintingPreference.PreferNoHinting)
     return result
+
+
+@lru_cache(maxsize=50_000)
+def text_width(kind: str, text: str) -> float:
+    """Width of ``text`` in the ``kind`` font (memoised: labels repeat a lot)."""
+    return _metrics(kind).horizontalAdvance(text)
+
+
+@cache
+def _metrics(kind: str) -> QFontMetricsF:
+    return QFontMetricsF(font(kind))
 
 
 @cache

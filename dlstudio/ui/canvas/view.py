@@ -94,10 +94,16 @@ class GraphView(QGraphicsView):
             self.centerOn(item)
 
     def select_nodes(self, node_ids: list[str]) -> None:
-        self.scene_.clearSelection()
-        for node_id in node_ids:
-            if node_id in self.scene_.nodes:
-                self.scene_.nodes[node_id].setSelected(True)
+        """Select exactly these nodes, with one selection-changed notification."""
+        self.scene_.blockSignals(True)
+        try:
+            self.scene_.clearSelection()
+            for node_id in node_ids:
+                if node_id in self.scene_.nodes:
+                    self.scene_.nodes[node_id].setSelected(True)
+        finally:
+            self.scene_.blockSignals(False)
+        self.scene_.selectionChanged.emit()
 
     def select_all(self) -> None:
         self.select_nodes(list(self.scene_.nodes))

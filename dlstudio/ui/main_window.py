@@ -207,6 +207,14 @@ class MainWindow(QMainWindow):
             self._restore_layout()
         super().showEvent(event)
 
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.PaletteChange:  # the application palette (theme) changed
+            self.inspector.restyle()
+            self.problems.restyle()
+            self.code.restyle()
+            self._show_totals(self.document.analysis)
+        super().changeEvent(event)
+
     def _restore_layout(self) -> None:
         geometry = self.settings.value("window/geometry")
         state = self.settings.value("window/state")

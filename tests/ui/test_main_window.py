@@ -279,3 +279,24 @@ def test_the_command_paints_a_window_before_torch_loads(tmp_path, args) -> None:
     done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "painted torch_loaded=False" in done.stdout
+
+
+def test_switching_theme_recolours_the_panels(qtbot, window, opened) -> None:
+    from PySide6.QtGui import QPalette
+
+    from dlstudio.ui.theme import DARK, LIGHT, apply_theme
+
+    app = QApplication.instance()
+    window.document.set_param("fc", "in_features", 3)
+    window.document.reanalyse()
+    try:
+        apply_theme(app, dark=True)
+        qtbot.waitUntil(lambda: window.code.editor.palette().color(QPalette.ColorRole.Base)
+                        == DARK.code_background)  # the palette change arrives as an event
+        assert window.problems.topLevelItem(0).foreground(1).color() == DARK.error
+        assert window.status_problems.palette().color(QPalette.ColorRole.WindowText) == DARK.error
+    finally:
+        apply_theme(app, dark=False)
+    qtbot.waitUntil(lambda: window.code.editor.palette().color(QPalette.ColorRole.Base)
+                    == LIGHT.code_background)
+    assert window.problems.topLevelItem(0).foreground(1).color() == LIGHT.error

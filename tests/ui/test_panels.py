@@ -294,3 +294,16 @@ def test_history_lists_each_step(qtbot, document) -> None:
     assert view.model().rowCount() == 3  # "as opened" + two steps
     view.setCurrentIndex(view.model().index(0, 0))
     assert document.undo_stack.index() == 0
+
+
+def test_every_catalogue_layer_gets_an_editor_for_every_parameter(qtbot) -> None:
+    """The inspector is generated from the declarations: no layer is left without a page."""
+    for spec in CATALOGUE.values():
+        document = GraphDocument(Graph(nodes=[Node(id="node", type=spec.type)]))
+        panel = InspectorPanel(document)
+        page = page_of(panel, "node")
+        assert set(page.rows) == {p.name for p in spec.params}, spec.type
+        for name, row in page.rows.items():
+            assert row.editor.focus_widget().isEnabled(), (spec.type, name)
+        panel.deleteLater()
+        document.deleteLater()

@@ -22,6 +22,7 @@ from PySide6.QtGui import (
     QTextFormat,
 )
 from PySide6.QtWidgets import (
+    QApplication,
     QHBoxLayout,
     QPlainTextEdit,
     QPushButton,
@@ -209,11 +210,21 @@ class CodePanel(QWidget):
         font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         font.setPointSizeF(max(font.pointSizeF() * 0.95, 8.0))
         editor.setFont(font)
-        palette = editor.palette()
+        self.highlighter = PythonHighlighter(editor.document())
+        self._style_editor(editor)
+        return editor
+
+    def _style_editor(self, editor: QPlainTextEdit) -> None:
+        palette = QApplication.palette()
         palette.setColor(palette.ColorRole.Base, colors().code_background)
         editor.setPalette(palette)
-        self.highlighter = PythonHighlighter(editor.document())
-        return editor
+
+    def restyle(self) -> None:
+        """Follow a theme change: background, syntax colours and the highlight."""
+        self._style_editor(self.editor)
+        self.highlighter.setDocument(None)
+        self.highlighter = PythonHighlighter(self.editor.document())
+        self.highlight(self.selected, scroll_to=False)
 
     # ----- producing -----------------------------------------------------------------------------
 

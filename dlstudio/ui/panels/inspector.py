@@ -377,6 +377,11 @@ class InspectorPanel(QScrollArea):
         self.page = page
         self.setWidget(page)
 
+    def restyle(self) -> None:
+        """Rebuild the page in the new theme's colours."""
+        self.page = None
+        self.show_nodes(self.node_ids)
+
     def _type_changed(self) -> bool:
         page = self.page
         return isinstance(page, NodePage) and self.document.node(page.node_id).type != page.node_type

@@ -28,6 +28,7 @@ from dlstudio.core.spec import Param
 from dlstudio.ui.panels import set_text_colour
 from dlstudio.ui.theme import colors
 
+SPIN_MIN, SPIN_MAX = -(2**31), 2**31 - 1  # what a QSpinBox holds
 _TOKEN = re.compile(r"-?\d+|[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -97,8 +98,9 @@ class IntEditor(ParamEditor):
         self.spin = _SpinBox(self)
         self.spin.setKeyboardTracking(False)
         self.spin.setAccelerated(True)
-        low = int(param.min) if param.min is not None else -HUGE + 1
-        high = int(param.max) if param.max is not None else HUGE
+        floor = SPIN_MIN + 1 if param.nullable else SPIN_MIN  # room for the "none" step
+        low = max(int(param.min) if param.min is not None else -HUGE, floor)
+        high = min(int(param.max) if param.max is not None else HUGE, SPIN_MAX)
         if param.nullable:
             self.spin.setSpecialValueText("inferred" if param.inferred else "none")
             low -= 1

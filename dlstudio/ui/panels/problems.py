@@ -56,6 +56,15 @@ class ProblemsPanel(QTreeWidget):
         self.addTopLevelItems([self._item(d) for d in ordered])
         self.setUpdatesEnabled(True)
 
+    def restyle(self) -> None:
+        """Recolour the rows for a new theme."""
+        diagnostics, self.diagnostics = self.diagnostics, []
+        self.setUpdatesEnabled(False)
+        self.clear()
+        self.addTopLevelItems([self._item(d) for d in diagnostics])
+        self.diagnostics = diagnostics
+        self.setUpdatesEnabled(True)
+
     def _item(self, diagnostic: Diagnostic) -> QTreeWidgetItem:
         item = QTreeWidgetItem(["", diagnostic.node or "(graph)", diagnostic.message, diagnostic.fix])
         error = diagnostic.severity == "error"

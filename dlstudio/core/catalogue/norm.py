@@ -21,14 +21,15 @@ _MOMENTUM = Param("momentum", "float", default=0.1, min=0, max=1, optional=True,
 _CHANNELS = "channel count"
 
 
-def _affine_key(ctx: InferContext) -> bool:
+def _affine(ctx: InferContext) -> bool:
+    """Whether the layer learns a per-element or per-channel scale."""
     p = ctx.params
     return bool(p.get("affine", p.get("elementwise_affine", False)))
 
 
 def _flops(ctx: InferContext) -> int | None:
     elements = numel(ctx.input.shape)
-    return None if elements is None else elements * (2 if _affine_key(ctx) else 1)
+    return None if elements is None else elements * (2 if _affine(ctx) else 1)
 
 
 def _per_channel(ctx: InferContext) -> int:

@@ -109,6 +109,9 @@ def test_symbolic_length_flows_through():
      "(use a size divisible by 4, or Split with explicit sizes)"),
     ("SelectIndex", {"index": 4}, [(4,)],
      "SelectIndex 'layer' picks index 4 of dim 1, which has size 4 in [N, 4] (use an index between -4 and 3)"),
+    ("SelectIndex", {"index": 2}, [("T", 4)],
+     "SelectIndex 'layer' picks index 2 of dim 1, whose size T is only known at run time "
+     "(use 0 (the first) or -1 (the last), which always exist)"),
     ("Sum", {"dim": [1, -1]}, [(4,)],
      "Sum 'layer' names dim 1 twice in dim=[1, -1] (list each dimension once)"),
 ])

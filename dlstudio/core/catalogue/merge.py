@@ -177,6 +177,9 @@ def _select(ctx: InferContext) -> TensorType:
     if isinstance(size, int) and not -size <= index < size:
         ctx.fail(f"{ctx.where} picks index {index} of dim {d}, which has size {size} in {x}",
                  f"use an index between {-size} and {size - 1}")
+    if not isinstance(size, int) and index not in (0, -1):
+        ctx.fail(f"{ctx.where} picks index {index} of dim {d}, whose size {size} is only known "
+                 "at run time", "use 0 (the first) or -1 (the last), which always exist")
     return x.with_shape(x.shape[:d] + x.shape[d + 1:])
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from dlstudio.core.catalogue._rules import as_tuple, axes, axis, exact_div, offset, scale, shown
 from dlstudio.core.naming import literal
 from dlstudio.core.spec import Construct, InferContext, LayerSpec, Param, layer, numel, register
-from dlstudio.core.tensor import Dim, TensorType, dim_product, format_shape
+from dlstudio.core.tensor import Dim, TensorType, dim_product
 
 _DIM = "Dimension index; the batch is dim 0, negative counts from the end."
 
@@ -239,10 +239,13 @@ def _pad_rule(dims: int) -> Any:
                      "pad an input with a batch dimension in front of the padded ones")
         shape = list(x.shape)
         for i in range(dims):
-            shape[-1 - i] = offset(shape[-1 - i], pad[2 * i] + pad[2 * i + 1])
-        if any(isinstance(d, int) and d < 1 for d in shape):
-            ctx.fail(f"{ctx.where} would crop {x} to {format_shape(shape)}",
-                     "use less negative padding")
+            before, after = pad[2 * i], pad[2 * i + 1]
+            size = shape[-1 - i]
+            shape[-1 - i] = offset(size, before + after)
+            if isinstance(size, int) and (size + min(before, 0) + min(after, 0) < 0 or size + before + after < 1):
+                crop = -min(before, 0) - min(after, 0)
+                ctx.fail(f"{ctx.where} crops {crop} of the {size} values of dim {x.rank - 1 - i} of {x}",
+                         f"crop fewer than {size} (use less negative padding)")
         return x.with_shape(shape)
 
     return infer

@@ -65,9 +65,10 @@ def create_application(argv: list[str] | None = None) -> QApplication:
 def run_app(graph_path: str | None = None) -> int:
     """Open the main window (with ``graph_path`` if given) and run until it closes."""
     app = create_application()
-    from dlstudio.ui.main_window import open_window
+    from dlstudio.ui.main_window import MainWindow
 
-    window = open_window(Path(graph_path) if graph_path else None)
+    window = MainWindow()
+    opened = Path(graph_path) if graph_path else None
     probe = bool(os.environ.get(PROBE_ENV))
 
     def after_first_paint() -> None:
@@ -75,12 +76,20 @@ def run_app(graph_path: str | None = None) -> int:
             _report_paint(app)
             return
         warm_up_engine()
-        window.files.offer_recovery(Path(graph_path) if graph_path else None)
+        window.files.offer_recovery(opened)
 
     FirstPaint(window.view.viewport(), after_first_paint)
+    window.show()
+    if opened is not None:  # before the first paint; an error dialog shows over the window
+        window.files.open_path(opened, ask=False)
     return app.exec()
 
 
 def _report_paint(app: QApplication) -> None:
     print(f"painted torch_loaded={'torch' in sys.modules}", flush=True)
-    app.quit()
+    modal = app.activeModalWidget()  # e.g. the dialog of a file that would not open
+    if modal is not None:
+        modal.close()
+        QTimer.singleShot(0, app.quit)  # once the main loop runs again
+    else:
+        app.quit()

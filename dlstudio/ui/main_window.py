@@ -6,8 +6,6 @@ shortcuts and status bar. File operations (with their dialogs) are in :class:`Fi
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from PySide6.QtCore import QByteArray, QEvent, QObject, QPointF, QSettings, Qt
 from PySide6.QtGui import (
     QAction,
@@ -303,12 +301,3 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/state", self.saveState())
         self.settings.sync()
         event.accept()
-
-
-def open_window(path: Path | None = None, **kwargs: object) -> MainWindow:
-    """A shown main window, with ``path`` opened when given (errors are shown, not raised)."""
-    window = MainWindow(**kwargs)  # type: ignore[arg-type]
-    if path is not None:
-        window.files.open_path(path, ask=False)
-    window.show()
-    return window

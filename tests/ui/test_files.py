@@ -250,6 +250,12 @@ def test_save_reopen_and_compare(qtbot, tmp_path, settings, saved, messages) -> 
     assert other.files.open_path(saved)
     assert graph_to_json(other.document.graph) == text
     assert window.recent.paths()[0] == saved.resolve()
+    window.files.fill_recent(window.recent_menu)
+    first = window.recent_menu.actions()[0]
+    assert first.text().endswith("mlp.json")
+    window.files.new()
+    first.trigger()
+    assert window.document.path == saved.resolve()
 
 
 def test_failed_save_reports_and_keeps_changes(qtbot, tmp_path, settings, saved, messages, monkeypatch) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -151,8 +152,11 @@ def test_double_click_in_palette_adds_a_selected_node(qtbot, window, opened) -> 
 def _drop(widget, mime: QMimeData, pos: QPoint) -> QDropEvent:
     actions = Qt.DropAction.CopyAction
     buttons, mods = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
-    for event in (QDragEnterEvent(QPointF(pos), actions, mime, buttons, mods),
-                  QDragMoveEvent(QPointF(pos), actions, mime, buttons, mods)):
+    with warnings.catch_warnings():  # PySide6 offers only the QPoint constructors, marked deprecated
+        warnings.simplefilter("ignore", DeprecationWarning)
+        events = (QDragEnterEvent(pos, actions, mime, buttons, mods),
+                  QDragMoveEvent(pos, actions, mime, buttons, mods))
+    for event in events:
         QApplication.sendEvent(widget, event)
     drop = QDropEvent(QPointF(pos), actions, mime, buttons, mods)
     QApplication.sendEvent(widget, drop)
@@ -270,8 +274,10 @@ def test_closing_with_unsaved_changes_asks_first(qtbot, window, opened) -> None:
 # ----- start-up -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args", [["-m", "dlstudio"], ["-m", "dlstudio", "gui", "GRAPH"]])
+@pytest.mark.parametrize("args", [["-m", "dlstudio"], ["-m", "dlstudio", "gui", "GRAPH"],
+                                  ["-m", "dlstudio", "gui", "no/such/file.json"]])
 def test_the_command_paints_a_window_before_torch_loads(tmp_path, args) -> None:
+    """Also with a file that cannot be opened: the window comes up (with the error dialog)."""
     graph = next(iter(sorted(GRAPHS.glob("*.json"))))
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", DLSTUDIO_STARTUP_PROBE="1",
                XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_DATA_HOME=str(tmp_path / "data"))

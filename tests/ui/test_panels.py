@@ -137,6 +137,20 @@ def test_tuple_and_float_and_choice_and_bool_editors(qtbot, document, inspector)
     assert document.undo_stack.count() == 5
 
 
+def test_input_shape_takes_sizes_and_named_dimensions(qtbot, document, inspector) -> None:
+    page = page_of(inspector, "image")
+    line = page.rows["shape"].editor.line
+    assert line.text() == "3, 32, 32"
+    line.setText("3, H, W")
+    line.editingFinished.emit()
+    assert document.node("image").params["shape"] == [3, "H", "W"]
+    line.setText("[1, 28, 28]")
+    line.editingFinished.emit()
+    assert document.node("image").params["shape"] == [1, 28, 28]
+    settle(document)
+    assert "[N, 1, 28, 28]" in page.info.text()
+
+
 def test_invalid_values_are_refused_with_the_reason(qtbot, document, inspector) -> None:
     page = page_of(inspector, "drop")
     p = page.rows["p"].editor.line

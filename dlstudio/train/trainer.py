@@ -176,7 +176,7 @@ class Trainer:
                 self._checkpoint()
                 return self._stop_reason
             self._throughput(train_seconds)
-            metrics = self._end_epoch(epoch_started)
+            metrics = self._end_epoch(epoch_started, train_seconds)
             if self._early_stop(metrics):
                 return "early_stopping"
             if self._stop.is_set():
@@ -300,7 +300,7 @@ class Trainer:
             self.emit(Throughput(self.state.epoch + 1, self.state.step, self.state.samples / seconds,
                                  steps / seconds))
 
-    def _end_epoch(self, epoch_started: float) -> dict[str, float]:
+    def _end_epoch(self, epoch_started: float, train_seconds: float) -> dict[str, float]:
         p, state = self.parts, self.state
         assert p is not None
         metrics = {"train_loss": state.loss_sum / max(state.samples, 1), **self.validate()}
@@ -314,6 +314,7 @@ class Trainer:
             assert self.run_dir is not None
             lr = p.optimizer.param_groups[0]["lr"]
             self.run_dir.append_metrics({"epoch": state.epoch, "step": state.step, **metrics, "lr": lr,
+                                         "train_seconds": round(train_seconds, 6),
                                          "seconds": round(state.seconds, 3)})
         self.emit(EpochEnd(state.epoch, state.step, metrics, seconds))
         self._check_finite(metrics)

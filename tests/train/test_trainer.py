@@ -207,3 +207,37 @@ def test_checkpoints_hold_no_pickle(tmp_path):
         assert b"\x80\x04" not in data[:2] and not data.startswith(b"PK")
     state = load_state(latest_checkpoint(tmp_path / "run" / "checkpoints"))
     assert state["scheduler"]["best"] < math.inf and state["scheduler"]["mode_worse"] == math.inf
+
+
+def test_out_of_memory_is_reported_with_advice():
+    class Exhaust(Callback):
+        def on_step_end(self, event):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    _, result, _ = fit(mlp(batch_size=64), callbacks=[Exhaust()])
+    assert isinstance(result, Failed) and result.kind == "out_of_memory"
+    assert result.message == "the device ran out of memory with batch size 64"
+    assert "--batch-size 32" in result.advice
+
+
+def test_bf16_autocast_trains_on_the_cpu():
+    _, result, rec = fit(mlp(epochs=3, precision="bf16"))
+    losses = [s.loss for s in rec.of_type(StepEnd)]
+    assert result.reason == "completed" and all(math.isfinite(v) for v in losses)
+    assert sum(losses[-4:]) < sum(losses[:4])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_an_unavailable_device_is_a_configuration_error():
+    _, result, _ = fit(mlp(device="cuda"))
+    assert result.kind == "config" and "sees no CUDA GPU" in result.message and result.advice
+
+
+def test_loaded_data_that_does_not_fit_the_input_is_one_line(tmp_path):
+    (tmp_path / "t.csv").write_text("a,b,c,label\n" + "".join(f"{i},{i % 3},{i % 5},{i % 2}\n" for i in range(20)))
+    doc = mlp(dataset={"name": "csv", "params": {"path": "t.csv", "target": "label"}, "inputs": {"x": "x"}})
+    trainer = Trainer(graph_of(doc), base_dir=tmp_path)
+    result = trainer.fit()
+    assert result.kind == "config"
+    assert result.message == ("dataset 'csv' does not fit the graph: x: Input 'x' has shape [N, 4] but "
+                              "dataset field 'x' holds [N, 3] (set the Input shape to [3])")

@@ -1,0 +1,40 @@
+"""Full-length runs of the example graphs: each reaches its stated figure (``pytest -m slow``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import GRAPHS, ROOT
+
+#: Example -> (metric, at least, wall-clock limit in seconds or None).
+TARGETS = {
+    "cnn_digits": ("val_accuracy", 0.97, 30.0),
+    "mlp_digits": ("val_accuracy", 0.95, None),
+    "mlp_iris": ("val_accuracy", 0.95, None),
+    "lstm_sequence": ("val_accuracy", 0.99, None),
+    "transformer_sequence": ("val_accuracy", 0.95, None),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_example_reaches_its_figure(name, tmp_path):
+    path = GRAPHS / f"{name}.json"
+    if not path.exists():
+        pytest.skip(f"{path.name} is not in graphs/")
+    metric, least, limit = TARGETS[name]
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "dlstudio", "run", str(path), "--out", str(tmp_path / "run")],
+                   check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                   stdout=subprocess.DEVNULL)
+    seconds = time.perf_counter() - started
+    last = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last[metric] >= least, f"{name}: {metric} {last[metric]:.4f} < {least}"
+    if limit is not None:
+        assert seconds <= limit, f"{name}: took {seconds:.1f}s (limit {limit}s on an idle 2-core machine)"

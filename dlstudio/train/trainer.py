@@ -390,6 +390,10 @@ class Trainer:
         p.module.load_state_dict({k: v.to(p.device) for k, v in state["model"].items()})
         p.optimizer.load_state_dict(state["optimizer"])
         if p.schedule is not None and "scheduler" in state:
+            planned = state["scheduler"].get("total_steps")
+            if planned is not None and planned != p.schedule.scheduler.total_steps:
+                raise ConfigError(f"OneCycleLR planned {planned} steps when the run started; "
+                                  "its epochs cannot change on resume", "resume without --epochs")
             p.schedule.scheduler.load_state_dict(state["scheduler"])
         if p.scaler is not None and "scaler" in state:
             p.scaler.load_state_dict(state["scaler"])

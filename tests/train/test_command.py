@@ -161,3 +161,11 @@ def test_export_refuses_weights_of_another_network(tmp_path, capsys):
     other = write(tmp_path, mlp(hidden=5), "other.json")
     assert main(["export", other, "--weights", out, "--to", "onnx", "-o", str(tmp_path / "x.onnx")]) == 2
     assert "has changed since run" in capsys.readouterr().err
+
+
+def test_one_cycle_schedule_cannot_be_stretched_on_resume(tmp_path, capsys):
+    graph, out = write(tmp_path, mlp(epochs=1, scheduler={"type": "OneCycleLR"})), str(tmp_path / "run")
+    assert main(["run", graph, "--out", out, "--json"]) == 0
+    capsys.readouterr()
+    assert main(["run", graph, "--resume", out, "--epochs", "3"]) == 1
+    assert "OneCycleLR planned 8 steps when the run started" in capsys.readouterr().err

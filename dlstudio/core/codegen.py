@@ -6,6 +6,7 @@ that the exporter writes, so both behave alike and neither adds per-node overhea
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,11 +15,21 @@ from dlstudio.core.analysis import Analysis
 from dlstudio.core.catalogue import CATALOGUE
 from dlstudio.core.errors import GraphInvalidError
 from dlstudio.core.graph import Node
-from dlstudio.core.naming import ATTRIBUTE_RESERVED, Namespace, class_name, literal, safe_text
+from dlstudio.core.naming import (
+    ATTRIBUTE_RESERVED,
+    RESERVED,
+    Namespace,
+    class_name,
+    literal,
+    safe_text,
+)
 from dlstudio.core.pyformat import INDENT, format_assignment, format_def, format_return
 from dlstudio.core.spec import Construct, LayerSpec
 
 TENSOR = "torch.Tensor"
+
+#: Helpers (from dlstudio.core.modules) that a forward line may call: no variable takes these names.
+HELPERS = frozenset(name for spec in CATALOGUE.values() for name in spec.support)
 
 
 @dataclass(frozen=True)
@@ -72,7 +83,7 @@ class _Planner:
     def __init__(self, analysis: Analysis) -> None:
         self.analysis = analysis
         self.attributes = Namespace(ATTRIBUTE_RESERVED)
-        self.variables = Namespace()
+        self.variables = Namespace(RESERVED | HELPERS)
         self.values: dict[tuple[str, str], str] = {}
         self.incoming = {(link.target, link.target_port): (link.source, link.source_port)
                          for link in analysis.links}
@@ -112,9 +123,12 @@ class _Planner:
         outputs = {port: self.variables.name(node.id if single else f"{node.id}_{port}")
                    for port in spec.output_ports(params)}
         self.values.update({(node.id, port): name for port, name in outputs.items()})
-        plan.statements.append(Statement(node.id, _target(spec, outputs), callee, call_args))
+        statement = Statement(node.id, _target(spec, outputs), callee, call_args)
+        plan.statements.append(statement)
         plan.imports |= spec.imports
-        plan.support += [name for name in spec.support if name not in plan.support]
+        used = set(re.findall(r"\w+", statement.expression))
+        used |= {plan.submodules[-1].construct.cls} if spec.module is not None else set()
+        plan.support += [name for name in spec.support if name not in plan.support and name in used]
 
 
 def _callee(spec: LayerSpec, params: dict[str, Any], args: list[str],

@@ -1,4 +1,4 @@
-"""Helper ``nn.Module`` classes for layers torch does not ship as one module.
+"""Helper ``nn.Module`` classes (and functions) for layers torch does not ship as one module.
 
 The exporter copies a class's source from here into the generated file, so each class must
 be self-contained: it may use only ``torch``, ``nn``, ``F`` and ``math``, and is formatted
@@ -7,17 +7,62 @@ the way ``ruff format`` writes it.
 
 from __future__ import annotations
 
-import math  # noqa: F401  (available to helper classes, as in exported files)
+import math
+from typing import Any, TypeVar
 
-import torch  # noqa: F401
-import torch.nn.functional as F  # noqa: F401, N812
-from torch import nn  # noqa: F401
+import torch
+import torch.nn.functional as F  # noqa: F401, N812  (available to helpers, as in exported files)
+from torch import nn
 
-#: Names of the helper classes, for the compiler's namespace and the exporter.
-SUPPORT: dict[str, type] = {}
+#: Names of the helper classes (and functions), for the compiler's namespace and the exporter.
+SUPPORT: dict[str, Any] = {}
+
+Helper = TypeVar("Helper")
 
 
-def support(cls: type) -> type:
-    """Register a helper class under its own name."""
-    SUPPORT[cls.__name__] = cls
-    return cls
+def support(helper: Helper) -> Helper:
+    """Register a helper class or function under its own name."""
+    SUPPORT[helper.__name__] = helper  # type: ignore[attr-defined]
+    return helper
+
+
+@support
+class PositionalEncoding(nn.Module):
+    """Adds fixed sine and cosine waves, one per position, to [batch, time, d_model]."""
+
+    def __init__(self, d_model: int, max_len: int = 5000, dropout: float = 0.0) -> None:
+        super().__init__()
+        position = torch.arange(max_len).unsqueeze(1)
+        scale = -math.log(10000.0) / d_model
+        frequency = torch.exp(torch.arange(0, d_model, 2) * scale)
+        pe = torch.zeros(max_len, d_model)
+        pe[:, 0::2] = torch.sin(position * frequency)
+        pe[:, 1::2] = torch.cos(position * frequency[: d_model // 2])
+        # Not saved with the weights: it follows from d_model and max_len.
+        self.register_buffer("pe", pe, persistent=False)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(x + self.pe[: x.size(1)])
+
+
+@support
+class LearnedPositionalEmbedding(nn.Module):
+    """Adds a learned vector, one per position, to [batch, time, d_model]."""
+
+    def __init__(self, d_model: int, max_len: int = 512, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(max_len, d_model))
+        nn.init.normal_(self.weight, std=0.02)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(x + self.weight[: x.size(1)])
+
+
+@support
+def causal_mask(x: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """A mask that stops each position along ``dim`` from attending to later ones."""
+    return nn.Transformer.generate_square_subsequent_mask(
+        x.size(dim), device=x.device, dtype=x.dtype
+    )

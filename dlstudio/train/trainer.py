@@ -11,9 +11,7 @@ import math
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -39,22 +37,7 @@ from dlstudio.train.events import (
 )
 from dlstudio.train.rundir import RunDir
 from dlstudio.train.setup import Parts, prepare
-
-
-@dataclass
-class LoopState:
-    """Where the loop is; saved in checkpoints. ``epoch`` counts finished epochs, ``batch`` the
-    batches done in the current one, ``step`` all optimizer steps."""
-
-    epoch: int = 0
-    batch: int = 0
-    step: int = 0
-    loss_sum: float = 0.0
-    samples: int = 0
-    best: float | None = None
-    waited: int = 0
-    seconds: float = 0.0
-    history: list[dict[str, float]] = field(default_factory=list)
+from dlstudio.train.state import LoopState, capture, restore
 
 
 class Trainer:
@@ -362,43 +345,14 @@ class Trainer:
         if not self._writes:
             return
         assert self.run_dir is not None
-        path = save_state(self.run_dir.checkpoints, f"step-{self.state.step:09d}", self._state_dict())
+        path = save_state(self.run_dir.checkpoints, f"step-{self.state.step:09d}", capture(self.parts, self.state))
         self.emit(CheckpointSaved(self.state.epoch, self.state.step, str(path)))
 
-    def _state_dict(self) -> dict[str, Any]:
-        p = self.parts
-        assert p is not None
-        state: dict[str, Any] = {
-            "loop": asdict(self.state), "model": p.module.state_dict(), "optimizer": p.optimizer.state_dict(),
-            "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all()
-                    if torch.cuda.is_available() else []},
-        }
-        if p.schedule is not None:
-            state["scheduler"] = p.schedule.scheduler.state_dict()
-        if p.scaler is not None:
-            state["scaler"] = p.scaler.state_dict()
-        return state
-
     def _restore(self) -> None:
-        p = self.parts
-        assert p is not None and self.run_dir is not None
+        assert self.parts is not None and self.run_dir is not None
         path = latest_checkpoint(self.run_dir.checkpoints)
         if path is None:
             raise RunDirError(f"{self.run_dir.path}: has no complete checkpoint to resume from")
-        state = load_state(path)
-        self.state = LoopState(**state["loop"])
-        p.module.load_state_dict({k: v.to(p.device) for k, v in state["model"].items()})
-        p.optimizer.load_state_dict(state["optimizer"])
-        if p.schedule is not None and "scheduler" in state:
-            planned = state["scheduler"].get("total_steps")
-            if planned is not None and planned != p.schedule.scheduler.total_steps:
-                raise ConfigError(f"OneCycleLR planned {planned} steps when the run started; "
-                                  "its epochs cannot change on resume", "resume without --epochs")
-            p.schedule.scheduler.load_state_dict(state["scheduler"])
-        if p.scaler is not None and "scaler" in state:
-            p.scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if state["rng"]["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self.state = restore(self.parts, load_state(path))
         if self._writes:
             self.run_dir.truncate_metrics(self.state.step)

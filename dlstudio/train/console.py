@@ -44,7 +44,7 @@ class RichProgress(Callback):
         self.progress: Any = None
         self.task: Any = None
         self.epochs = 0
-        self.metric = ""
+        self.history: list[tuple[int, dict[str, float]]] = []
 
     def on_run_started(self, event: RunStarted) -> None:
         from rich.progress import (
@@ -74,6 +74,7 @@ class RichProgress(Callback):
         self.progress.update(self.task, advance=1, epoch=event.epoch, loss=f"{event.loss:.4f}")
 
     def on_epoch_end(self, event: EpochEnd) -> None:
+        self.history.append((event.epoch, event.metrics))
         shown = "  ".join(f"{k} {_format(k, v)}" for k, v in event.metrics.items())
         self.progress.console.print(f"epoch {event.epoch}/{self.epochs}  {shown}  ({event.seconds:.1f}s)")
         metric = next((k for k in event.metrics if k.startswith("val_") and k != "val_loss"), "val_loss")
@@ -89,15 +90,26 @@ class RichProgress(Callback):
         from rich.table import Table
 
         self._stop()
-        table = Table(title=f"{event.reason.replace('_', ' ')} after {event.epoch} epochs, "
-                            f"{event.step} steps, {event.seconds:.1f}s")
-        table.add_column("metric")
-        table.add_column("final", justify="right")
-        for name, value in event.metrics.items():
-            table.add_row(name, _format(name, value))
-        self.console.print(table)
+        self.console.print(f"{event.reason.replace('_', ' ')} after {event.epoch} epochs "
+                           f"({event.step} steps) in {event.seconds:.1f}s")
+        if event.metrics:
+            table = Table()
+            for column, justify in (("metric", "left"), ("final", "right"), ("best (epoch)", "right")):
+                table.add_column(column, justify=justify)  # type: ignore[arg-type]
+            for name, value in event.metrics.items():
+                table.add_row(name, _format(name, value), self._best(name))
+            self.console.print(table)
         if event.run_dir:
             self.console.print(f"run folder: {event.run_dir}")
+
+    def _best(self, name: str) -> str:
+        """Best value over this session's epochs: the lowest loss or error, the highest score."""
+        values = [(m[name], epoch) for epoch, m in self.history if name in m]
+        if not values:
+            return ""
+        pick = min if name.endswith(("loss", "mse", "mae")) else max
+        value, epoch = pick(values, key=lambda pair: pair[0])
+        return f"{_format(name, value)} ({epoch})"
 
     def on_failed(self, event: Failed) -> None:
         self._stop()

@@ -53,7 +53,7 @@ def test_json_lines_and_overrides(tmp_path, capsys):
 def test_progress_output_and_final_table(tmp_path, capsys):
     assert main(["run", write(tmp_path, mlp()), "--out", str(tmp_path / "run")]) == 0
     err = capsys.readouterr().err
-    assert "epoch 2/2" in err and "val_accuracy" in err and "completed after 2 epochs" in err
+    assert "epoch 2/2" in err and "val_accuracy" in err and "completed after 2 epochs (16 steps)" in err and "best (epoch)" in err
 
 
 def test_resume_extends_the_run_up_to_the_new_epoch_count(tmp_path, capsys):

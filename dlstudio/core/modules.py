@@ -28,7 +28,10 @@ def support(helper: Helper) -> Helper:
 
 @support
 class PositionalEncoding(nn.Module):
-    """Adds fixed sine and cosine waves, one per position, to [batch, time, d_model]."""
+    """Adds fixed sine and cosine waves, one per position, to [batch, time, d_model].
+
+    The table follows from d_model and max_len, so it is not saved with the weights.
+    """
 
     def __init__(self, d_model: int, max_len: int = 5000, dropout: float = 0.0) -> None:
         super().__init__()
@@ -38,7 +41,6 @@ class PositionalEncoding(nn.Module):
         pe = torch.zeros(max_len, d_model)
         pe[:, 0::2] = torch.sin(position * frequency)
         pe[:, 1::2] = torch.cos(position * frequency[: d_model // 2])
-        # Not saved with the weights: it follows from d_model and max_len.
         self.register_buffer("pe", pe, persistent=False)
         self.dropout = nn.Dropout(dropout)
 

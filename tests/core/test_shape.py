@@ -97,6 +97,9 @@ def test_symbolic_length_flows_through():
     ("Reshape", {"shape": [4, 4]}, [("T", 4)],
      "Reshape 'layer' cannot fit the variable size 4*T into fixed sizes [4, 4] "
      "(use -1 for the size that follows from it)"),
+    ("Reshape", {"shape": [2, -1]}, [("T", 3)],
+     "Reshape 'layer' cannot tell whether the variable size 3*T splits into [2, -1]: that needs it to be "
+     "a multiple of 2 (use fixed sizes that divide the fixed factor of the size, or only -1)"),
     ("Permute", {"dims": [0, 1, 1]}, [(3, 4)],
      "Permute 'layer' names dim 1 twice in dims=[0, 1, 1] (list each dimension once)"),
     ("Permute", {"dims": [0, 1]}, [(3, 4)],

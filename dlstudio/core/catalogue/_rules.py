@@ -93,15 +93,21 @@ def dim_sum(dims: Sequence[Dim]) -> Dim:
     return offset(terms, known)
 
 
-def exact_div(dim: Dim, n: int) -> Dim:
-    """``dim / n`` for a dim that n divides: ``12 -> 3``, ``"16*T" -> "4*T"``, ``"T" -> "T//4"``."""
-    if isinstance(dim, int) or n == 1:
-        return dim // n if isinstance(dim, int) else dim
+def exact_div(dim: Dim, n: int) -> Dim | None:
+    """``dim / n`` where n surely divides dim: ``12 -> 3``, ``"16*T" -> "4*T"``; else None.
+
+    A symbolic size counts as divisible only through a factor it is written with, since its
+    value is unknown until run time (``"T"`` by 4 gives None).
+    """
+    if isinstance(dim, int):
+        return dim // n if dim % n == 0 else None
+    if n == 1:
+        return dim
     match = re.fullmatch(r"(\d+)\*([A-Za-z_]\w*(?:\*[A-Za-z_]\w*)*)", dim)
     if match and int(match.group(1)) % n == 0:
         factor = int(match.group(1)) // n
         return match.group(2) if factor == 1 else f"{factor}*{match.group(2)}"
-    return floordiv(dim, n)
+    return None
 
 
 def broadcast(ctx: InferContext, ports: Sequence[str]) -> tuple[Dim, ...]:

@@ -60,7 +60,12 @@ def _fill(ctx: InferContext, total: Dim, sizes: tuple[int, ...], what: str) -> t
             ctx.fail(f"{ctx.where} cannot fit the variable size {total} into fixed sizes "
                      f"{list(sizes)}", "use -1 for the size that follows from it")
         return sizes
-    return tuple(exact_div(total, known) if s == -1 else s for s in sizes)
+    filled = exact_div(total, known)
+    if filled is None:
+        ctx.fail(f"{ctx.where} cannot tell whether the variable size {total} splits into "
+                 f"{list(sizes)}: that needs it to be a multiple of {known}",
+                 "use fixed sizes that divide the fixed factor of the size, or only -1")
+    return tuple(filled if s == -1 else s for s in sizes)
 
 
 def _unflatten(ctx: InferContext) -> TensorType:

@@ -1,9 +1,10 @@
 """Validation and shape inference in one pass: diagnostics, port types, parameter and FLOP counts.
 
-Structure is checked on a networkx graph (wiring, cycles, reachability), then every node is
-inferred in topological order from its catalogue declaration. Every problem is collected; a
-node whose inputs are unknown is skipped quietly, since its upstream problem is already listed.
-No torch import happens here.
+The wiring is checked first (:mod:`dlstudio.core.wiring`: ports, cycles, reachability), then
+every node is inferred in topological order from its catalogue declaration. Every problem is
+collected; a node whose inputs are unknown is skipped quietly, since its upstream problem is
+already listed. Resolved parameters are cached per (type, parameters), so re-analysing after an
+edit costs little. Never raises on a bad graph, and imports no torch.
 """
 
 from __future__ import annotations
@@ -11,14 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import networkx as nx
-
 from dlstudio.core.catalogue import CATALOGUE
 from dlstudio.core.errors import printable
-from dlstudio.core.graph import Graph, Node, split_end
+from dlstudio.core.graph import Graph, Node
 from dlstudio.core.params import ParamProblem, resolve_params
 from dlstudio.core.spec import InferContext, LayerSpec, ShapeError
-from dlstudio.core.tensor import MAX_ELEMENTS, TensorType, format_shape, is_known
+from dlstudio.core.tensor import MAX_ELEMENTS, TensorType, format_shape
+from dlstudio.core.wiring import Link, evaluation_order, live_nodes, resolve_links
+
+#: Most parameters one node, or the whole model, may hold (refused before allocating).
+MAX_PARAMETERS = MAX_ELEMENTS
 
 Severity = Literal["error", "warning"]
 
@@ -38,16 +41,6 @@ class Diagnostic:
         where = f"{self.node}: " if self.node else ""
         fix = f" ({self.fix})" if self.fix else ""
         return f"{where}{self.message}{fix}"
-
-
-@dataclass(frozen=True, slots=True)
-class Link:
-    """A resolved edge: both ends with explicit port names."""
-
-    source: str
-    source_port: str
-    target: str
-    target_port: str
 
 
 @dataclass
@@ -74,7 +67,8 @@ class Analysis:
 
     @property
     def total_params(self) -> int:
-        return sum(self.param_counts.values())
+        """Parameters of the nodes that reach an Output (what the compiled module holds)."""
+        return sum(count for node, count in self.param_counts.items() if node in self.live)
 
     @property
     def trainable_params(self) -> int:
@@ -110,10 +104,13 @@ def analyze(graph: Graph) -> Analysis:
     """Validate ``graph`` and infer every port's type; never raises on a bad graph."""
     result = Analysis(graph)
     nodes = {node.id: node for node in graph.nodes}
-    _check_unknown(graph, nodes, result)
-    result.links = _resolve_links(graph, nodes, result)
-    structure = _structure(nodes, result)
-    _infer_all(nodes, structure, result)
+    specs = {node.id: CATALOGUE.get(node.type) for node in graph.nodes}
+    report = _reporter(result)
+    _check_unknown(graph, result)
+    result.links = resolve_links(graph, specs, _output_ports(nodes, specs), report)
+    result.order = evaluation_order(list(nodes), result.links, report)
+    _check_liveness(graph, result)
+    _infer_all(nodes, specs, result)
     if graph.training is not None:
         from dlstudio.core.training import check_training
 
@@ -121,12 +118,20 @@ def analyze(graph: Graph) -> Analysis:
     return result
 
 
+def _reporter(result: Analysis) -> Any:
+    def report(severity: Severity, node: str | None, message: str, fix: str = "",
+               port: str | None = None, param: str | None = None) -> None:
+        result.diagnostics.append(Diagnostic(severity, node, message, fix, port, param))
+
+    return report
+
+
 def _report(result: Analysis, severity: Severity, node: str | None, message: str, fix: str = "",
             port: str | None = None, param: str | None = None) -> None:
     result.diagnostics.append(Diagnostic(severity, node, message, fix, port, param))
 
 
-def _check_unknown(graph: Graph, nodes: dict[str, Node], result: Analysis) -> None:
+def _check_unknown(graph: Graph, result: Analysis) -> None:
     for node in graph.nodes:
         if node.type not in CATALOGUE:
             _report(result, "error", node.id, f"unknown layer type '{printable(node.type, 60)}'",
@@ -140,149 +145,163 @@ def _check_unknown(graph: Graph, nodes: dict[str, Node], result: Analysis) -> No
         _report(result, "error", None, "the graph has no Output node", "add an Output node")
 
 
-def _resolve_links(graph: Graph, nodes: dict[str, Node], result: Analysis) -> list[Link]:
-    links: list[Link] = []
-    taken: dict[tuple[str, str], str] = {}
-    for edge in graph.edges:
-        source = _resolve_end(edge.source, nodes, result, is_source=True)
-        target = _resolve_end(edge.target, nodes, result, is_source=False)
-        if source is None or target is None:
-            continue
-        link = Link(source[0], source[1], target[0], target[1])
-        key = (link.target, link.target_port)
-        if key in taken:
-            _report(result, "error", link.target,
-                    f"port '{link.target_port}' has two incoming edges (from '{taken[key]}' "
-                    f"and '{link.source}')", "remove one of the edges", link.target_port)
-            continue
-        taken[key] = link.source
-        links.append(link)
-    return links
+def _output_ports(nodes: dict[str, Node], specs: dict[str, LayerSpec | None]) -> Any:
+    """A node's output ports; the declared ones while its parameters are invalid."""
+
+    def ports(node_id: str) -> tuple[str, ...]:
+        spec = specs[node_id]
+        assert spec is not None
+        if spec.output_rule is None:
+            return spec.outputs
+        try:
+            return spec.output_ports(cached_params(spec, nodes[node_id].params))
+        except Exception:  # noqa: BLE001  (bad parameters are reported when the node is inferred)
+            return spec.outputs
+
+    return ports
 
 
-def _resolve_end(end: str, nodes: dict[str, Node], result: Analysis,
-                 is_source: bool) -> tuple[str, str] | None:
-    node_id, port = split_end(end)
-    role = "source" if is_source else "target"
-    if node_id not in nodes:
-        _report(result, "error", None, f"edge {role} '{printable(end)}' names no node",
-                "delete the edge or create the node")
-        return None
-    spec = CATALOGUE.get(nodes[node_id].type)
-    if spec is None:
-        return None
-    if is_source:
-        ports: tuple[str, ...] = _output_ports(spec, nodes[node_id])
-        known = port in ports
-    else:
-        ports = spec.input_ports()
-        known = port is not None and spec.accepts_input(port)
-    if port is None:
-        if len(ports) == 1 and not (spec.variadic and not is_source):
-            return node_id, ports[0]
-        if not ports:
-            _report(result, "error", node_id, f"{spec.type} '{node_id}' has no {'outputs' if is_source else 'inputs'}",
-                    "delete the edge")
-            return None
-        _report(result, "error", node_id,
-                f"edge {role} '{printable(end)}' must name a port: {spec.type} has " + ", ".join(ports[:4])
-                + (", ..." if spec.variadic else ""), f"use '{node_id}.{ports[0]}'")
-        return None
-    if not known:
-        _report(result, "error", node_id, f"{spec.type} '{node_id}' has no port '{printable(port, 40)}'",
-                "connect to one of: " + ", ".join(ports) + (", ..." if spec.variadic and not is_source else ""),
-                printable(port, 40))
-        return None
-    return node_id, port
-
-
-def _output_ports(spec: LayerSpec, node: Node) -> tuple[str, ...]:
-    """The node's output ports; the declared ones while its parameters are invalid."""
-    try:
-        return spec.output_ports(resolve_params(spec, node.params))
-    except ParamProblem:
-        return spec.outputs
-
-
-@dataclass
-class _Structure:
-    order: list[str]
-    blocked: set[str]
-
-
-def _structure(nodes: dict[str, Node], result: Analysis) -> _Structure:
-    digraph = nx.DiGraph()
-    digraph.add_nodes_from(nodes)
-    digraph.add_edges_from((link.source, link.target) for link in result.links)
-    blocked: set[str] = set()
-    for component in nx.strongly_connected_components(digraph):
-        first = next(iter(component))
-        if len(component) > 1 or digraph.has_edge(first, first):
-            cycle = [u for u, _ in nx.find_cycle(digraph.subgraph(component))]
-            start = min(cycle)
-            shift = cycle.index(start)
-            path = cycle[shift:] + cycle[:shift] + [start]
-            _report(result, "error", start, "cycle: " + " -> ".join(path),
-                    "remove one edge of the cycle (networks are acyclic; use a recurrent layer for loops)")
-            blocked |= component
-    for node in list(blocked):
-        blocked |= nx.descendants(digraph, node)
-    outputs = [n for n, node in nodes.items() if node.type == "Output"]
-    live = set(outputs)
-    for out in outputs:
-        live |= nx.ancestors(digraph, out)
-    result.live = live
-    for node_id, node in nodes.items():
-        if node_id not in live and node.type != "Output" and outputs:
-            _report(result, "warning", node_id, f"'{node_id}' does not reach any Output",
+def _check_liveness(graph: Graph, result: Analysis) -> None:
+    outputs = [node.id for node in graph.nodes if node.type == "Output"]
+    result.live = live_nodes(outputs, result.links)
+    if not outputs:
+        return
+    for node in graph.nodes:
+        if node.id not in result.live and node.type != "Output":
+            _report(result, "warning", node.id, f"'{node.id}' does not reach any Output",
                     "connect it, or delete it")
-    acyclic = digraph.subgraph(n for n in digraph if n not in blocked)
-    order = list(nx.lexicographical_topological_sort(acyclic, key=_file_position(nodes)))
-    result.order = order
-    return _Structure(order, blocked)
 
 
-def _file_position(nodes: dict[str, Node]) -> Any:
-    index = {node_id: i for i, node_id in enumerate(nodes)}
-    return index.__getitem__
+#: Resolved parameters per (type, given parameters), and whole node results per (those,
+#: input types): re-analysing after an edit recomputes only what the edit changed.
+_PARAMS_CACHE: dict[tuple, tuple[LayerSpec, dict[str, Any] | ParamProblem]] = {}
+_NODE_CACHE: dict[tuple, tuple[LayerSpec, dict[str, Any], dict[str, TensorType], int, int | None]] = {}
+_CACHE_LIMIT = 8192
 
 
-def _infer_all(nodes: dict[str, Node], structure: _Structure, result: Analysis) -> None:
+def params_key(spec: LayerSpec, given: dict[str, Any]) -> tuple | None:
+    """The cache key of a node's parameters; None when a value is unhashable."""
+    try:
+        key = (spec.type, _freeze(given))
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def cached_params(spec: LayerSpec, given: dict[str, Any], key: tuple | None = None) -> dict[str, Any]:
+    """:func:`resolve_params` remembered per (type, parameters); returns a fresh dict."""
+    key = key or params_key(spec, given)
+    if key is None:
+        return resolve_params(spec, given)
+    hit = _PARAMS_CACHE.get(key)
+    if hit is None or hit[0] is not spec:
+        try:
+            value: dict[str, Any] | ParamProblem = resolve_params(spec, given)
+        except ParamProblem as problem:
+            value = problem
+        if len(_PARAMS_CACHE) >= _CACHE_LIMIT:
+            _PARAMS_CACHE.clear()
+        hit = _PARAMS_CACHE[key] = (spec, value)
+    if isinstance(hit[1], ParamProblem):
+        raise hit[1]
+    return dict(hit[1])
+
+
+def clear_caches() -> None:
+    """Forget every cached result (benchmarks measure cold analysis with this)."""
+    _PARAMS_CACHE.clear()
+    _NODE_CACHE.clear()
+
+
+def _freeze(value: Any) -> Any:
+    """A hashable key that tells apart values pydantic treats differently (1, 1.0, True)."""
+    kind = type(value)
+    if kind is dict:
+        return ("{", *((key, _freeze(item)) for key, item in sorted(value.items())))
+    if kind is list or kind is tuple:
+        return ("[", *(_freeze(item) for item in value))
+    return (kind, value)
+
+
+def _infer_all(nodes: dict[str, Node], specs: dict[str, LayerSpec | None], result: Analysis) -> None:
     incoming: dict[str, list[Link]] = {}
     for link in result.links:
         incoming.setdefault(link.target, []).append(link)
-    for node_id in structure.order:
-        node = nodes[node_id]
-        spec = CATALOGUE.get(node.type)
+    for node_id in result.order:
+        spec = specs[node_id]
         if spec is not None:
-            _infer_node(node, spec, incoming.get(node_id, []), result)
+            _infer_node(nodes[node_id], spec, incoming.get(node_id, []), result)
+    total = result.total_params
+    if total > MAX_PARAMETERS:
+        _report(result, "error", None, f"the model would hold {total:,} parameters, over the limit "
+                f"of {MAX_PARAMETERS:,}; nothing is allocated", "use smaller layers")
 
 
 def _infer_node(node: Node, spec: LayerSpec, links: list[Link], result: Analysis) -> None:
+    key = params_key(spec, node.params)
     try:
-        params = resolve_params(spec, node.params)
+        params = cached_params(spec, node.params, key)
     except ParamProblem as problem:
-        _report(result, "error", node.id, f"{spec.type} '{node.id}': {problem.message}",
+        _report(result, "error", node.id, f"{spec.type} '{node.id}': {printable(problem.message, 300)}",
                 "change or remove the value", param=problem.param)
+        return
+    except Exception as error:  # noqa: BLE001  (a broken declaration must not stop the editor)
+        _internal_error(result, node, spec, error)
         return
     result.params[node.id] = params
     inputs = _gather_inputs(node, spec, links, result)
     if inputs is None:
         return
-    context = InferContext(node.id, spec, params, inputs, {l.target_port: l.source for l in links})
+    memo = None if key is None else (key, tuple(inputs.items()))
+    hit = _NODE_CACHE.get(memo) if memo else None
+    if hit is not None and hit[0] is spec:
+        _store(result, node.id, *hit[1:])
+        return
+    context = InferContext(node.id, spec, params, inputs, {link.target_port: link.source for link in links})
     try:
-        produced = spec.infer(context)
-        context.outputs = produced if isinstance(produced, dict) else {spec.outputs[0]: produced}
-        _check_size(context)
-        result.param_counts[node.id] = spec.count_params(context) if spec.count_params else 0
-        result.flops[node.id] = spec.flops(context) if spec.flops else 0
+        count, flops = _run_rules(context)
     except ShapeError as error:
         _report(result, "error", node.id, error.message, error.fix, error.port)
         return
+    except Exception as error:  # noqa: BLE001  (a bug in one rule is shown on its node)
+        _internal_error(result, node, spec, error)
+        return
     for message, fix in context.warnings:
         _report(result, "warning", node.id, message, fix)
-    for port, tensor in context.outputs.items():
-        result.ports[(node.id, port)] = tensor
+    _store(result, node.id, context.params, context.outputs, count, flops)
+    if memo and not context.warnings:
+        if len(_NODE_CACHE) >= _CACHE_LIMIT:
+            _NODE_CACHE.clear()
+        _NODE_CACHE[memo] = (spec, dict(context.params), dict(context.outputs), count, flops)
+
+
+def _store(result: Analysis, node_id: str, params: dict[str, Any], outputs: dict[str, TensorType],
+           count: int, flops: int | None) -> None:
+    result.params[node_id] = dict(params)
+    result.param_counts[node_id] = count
+    result.flops[node_id] = flops
+    for port, tensor in outputs.items():
+        result.ports[(node_id, port)] = tensor
+
+
+def _run_rules(context: InferContext) -> tuple[int, int | None]:
+    """Shape rule and size limits of one node; returns its parameter count and FLOPs."""
+    spec = context.spec
+    produced = spec.infer(context)
+    context.outputs = produced if isinstance(produced, dict) else {spec.outputs[0]: produced}
+    _check_size(context)
+    count = spec.count_params(context) if spec.count_params else 0
+    if count > MAX_PARAMETERS:
+        context.fail(f"{context.where} would hold {count:,} parameters, over the limit of "
+                     f"{MAX_PARAMETERS:,}; nothing is allocated", "use smaller sizes")
+    return count, (spec.flops(context) if spec.flops else 0)
+
+
+def _internal_error(result: Analysis, node: Node, spec: LayerSpec, error: Exception) -> None:
+    detail = printable(f"{type(error).__name__}: {error}", 160)
+    _report(result, "error", node.id, f"{spec.type} '{node.id}': internal error in its declaration ({detail})",
+            "please report this; meanwhile change the node's parameters or inputs")
 
 
 def _gather_inputs(node: Node, spec: LayerSpec, links: list[Link],
@@ -315,10 +334,10 @@ def _check_size(context: InferContext) -> None:
         if any(isinstance(d, int) and d < 0 for d in dims) or any(d == 0 for d in dims):
             context.fail(f"{context.where} would output an empty or negative shape {format_shape(tensor.shape)}",
                          "use a smaller kernel or stride, more padding, or a larger input")
-        known = [d for d in dims if isinstance(d, int)]
         total = 1
-        for d in known:
-            total *= d
-        if total > MAX_ELEMENTS and is_known(*known):
+        for d in dims:
+            if isinstance(d, int):
+                total *= d
+        if total > MAX_ELEMENTS:
             context.fail(f"{context.where} would output {format_shape(tensor.shape)}: over 2^31 elements per sample",
                          "use smaller sizes")

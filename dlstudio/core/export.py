@@ -9,7 +9,14 @@ from __future__ import annotations
 import inspect
 
 from dlstudio.core.analysis import Analysis, analyze
-from dlstudio.core.codegen import INDENT, ModulePlan, construct_source, fit_assignment, forward_source, plan_module
+from dlstudio.core.codegen import (
+    INDENT,
+    ModulePlan,
+    construct_source,
+    fit_assignment,
+    forward_source,
+    plan_module,
+)
 from dlstudio.core.graph import Graph
 from dlstudio.core.io import GraphSource, load_graph
 from dlstudio.core.naming import docstring_text, safe_text

@@ -9,17 +9,22 @@ optional fields on :class:`Graph`.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dlstudio.core.training import TrainingConfig
 
 FORMAT = "dlstudio.graph"
 FORMAT_VERSION = 1
 
+ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 ID_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
 MAX_ID_LENGTH = 64
+ID_RULE = "letters, digits and _ only, not starting with a digit, at most 64 chars"
+
+#: A canvas coordinate: finite and within +-1e9 (checked by pydantic-core, not Python).
+Coordinate = Annotated[float, Field(ge=-1e9, le=1e9, allow_inf_nan=False)]
 
 
 def is_valid_id(text: str) -> bool:
@@ -40,28 +45,12 @@ class _Model(BaseModel):
 class Node(_Model):
     """One layer instance. ``params`` holds only what the user set; the rest is inferred."""
 
-    id: str = Field(description="unique identifier: [A-Za-z_][A-Za-z0-9_]*")
+    id: str = Field(pattern=ID_PATTERN, max_length=MAX_ID_LENGTH,
+                    description="unique identifier: [A-Za-z_][A-Za-z0-9_]*, at most 64 chars")
     type: str = Field(max_length=100, description="a layer type of the catalogue")
     params: dict[str, Any] = Field(default_factory=dict)
     label: str | None = Field(default=None, max_length=10_000)
-    position: tuple[float, float] | None = None
-
-    @field_validator("id")
-    @classmethod
-    def _legal_id(cls, value: str) -> str:
-        if not is_valid_id(value):
-            raise ValueError(
-                f"node id {value[:40]!r} is not a legal identifier "
-                "(letters, digits and _ only, not starting with a digit, at most 64 chars)"
-            )
-        return value
-
-    @field_validator("position")
-    @classmethod
-    def _finite_position(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
-        if value is not None and not all(abs(v) < 1e9 for v in value):
-            raise ValueError("position must be finite and within +-1e9")
-        return value
+    position: tuple[Coordinate, Coordinate] | None = None
 
 
 class Edge(_Model):
@@ -113,11 +102,13 @@ class Graph(_Model):
 
     def unknown_keys(self) -> list[tuple[str | None, str]]:
         """``(node id or None, key path)`` for every key this format version does not know."""
-        found = [(None, key) for key in (self.model_extra or {})]
+        found: list[tuple[str | None, str]] = [(None, key) for key in (self.__pydantic_extra__ or {})]
         for node in self.nodes:
-            found += [(node.id, key) for key in (node.model_extra or {})]
+            if node.__pydantic_extra__:
+                found += [(node.id, key) for key in node.__pydantic_extra__]
         for index, edge in enumerate(self.edges):
-            found += [(edge.target_node, f"edges[{index}].{key}") for key in (edge.model_extra or {})]
+            if edge.__pydantic_extra__:
+                found += [(edge.target_node, f"edges[{index}].{key}") for key in edge.__pydantic_extra__]
         return found
 
     def copy_deep(self) -> Graph:

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from dlstudio.core.errors import GraphFileError
-from dlstudio.core.graph import FORMAT, FORMAT_VERSION, Graph
+from dlstudio.core.graph import FORMAT, FORMAT_VERSION, ID_RULE, Graph
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_INT_DIGITS = 30
@@ -121,20 +121,29 @@ def graph_from_dict(data: Any, name: str = "<dict>") -> Graph:
     """Check the format and version, migrate old versions, and validate the document."""
     if not isinstance(data, dict):
         raise GraphFileError(name, "expected a JSON object with 'format': 'dlstudio.graph'")
-    check_depth(data, name)
     if data.get("format") != FORMAT:
         raise GraphFileError(name, f"not a DL Studio graph (missing \"format\": \"{FORMAT}\")")
     data = migrate(data, name)
     try:
-        return Graph.model_validate(data)
+        graph = Graph.model_validate(data)
     except ValidationError as error:
         raise GraphFileError(name, describe_validation_error(error)) from None
     except RecursionError:
         raise GraphFileError(name, "document is nested too deeply") from None
+    check_free_values(graph, name)
+    return graph
+
+
+def check_free_values(graph: Graph, name: str) -> None:
+    """Refuse deep nesting in the parts pydantic leaves untyped: params and unknown keys."""
+    for node in graph.nodes:
+        if node.params or node.model_extra:
+            check_depth([node.params, node.model_extra], name)
+    check_depth([graph.model_extra, *(edge.model_extra for edge in graph.edges if edge.model_extra)], name)
 
 
 def check_depth(data: Any, name: str, limit: int = MAX_DEPTH) -> None:
-    """Refuse documents nested deeper than ``limit`` (checked without recursion)."""
+    """Refuse values nested deeper than ``limit`` (checked without recursion)."""
     stack: list[tuple[Any, int]] = [(data, 1)]
     while stack:
         value, depth = stack.pop()
@@ -180,6 +189,8 @@ def describe_validation_error(error: ValidationError) -> str:
     first = error.errors(include_url=False)[0]
     where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]).lstrip(".")
     message = str(first["msg"]).removeprefix("Value error, ")
+    if first["loc"][-1:] == ("id",) and first["type"] in ("string_pattern_mismatch", "string_too_long"):
+        message = f"node id {str(first['input'])[:40]!r} is not a legal identifier ({ID_RULE})"
     more = f" (and {error.error_count() - 1} more problems)" if error.error_count() > 1 else ""
     return f"{where or 'document'}: {message}{more}"
 

@@ -124,6 +124,9 @@ def test_symbolic_length_flows_through():
      "(reshape the input to channels, height and width first)"),
     ("ConstantPad1d", {"padding": [2, -2]}, [(3, 1)],
      "ConstantPad1d 'layer' crops 2 of the 1 values of dim 2 of [N, 3, 1] (crop fewer than 1 (use less negative padding))"),
+    ("ZeroPad1d", {"padding": [-1, 2]}, [(3, "T")],
+     "ZeroPad1d 'layer' crops dim 2 of [N, 3, T], whose size T is only known at run time and may be too short "
+     "(crop only dimensions of fixed size)"),
     ("ZeroPad2d", {}, [(4,)],
      "ZeroPad2d 'layer' pads the last 2 dimensions, so it needs a 3-D or larger input, but gets 2-D [N, 4] "
      "(pad an input with a batch dimension in front of the padded ones)"),

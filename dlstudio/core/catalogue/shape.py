@@ -247,8 +247,11 @@ def _pad_rule(dims: int) -> Any:
             before, after = pad[2 * i], pad[2 * i + 1]
             size = shape[-1 - i]
             shape[-1 - i] = offset(size, before + after)
-            if isinstance(size, int) and (size + min(before, 0) + min(after, 0) < 0 or size + before + after < 1):
-                crop = -min(before, 0) - min(after, 0)
+            crop = -min(before, 0) - min(after, 0)
+            if not isinstance(size, int) and crop:
+                ctx.fail(f"{ctx.where} crops dim {x.rank - 1 - i} of {x}, whose size {size} is only "
+                         "known at run time and may be too short", "crop only dimensions of fixed size")
+            if isinstance(size, int) and (size < crop or size + before + after < 1):
                 ctx.fail(f"{ctx.where} crops {crop} of the {size} values of dim {x.rank - 1 - i} of {x}",
                          f"crop fewer than {size} (use less negative padding)")
         return x.with_shape(shape)

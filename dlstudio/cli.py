@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from dlstudio.core.errors import DLStudioError, GraphFileError
+from dlstudio.core.errors import DLStudioError, GraphFileError, printable
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -29,8 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list or args_list[0].endswith(".json"):
         args_list = ["gui", *args_list]
-    # the editor must paint before torch loads: leave out commands whose modules import it
-    parser = build_parser(gui_only=args_list[0] == "gui")
+    parser = build_parser(args_list[0])
     try:
         args = parser.parse_args(args_list)
     except SystemExit as exit_:
@@ -48,17 +47,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _one_line(error: BaseException) -> str:
+    """The error as one printable line (control characters escaped)."""
     if isinstance(error, DLStudioError):
-        return str(error).splitlines()[0] if str(error) else type(error).__name__
+        return printable(str(error), 500) if str(error) else type(error).__name__
     text = " ".join(str(error).split())
-    return f"{type(error).__name__}: {text[:300]}" if text else type(error).__name__
+    return f"{type(error).__name__}: {printable(text, 300)}" if text else type(error).__name__
 
 
-def build_parser(gui_only: bool = False) -> argparse.ArgumentParser:
+#: Commands that need neither torch nor Qt to start (validate, summary and schema never load
+#: torch; export loads it only when it builds the module).
+CORE_COMMANDS = ("validate", "summary", "export", "schema")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; for a known ``command`` it leaves out the commands whose modules
+    import torch or Qt (the editor must paint before torch loads, validate must stay fast)."""
     parser = argparse.ArgumentParser(prog="dlstudio", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for register in [_add_gui] if gui_only else _command_registrars():
+    for register in _command_registrars(command):
         register(commands)
     return parser
 
@@ -69,13 +76,17 @@ def _version() -> str:
     return f"dlstudio {__version__}"
 
 
-def _command_registrars() -> list[Callable[[Any], None]]:
-    registrars = [_add_gui, _add_validate, _add_summary, _add_export, _add_schema]
+def _command_registrars(command: str | None = None) -> list[Callable[[Any], None]]:
+    core = [_add_validate, _add_summary, _add_export, _add_schema]
+    if command == "gui":
+        return [_add_gui]
+    if command in CORE_COMMANDS:
+        return [_add_gui, *core]
     try:
         from dlstudio.train.command import add_run_command
     except ImportError:
-        return registrars
-    return [registrars[0], add_run_command, *registrars[1:]]
+        return [_add_gui, *core]
+    return [_add_gui, add_run_command, *core]
 
 
 def _common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

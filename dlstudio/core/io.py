@@ -252,12 +252,13 @@ def _sorted(extra: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
+    """JSON values; free-form objects get sorted keys (typed sections keep their field order)."""
     if hasattr(value, "model_dump"):
         return value.model_dump(mode="json", exclude_none=True)
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: _plain(value[k]) for k in sorted(value)}
     return value
 
 

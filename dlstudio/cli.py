@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,6 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (``dlstudio summary g.json | head``)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_INVALID
     except Exception as error:  # noqa: BLE001  (the one place errors become exit codes)
         if getattr(args, "debug", False):
             raise
@@ -122,16 +126,17 @@ def _validate(args: argparse.Namespace) -> int:
         try:
             analysis = analyze(load_graph(path))
         except GraphFileError as error:
-            print(str(error), file=sys.stderr)
+            print(_one_line(error), file=sys.stderr)
             status = max(status, EXIT_USAGE)
             continue
         shown = analysis.diagnostics if args.warnings else analysis.errors
         for diagnostic in shown:
-            print(f"{path}: {diagnostic.severity}: {diagnostic.one_line()}")
+            kind = "warning: " if diagnostic.severity == "warning" else ""
+            print(f"{printable(path, 500)}: {kind}{printable(diagnostic.one_line(), 1000)}")
         if not analysis.ok:
             status = max(status, EXIT_INVALID)
         elif not shown:
-            print(f"{path}: ok")
+            print(f"{printable(path, 500)}: ok")
     return status
 
 
@@ -139,6 +144,8 @@ def _add_summary(commands: Any) -> None:
     parser = _common(commands.add_parser("summary", help="table of shapes, parameters and FLOPs"))
     parser.add_argument("graph")
     parser.add_argument("--batch", type=int, default=1, help="batch size for shapes and FLOPs")
+    parser.add_argument("--size", action="append", default=[], metavar="NAME=VALUE",
+                        help="a value for a symbolic size an Input declares, e.g. T=128")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(handler=_summary)
 
@@ -147,15 +154,25 @@ def _summary(args: argparse.Namespace) -> int:
     from dlstudio.core.io import load_graph
     from dlstudio.core.summary import summarize
 
-    if args.batch < 1:
-        raise UsageError("--batch must be at least 1")
-    report = summarize(load_graph(args.graph), args.batch)
+    if not 1 <= args.batch <= 2**31:
+        raise UsageError("--batch must be between 1 and 2^31")
+    report = summarize(load_graph(args.graph), args.batch, _sizes(args.size))
     if not report.ok:
         for line in report.errors:
-            print(f"{args.graph}: {line}", file=sys.stderr)
+            print(f"{printable(args.graph, 500)}: {printable(line, 1000)}", file=sys.stderr)
         return EXIT_INVALID
     print(json.dumps(report.as_json(), indent=2) if args.json else report.as_table())
     return EXIT_OK
+
+
+def _sizes(items: list[str]) -> dict[str, int]:
+    sizes = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if not name.isidentifier() or not value.isdigit() or not 1 <= int(value) <= 2**31:
+            raise UsageError(f"--size wants NAME=VALUE with a whole number from 1, not {printable(item, 40)!r}")
+        sizes[name] = int(value)
+    return sizes
 
 
 def _add_export(commands: Any) -> None:

@@ -1,4 +1,8 @@
-"""A per-node report of a graph: type, output shape, parameters and FLOPs, with totals."""
+"""A per-node report of a graph: type, output shapes, parameters and FLOPs, with totals.
+
+Shapes are shown for a given batch size; symbolic sizes an Input declares (a sequence length
+``T``) can be given values too, which also makes their FLOPs countable.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,17 @@ from typing import Any
 
 from dlstudio.core.analysis import Analysis, analyze
 from dlstudio.core.graph import Graph
-from dlstudio.core.tensor import BATCH, Dim, format_shape
+from dlstudio.core.tensor import BATCH, Dim, format_shape, resolve_dim
 
 
 @dataclass(frozen=True)
 class Row:
     node: str
     type: str
-    shapes: tuple[tuple[Dim, ...], ...]
+    shapes: dict[str, tuple[Dim, ...]]
     params: int
     flops: int | None
+    live: bool
 
 
 @dataclass
@@ -35,16 +40,19 @@ class Summary:
         return [d.one_line() for d in self.analysis.errors]
 
     def _shape(self, shape: tuple[Dim, ...]) -> tuple[Dim, ...]:
-        return tuple(self.batch if d == BATCH else d for d in shape)
+        """The shape with the batch filled in (expressions of the batch evaluated)."""
+        return tuple(_fill(d, self.batch) for d in shape)
 
     def rows(self) -> list[Row]:
+        ports: dict[str, dict[str, tuple[Dim, ...]]] = {}
+        for (node_id, port), tensor in self.analysis.ports.items():
+            ports.setdefault(node_id, {})[port] = self._shape(tensor.shape)
         rows = []
         for node_id in self.analysis.order:
-            node = self.analysis.graph.node(node_id)
-            shapes = tuple(self._shape(t.shape) for (n, _), t in self.analysis.ports.items() if n == node_id)
             flops = self.analysis.flops.get(node_id)
-            rows.append(Row(node_id, node.type, shapes, self.analysis.param_counts.get(node_id, 0),
-                            None if flops is None else flops * self.batch))
+            rows.append(Row(node_id, self.analysis.graph.node(node_id).type, ports.get(node_id, {}),
+                            self.analysis.param_counts.get(node_id, 0),
+                            None if flops is None else flops * self.batch, node_id in self.analysis.live))
         return rows
 
     @property
@@ -61,16 +69,16 @@ class Summary:
             "flops": self.flops,
             "outputs": {k: list(self._shape(t.shape)) for k, t in self.analysis.outputs().items()},
             "nodes": [
-                {"id": r.node, "type": r.type, "shapes": [list(s) for s in r.shapes],
-                 "params": r.params, "flops": r.flops}
+                {"id": r.node, "type": r.type, "outputs": {p: list(s) for p, s in r.shapes.items()},
+                 "params": r.params, "flops": r.flops, "reaches_output": r.live}
                 for r in self.rows()
             ],
         }
 
     def as_table(self) -> str:
         header = ("node", "type", "output shape", "params", "FLOPs")
-        body = [(r.node, r.type, " ".join(format_shape(s) for s in r.shapes), f"{r.params:,}",
-                 "?" if r.flops is None else f"{r.flops:,}") for r in self.rows()]
+        body = [(r.node + ("" if r.live else " (unused)"), r.type, _shapes_text(r.shapes),
+                 f"{r.params:,}", "?" if r.flops is None else f"{r.flops:,}") for r in self.rows()]
         flops = "?" if self.flops is None else f"{self.flops:,}"
         footer = ("total", "", "", f"{self.analysis.total_params:,}", flops)
         widths = [max(len(row[i]) for row in [header, *body, footer]) for i in range(5)]
@@ -83,6 +91,33 @@ class Summary:
         return "\n".join([line(header), rule, *map(line, body), rule, line(footer)])
 
 
-def summarize(graph: Graph, batch: int = 1) -> Summary:
-    """Analyse ``graph`` and report it for ``batch`` samples."""
-    return Summary(analyze(graph), batch)
+def _fill(dim: Dim, batch: int) -> Dim:
+    if isinstance(dim, int) or BATCH not in dim:
+        return dim
+    try:
+        return resolve_dim(dim, {BATCH: batch})
+    except ValueError:  # other symbols remain
+        return dim
+
+
+def _shapes_text(shapes: dict[str, tuple[Dim, ...]]) -> str:
+    if len(shapes) == 1:
+        return format_shape(next(iter(shapes.values())))
+    return " ".join(f"{port}={format_shape(shape)}" for port, shape in shapes.items())
+
+
+def with_sizes(graph: Graph, sizes: dict[str, int]) -> Graph:
+    """A copy of ``graph`` whose Input shapes have the named symbolic sizes replaced (without
+    its training section, whose dataset was declared for the symbolic shapes)."""
+    copy = graph.copy_deep()
+    copy.training = None
+    for node in copy.nodes_of_type("Input"):
+        shape = node.params.get("shape")
+        if isinstance(shape, list):
+            node.params["shape"] = [sizes.get(d, d) if isinstance(d, str) else d for d in shape]
+    return copy
+
+
+def summarize(graph: Graph, batch: int = 1, sizes: dict[str, int] | None = None) -> Summary:
+    """Analyse ``graph`` and report it for ``batch`` samples (and the given symbolic sizes)."""
+    return Summary(analyze(with_sizes(graph, sizes) if sizes else graph), batch)

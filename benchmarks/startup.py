@@ -56,12 +56,13 @@ def time_command(command: list[str], env: dict[str, str], timeout: float = 60.0)
         for line in process.stdout:
             if line.startswith("painted"):
                 elapsed = time.perf_counter() - start
+                process.wait(timeout)  # it quits by itself; killing it could leave a settings lock
                 return elapsed, "torch_loaded=True" in line
         raise RuntimeError(f"{command} exited without painting (code {process.wait()})")
     finally:
         if process.poll() is None:
             process.kill()
-        process.wait(timeout)
+            process.wait(timeout)
 
 
 def probe_env(home: Path) -> dict[str, str]:

@@ -69,8 +69,9 @@ class RecentFiles(QObject):
         return str(self.settings.value(LAST_FOLDER_KEY, "") or "")
 
     def _store(self, paths: list[Path]) -> None:
+        # no sync() here: QSettings writes from the event loop (and at exit), so opening a
+        # file never waits on the settings file's lock
         self.settings.setValue(RECENT_KEY, [str(p) for p in paths])
-        self.settings.sync()
         self.changed.emit()
 
 

@@ -104,6 +104,7 @@ def test_recent_files_newest_first_deduplicated_and_bounded(settings: QSettings,
     assert shown[0] == paths[2].resolve()
     assert shown[1] == paths[-1].resolve()
     assert len(set(shown)) == len(shown)
+    settings.sync()
     again = RecentFiles(QSettings(settings.fileName(), QSettings.Format.IniFormat))
     assert again.paths() == shown
     again.remove(shown[0])

@@ -56,6 +56,8 @@ class Analysis:
     param_counts: dict[str, int] = field(default_factory=dict)
     flops: dict[str, int | None] = field(default_factory=dict)
     live: set[str] = field(default_factory=set)
+    #: ``(node, port)`` inputs with an edge whose source is broken (reported on the edge).
+    dangling: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -107,7 +109,7 @@ def analyze(graph: Graph) -> Analysis:
     specs = {node.id: CATALOGUE.get(node.type) for node in graph.nodes}
     report = _reporter(result)
     _check_unknown(graph, result)
-    result.links = resolve_links(graph, specs, _output_ports(nodes, specs), report)
+    result.links, result.dangling = resolve_links(graph, specs, _output_ports(nodes, specs), report)
     result.order = evaluation_order(list(nodes), result.links, report)
     _check_liveness(graph, result)
     _infer_all(nodes, specs, result)
@@ -315,7 +317,9 @@ def _gather_inputs(node: Node, spec: LayerSpec, links: list[Link],
     for port in spec.input_ports(count):
         link = by_port.get(port)
         if link is None:
-            if port not in spec.optional_inputs:
+            if (node.id, port) in result.dangling:
+                complete = False
+            elif port not in spec.optional_inputs:
                 _report(result, "error", node.id, f"{spec.type} '{node.id}' has nothing connected to '{port}'",
                         f"connect a node to {node.id}.{port}", port)
                 complete = False

@@ -31,14 +31,20 @@ class Link:
 
 
 def resolve_links(graph: Graph, specs: dict[str, LayerSpec | None],
-                  output_ports: Callable[[str], tuple[str, ...]], report: Report) -> list[Link]:
-    """Every edge whose two ends name a known node and port; two edges into one port refused."""
+                  output_ports: Callable[[str], tuple[str, ...]],
+                  report: Report) -> tuple[list[Link], set[tuple[str, str]]]:
+    """Every edge whose two ends name a known node and port (two edges into one port refused),
+    and the ``(node, port)`` inputs whose edge has a source that could not be resolved (their
+    node is then not reported as unconnected: the edge's own problem is)."""
     links: list[Link] = []
+    dangling: set[tuple[str, str]] = set()
     taken: dict[tuple[str, str], str] = {}
     simple = _simple_ends(specs, output_ports)
     for edge in graph.edges:
         source = simple.get((edge.source, True)) or _resolve_end(edge.source, specs, output_ports, report, True)
         target = simple.get((edge.target, False)) or _resolve_end(edge.target, specs, output_ports, report, False)
+        if source is None and target is not None:
+            dangling.add(target)
         if source is None or target is None:
             continue
         link = Link(source[0], source[1], target[0], target[1])
@@ -50,7 +56,7 @@ def resolve_links(graph: Graph, specs: dict[str, LayerSpec | None],
             continue
         taken[key] = link.source
         links.append(link)
-    return links
+    return links, dangling
 
 
 def _simple_ends(specs: dict[str, LayerSpec | None],

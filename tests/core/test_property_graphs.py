@@ -11,6 +11,7 @@ inferred type.
 from __future__ import annotations
 
 import os
+import random
 from typing import Any
 
 import torch
@@ -25,9 +26,9 @@ BATCH = 3
 SIZES = {"N": BATCH, "T": 64}
 #: Input shapes without the batch; "T" is a symbolic sequence length.
 INPUT_SHAPES = [[8], [3, 8], [3, "T"], [2, 6, 6], [3, 5, 7], [2, 4, 4, 4]]
-TRIES = 10
+TRIES = 24
 #: Examples per run; PROPERTY_EXAMPLES=500 makes a longer bug hunt.
-EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "45"))
+EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "150"))
 
 
 def _layer_specs() -> list[LayerSpec]:
@@ -84,6 +85,7 @@ class _Grower:
 
     def __init__(self, draw: st.DrawFn, id_length: int) -> None:
         self.draw = draw
+        self.random = random.Random(draw(st.integers(0, 2**32 - 1)))
         self.id_length = id_length
         self.nodes: list[dict] = []
         self.edges: list[dict] = []
@@ -98,10 +100,10 @@ class _Grower:
                 "nodes": nodes, "edges": edges}
 
     def add_inputs(self) -> None:
-        shape = self.draw(st.sampled_from(INPUT_SHAPES))
+        shape = self.random.choice(INPUT_SHAPES)
         self.accept([{"id": self.node_id("x"), "type": "Input", "params": {"shape": shape}}], [])
-        if self.draw(st.booleans()):
-            tokens = {"shape": [self.draw(st.sampled_from([4, "T"]))], "dtype": "int64"}
+        if self.random.random() < 0.5:
+            tokens = {"shape": [self.random.choice([4, "T"])], "dtype": "int64"}
             self.accept([*self.nodes, {"id": self.node_id("tokens"), "type": "Input", "params": tokens}], [])
 
     def accept(self, nodes: list[dict], edges: list[dict]) -> bool:
@@ -124,14 +126,17 @@ class _Grower:
             index = max(index, len(self.values) - 3)
         return self.values[index]
 
-    def grow(self, specs: list[LayerSpec]) -> None:
-        spec = self.draw(st.sampled_from(specs))
-        params = self.draw(layer_params(spec))
-        node_id = self.node_id(spec.type.lower())
-        edges = [{"source": source, "target": f"{node_id}.{port}"}
-                 for port, source in self._sources(spec)]
-        self.accept([*self.nodes, {"id": node_id, "type": spec.type, "params": params}],
-                    [*self.edges, *edges])
+    def grow(self, specs: list[LayerSpec]) -> bool:
+        """Add one layer: up to TRIES types in random order, each on a randomly picked value."""
+        for spec in self.random.sample(specs, min(TRIES, len(specs))):  # uniform, unlike draws
+            params = self.draw(layer_params(spec))
+            node_id = self.node_id(spec.type.lower())
+            edges = [{"source": source, "target": f"{node_id}.{port}"}
+                     for port, source in self._sources(spec)]
+            if self.accept([*self.nodes, {"id": node_id, "type": spec.type, "params": params}],
+                           [*self.edges, *edges]):
+                return True
+        return False
 
     def _sources(self, spec: LayerSpec) -> list[tuple[str, str]]:
         if spec.variadic:
@@ -160,10 +165,7 @@ def random_graphs(draw: st.DrawFn, max_layers: int = 7, id_length: int = 0) -> d
     specs = _layer_specs()
     grower = _Grower(draw, id_length)
     grower.add_inputs()
-    layers = draw(st.integers(1, max_layers))
-    for _ in range(layers * TRIES):
-        if sum(n["type"] != "Input" for n in grower.nodes) >= layers:
-            break
+    for _ in range(draw(st.integers(1, max_layers))):
         grower.grow(specs)
     if all(node["type"] == "Input" for node in grower.nodes):  # no layer was accepted
         grower.grow([CATALOGUE["Identity"]])
@@ -188,7 +190,7 @@ def _size_dependent(analysis) -> bool:
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-@given(random_graphs())
+@given(random_graphs(max_layers=8))
 def test_inferred_shapes_and_parameter_counts_match_torch(document):
     analysis = analyze(load_graph(document))
     assert analysis.ok, [d.one_line() for d in analysis.errors]
@@ -218,12 +220,12 @@ def test_the_generator_reaches_most_of_the_catalogue():
     """Guards the property above against a generator that silently stops producing layers."""
     seen: set[str] = set()
 
-    @settings(max_examples=150, deadline=None, database=None,
+    @settings(max_examples=200, deadline=None, database=None, derandomize=True,
               suppress_health_check=list(HealthCheck))
-    @given(random_graphs(max_layers=4))
+    @given(random_graphs(max_layers=5))
     def collect(document):
         seen.update(node["type"] for node in document["nodes"])
 
     collect()
     layer_types = {spec.type for spec in _layer_specs()}
-    assert len(seen & layer_types) >= 0.6 * len(layer_types), sorted(layer_types - seen)
+    assert len(seen & layer_types) >= 0.75 * len(layer_types), sorted(layer_types - seen)

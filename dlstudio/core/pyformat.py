@@ -248,7 +248,9 @@ def expr_doc(node: ast.expr) -> Doc:
         return [_UNARY[type(node.op)], _operand_doc(node.operand, node)]
     if isinstance(node, ast.BinOp):
         return Group(_binary_parts(node))
-    return _flat(node)
+    if isinstance(node, ast.Slice):
+        return _slice_text(node)
+    return ast.unparse(node)  # kinds code generation does not emit: kept on one line
 
 
 def _keyword_doc(keyword: ast.keyword) -> Doc:

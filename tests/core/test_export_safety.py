@@ -364,3 +364,11 @@ def test_layout_matches_ruff_format_on_random_statements(seed):
     done = subprocess.run([str(RUFF), "format", "--isolated", "-"], input=mine, capture_output=True,
                           text=True, check=True)
     assert done.stdout == mine
+
+
+@pytest.mark.parametrize("value", ["a if b else c", "[i for i in y]", "f(lambda q: q + 1, a < b)",
+                                   "x[a + 1 :]", "-(x**2)", "x.view(-1, 4).flatten(1)"])
+def test_expressions_code_generation_does_not_emit_still_lay_out(value):
+    lines = format_assignment(2, "result", value)
+    assert ast.parse("\n".join(line.strip() for line in lines) if len(lines) == 1 else
+                     "if True:\n" + "\n".join(lines))

@@ -7,6 +7,7 @@ Submodules are registered under the node ids, so state_dict keys read ``conv_1.w
 
 from __future__ import annotations
 
+import linecache
 from typing import Any
 
 from dlstudio.core.analysis import Analysis, analyze
@@ -35,7 +36,10 @@ def build_module(plan: ModulePlan) -> Any:
 
     namespace: dict[str, Any] = {"torch": torch, "nn": nn, "F": torch.nn.functional,
                                  "math": __import__("math"), **SUPPORT}
-    code = compile("class _Forward:\n" + forward_source(plan), f"<dlstudio {plan.class_name}>", "exec")
+    source = "class _Forward:\n" + forward_source(plan)
+    filename = f"<dlstudio {plan.class_name}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # for tracebacks
+    code = compile(source, filename, "exec")
     exec(code, namespace)  # noqa: S102  (generated from checked identifiers and literals only)
     forward = namespace["_Forward"].forward
 

@@ -109,11 +109,13 @@ def _bounded_int(text: str) -> int:
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"key '{key[:40]}' appears twice in one object")
-        result[key] = value
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"key '{key[:40]}' appears twice in one object")
+            seen.add(key)
     return result
 
 
@@ -137,8 +139,9 @@ def graph_from_dict(data: Any, name: str = "<dict>") -> Graph:
 def check_free_values(graph: Graph, name: str) -> None:
     """Refuse deep nesting in the parts pydantic leaves untyped: params and unknown keys."""
     for node in graph.nodes:
-        if node.params or node.model_extra:
-            check_depth([node.params, node.model_extra], name)
+        nested = [v for v in node.params.values() if type(v) in (list, dict)]
+        if nested or node.__pydantic_extra__:
+            check_depth([nested, node.__pydantic_extra__], name)
     check_depth([graph.model_extra, *(edge.model_extra for edge in graph.edges if edge.model_extra)], name)
 
 

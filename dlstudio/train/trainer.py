@@ -99,7 +99,7 @@ class Trainer:
         try:
             self.parts = prepare(self.graph, self.given_config, self.world, self.base_dir)
             self._open_run()
-            reason = self._loop(started)
+            reason = self._loop()
             return self._finish(reason, started)
         except TrainError as error:
             return self._fail(error)
@@ -149,7 +149,7 @@ class Trainer:
             train_samples=p.data.train_size, val_samples=p.data.val_size,
             parameters=sum(t.numel() for t in p.module.parameters()), world_size=self.world.size))
 
-    def _loop(self, started: float) -> FinishReason:
+    def _loop(self) -> FinishReason:
         config = self.config
         while self.state.epoch < config.epochs:
             epoch_started = time.perf_counter()

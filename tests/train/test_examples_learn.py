@@ -35,6 +35,7 @@ def test_example_reaches_its_figure(name, tmp_path):
                    stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - started
     last = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    print(f"{name}: {metric} {last[metric]:.4f} after {last['epoch']} epochs, {seconds:.1f}s in all")
     assert last[metric] >= least, f"{name}: {metric} {last[metric]:.4f} < {least}"
     if limit is not None:
         assert seconds <= limit, f"{name}: took {seconds:.1f}s (limit {limit}s on an idle 2-core machine)"

@@ -267,10 +267,17 @@ def _same_outputs(analysis, source: str) -> None:
     exported.load_state_dict(module.state_dict(), strict=True)
     inputs = sample_inputs(analysis)
     with torch.no_grad():
-        expected, got = module(*inputs), exported(*inputs)
+        try:
+            expected = module(*inputs)
+        except (RuntimeError, ValueError, IndexError) as error:  # sizes this graph cannot take
+            with pytest.raises(type(error)):
+                exported(*inputs)
+            return
+        got = exported(*inputs)
     expected = expected if isinstance(expected, tuple) else (expected,)
     got = got if isinstance(got, tuple) else (got,)
-    assert all(torch.equal(a, b) for a, b in zip(expected, got, strict=True))
+    for a, b in zip(expected, got, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)  # identical, NaN included
 
 
 def test_export_is_byte_identical_across_runs_and_hash_seeds():

@@ -228,4 +228,4 @@ def test_the_generator_reaches_most_of_the_catalogue():
 
     collect()
     layer_types = {spec.type for spec in _layer_specs()}
-    assert len(seen & layer_types) >= 0.75 * len(layer_types), sorted(layer_types - seen)
+    assert len(seen & layer_types) >= 0.65 * len(layer_types), sorted(layer_types - seen)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from dlstudio.core.catalogue import CATALOGUE
 from dlstudio.core.errors import printable
 from dlstudio.core.graph import Graph, Node
+from dlstudio.core.io import paused_gc
 from dlstudio.core.params import ParamProblem, resolve_params
 from dlstudio.core.spec import InferContext, LayerSpec, ShapeError
 from dlstudio.core.tensor import MAX_ELEMENTS, TensorType, format_shape
@@ -104,6 +105,11 @@ class Analysis:
 
 def analyze(graph: Graph) -> Analysis:
     """Validate ``graph`` and infer every port's type; never raises on a bad graph."""
+    with paused_gc():
+        return _analyze(graph)
+
+
+def _analyze(graph: Graph) -> Analysis:
     result = Analysis(graph)
     nodes = {node.id: node for node in graph.nodes}
     specs = {node.id: CATALOGUE.get(node.type) for node in graph.nodes}
@@ -259,7 +265,13 @@ def _infer_node(node: Node, spec: LayerSpec, links: list[Link], result: Analysis
     hit = _NODE_CACHE.get(memo) if memo else None
     if hit is not None and hit[0] is spec:
         _store(result, node.id, *hit[1:])
-        return
+    else:
+        _infer_fresh(node, spec, params, inputs, links, result, memo)
+
+
+def _infer_fresh(node: Node, spec: LayerSpec, params: dict[str, Any], inputs: dict[str, TensorType],
+                 links: list[Link], result: Analysis, memo: tuple | None) -> None:
+    """Run the node's rules (no cached result applies) and remember a clean result."""
     context = InferContext(node.id, spec, params, inputs, {link.target_port: link.source for link in links})
     try:
         count, flops = _run_rules(context)
@@ -308,6 +320,9 @@ def _internal_error(result: Analysis, node: Node, spec: LayerSpec, error: Except
 
 def _gather_inputs(node: Node, spec: LayerSpec, links: list[Link],
                    result: Analysis) -> dict[str, TensorType] | None:
+    if len(links) == 1 and spec.inputs == (links[0].target_port,):  # one input, connected
+        tensor = result.ports.get((links[0].source, links[0].source_port))
+        return None if tensor is None else {links[0].target_port: tensor}
     by_port = {link.target_port: link for link in links}
     count = len(by_port)
     if spec.variadic:

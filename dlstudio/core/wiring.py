@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import networkx as nx
 
@@ -20,9 +20,9 @@ from dlstudio.core.spec import LayerSpec
 Report = Callable[..., None]
 
 
-@dataclass(frozen=True, slots=True)
-class Link:
-    """A resolved edge: both ends with explicit port names."""
+class Link(NamedTuple):
+    """A resolved edge: both ends with explicit port names (a tuple: cheap to make by the
+    thousand)."""
 
     source: str
     source_port: str
@@ -39,10 +39,10 @@ def resolve_links(graph: Graph, specs: dict[str, LayerSpec | None],
     links: list[Link] = []
     dangling: set[tuple[str, str]] = set()
     taken: dict[tuple[str, str], str] = {}
-    simple = _simple_ends(specs, output_ports)
+    sources, targets = _simple_ends(specs, output_ports)
     for edge in graph.edges:
-        source = simple.get((edge.source, True)) or _resolve_end(edge.source, specs, output_ports, report, True)
-        target = simple.get((edge.target, False)) or _resolve_end(edge.target, specs, output_ports, report, False)
+        source = sources.get(edge.source) or _resolve_end(edge.source, specs, output_ports, report, True)
+        target = targets.get(edge.target) or _resolve_end(edge.target, specs, output_ports, report, False)
         if source is None and target is not None:
             dangling.add(target)
         if source is None or target is None:
@@ -59,19 +59,20 @@ def resolve_links(graph: Graph, specs: dict[str, LayerSpec | None],
     return links, dangling
 
 
-def _simple_ends(specs: dict[str, LayerSpec | None],
-                 output_ports: Callable[[str], tuple[str, ...]]) -> dict[tuple[str, bool], tuple[str, str]]:
-    """Bare ends of single-port nodes, resolved once (the common case, kept fast)."""
-    ends: dict[tuple[str, bool], tuple[str, str]] = {}
+def _simple_ends(specs: dict[str, LayerSpec | None], output_ports: Callable[[str], tuple[str, ...]],
+                 ) -> tuple[dict[str, tuple[str, str]], dict[str, tuple[str, str]]]:
+    """Bare source and target ends of single-port nodes, resolved once (the common case)."""
+    sources: dict[str, tuple[str, str]] = {}
+    targets: dict[str, tuple[str, str]] = {}
     for node_id, spec in specs.items():
         if spec is None:
             continue
-        outputs = output_ports(node_id)
+        outputs = spec.outputs if spec.output_rule is None else output_ports(node_id)
         if len(outputs) == 1:
-            ends[(node_id, True)] = (node_id, outputs[0])
+            sources[node_id] = (node_id, outputs[0])
         if len(spec.inputs) == 1 and not spec.variadic:
-            ends[(node_id, False)] = (node_id, spec.inputs[0])
-    return ends
+            targets[node_id] = (node_id, spec.inputs[0])
+    return sources, targets
 
 
 def _resolve_end(end: str, specs: dict[str, LayerSpec | None],

@@ -126,3 +126,14 @@ def _expected(p: Param) -> str:
 
 def _freeze(value: Any) -> Any:
     return tuple(_freeze(v) for v in value) if isinstance(value, list) else value
+
+
+def output_ports_of(spec: LayerSpec, given: dict[str, Any]) -> tuple[str, ...]:
+    """The output ports a node of ``spec`` has with the parameters the user ``given``
+    (Split/Chunk follow their parameters); the declared ports while the parameters are bad."""
+    if spec.output_rule is None:
+        return spec.outputs
+    try:
+        return spec.output_ports(resolve_params(spec, given))
+    except ParamProblem:
+        return spec.outputs

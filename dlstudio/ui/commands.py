@@ -16,6 +16,7 @@ from PySide6.QtGui import QUndoCommand
 
 from dlstudio.core.catalogue import CATALOGUE
 from dlstudio.core.graph import Edge, Graph, Node, split_end
+from dlstudio.core.params import output_ports_of
 
 if TYPE_CHECKING:
     from dlstudio.ui.document import EdgeKey, GraphDocument
@@ -38,11 +39,12 @@ def resolve_end(graph: Graph, end: str, is_source: bool) -> tuple[str, str] | No
     spec = CATALOGUE.get(node.type) if node else None
     if spec is None:
         return (node_id, port) if node and port else None
-    ports = spec.outputs if is_source else spec.input_ports()
+    assert node is not None
+    ports = output_ports_of(spec, node.params) if is_source else spec.input_ports()
     if port is None:
         single = len(ports) == 1 and not (spec.variadic and not is_source)
         return (node_id, ports[0]) if single else None
-    known = port in spec.outputs if is_source else spec.accepts_input(port)
+    known = port in ports if is_source else spec.accepts_input(port)
     return (node_id, port) if known else None
 
 

@@ -357,3 +357,16 @@ def test_escape_cancels_a_connection_drag(chain, qtbot):
     qtbot.mouseRelease(viewport, LEFT, pos=port_point(view, "fc2", "input", True))
     assert doc.undo_stack.count() == 0
     assert all(not item.port_states for item in view.scene_.nodes.values())
+
+
+def test_split_shows_one_output_port_per_section_and_connects_to_the_last(qtbot):
+    data = {**CHAIN, "nodes": [*CHAIN["nodes"][:2], {"id": "split", "type": "Split", "position": [400, 0],
+                                                      "params": {"split_size_or_sections": [8, 8, 16]}}]}
+    data["edges"] = [{"source": "x", "target": "fc1"}, {"source": "fc1", "target": "split"}]
+    doc = GraphDocument(load_graph(data))
+    view = make_view(qtbot, doc)
+    assert view.scene_.nodes["split"].view.ports.outputs == ("out0", "out1", "out2")
+    doc.add_node("Output", (700.0, 0.0))
+    out_id = [n.id for n in doc.graph.nodes if n.type == "Output"][0]
+    doc.connect("split.out2", out_id)
+    assert doc.find_edge(("split.out2", out_id)) is not None

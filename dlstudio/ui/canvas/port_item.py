@@ -14,6 +14,7 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QBrush, QColor, QPainter, QPen
 
 from dlstudio.core.graph import Node, split_end
+from dlstudio.core.params import output_ports_of
 from dlstudio.core.spec import LayerSpec
 from dlstudio.ui.canvas.style import PORT_RADIUS, CanvasStyle
 
@@ -50,8 +51,8 @@ def node_ports(node: Node, spec: LayerSpec | None, edges: Iterable[EdgeKey]) -> 
         return PortLists(inputs, outputs)
     if spec.variadic:
         used = [int(p[2:]) for p in named_in if spec.accepts_input(p)]
-        return PortLists(spec.input_ports(max(used, default=-1) + 2), spec.outputs)
-    return PortLists(spec.inputs, spec.outputs)
+        return PortLists(spec.input_ports(max(used, default=-1) + 2), output_ports_of(spec, node.params))
+    return PortLists(spec.inputs, output_ports_of(spec, node.params))
 
 
 def paint_port(painter: QPainter, centre: QPointF, state: PortState, style: CanvasStyle,

@@ -215,10 +215,11 @@ class NodePage(QWidget):
         if self.spec is None:
             return ""
         lines = []
-        for port in self.spec.outputs:
+        ports = self.spec.output_ports(analysis.params.get(self.node_id))
+        for port in ports:
             tensor = analysis.ports.get((self.node_id, port))
             shape = f"{format_shape(tensor.shape)}  {tensor.dtype}" if tensor else "unknown"
-            lines.append(f"{port}: {shape}" if len(self.spec.outputs) > 1 else f"Output: {shape}")
+            lines.append(f"{port}: {shape}" if len(ports) > 1 else f"Output: {shape}")
         count = analysis.param_counts.get(self.node_id)
         flops = analysis.flops.get(self.node_id)
         if count is not None:

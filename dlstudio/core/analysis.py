@@ -119,11 +119,29 @@ def _analyze(graph: Graph) -> Analysis:
     result.order = evaluation_order(list(nodes), result.links, report)
     _check_liveness(graph, result)
     _infer_all(nodes, specs, result)
+    _check_in_place(nodes, result, report)
     if graph.training is not None:
         from dlstudio.core.training import check_training
 
         result.diagnostics += check_training(graph.training, result)
     return result
+
+
+def _check_in_place(nodes: dict[str, Node], result: Analysis, report: Any) -> None:
+    """Warn where ``inplace=True`` would overwrite a tensor that something else still reads:
+    a model input, or an output that feeds other nodes too."""
+    readers: dict[tuple[str, str], int] = {}
+    for link in result.links:
+        readers[(link.source, link.source_port)] = readers.get((link.source, link.source_port), 0) + 1
+    for link in result.links:
+        if not result.params.get(link.target, {}).get("inplace"):
+            continue
+        shared = readers[(link.source, link.source_port)] > 1
+        if shared or nodes[link.source].type == "Input":
+            what = "is also read by other nodes" if shared else "is a model input"
+            report("warning", link.target,
+                   f"'{link.target}' overwrites its input in place, but the output of "
+                   f"'{link.source}' {what}", "turn inplace off", link.target_port, "inplace")
 
 
 def _reporter(result: Analysis) -> Any:

@@ -258,3 +258,28 @@ def test_extreme_parameters_never_crash_a_shape_rule(doc):
         assert isinstance(count, int) and 0 <= count <= analysis_module.MAX_PARAMETERS
     for flops in analysis.flops.values():
         assert flops is None or (isinstance(flops, int) and flops >= 0)
+
+
+def test_in_place_activation_on_a_shared_tensor_is_a_warning():
+    from dlstudio import analyze, load_graph
+
+    graph = load_graph({
+        "format": "dlstudio.graph", "version": 1, "name": "inplace",
+        "nodes": [
+            {"id": "x", "type": "Input", "params": {"shape": [4]}},
+            {"id": "fc", "type": "Linear", "params": {"out_features": 4}},
+            {"id": "relu", "type": "ReLU", "params": {"inplace": True}},
+            {"id": "add", "type": "Add"},
+            {"id": "out", "type": "Output"},
+        ],
+        "edges": [
+            {"source": "x", "target": "fc"}, {"source": "fc", "target": "relu"},
+            {"source": "fc", "target": "add.in0"}, {"source": "relu", "target": "add.in1"},
+            {"source": "add", "target": "out"},
+        ],
+    })
+    warnings = [d for d in analyze(graph).diagnostics if d.param == "inplace"]
+    assert [(d.node, d.severity, d.fix) for d in warnings] == [("relu", "warning", "turn inplace off")]
+    assert "also read by other nodes" in warnings[0].message
+    graph.edges[2].source = "x"
+    assert not [d for d in analyze(graph).diagnostics if d.param == "inplace"]

@@ -206,13 +206,22 @@ _CACHE_LIMIT = 8192
 
 
 def params_key(spec: LayerSpec, given: dict[str, Any]) -> tuple | None:
-    """The cache key of a node's parameters; None when a value is unhashable."""
+    """The cache key of a node's parameters; None when a value is unhashable.
+
+    Each value is keyed with its type, since pydantic tells apart 1, 1.0 and True.
+    """
     try:
-        key = (spec.type, _freeze(given))
+        parts = [(name, type(value), value if type(value) in _SCALARS else _freeze(value))
+                 for name, value in given.items()]
+        parts.sort()  # names are unique, so only they are compared
+        key = (spec.type, *parts)
         hash(key)
     except TypeError:
         return None
     return key
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def cached_params(spec: LayerSpec, given: dict[str, Any], key: tuple | None = None) -> dict[str, Any]:

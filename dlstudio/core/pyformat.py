@@ -54,7 +54,8 @@ class IfBreaks:
 
 @dataclass
 class BestFit:
-    """The first variant that fits; ``measures`` says how: ``first`` line or ``all`` lines."""
+    """The first variant that fits; ``measures`` says how: its ``first`` line or ``all`` lines
+    with every group flat, or every line as ``printed`` (groups breaking where they must)."""
 
     variants: list[Doc]
     measures: list[str] = field(default_factory=list)
@@ -82,7 +83,10 @@ class _Printer:
         self.measured_fits = False
 
     def print(self, doc: Doc, indent: int) -> str:
-        commands: list[tuple[int, Mode, Doc]] = [(indent, "break", doc)]
+        return self.print_as(doc, indent, "break")
+
+    def print_as(self, doc: Doc, indent: int, mode: Mode) -> str:
+        commands: list[tuple[int, Mode, Doc]] = [(indent, mode, doc)]
         while commands:
             level, mode, item = commands.pop()
             self._print_one(level, mode, item, commands)
@@ -132,9 +136,23 @@ class _Printer:
             return (level, "flat", best.variants[0])
         self.measured_fits = True
         for variant, measure in zip(best.variants[:-1], best.measures, strict=False):
-            if self._fits([(level, "flat", variant)], commands, all_lines=measure == "all"):
+            if measure == "printed":
+                fits = self._fits_printed(variant, level)
+            else:
+                fits = self._fits([(level, "flat", variant)], commands, all_lines=measure == "all")
+            if fits:
                 return (level, "flat", variant)
         return (level, "break", best.variants[-1])
+
+    def _fits_printed(self, variant: Doc, level: int) -> bool:
+        """Whether every line of ``variant``, printed as it would be, fits (the variant must end
+        its statement)."""
+        printer = _Printer(self.width, self.column)
+        printer.measured_fits = True
+        text = printer.print_as(variant, level, "flat")
+        first, *rest = text.split("\n")
+        return self.column + text_width(first) <= self.width and all(
+            text_width(line) <= self.width for line in rest)
 
     def _fits(self, pending: list, rest: list, all_lines: bool) -> bool:
         """Whether ``pending`` (then ``rest``) fits up to the next line break (or all lines)."""
@@ -399,7 +417,7 @@ def assignment_doc(target: str, value: str) -> Doc:
                 [*head, "(", Indent([HARD, Group(right, expand=True)]), HARD, ")"],
                 last,
             ],
-            ["first", "first", "all", "all"],
+            ["first", "first", "all", "printed"],
         )
     if isinstance(value_node, ast.Name | ast.Constant):
         return BestFit(

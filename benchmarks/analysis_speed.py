@@ -78,18 +78,20 @@ def load_and_analyze(text: bytes) -> object:
     return analysis
 
 
-def measure(text: bytes, runs: int, cold: bool) -> tuple[list[float], list[float]]:
-    """Wall-clock and CPU milliseconds of each run."""
-    wall, cpu = [], []
+def measure(text: bytes, runs: int) -> dict[str, tuple[list[float], list[float]]]:
+    """Wall-clock and CPU milliseconds of each run, cold and warm runs interleaved (so both
+    see the same machine load)."""
+    times: dict[str, tuple[list[float], list[float]]] = {"cold": ([], []), "warm": ([], [])}
     for _ in range(runs):
-        if cold:
-            clear_caches()
-        gc.collect()
-        start, start_cpu = time.perf_counter(), time.process_time()
-        load_and_analyze(text)
-        wall.append((time.perf_counter() - start) * 1000)
-        cpu.append((time.process_time() - start_cpu) * 1000)
-    return wall, cpu
+        for label in ("cold", "warm"):
+            if label == "cold":
+                clear_caches()
+            gc.collect()
+            start, start_cpu = time.perf_counter(), time.process_time()
+            load_and_analyze(text)
+            times[label][0].append((time.perf_counter() - start) * 1000)
+            times[label][1].append((time.process_time() - start_cpu) * 1000)
+    return times
 
 
 def main() -> int:
@@ -104,8 +106,7 @@ def main() -> int:
     print(f"graph: {len(document['nodes'])} nodes, {len(document['edges'])} edges, "
           f"{len(text) / 1024:.0f} KiB of JSON; types: {', '.join(kinds)}")
     medians = {}
-    for label, cold in (("cold", True), ("warm", False)):
-        wall, cpu = measure(text, args.runs, cold)
+    for label, (wall, cpu) in measure(text, args.runs).items():
         medians[label] = statistics.median(wall)
         print(f"load + validate + infer, {label}: median {medians[label]:.1f} ms wall "
               f"(min {min(wall):.1f}), {statistics.median(cpu):.1f} ms CPU, {args.runs} runs; "

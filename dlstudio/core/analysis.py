@@ -265,16 +265,33 @@ def _infer_all(nodes: dict[str, Node], specs: dict[str, LayerSpec | None], resul
         incoming.setdefault(link.target, []).append(link)
     for node_id in result.order:
         spec = specs[node_id]
-        if spec is not None:
-            _infer_node(nodes[node_id], spec, incoming.get(node_id, []), result)
+        if spec is None:
+            continue
+        node, links = nodes[node_id], incoming.get(node_id, [])
+        key = params_key(spec, node.params)
+        if not _known_single_input(node_id, spec, links, key, result):
+            _infer_node(node, spec, links, result, key)
     total = result.total_params
     if total > MAX_PARAMETERS:
         _report(result, "error", None, f"the model would hold {total:,} parameters, over the limit "
                 f"of {MAX_PARAMETERS:,}; nothing is allocated", "use smaller layers")
 
 
-def _infer_node(node: Node, spec: LayerSpec, links: list[Link], result: Analysis) -> None:
-    key = params_key(spec, node.params)
+def _known_single_input(node_id: str, spec: LayerSpec, links: list[Link], key: tuple | None,
+                        result: Analysis) -> bool:
+    """The fast path: a one-input node whose result for this input is cached (stored here)."""
+    if key is None or len(links) != 1 or spec.inputs != (links[0].target_port,):
+        return False
+    tensor = result.ports.get((links[0].source, links[0].source_port))
+    hit = None if tensor is None else _NODE_CACHE.get((key, ((links[0].target_port, tensor),)))
+    if hit is None or hit[0] is not spec:
+        return False
+    _store(result, node_id, *hit[1:])
+    return True
+
+
+def _infer_node(node: Node, spec: LayerSpec, links: list[Link], result: Analysis,
+                key: tuple | None) -> None:
     try:
         params = cached_params(spec, node.params, key)
     except ParamProblem as problem:

@@ -1,0 +1,181 @@
+"""A training worker process: the trainer away from the UI's interpreter and its lock.
+
+The app starts one with :func:`start_worker` (``multiprocessing`` *spawn*, so nothing of the
+UI process is inherited) ahead of time; it imports torch and waits. Commands go in over a
+pipe as plain tuples; events come back over a queue as the engine's own event dataclasses
+(and the probe reports of :mod:`dlstudio.train.probes`). The graph travels as its JSON text
+and the configuration as a JSON-able dict, so no user file is ever unpickled. No Qt here.
+
+Commands: ``("run", job)``, ``("pause",)``, ``("resume",)``, ``("stop",)``,
+``("details", [node ids])`` (probes include those nodes' whole outputs; after a run it probes
+at once), ``("quit",)``. After a run the worker keeps the trained network for probes until
+it is told to quit.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+import sys
+import threading
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """The worker has imported the engine and waits for a run."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunEnded:
+    """``fit`` returned (``crashed``: it raised; the engine has sent Failed first)."""
+
+    crashed: bool = False
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run: the graph as JSON text, the configuration as JSON-able data."""
+
+    graph_json: str
+    config: dict[str, Any]
+    run_dir: str | None = None
+    resume: bool = False
+    base_dir: str | None = None
+    max_steps: int | None = None
+    probe_interval: float = 0.5
+    details: tuple[str, ...] = ()
+
+
+class _Worker:
+    def __init__(self, commands: Connection, events: Any) -> None:
+        self.commands = commands
+        self.events = events
+        self.jobs: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.trainer: Any = None
+        self.tap: Any = None
+        self.training = False
+
+    def listen(self) -> None:
+        """Commands from the UI (a thread: it must answer while ``fit`` runs)."""
+        while True:
+            try:
+                command, *args = self.commands.recv()
+            except (EOFError, OSError):
+                command, args = "quit", []
+            if command in ("run", "quit"):
+                self.jobs.put((command, args[0] if args else None))
+                if command == "quit":
+                    return
+            elif command == "details":
+                self._details(tuple(args[0]))
+            elif self.trainer is not None:
+                {"pause": self.trainer.request_pause, "resume": self.trainer.request_resume,
+                 "stop": self.trainer.request_stop}[command]()
+
+    def _details(self, nodes: tuple[str, ...]) -> None:
+        if self.tap is not None:
+            self.tap.details = nodes
+            if not self.training:
+                self.jobs.put(("probe", None))
+
+    def serve(self) -> None:
+        import dlstudio.train.trainer  # noqa: F401  (torch and the engine, before Ready)
+
+        threading.Thread(target=self.listen, name="dlstudio-commands", daemon=True).start()
+        self.events.put(Ready())
+        while True:
+            command, job = self.jobs.get()
+            if command == "quit":
+                return
+            if command == "run" and self.trainer is None:
+                self.run(job)
+            elif command == "probe" and self.tap is not None and self.trainer is not None:
+                self.tap.probe(self.trainer.state.epoch, self.trainer.state.step)
+
+    def run(self, job: Job) -> None:
+        from dlstudio.core.io import graph_from_dict, parse_json
+        from dlstudio.core.training import TrainingConfig
+        from dlstudio.train.insight import InsightTap
+        from dlstudio.train.rundir import RunDir
+        from dlstudio.train.trainer import Trainer
+
+        self.training = True
+        crashed = False
+        try:
+            self.tap = InsightTap(self.events.put, interval=job.probe_interval)
+            self.tap.details = job.details
+            graph = graph_from_dict(parse_json(job.graph_json, "the run's graph"), "the run's graph")
+            self.trainer = Trainer(graph, TrainingConfig.model_validate(job.config),
+                                   [self.events.put, self.tap], run_dir=RunDir(job.run_dir) if job.run_dir else None,
+                                   resume=job.resume, base_dir=Path(job.base_dir) if job.base_dir else None,
+                                   max_steps=job.max_steps)
+            self.tap.attach(self.trainer)
+            self.trainer.fit()
+            if self.tap.capture is not None:
+                self.tap.probe(self.trainer.state.epoch, self.trainer.state.step)
+        except Exception:  # noqa: BLE001  (reported as Failed by the trainer; the worker lives on)
+            crashed = True
+            traceback.print_exc(file=sys.stderr)
+        finally:
+            self.training = False
+            self.events.put(RunEnded(crashed))
+
+
+def worker_main(commands: Connection, events: Any) -> None:
+    """The worker process's entry point."""
+    _Worker(commands, events).serve()
+
+
+@dataclass
+class WorkerHandle:
+    """The UI's end of a worker: its process, command pipe and event queue."""
+
+    process: Any
+    commands: Connection
+    events: Any
+
+    def send(self, *command: Any) -> bool:
+        try:
+            self.commands.send(command)
+            return True
+        except (OSError, ValueError):
+            return False
+
+    def poll(self, limit: int = 10_000) -> list[Any]:
+        """Events waiting now (never blocks)."""
+        found = []
+        for _ in range(limit):
+            try:
+                found.append(self.events.get_nowait())
+            except queue.Empty:
+                break
+        return found
+
+    @property
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Ask the worker to quit; kill it if it does not within ``timeout`` seconds."""
+        self.send("quit")
+        self.process.join(timeout)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout)
+        self.commands.close()
+
+
+def start_worker() -> WorkerHandle:
+    """A fresh worker process (spawned: it shares nothing with this one)."""
+    context = mp.get_context("spawn")
+    ours, theirs = context.Pipe()
+    events = context.Queue()
+    process = context.Process(target=worker_main, args=(theirs, events), name="dlstudio-trainer", daemon=True)
+    process.start()
+    theirs.close()
+    return WorkerHandle(process, ours, events)

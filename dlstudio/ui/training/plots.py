@@ -1,0 +1,391 @@
+"""Live training curves (pyqtgraph): loss raw and smoothed, metrics, learning rate, throughput.
+
+Several runs share the plots, each in its own colour: the live run and any past runs reopened
+from their ``metrics.jsonl``. The x axis is the epoch (a step sits at its fraction of the
+epoch), so runs of different lengths line up. New points only mark a run dirty; the curves
+are redrawn at most twice a second, one plot per pass of the event loop, downsampled to the
+pixels they cover.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from array import array
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QGraphicsItem,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+TICK_MS = 125
+PLOTS = ("loss", "metrics", "lr", "speed")
+#: Shortest time between two redraws of a plot, in seconds.
+MIN_PAUSE_S = {"loss": 0.5, "metrics": 0.5, "lr": 2.0, "speed": 0.5}
+PALETTE = ("#4e8cf5", "#f28e2b", "#2ca58d", "#e15759", "#9d7cd8", "#d4a72c", "#e377c2", "#7f8c8d")
+LOSS_KEYS = ("train_loss", "val_loss")
+
+
+class Smoother:
+    """Debiased exponential moving average (as TensorBoard smooths), one value at a time."""
+
+    def __init__(self, weight: float) -> None:
+        self.weight, self.last, self.count = weight, 0.0, 0
+
+    def __call__(self, value: float) -> float:
+        if math.isfinite(value):
+            self.last = self.weight * self.last + (1 - self.weight) * value
+            self.count += 1
+        return self.last / (1 - self.weight**self.count) if self.count else math.nan
+
+
+@dataclass
+class RunSeries:
+    """Every point of one run the plots know."""
+
+    key: str
+    name: str
+    colour: QColor
+    live: bool = False
+    step_x: array = field(default_factory=lambda: array("d"))
+    step_loss: array = field(default_factory=lambda: array("d"))
+    step_lr: array = field(default_factory=lambda: array("d"))
+    step_smooth: array = field(default_factory=lambda: array("d"))
+    smoother: Smoother = field(default_factory=lambda: Smoother(0.8))
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    speed: list[tuple[float, float]] = field(default_factory=list)  # (epoch, samples/s)
+    items: dict[str, pg.PlotDataItem] = field(default_factory=dict)
+    drawn: dict[str, tuple] = field(default_factory=dict)
+
+    def epoch_values(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        rows = [(r["epoch"], r[key]) for r in self.epochs if key in r]
+        return (np.array([r[0] for r in rows], float), np.array([r[1] for r in rows], float))
+
+    def metric_keys(self) -> list[str]:
+        keys = dict.fromkeys(k for r in self.epochs for k in r if k.startswith("val_") and k != "val_loss")
+        return list(keys)
+
+
+class PlotsPanel(QWidget):
+    """Four plots over the runs shown; :meth:`write_png` and :meth:`write_csv` export them."""
+
+    export_png_requested = Signal()
+    export_csv_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("training_plots")
+        self.runs: dict[str, RunSeries] = {}
+        self.smoothing = 0.8
+        self.epochs = 1
+        self.views: list[pg.PlotWidget] = []
+        self._dirty: set[tuple[str, str]] = set()  # (run, plot)
+        self._drawn_at: dict[str, float] = {}
+        self._turn = 0
+        self._timer = QTimer(self, singleShot=True, interval=TICK_MS)
+        self._timer.timeout.connect(self._tick)
+        self._build()
+        self.restyle()
+
+    # ----- construction ------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 4, 6, 6)
+        layout.setSpacing(4)
+        layout.addLayout(self._controls())
+        grid = QGridLayout()
+        grid.setSpacing(6)
+        # one view per plot: new points repaint only the plots they change
+        self.loss = self._plot(grid, 0, 0, "Loss", "loss")
+        self.metrics = self._plot(grid, 0, 1, "Validation metrics", "")
+        self.lr = self._plot(grid, 1, 0, "Learning rate", "lr")
+        self.speed = self._plot(grid, 1, 1, "Throughput", "samples / s")
+        self.loss.setLogMode(y=True)
+        self.lr.setLogMode(y=True)
+        self.legend = self.loss.addLegend(offset=(-8, 8), labelTextSize="8pt")
+        self.metric_legend = self.metrics.addLegend(offset=(-8, -8), labelTextSize="8pt")
+        layout.addLayout(grid, 1)
+
+    def _controls(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        row.setSpacing(8)
+        row.addWidget(QLabel("Smoothing"))
+        self.smooth_slider = QSlider(Qt.Orientation.Horizontal)
+        self.smooth_slider.setRange(0, 99)
+        self.smooth_slider.setValue(int(self.smoothing * 100))
+        self.smooth_slider.setMaximumWidth(140)
+        self.smooth_slider.setToolTip("Weight of the moving average drawn over the training loss")
+        self.smooth_slider.valueChanged.connect(self._smoothing_changed)
+        row.addWidget(self.smooth_slider)
+        self.log_box = QCheckBox("Log loss")
+        self.log_box.setChecked(True)
+        self.log_box.toggled.connect(self._log_toggled)
+        row.addWidget(self.log_box)
+        row.addStretch(1)
+        for text, signal in (("PNG…", self.export_png_requested), ("CSV…", self.export_csv_requested)):
+            button = QToolButton()
+            button.setText(text)
+            button.setToolTip(f"Export the plots {'as an image' if text == 'PNG…' else 'data as CSV'}")
+            button.clicked.connect(signal.emit)
+            row.addWidget(button)
+        return row
+
+    def _log_toggled(self, on: bool) -> None:
+        self.loss.setLogMode(y=on)
+        self._fit_y(self.loss, force=True)
+
+    def _plot(self, grid: QGridLayout, row: int, col: int, title: str, unit: str) -> pg.PlotItem:
+        view = pg.PlotWidget()
+        view.setMinimumSize(160, 110)
+        grid.addWidget(view, row, col)
+        self.views.append(view)
+        plot = view.getPlotItem()
+        plot.setTitle(title, size="9pt")
+        plot.showGrid(x=True, y=True, alpha=0.15)
+        plot.setLabel("bottom", "epoch")
+        if unit:
+            plot.setLabel("left", unit)
+        plot.setMenuEnabled(False)
+        plot.hideButtons()
+        plot.getViewBox().setMouseEnabled(x=True, y=False)
+        plot.getViewBox().enableAutoRange(x=False, y=False)
+        plot.setXRange(0, 1, padding=0.02)
+        for side in ("left", "bottom", "top", "right"):  # axes repaint from a pixmap until their range moves
+            plot.getAxis(side).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        return plot
+
+    def set_epochs(self, epochs: int) -> None:
+        """Fix the x axis at 0..epochs (the longest run shown), so ticks stay put while points arrive."""
+        self.epochs = max(self.epochs, epochs)
+        for plot in (self.loss, self.metrics, self.lr, self.speed):
+            plot.setXRange(0, self.epochs, padding=0.02)
+
+    def restyle(self) -> None:
+        palette = self.palette()
+        base = palette.color(QPalette.ColorRole.Base)
+        text = palette.color(QPalette.ColorRole.Text)
+        for view in self.views:
+            view.setBackground(base)
+        muted = QColor(text)
+        muted.setAlpha(170)
+        for plot in (self.loss, self.metrics, self.lr, self.speed):
+            plot.titleLabel.setText(plot.titleLabel.text, color=text, size="9pt")
+            for side in ("left", "bottom"):
+                axis = plot.getAxis(side)
+                axis.setPen(pg.mkPen(muted))
+                axis.setTextPen(pg.mkPen(muted))
+        for legend in (self.legend, self.metric_legend):
+            legend.setLabelTextColor(text)
+            legend.setBrush(pg.mkBrush(QColor(base.red(), base.green(), base.blue(), 200)))
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802
+        if event.type() == QEvent.Type.PaletteChange:
+            self.restyle()
+        super().changeEvent(event)
+
+    # ----- runs ------------------------------------------------------------------------------------
+
+    def add_run(self, key: str, name: str, live: bool = False) -> RunSeries:
+        """A run to draw (replacing one of the same key); colours cycle through the palette."""
+        self.remove_run(key)
+        used = {r.colour.name() for r in self.runs.values()}
+        colour = next((c for c in PALETTE if QColor(c).name() not in used), PALETTE[len(self.runs) % len(PALETTE)])
+        series = RunSeries(key, name, QColor(colour), live, smoother=Smoother(self.smoothing))
+        self.runs[key] = series
+        self._mark(key)
+        return series
+
+    def remove_run(self, key: str) -> None:
+        series = self.runs.pop(key, None)
+        if series is None:
+            return
+        for item in series.items.values():
+            for plot in (self.loss, self.metrics, self.lr, self.speed):
+                if item in plot.listDataItems():
+                    plot.removeItem(item)
+        self._dirty = {d for d in self._dirty if d[0] != key}
+
+    def load_history(self, key: str, name: str, records: list[dict[str, Any]]) -> RunSeries:
+        """A past run from its metric log (one record per epoch)."""
+        series = self.add_run(key, name)
+        series.epochs = [{k: float(v) for k, v in r.items() if _finite_number(v)} for r in records]
+        if series.epochs:
+            self.set_epochs(int(max(r["epoch"] for r in series.epochs)))
+        return series
+
+    def add_steps(self, key: str, steps: list[Any]) -> None:
+        series = self.runs[key]
+        for s in steps:
+            series.step_x.append(s.epoch - 1 + s.batch / max(s.batches, 1))
+            series.step_loss.append(s.loss)
+            series.step_lr.append(s.lr)
+            series.step_smooth.append(series.smoother(s.loss))
+        self._mark(key, "loss", "lr")
+
+    def add_epoch(self, key: str, epoch: int, metrics: dict[str, float], lr: float | None = None) -> None:
+        record = {"epoch": float(epoch), **{k: float(v) for k, v in metrics.items()}}
+        if lr is not None:
+            record["lr"] = lr
+        series = self.runs[key]
+        series.epochs = [r for r in series.epochs if r["epoch"] != epoch] + [record]
+        self._mark(key, "loss", "metrics", "lr")
+
+    def add_throughput(self, key: str, epoch: int, samples_per_s: float) -> None:
+        self.runs[key].speed.append((float(epoch), samples_per_s))
+        self._mark(key, "speed")
+
+    def _mark(self, key: str, *plots: str) -> None:
+        for plot in plots or PLOTS:
+            self._dirty.add((key, plot))
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def _smoothing_changed(self, value: int) -> None:
+        self.smoothing = value / 100
+        for key, series in self.runs.items():
+            series.smoother = Smoother(self.smoothing)
+            series.step_smooth = array("d", (series.smoother(v) for v in series.step_loss))
+            self._mark(key, "loss")
+
+    # ----- drawing -----------------------------------------------------------------------------------
+
+    def redraw(self) -> None:
+        """Bring every plot up to date now."""
+        for name in PLOTS:
+            self._draw_plot(name)
+
+    def _tick(self) -> None:
+        """Redraw one plot whose data changed and whose pause is over (the next in turn).
+
+        One plot per tick keeps each event-loop pass short: a new point never costs the UI
+        four repaints at once.
+        """
+        now = time.monotonic()
+        for _ in PLOTS:
+            name = PLOTS[self._turn % len(PLOTS)]
+            self._turn += 1
+            if any(d[1] == name for d in self._dirty) and now - self._drawn_at.get(name, 0.0) >= MIN_PAUSE_S[name]:
+                self._draw_plot(name)
+                break
+        if self._dirty:
+            self._timer.start()
+
+    def _draw_plot(self, name: str) -> None:
+        self._drawn_at[name] = time.monotonic()
+        for key in [d[0] for d in self._dirty if d[1] == name]:
+            self._dirty.discard((key, name))
+            if key in self.runs:
+                self._draw(self.runs[key], name)
+        self._fit_y(getattr(self, name))
+
+    @staticmethod
+    def _fit_y(plot: pg.PlotItem, force: bool = False) -> None:
+        """Move the y range only when the data leaves it or fills less than 40% of it: a range
+        that follows every point makes the axis lay out and repaint at every point."""
+        view = plot.getViewBox()
+        bounds = view.childrenBounds()[1]
+        if bounds is None or not all(math.isfinite(b) for b in bounds):
+            return
+        low, high = bounds
+        shown_low, shown_high = view.viewRange()[1]
+        span = max(high - low, abs(high) * 1e-3, 1e-9)
+        if force or low < shown_low or high > shown_high or span < 0.4 * (shown_high - shown_low):
+            view.setYRange(low - 0.25 * span, high + 0.1 * span, padding=0)  # room below: losses fall
+
+    def _curve(self, series: RunSeries, name: str, plot: pg.PlotItem, x: np.ndarray, y: np.ndarray,
+               alpha: int = 255, width: float = 2.0, dashed: bool = False, legend: str | None = None,
+               symbol: str | None = None) -> None:
+        item = series.items.get(name)
+        if item is None:
+            colour = QColor(series.colour)
+            colour.setAlpha(alpha)
+            pen = pg.mkPen(colour, width=width, style=Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine)
+            item = pg.PlotDataItem(pen=pen, name=legend, symbol=symbol, symbolSize=5,
+                                   symbolBrush=series.colour, symbolPen=None, connect="finite",
+                                   antialias=width > 1.5)
+            item.setDownsampling(auto=True, method="peak")
+            item.setClipToView(True)
+            plot.addItem(item)
+            series.items[name] = item
+        signature = (len(x), float(y[-1]) if len(y) else None, self.smoothing)
+        if series.drawn.get(name) != signature:  # an unchanged curve must not repaint its plot
+            series.drawn[name] = signature
+            item.setData(x, y)
+
+    def _draw(self, series: RunSeries, plot: str) -> None:
+        before = series.step_x[0] if series.step_x else math.inf  # a resumed run's earlier epochs
+        earlier = any(r["epoch"] <= before and "train_loss" in r for r in series.epochs)
+        if plot == "loss":
+            if series.step_x:
+                x = np.array(series.step_x, dtype=float)  # copies: the arrays keep growing
+                self._curve(series, "train_loss_step", self.loss, x, np.array(series.step_loss, dtype=float),
+                            alpha=70, width=1.0)
+                self._curve(series, "train_loss_smoothed", self.loss, x, np.array(series.step_smooth, dtype=float),
+                            legend=f"{series.name} train")
+            if earlier:
+                ex, ey = series.epoch_values("train_loss")
+                self._curve(series, "train_loss", self.loss, ex[ex <= before], ey[ex <= before], symbol="o",
+                            legend=None if series.step_x else f"{series.name} train")
+            if any("val_loss" in r for r in series.epochs):
+                self._curve(series, "val_loss", self.loss, *series.epoch_values("val_loss"), dashed=True,
+                            legend=f"{series.name} val", symbol="o")
+        elif plot == "lr":
+            if series.step_x:
+                self._curve(series, "lr_step", self.lr, np.array(series.step_x, dtype=float),
+                            np.array(series.step_lr, dtype=float))
+            if earlier:
+                lx, ly = series.epoch_values("lr")
+                self._curve(series, "lr", self.lr, lx[lx <= before], ly[lx <= before], symbol="o")
+        elif plot == "metrics":
+            for index, key in enumerate(series.metric_keys()):
+                self._curve(series, key, self.metrics, *series.epoch_values(key), dashed=index > 0,
+                            legend=f"{series.name} {key.removeprefix('val_')}", symbol="o")
+        elif series.speed:
+            xs, ys = zip(*series.speed, strict=True)
+            self._curve(series, "samples_per_s", self.speed, np.array(xs), np.array(ys), symbol="o")
+
+    # ----- export ------------------------------------------------------------------------------------
+
+    def rows(self) -> list[tuple[str, str, float, float]]:
+        """Every point: (run, series, epoch, value), raw values (no smoothing)."""
+        out: list[tuple[str, str, float, float]] = []
+        for series in self.runs.values():
+            out += [(series.name, "train_loss_step", x, y) for x, y in zip(series.step_x, series.step_loss, strict=True)]
+            out += [(series.name, "lr_step", x, y) for x, y in zip(series.step_x, series.step_lr, strict=True)]
+            for record in series.epochs:
+                out += [(series.name, k, record["epoch"], v) for k, v in record.items() if k != "epoch"]
+            out += [(series.name, "samples_per_s", x, y) for x, y in series.speed]
+        return out
+
+    def write_csv(self, path: Path) -> int:
+        """Write the plotted data as CSV (one row per point); returns the number of rows."""
+        rows = self.rows()
+        with Path(path).open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["run", "series", "epoch", "value"])
+            writer.writerows(rows)
+        return len(rows)
+
+    def write_png(self, path: Path) -> bool:
+        self.redraw()
+        return self.grab().save(str(path), "PNG")
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

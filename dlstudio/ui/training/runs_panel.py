@@ -1,0 +1,170 @@
+"""The Runs panel: this graph's runs from its runs folder, app and command line alike.
+
+Tick a run to overlay its curves (read from its ``metrics.jsonl``) on the plots; select one to
+resume it from its last checkpoint or export its trained model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMenu,
+    QSpinBox,
+    QToolButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from dlstudio.ui.panels import plain_label
+from dlstudio.ui.theme import plain_tooltip
+
+if TYPE_CHECKING:  # dlstudio.train imports torch, which the editor loads only after its first paint
+    from dlstudio.train.runlist import RunInfo
+
+EXPORT_KINDS = (("weights", "Weights (safetensors)…"), ("python", "Python code with weights…"),
+                ("onnx", "ONNX (checked with onnxruntime)…"), ("torchscript", "TorchScript…"))
+COLUMNS = ("Run", "Started", "Epochs", "Val loss", "Metric", "Status")
+PATH_ROLE = Qt.ItemDataRole.UserRole
+
+
+class RunsPanel(QWidget):
+    curves_toggled = Signal(object, bool)  # run folder, shown
+    resume_requested = Signal(object, int)  # run folder, epochs in total
+    export_requested = Signal(object, str)  # run folder, kind
+    refresh_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("runs_panel")
+        self.runs: dict[Path, RunInfo] = {}
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 4, 6, 6)
+        layout.addLayout(self._toolbar())
+        self.folder = plain_label("", muted=True, small=True)
+        layout.addWidget(self.folder)
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(list(COLUMNS))
+        self.tree.setRootIsDecorated(False)
+        self.tree.setUniformRowHeights(True)
+        self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.tree.itemChanged.connect(self._item_changed)
+        self.tree.itemSelectionChanged.connect(self._selection_changed)
+        layout.addWidget(self.tree, 1)
+        self._selection_changed()
+
+    def _toolbar(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        refresh = QToolButton()
+        refresh.setText("Refresh")
+        refresh.clicked.connect(self.refresh_requested.emit)
+        row.addWidget(refresh)
+        self.resume_button = QToolButton()
+        self.resume_button.setText("Resume")
+        self.resume_button.setToolTip(plain_tooltip("Continue the selected run from its last checkpoint"))
+        self.resume_button.clicked.connect(self._resume)
+        row.addWidget(self.resume_button)
+        row.addWidget(QLabel("up to epoch"))
+        self.resume_epochs = QSpinBox(minimum=1, maximum=100_000)
+        row.addWidget(self.resume_epochs)
+        self.export_button = QToolButton()
+        self.export_button.setText("Export")
+        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.export_button)
+        for kind, text in EXPORT_KINDS:
+            menu.addAction(text, lambda k=kind: self._export(k))
+        self.export_button.setMenu(menu)
+        row.addWidget(self.export_button)
+        self.open_button = QToolButton()
+        self.open_button.setText("Open folder")
+        self.open_button.clicked.connect(self._open_folder)
+        row.addWidget(self.open_button)
+        row.addStretch(1)
+        return row
+
+    def show_runs(self, runs: list[RunInfo], shown: set[Path], folder: Path | None = None) -> None:
+        selected = self.selected_path()
+        self.folder.setText(f"Runs in {folder}" if folder else "")
+        self.runs = {r.path: r for r in runs}
+        self.tree.blockSignals(True)
+        self.tree.clear()
+        for run in runs:
+            item = QTreeWidgetItem([run.name, run.created.replace("T", " ")[:19], f"{run.epochs_done}/{run.epochs_total}",
+                                    _metric(run.metrics.get("val_loss")), _main_metric(run), _status(run)])
+            item.setData(0, PATH_ROLE, str(run.path))
+            item.setCheckState(0, Qt.CheckState.Checked if run.path in shown else Qt.CheckState.Unchecked)
+            item.setToolTip(0, plain_tooltip(str(run.path)))
+            self.tree.addTopLevelItem(item)
+            if run.path == selected:
+                item.setSelected(True)
+        self.tree.blockSignals(False)
+        for column in range(1, len(COLUMNS)):
+            self.tree.resizeColumnToContents(column)
+        self._selection_changed()
+
+    def selected_path(self) -> Path | None:
+        items = self.tree.selectedItems()
+        return Path(items[0].data(0, PATH_ROLE)) if items else None
+
+    def select(self, path: Path) -> None:
+        for i in range(self.tree.topLevelItemCount()):
+            item = self.tree.topLevelItem(i)
+            item.setSelected(Path(item.data(0, PATH_ROLE)) == path)
+
+    def set_busy(self, busy: bool) -> None:
+        """While a run trains, nothing else may resume."""
+        self._busy = busy
+        self._selection_changed()
+
+    def _selection_changed(self) -> None:
+        run = self.runs.get(self.selected_path()) if self.selected_path() else None
+        busy = getattr(self, "_busy", False)
+        self.resume_button.setEnabled(run is not None and run.resumable and not busy)
+        self.export_button.setEnabled(run is not None and (run.complete or run.resumable))
+        self.open_button.setEnabled(run is not None)
+        if run is not None:
+            self.resume_epochs.setValue(max(run.epochs_total, run.epochs_done + 1))
+
+    def _item_changed(self, item: QTreeWidgetItem, column: int) -> None:
+        if column == 0:
+            self.curves_toggled.emit(Path(item.data(0, PATH_ROLE)), item.checkState(0) == Qt.CheckState.Checked)
+
+    def _resume(self) -> None:
+        path = self.selected_path()
+        if path is not None:
+            self.resume_requested.emit(path, self.resume_epochs.value())
+
+    def _export(self, kind: str) -> None:
+        path = self.selected_path()
+        if path is not None:
+            self.export_requested.emit(path, kind)
+
+    def _open_folder(self) -> None:
+        path = self.selected_path()
+        if path is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+
+
+def _metric(value: float | None) -> str:
+    return "" if value is None else f"{value:.4g}"
+
+
+def _main_metric(run: RunInfo) -> str:
+    name = next((k for k in run.metrics if k.startswith("val_") and k != "val_loss"), None)
+    if name is None:
+        return ""
+    value = run.metrics[name]
+    shown = f"{value:.1%}" if name.endswith(("accuracy", "f1")) else f"{value:.4g}"
+    return f"{name.removeprefix('val_')} {shown}"
+
+
+def _status(run: RunInfo) -> str:
+    return run.status if run.same_network else f"{run.status} (network since changed)"

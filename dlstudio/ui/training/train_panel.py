@@ -1,0 +1,385 @@
+"""The Training panel: the graph's training section as a form, problems to fix, and run controls.
+
+Every edit goes through the document's undoable ``set_graph_field("training", ...)``; the form
+redraws from the document after each analysis (undo included), touching only editors whose
+value changed. Problems that would stop a run (graph errors, training checks, a device this
+machine lacks) are listed before the run starts, and Start stays off until they are fixed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from dlstudio.core.analysis import Analysis, Diagnostic
+from dlstudio.core.training import (
+    DATASETS,
+    LOSSES,
+    OPTIMIZERS,
+    SCHEDULERS,
+    TrainingConfig,
+    check_training,
+)
+from dlstudio.ui.document import GraphDocument
+from dlstudio.ui.panels import plain_label, set_text_colour
+from dlstudio.ui.theme import colors, plain_tooltip
+from dlstudio.ui.training.forms import ArgsForm, show
+from dlstudio.ui.training.widgets import LiveText
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+NO_SCHEDULE = "none"
+
+
+def available_devices() -> list[tuple[str, str]]:
+    """(value, label) of every device this machine has: the CPU, each CUDA GPU by name, MPS."""
+    import torch
+
+    found = [("auto", "auto (best available)"), ("cpu", f"CPU ({os.cpu_count() or 1} cores)")]
+    if torch.cuda.is_available():
+        found += [(f"cuda:{i}", f"cuda:{i} — {torch.cuda.get_device_name(i)}")
+                  for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append(("mps", "Apple GPU (MPS)"))
+    return found
+
+
+def default_training(document: GraphDocument) -> dict[str, Any]:
+    """A starting training section: a built-in dataset whose samples fit the first Input."""
+    analysis = document.analysis
+    inputs = [n.id for n in document.graph.nodes if n.type == "Input"]
+    shape = analysis.ports.get((inputs[0], "output")) if inputs else None
+    name = "digits"
+    for candidate, decl in DATASETS.items():
+        try:
+            fields = decl.fields(decl.args.model_validate({}))
+        except Exception:  # noqa: BLE001  (a dataset that needs arguments, such as a path)
+            continue
+        if fields and shape is not None and "x" in fields and fields["x"].shape == tuple(shape.shape[1:]):
+            name = candidate
+            break
+    section: dict[str, Any] = {"dataset": {"name": name}, "optimizer": {"type": "Adam", "params": {"lr": 0.001}},
+                               "epochs": 10, "batch_size": 32}
+    if inputs:
+        section["dataset"]["inputs"] = {inputs[0]: "x"}
+    return section
+
+
+def run_problems(document: GraphDocument, devices: list[str] | None) -> list[Diagnostic]:
+    """What stops a run now, errors first: the graph's, the training section's, the device."""
+    analysis: Analysis = document.analysis
+    config = document.graph.training
+    if config is None:
+        return [Diagnostic("error", None, "this graph has no training section", "click Add training")]
+    found = list(analysis.errors)
+    found += [d for d in check_training(config, analysis) if d.severity != "error"]
+    if devices is not None and config.device not in devices and config.device != "auto":
+        found.append(Diagnostic("error", None, f"device {config.device} is not available on this machine",
+                                f"pick one of: {', '.join(devices)}", param="training.device"))
+    return sorted(found, key=lambda d: d.severity != "error")
+
+
+class TrainPanel(QWidget):
+    """The training section editor with problems and run controls."""
+
+    node_activated = Signal(str)
+
+    def __init__(self, document: GraphDocument, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("train_panel")
+        self.document = document
+        self.devices: list[tuple[str, str]] | None = None
+        self.problems: list[Diagnostic] = []
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addLayout(self._controls())
+        self.message = plain_label("", wrap=True)
+        self.message.hide()
+        layout.addWidget(self.message)
+        self.add_button = QPushButton("Add training section")
+        self.add_button.clicked.connect(self.add_section)
+        layout.addWidget(self.add_button)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.form = QWidget()
+        self._build_form(QVBoxLayout(self.form))
+        scroll.setWidget(self.form)
+        layout.addWidget(scroll, 1)
+        self.problem_list = QListWidget()
+        self.problem_list.setWordWrap(True)
+        self.problem_list.setMaximumHeight(110)
+        self.problem_list.itemActivated.connect(self._problem_activated)
+        layout.addWidget(self.problem_list)
+        document.analysed.connect(lambda _a: self.refresh())
+        document.reset.connect(self.refresh)
+        if "torch" in sys.modules:
+            self.refresh_devices()
+        self.refresh()
+
+    # ----- construction ------------------------------------------------------------------------
+
+    def _controls(self) -> QVBoxLayout:
+        box = QVBoxLayout()
+        row = QHBoxLayout()
+        self.buttons: list[QToolButton] = []
+        for _ in range(3):
+            button = QToolButton()
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+            button.setMinimumWidth(70)
+            self.buttons.append(button)
+            row.addWidget(button)
+        row.addStretch(1)
+        box.addLayout(row)
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("idle")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        box.addWidget(self.progress)
+        self.status = LiveText("", lines=3, muted=True, small=True)
+        box.addWidget(self.status)
+        return box
+
+    def set_actions(self, actions: list[QAction]) -> None:
+        for button, action in zip(self.buttons, actions, strict=True):
+            button.setDefaultAction(action)
+
+    def _group(self, layout: QVBoxLayout, title: str) -> QFormLayout:
+        group = QGroupBox(title)
+        form = QFormLayout(group)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        layout.addWidget(group)
+        return form
+
+    def _combo(self, items: list[str], key: tuple[str, ...]) -> QComboBox:
+        combo = QComboBox()
+        for item in items:
+            combo.addItem(item, item)
+        combo.activated.connect(lambda i, c=combo: self._set(key, c.itemData(i)))
+        return combo
+
+    def _build_form(self, layout: QVBoxLayout) -> None:
+        layout.setContentsMargins(0, 0, 0, 0)
+        data = self._group(layout, "Data")
+        self.dataset = self._combo(list(DATASETS), ("dataset", "name"))
+        for i, (name, decl) in enumerate(DATASETS.items()):
+            self.dataset.setItemData(i, plain_tooltip(f"{name}: {decl.summary}"), Qt.ItemDataRole.ToolTipRole)
+        data.addRow("Dataset", self.dataset)
+        self.dataset_args = ArgsForm()
+        self.dataset_args.changed.connect(lambda n, v: self._set(("dataset", "params", n), v))
+        data.addRow(self.dataset_args)
+        self.split = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.9, singleStep=0.05)
+        self.split.editingFinished.connect(lambda: self._set(("validation_split",), self.split.value()))
+        data.addRow("Validation split", self.split)
+        self.batch = QSpinBox(minimum=1, maximum=2**20)
+        self.batch.editingFinished.connect(lambda: self._set(("batch_size",), self.batch.value()))
+        data.addRow("Batch size", self.batch)
+        objective = self._group(layout, "Loss and optimizer")
+        self.loss = self._combo(list(LOSSES), ("loss", "type"))
+        objective.addRow("Loss", self.loss)
+        self.loss_args = ArgsForm()
+        self.loss_args.changed.connect(lambda n, v: self._set(("loss", "params", n), v))
+        objective.addRow(self.loss_args)
+        self.optimizer = self._combo(list(OPTIMIZERS), ("optimizer", "type"))
+        objective.addRow("Optimizer", self.optimizer)
+        self.lr = QLineEdit()
+        self.lr.setToolTip(plain_tooltip("Learning rate"))
+        self.lr.editingFinished.connect(self._lr_edited)
+        objective.addRow("Learning rate", self.lr)
+        self.optimizer_args = ArgsForm()
+        self.optimizer_args.changed.connect(lambda n, v: self._set(("optimizer", "params", n), v))
+        objective.addRow(self.optimizer_args)
+        self.schedule = self._combo([NO_SCHEDULE, *SCHEDULERS], ("scheduler", "type"))
+        objective.addRow("Schedule", self.schedule)
+        self.schedule_args = ArgsForm()
+        self.schedule_args.changed.connect(lambda n, v: self._set(("scheduler", "params", n), v))
+        objective.addRow(self.schedule_args)
+        run = self._group(layout, "Run")
+        self.epochs = QSpinBox(minimum=1, maximum=100_000)
+        self.epochs.editingFinished.connect(lambda: self._set(("epochs",), self.epochs.value()))
+        run.addRow("Epochs", self.epochs)
+        self.precision = self._combo(list(PRECISIONS), ("precision",))
+        run.addRow("Precision", self.precision)
+        self.device = _DeviceCombo(self)
+        self.device.activated.connect(lambda i: self._set(("device",), self.device.itemData(i)))
+        run.addRow("Device", self.device)
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
+        self.seed.editingFinished.connect(lambda: self._set(("seed",), self.seed.value()))
+        run.addRow("Seed", self.seed)
+        layout.addStretch(1)
+
+    # ----- editing -------------------------------------------------------------------------------
+
+    @property
+    def config(self) -> TrainingConfig | None:
+        return self.document.graph.training
+
+    def add_section(self) -> None:
+        self.document.set_graph_field("training", default_training(self.document))
+
+    def _set(self, key: tuple[str, ...], value: Any) -> None:
+        """Change one entry of the training section (None removes it) as one undo step."""
+        config = self.config
+        if config is None:
+            return
+        data = config.model_dump(mode="json", exclude_none=True)
+        if key == ("scheduler", "type"):
+            data.pop("scheduler", None)
+            if value != NO_SCHEDULE:
+                data["scheduler"] = {"type": value, "params": {}}
+        else:
+            if key[-1] == "type" or key == ("dataset", "name"):
+                data[key[0]]["params"] = {}
+            target = data
+            for part in key[:-1]:
+                target = target.setdefault(part, {})
+            if value is None:
+                target.pop(key[-1], None)
+            else:
+                target[key[-1]] = value
+        try:
+            self.document.set_graph_field("training", data)
+        except ValueError as error:
+            self.show_message(f"Not changed: {error}", error=True)
+            self.refresh()
+
+    def _lr_edited(self) -> None:
+        if self.lr.isModified():
+            self.lr.setModified(False)
+            text = self.lr.text().strip()
+            try:
+                value: Any = float(text) if text else None
+            except ValueError:
+                value = text
+            self._set(("optimizer", "params", "lr"), value)
+
+    # ----- showing ----------------------------------------------------------------------------------
+
+    def refresh_devices(self) -> None:
+        self.devices = available_devices()
+        self.refresh()
+
+    def refresh(self) -> None:
+        config = self.config
+        self.add_button.setVisible(config is None)
+        self.form.setVisible(config is not None)
+        if config is not None:
+            self._show_config(config)
+        self._show_problems()
+
+    def _show_config(self, c: TrainingConfig) -> None:
+        _choose(self.dataset, c.dataset.name)
+        decl = DATASETS.get(c.dataset.name)
+        self.dataset_args.set_model(decl.args if decl else None, c.dataset.params)
+        _value(self.split, c.validation_split)
+        _value(self.batch, c.batch_size)
+        _choose(self.loss, c.loss.type)
+        self.loss_args.set_model(LOSSES.get(c.loss.type), c.loss.params)
+        _choose(self.optimizer, c.optimizer.type)
+        if not self.lr.hasFocus():
+            lr = c.optimizer.params.get("lr")
+            self.lr.setText(show(lr))
+            default = OPTIMIZERS[c.optimizer.type].model_fields["lr"].default if c.optimizer.type in OPTIMIZERS else ""
+            self.lr.setPlaceholderText(show(default))
+        self.optimizer_args.set_model(OPTIMIZERS.get(c.optimizer.type), c.optimizer.params, skip=("lr",))
+        _choose(self.schedule, c.scheduler.type if c.scheduler else NO_SCHEDULE)
+        self.schedule_args.set_model(SCHEDULERS.get(c.scheduler.type) if c.scheduler else None,
+                                     c.scheduler.params if c.scheduler else {})
+        _value(self.epochs, c.epochs)
+        _choose(self.precision, c.precision)
+        self.device.show_devices(self.devices, c.device)
+        _value(self.seed, c.seed)
+
+    def _show_problems(self) -> None:
+        devices = [value for value, _ in self.devices] if self.devices is not None else None
+        self.problems = run_problems(self.document, devices)
+        self.problem_list.clear()
+        for problem in self.problems:
+            item = QListWidgetItem(f"{'●' if problem.severity == 'error' else '▲'} {problem.one_line()}")
+            item.setForeground(colors().error if problem.severity == "error" else colors().warning)
+            item.setData(Qt.ItemDataRole.UserRole, problem.node)
+            self.problem_list.addItem(item)
+        self.problem_list.setVisible(bool(self.problems))
+
+    @property
+    def can_start(self) -> bool:
+        return not any(p.severity == "error" for p in self.problems)
+
+    def _problem_activated(self, item: QListWidgetItem) -> None:
+        node = item.data(Qt.ItemDataRole.UserRole)
+        if node:
+            self.node_activated.emit(node)
+
+    def show_message(self, text: str, error: bool = False) -> None:
+        """A line above the form (a failed run's reason, in the error colour)."""
+        self.message.setText(text)
+        set_text_colour(self.message, colors().error if error else colors().ok)
+        self.message.setVisible(bool(text))
+
+    def show_progress(self, value: int, maximum: int, text: str) -> None:
+        """``maximum`` 0: busy, no known end."""
+        self.progress.setRange(0, max(maximum, 0))
+        self.progress.setValue(min(value, maximum))
+        self.progress.setFormat(text)
+
+
+class _DeviceCombo(QComboBox):
+    """Lists the machine's devices when first opened (torch is not imported before that)."""
+
+    def __init__(self, panel: TrainPanel) -> None:
+        super().__init__()
+        self.panel = panel
+
+    def showPopup(self) -> None:  # noqa: N802
+        if self.panel.devices is None:
+            self.panel.refresh_devices()
+        super().showPopup()
+
+    def show_devices(self, devices: list[tuple[str, str]] | None, current: str) -> None:
+        items = list(devices or [("auto", "auto (best available)")])
+        if current not in [v for v, _ in items]:
+            items.append((current, current if devices is None else f"{current} (not on this machine)"))
+        if [(self.itemData(i), self.itemText(i)) for i in range(self.count())] != items:
+            self.blockSignals(True)
+            self.clear()
+            for value, label in items:
+                self.addItem(label, value)
+            self.blockSignals(False)
+        _choose(self, current)
+
+
+def _choose(combo: QComboBox, value: Any) -> None:
+    index = combo.findData(value)
+    if index >= 0 and index != combo.currentIndex():
+        combo.blockSignals(True)
+        combo.setCurrentIndex(index)
+        combo.blockSignals(False)
+
+
+def _value(spin: QSpinBox | QDoubleSpinBox, value: float) -> None:
+    if not spin.hasFocus() and spin.value() != value:
+        spin.blockSignals(True)
+        spin.setValue(value)
+        spin.blockSignals(False)

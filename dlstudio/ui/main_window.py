@@ -35,6 +35,7 @@ from dlstudio.ui.panels.inspector import InspectorPanel
 from dlstudio.ui.panels.palette import PalettePanel
 from dlstudio.ui.panels.problems import ProblemsPanel
 from dlstudio.ui.theme import colors, plain_tooltip
+from dlstudio.ui.training import install_training
 
 ADD_OFFSET = 30.0
 
@@ -62,6 +63,7 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._build_menus()
         self._connect()
+        install_training(self)  # Training panel, curves, Inside view, runs; the Train menu
         self.setAcceptDrops(True)
         self.view.viewport().installEventFilter(self)
         self.resize(1440, 880)

@@ -15,7 +15,8 @@ from dlstudio.core.catalogue._rules import as_tuple, require_min_rank
 from dlstudio.core.spec import InferContext, LayerSpec, Param, layer, numel, register, torch_module
 from dlstudio.core.tensor import TensorType
 
-_EPS = Param("eps", "float", default=1e-5, min=0, max=1, help="Added to the variance for stability.")
+_EPS = Param("eps", "float", default=1e-5, min=1e-12, max=1,
+              help="Added to the variance for stability (torch refuses 0 in training).")
 _MOMENTUM = Param("momentum", "float", default=0.1, min=0, max=1, optional=True,
                   help="Weight of the newest batch in the running statistics; empty for a plain average.")
 _CHANNELS = "channel count"

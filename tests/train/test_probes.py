@@ -1,0 +1,190 @@
+"""Looking inside a training network: probes, the insight callback, run listing, the worker process."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from dlstudio.core.analysis import analyze
+from dlstudio.core.codegen import plan_module
+from dlstudio.core.compiler import build_module
+from dlstudio.core.io import graph_to_json, load_graph
+from dlstudio.train import Recorder, RunDir, Trainer
+from dlstudio.train.events import Finished, StepEnd
+from dlstudio.train.insight import InsightTap
+from dlstudio.train.probes import (
+    ConfusionReport,
+    NodeStats,
+    ProbeCapture,
+    ProbeReport,
+    gradient_warnings,
+)
+from dlstudio.train.runlist import list_runs
+from tests.conftest import GRAPHS
+from tests.train.helpers import dropout_mlp, graph_of, mlp
+
+
+def capture_of(graph_name: str, samples: int = 4) -> tuple[ProbeCapture, torch.nn.Module, list[torch.Tensor]]:
+    """A probe of a fresh example network on random data shaped as the example's dataset."""
+    from dlstudio.train.components import Objective
+
+    analysis = analyze(load_graph(GRAPHS / graph_name))
+    plan = plan_module(analysis)
+    torch.manual_seed(0)
+    module = build_module(plan)
+    if graph_name == "cnn_digits.json":
+        inputs, target = [torch.randn(samples, 1, 8, 8)], torch.randint(0, 10, (samples,))
+    else:
+        inputs, target = [torch.randint(0, 12, (samples, 12))], torch.randint(0, 12, (samples, 12))
+    loss = Objective(analysis.graph.training.loss, torch.device("cpu"))
+    return ProbeCapture(module, plan, analysis, inputs, target, loss, None, True, samples), module, inputs
+
+
+def test_the_recording_forward_computes_what_the_module_computes() -> None:
+    capture, module, inputs = capture_of("cnn_digits.json")
+    report = capture.run(0, 0, ("conv1", "fc1", "relu2"))
+    module.eval()
+    with torch.no_grad():
+        expected = module(*inputs)
+    recorded = capture.recorder(module, *inputs)
+    assert torch.allclose(recorded["fc2"]["output"], expected)
+    assert set(report.stats) == {"image", "conv1", "relu1", "conv2", "relu2", "pool", "flatten", "drop", "fc1",
+                                 "relu3", "fc2"}
+    assert report.stats["conv1"].shape == (4, 32, 8, 8)
+    assert report.details["conv1"].kind == "maps" and report.details["conv1"].values.shape == (32, 8, 8)
+    assert report.details["fc1"].kind == "vector" and report.details["fc1"].values.shape == (128,)
+    relu = report.stats["relu2"]
+    assert relu.min >= 0 and 0 <= relu.dead_fraction <= relu.zero_fraction <= 1
+    assert sum(relu.histogram) == 4 * 64 * 8 * 8
+
+
+def test_probing_changes_neither_gradients_nor_the_random_stream() -> None:
+    """A probed run ends with exactly the weights of an unprobed one (Dropout draws random numbers)."""
+    doc = dropout_mlp(epochs=2)
+    plain = Trainer(graph_of(doc), max_steps=12)
+    plain.fit()
+    reports = Recorder()
+    probed = Trainer(graph_of(doc), callbacks=[reports], max_steps=12)
+    tap = InsightTap(reports, interval=0.0, budget=1e9).attach(probed)  # a probe after every step
+    probed.emit.add(tap)
+    probed.fit()
+    assert len(reports.of_type(ProbeReport)) == 12
+    for name, value in plain.parts.module.state_dict().items():
+        assert torch.equal(value, probed.parts.module.state_dict()[name]), name
+
+
+def test_every_output_port_of_a_recurrent_node_is_recorded() -> None:
+    capture, _module, _inputs = capture_of("lstm_sequence.json")
+    report = capture.run(0, 0, ("lstm", "embed"))
+    assert report.stats["lstm"].shape == (4, 12, 64)
+    assert report.details["lstm"].kind == "heatmap" and report.details["lstm"].values.shape == (12, 64)
+    assert report.details["embed"].kind == "heatmap"
+    assert all(s.grad_norm is not None for n, s in report.stats.items() if n != "tokens")
+
+
+def test_image_classifiers_get_predictions_with_saliency() -> None:
+    capture, _module, _inputs = capture_of("cnn_digits.json", samples=8)
+    report = capture.run(0, 0)
+    assert len(report.predictions) == 8
+    first = report.predictions[0]
+    assert first.image.shape == (8, 8) and first.saliency.shape == (8, 8)
+    assert math.isclose(float(first.probabilities.sum()), 1.0, rel_tol=1e-5)
+    assert first.predicted == int(np.argmax(first.probabilities))
+    assert 0.0 <= first.saliency.min() and first.saliency.max() == pytest.approx(1.0)
+
+
+def stats(node: str, grad: float | None, param_grad: float | None = None) -> NodeStats:
+    return NodeStats(node, (2, 3), 0.0, 1.0, -1.0, 1.0, 0.0, 0.0, (1, 1), grad, param_grad)
+
+
+def test_gradient_warnings_compare_each_node_with_the_output() -> None:
+    found = gradient_warnings({"out": stats("out", 1.0), "ok": stats("ok", 0.3), "deep": stats("deep", 1e-6),
+                               "wild": stats("wild", 1e5), "nan": stats("nan", 1.0, math.nan)}, "out")
+    assert set(found) == {"deep", "wild", "nan"}
+    assert found["deep"].startswith("vanishing") and found["wild"].startswith("exploding")
+    assert "NaN" in found["nan"]
+    assert gradient_warnings({"out": stats("out", 0.0), "a": stats("a", 0.0)}, "out") == {}
+
+
+def test_a_deep_sigmoid_stack_warns_of_vanishing_gradients() -> None:
+    nodes = [{"id": "x", "type": "Input", "params": {"shape": [8]}}]
+    edges, last = [], "x"
+    for i in range(12):
+        nodes += [{"id": f"fc{i}", "type": "Linear", "params": {"out_features": 8}}, {"id": f"s{i}", "type": "Sigmoid"}]
+        edges += [{"source": last, "target": f"fc{i}"}, {"source": f"fc{i}", "target": f"s{i}"}]
+        last = f"s{i}"
+    nodes.append({"id": "out", "type": "Output"})
+    edges.append({"source": last, "target": "out"})
+    analysis = analyze(load_graph({"format": "dlstudio.graph", "version": 1, "name": "deep", "nodes": nodes,
+                                   "edges": edges}))
+    plan = plan_module(analysis)
+    torch.manual_seed(0)
+    module = build_module(plan)
+    capture = ProbeCapture(module, plan, analysis, [torch.randn(16, 8)], torch.randn(16, 8),
+                           torch.nn.MSELoss(), None, False)
+    warnings = capture.run(0, 0).warnings
+    assert "fc0" in warnings and warnings["fc0"].startswith("vanishing")
+    assert "s11" not in warnings
+
+
+def test_the_tap_reports_a_confusion_matrix_of_the_validation_data() -> None:
+    recorder = Recorder()
+    trainer = Trainer(graph_of(mlp(epochs=2)), callbacks=[recorder])
+    trainer.emit.add(InsightTap(recorder).attach(trainer))
+    trainer.fit()
+    matrices = recorder.of_type(ConfusionReport)
+    assert [m.epoch for m in matrices] == [1, 2]
+    last = matrices[-1].matrix
+    assert last.shape == (3, 3) and last.sum() == trainer.parts.data.val_size
+    accuracy = trainer.state.history[-1]["val_accuracy"]
+    assert np.trace(last) / last.sum() == pytest.approx(accuracy)
+
+
+def test_runs_are_listed_from_the_runs_folder(tmp_path) -> None:
+    graph = graph_of(mlp(epochs=1))
+    Trainer(graph, run_dir=RunDir(tmp_path / "runs" / "test-mlp-1")).fit()
+    (tmp_path / "runs" / "not-a-run").mkdir()
+    (tmp_path / "runs" / "broken").mkdir()
+    (tmp_path / "runs" / "broken" / "graph.json").write_text("{", encoding="utf-8")
+    [run] = list_runs(tmp_path / "runs", graph)
+    assert run.complete and run.resumable and run.same_network and run.status == "finished"
+    assert run.epochs_done == 1 and "val_loss" in run.metrics
+    changed = graph_of(mlp(epochs=1, hidden=8))
+    assert not list_runs(tmp_path / "runs", changed)[0].same_network
+    assert list_runs(tmp_path / "runs", graph_of({**mlp(), "name": "other"})) == []
+
+
+def test_a_worker_process_trains_reports_and_stops(tmp_path) -> None:
+    from dlstudio.train.worker import Job, Ready, RunEnded, start_worker
+
+    graph = graph_of(mlp(epochs=500))
+    worker = start_worker()
+    try:
+        job = Job(graph_json=graph_to_json(graph), config=graph.training.model_dump(mode="json"),
+                  run_dir=str(tmp_path / "run"), details=("fc1",))
+        assert worker.send("run", job)
+        seen: list = []
+        deadline = time.monotonic() + 90
+        while not any(isinstance(e, StepEnd) for e in seen) and time.monotonic() < deadline:
+            seen += worker.poll()
+            time.sleep(0.05)
+        assert isinstance(seen[0], Ready) and any(isinstance(e, StepEnd) for e in seen)
+        worker.send("stop")
+        while not any(isinstance(e, RunEnded) for e in seen) and time.monotonic() < deadline:
+            seen += worker.poll()
+            time.sleep(0.05)
+        [finished] = [e for e in seen if isinstance(e, Finished)]
+        assert finished.reason == "stopped" and finished.epoch < 500
+        assert any(isinstance(e, ProbeReport) and "fc1" in e.details for e in seen)
+        worker.send("details", ["act"])  # after the run it probes again at once
+        while not any(isinstance(e, ProbeReport) and "act" in e.details for e in seen) and time.monotonic() < deadline:
+            seen += worker.poll()
+            time.sleep(0.05)
+        assert any(isinstance(e, ProbeReport) and "act" in e.details for e in seen)
+    finally:
+        worker.close()
+    assert not worker.alive

@@ -42,9 +42,9 @@ class RunInfo:
     def status(self) -> str:
         if self.complete and self.epochs_done >= self.epochs_total:
             return "finished"
-        if self.complete:
-            return "stopped early"
-        return "interrupted" if self.resumable else "no checkpoint"
+        if self.resumable:
+            return f"stopped at epoch {self.epochs_done}, resumable"
+        return "stopped" if self.complete else "no checkpoint"
 
 
 def list_runs(root: Path, graph: Graph | None = None) -> list[RunInfo]:

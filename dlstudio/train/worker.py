@@ -80,7 +80,7 @@ class _Worker:
     def _details(self, nodes: tuple[str, ...]) -> None:
         if self.tap is not None:
             self.tap.details = nodes
-            if not self.training:
+            if nodes and not self.training:
                 self.jobs.put(("probe", None))
 
     def serve(self) -> None:

@@ -110,6 +110,7 @@ class TrainingSession(QObject):
         self._linger = 0.0
         self._thread: _JobThread | None = None
         self._probe_job: _JobThread | None = None
+        self._probe_again = False
         self._timer = QTimer(self, interval=DRAIN_MS)
         self._timer.timeout.connect(self.deliver)
 
@@ -227,15 +228,26 @@ class TrainingSession(QObject):
                 self._timer.start()
             return
         self.tap.details = self.details
-        if not self.active and self.tap.capture is not None and self._probe_job is None:
-            state = self.trainer.state
-            self._probe_job = _JobThread(lambda: self.tap.probe(state.epoch, state.step), self)
-            self._probe_job.finished.connect(self._probe_done)
-            self._probe_job.start()
+        if not self.active and self.details:
+            self._probe_after_run()
+
+    def _probe_after_run(self) -> None:
+        if self.tap.capture is None:
+            return
+        if self._probe_job is not None:  # one at a time: probe again when this one is done
+            self._probe_again = True
+            return
+        state = self.trainer.state
+        self._probe_job = _JobThread(lambda: self.tap.probe(state.epoch, state.step), self)
+        self._probe_job.finished.connect(self._probe_done)
+        self._probe_job.start()
 
     def _probe_done(self) -> None:
         self._probe_job = None
         self.deliver()
+        if self._probe_again:
+            self._probe_again = False
+            self._probe_after_run()
 
     # ----- delivery -----------------------------------------------------------------------------------
 

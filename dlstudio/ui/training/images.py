@@ -71,14 +71,6 @@ def grey_or_colour(image: np.ndarray) -> np.ndarray:
     return np.repeat(pixels[:, :, None], 3, axis=2) if pixels.ndim == 2 else pixels
 
 
-def overlay(image: np.ndarray, heat: np.ndarray, table: np.ndarray, alpha: float = 0.55) -> np.ndarray:
-    """A heat map (0..1) laid over an image, for saliency."""
-    base = grey_or_colour(image).astype(float)
-    hot = table[np.clip(heat * 255, 0, 255).astype(np.uint8)].astype(float)
-    weight = (alpha * heat)[:, :, None]
-    return (base * (1 - weight) + hot * weight).astype(np.uint8)
-
-
 class ImageView(QWidget):
     """Shows one QImage scaled to fit, keeping its aspect ratio; a hint when there is none."""
 
@@ -100,8 +92,6 @@ class ImageView(QWidget):
             return QRectF()
         area = QRectF(self.rect()).adjusted(4, 4, -4, -4)
         scale = min(area.width() / self.image.width(), area.height() / self.image.height())
-        if scale >= 1:
-            scale = math.floor(scale)  # whole pixels: every source pixel the same size
         w, h = self.image.width() * scale, self.image.height() * scale
         return QRectF(area.center().x() - w / 2, area.center().y() - h / 2, w, h)
 

@@ -7,6 +7,7 @@ is touched only when a line actually changes.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 #: Layer types whose dead-unit share is worth showing even when it is zero.
@@ -14,17 +15,24 @@ RECTIFIERS = frozenset({"ReLU", "ReLU6", "Hardtanh", "Threshold"})
 
 
 def indicator_text(stats: Any, node_type: str) -> str:
-    """``μ 0.12  σ 0.31  dead 4%  ∇ 3.1e-03``: the dead share for rectifiers, or any layer with dead units."""
-    parts = [f"μ {_short(stats.mean)}", f"σ {_short(stats.std)}"]
+    """``μ 0.12 · σ 0.31 · ∇ 3.1e-3``; rectifiers (and any layer with dead units) lead with
+    ``dead 4%`` in place of σ. Short, because it sits above a node."""
+    parts = [f"μ {_short(stats.mean)}"]
     if node_type in RECTIFIERS or (stats.dead_fraction > 0 and node_type != "Input"):
-        parts.append(f"dead {stats.dead_fraction:.0%}")
+        parts.insert(0, f"dead {stats.dead_fraction:.0%}")
+    else:
+        parts.append(f"σ {_short(stats.std)}")
     if stats.grad_norm is not None:
-        parts.append(f"∇ {stats.grad_norm:.1e}")
-    return "  ".join(parts)
+        parts.append(f"∇ {_short(stats.grad_norm)}")
+    return " · ".join(parts)
 
 
 def _short(value: float) -> str:
-    return f"{value:.2g}" if value == 0 or 1e-2 <= abs(value) < 1e4 else f"{value:.1e}"
+    """Two significant digits; an exponent without padding (``3.1e-3``)."""
+    if not math.isfinite(value) or value == 0 or 1e-2 <= abs(value) < 1e4:
+        return f"{value:.2g}"
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
 
 
 class NodeIndicators:

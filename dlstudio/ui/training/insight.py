@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QEvent, QTimer, Signal
 from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QGridLayout, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QTabWidget, QVBoxLayout, QWidget
 
 from dlstudio.ui.document import GraphDocument
 from dlstudio.ui.panels import plain_label, set_text_colour
@@ -55,18 +55,25 @@ class ActivationPage(QWidget):
             row, col = divmod(index, 4)
             stats.addWidget(plain_label(caption, muted=True, small=True), row * 2, col)
             self.values[key] = LiveText("–")
+            self.values[key].setMinimumWidth(self.values[key].fontMetrics().horizontalAdvance("-0.000e-00") + 4)
             stats.addWidget(self.values[key], row * 2 + 1, col)
         layout.addLayout(stats)
-        self.warning = LiveText("", lines=2)
+        self.warning = LiveText("")
         set_text_colour(self.warning, colors().warning)
         layout.addWidget(self.warning)
+        pictures = QHBoxLayout()  # the picture as large as the height allows, the histogram beside it
+        column = QVBoxLayout()
         self.picture = ImageView("")
-        layout.addWidget(self.picture, 3)
-        self.caption = LiveText("", lines=2, muted=True, small=True)
-        layout.addWidget(self.caption)
-        layout.addWidget(LiveText("Histogram of the output over the probe batch", muted=True, small=True))
+        column.addWidget(self.picture, 1)
+        self.caption = LiveText("", muted=True, small=True)
+        column.addWidget(self.caption)
+        pictures.addLayout(column, 3)
+        column = QVBoxLayout()
+        column.addWidget(LiveText("Histogram", muted=True, small=True))
         self.histogram = BarsView()
-        layout.addWidget(self.histogram, 2)
+        column.addWidget(self.histogram, 1)
+        pictures.addLayout(column, 2)
+        layout.addLayout(pictures, 1)
         self.restyle()
 
     def restyle(self) -> None:
@@ -91,18 +98,18 @@ class ActivationPage(QWidget):
         base = self.palette().color(QPalette.ColorRole.Base)
         if detail.kind == "maps":
             rgb = colourize(grid(detail.values), lut("inferno"), base)
-            what = f"{detail.values.shape[0]} feature maps" + (
+            what = f"{detail.values.shape[0]} maps" + (
                 f" (of {detail.shape[1]})" if detail.shape[1] > detail.values.shape[0] else "")
         elif detail.kind == "heatmap":
             symmetric = float(np.nanmin(detail.values)) < 0
             rgb = colourize(normalise(detail.values, symmetric), lut("CET-D1" if symmetric else "viridis"))
-            what = "attention weights" if detail.port != "output" else "rows: positions, columns: features"
+            what = "attention weights" if detail.port != "output" else "positions × features"
         else:
             values = detail.values[None, :]
             rgb = colourize(normalise(values, bool((values < 0).any())), lut("CET-D1"))
             what = f"{detail.values.shape[0]} features"
         self.picture.set_image(to_qimage(rgb))
-        self.caption.setText(f"{what} of probe sample 1 · step {step}")
+        self.caption.setText(f"{what} · sample 1 · step {step}")
 
     def _histogram(self, stats: Any) -> None:
         if stats is None or not stats.histogram:

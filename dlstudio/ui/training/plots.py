@@ -33,6 +33,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from dlstudio.ui.training.widgets import LegendStrip
+
 TICK_MS = 125
 PLOTS = ("loss", "metrics", "lr", "speed")
 #: Shortest time between two redraws of a plot, in seconds.
@@ -94,6 +96,7 @@ class PlotsPanel(QWidget):
         self.smoothing = 0.8
         self.epochs = 1
         self.views: list[pg.PlotWidget] = []
+        self._metrics_title = ""
         self._dirty: set[tuple[str, str]] = set()  # (run, plot)
         self._drawn_at: dict[str, float] = {}
         self._turn = 0
@@ -109,17 +112,16 @@ class PlotsPanel(QWidget):
         layout.setContentsMargins(6, 4, 6, 6)
         layout.setSpacing(4)
         layout.addLayout(self._controls())
+        self.legend = LegendStrip("solid: training, smoothed (faint: each step) · dashed: validation")
+        layout.addWidget(self.legend)
         grid = QGridLayout()
         grid.setSpacing(6)
         # one view per plot: new points repaint only the plots they change
-        self.loss = self._plot(grid, 0, 0, "Loss", "loss")
-        self.metrics = self._plot(grid, 0, 1, "Validation metrics", "")
-        self.lr = self._plot(grid, 1, 0, "Learning rate", "lr")
-        self.speed = self._plot(grid, 1, 1, "Throughput", "samples / s")
+        self.loss = self._plot(grid, 0, 0, "Loss")
+        self.metrics = self._plot(grid, 0, 1, "Validation metrics")
+        self.lr = self._plot(grid, 1, 0, "Learning rate")
+        self.speed = self._plot(grid, 1, 1, "Throughput (samples / s)")
         self.loss.setLogMode(y=True)
-        self.lr.setLogMode(y=True)
-        self.legend = self.loss.addLegend(offset=(-8, 8), labelTextSize="8pt")
-        self.metric_legend = self.metrics.addLegend(offset=(-8, -8), labelTextSize="8pt")
         layout.addLayout(grid, 1)
 
     def _controls(self) -> QHBoxLayout:
@@ -150,7 +152,7 @@ class PlotsPanel(QWidget):
         self.loss.setLogMode(y=on)
         self._fit_y(self.loss, force=True)
 
-    def _plot(self, grid: QGridLayout, row: int, col: int, title: str, unit: str) -> pg.PlotItem:
+    def _plot(self, grid: QGridLayout, row: int, col: int, title: str) -> pg.PlotItem:
         view = pg.PlotWidget()
         view.setMinimumSize(160, 110)
         grid.addWidget(view, row, col)
@@ -159,8 +161,6 @@ class PlotsPanel(QWidget):
         plot.setTitle(title, size="9pt")
         plot.showGrid(x=True, y=True, alpha=0.15)
         plot.setLabel("bottom", "epoch")
-        if unit:
-            plot.setLabel("left", unit)
         plot.setMenuEnabled(False)
         plot.hideButtons()
         plot.getViewBox().setMouseEnabled(x=True, y=False)
@@ -190,9 +190,6 @@ class PlotsPanel(QWidget):
                 axis = plot.getAxis(side)
                 axis.setPen(pg.mkPen(muted))
                 axis.setTextPen(pg.mkPen(muted))
-        for legend in (self.legend, self.metric_legend):
-            legend.setLabelTextColor(text)
-            legend.setBrush(pg.mkBrush(QColor(base.red(), base.green(), base.blue(), 200)))
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802
         if event.type() == QEvent.Type.PaletteChange:
@@ -209,6 +206,7 @@ class PlotsPanel(QWidget):
         series = RunSeries(key, name, QColor(colour), live, smoother=Smoother(self.smoothing))
         self.runs[key] = series
         self._mark(key)
+        self._update_legend()
         return series
 
     def remove_run(self, key: str) -> None:
@@ -220,6 +218,7 @@ class PlotsPanel(QWidget):
                 if item in plot.listDataItems():
                     plot.removeItem(item)
         self._dirty = {d for d in self._dirty if d[0] != key}
+        self._update_legend()
 
     def load_history(self, key: str, name: str, records: list[dict[str, Any]]) -> RunSeries:
         """A past run from its metric log (one record per epoch)."""
@@ -249,6 +248,19 @@ class PlotsPanel(QWidget):
     def add_throughput(self, key: str, epoch: int, samples_per_s: float) -> None:
         self.runs[key].speed.append((float(epoch), samples_per_s))
         self._mark(key, "speed")
+
+    def _update_legend(self) -> None:
+        self.legend.set_entries([(r.colour, r.name) for r in self.runs.values()])
+
+    def _title_metrics(self, keys: list[str]) -> None:
+        names = [k.removeprefix("val_") for k in keys]
+        if not names:
+            return
+        title = "Validation " + (names[0] if len(names) == 1 else
+                                 f"{names[0]} (solid), " + ", ".join(names[1:]) + " (dashed)")
+        if title != self._metrics_title:
+            self._metrics_title = title
+            self.metrics.setTitle(title, size="9pt", color=self.palette().color(QPalette.ColorRole.Text))
 
     def _mark(self, key: str, *plots: str) -> None:
         for plot in plots or PLOTS:
@@ -309,14 +321,13 @@ class PlotsPanel(QWidget):
             view.setYRange(low - 0.25 * span, high + 0.1 * span, padding=0)  # room below: losses fall
 
     def _curve(self, series: RunSeries, name: str, plot: pg.PlotItem, x: np.ndarray, y: np.ndarray,
-               alpha: int = 255, width: float = 2.0, dashed: bool = False, legend: str | None = None,
-               symbol: str | None = None) -> None:
+               alpha: int = 255, width: float = 2.0, dashed: bool = False, symbol: str | None = None) -> None:
         item = series.items.get(name)
         if item is None:
             colour = QColor(series.colour)
             colour.setAlpha(alpha)
             pen = pg.mkPen(colour, width=width, style=Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine)
-            item = pg.PlotDataItem(pen=pen, name=legend, symbol=symbol, symbolSize=5,
+            item = pg.PlotDataItem(pen=pen, symbol=symbol, symbolSize=5,
                                    symbolBrush=series.colour, symbolPen=None, connect="finite",
                                    antialias=width > 1.5)
             item.setDownsampling(auto=True, method="peak")
@@ -336,15 +347,13 @@ class PlotsPanel(QWidget):
                 x = np.array(series.step_x, dtype=float)  # copies: the arrays keep growing
                 self._curve(series, "train_loss_step", self.loss, x, np.array(series.step_loss, dtype=float),
                             alpha=70, width=1.0)
-                self._curve(series, "train_loss_smoothed", self.loss, x, np.array(series.step_smooth, dtype=float),
-                            legend=f"{series.name} train")
+                self._curve(series, "train_loss_smoothed", self.loss, x, np.array(series.step_smooth, dtype=float))
             if earlier:
                 ex, ey = series.epoch_values("train_loss")
-                self._curve(series, "train_loss", self.loss, ex[ex <= before], ey[ex <= before], symbol="o",
-                            legend=None if series.step_x else f"{series.name} train")
+                self._curve(series, "train_loss", self.loss, ex[ex <= before], ey[ex <= before], symbol="o")
             if any("val_loss" in r for r in series.epochs):
                 self._curve(series, "val_loss", self.loss, *series.epoch_values("val_loss"), dashed=True,
-                            legend=f"{series.name} val", symbol="o")
+                            symbol="o")
         elif plot == "lr":
             if series.step_x:
                 self._curve(series, "lr_step", self.lr, np.array(series.step_x, dtype=float),
@@ -354,8 +363,8 @@ class PlotsPanel(QWidget):
                 self._curve(series, "lr", self.lr, lx[lx <= before], ly[lx <= before], symbol="o")
         elif plot == "metrics":
             for index, key in enumerate(series.metric_keys()):
-                self._curve(series, key, self.metrics, *series.epoch_values(key), dashed=index > 0,
-                            legend=f"{series.name} {key.removeprefix('val_')}", symbol="o")
+                self._curve(series, key, self.metrics, *series.epoch_values(key), dashed=index > 0, symbol="o")
+            self._title_metrics(series.metric_keys())
         elif series.speed:
             xs, ys = zip(*series.speed, strict=True)
             self._curve(series, "samples_per_s", self.speed, np.array(xs), np.array(ys), symbol="o")

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 
 from dlstudio.ui.panels import plain_label
 from dlstudio.ui.theme import colors
-from dlstudio.ui.training.images import ImageView, grey_or_colour, lut, overlay, to_qimage
+from dlstudio.ui.training.images import ImageView, colourize, grey_or_colour, lut, to_qimage
 from dlstudio.ui.training.widgets import BarsView, LiveText
 
 NOT_IMAGES = ("Predictions appear here for image classifiers (an image input and a "
@@ -78,7 +78,7 @@ class PredictionsPage(QWidget):
             return
         p = self.predictions[min(self.sample.value(), len(self.predictions)) - 1]
         self.image.set_image(to_qimage(grey_or_colour(p.image)))
-        self.saliency.set_image(to_qimage(overlay(p.image, p.saliency, lut("inferno"))))
+        self.saliency.set_image(to_qimage(colourize(p.saliency, lut("inferno"))))
         confidence = float(p.probabilities[p.predicted])
         mark = "right" if p.predicted == p.target else "wrong"
         self.verdict.setText(f"predicted {p.predicted} ({confidence:.0%}) · true {p.target} · {mark}")
@@ -123,13 +123,22 @@ class ConfusionView(QWidget):
         painter.drawText(caption, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, self.caption)
         if self.matrix is None or not self.matrix.size:
             return
-        self._grid(painter, QRectF(self.rect()).adjusted(34, 40, -10, -10), text)
+        self._grid(painter, QRectF(self.rect()).adjusted(50, 60, -10, -8), text)
 
-    def _grid(self, painter: QPainter, area: QRectF, text: QColor) -> None:
+    def _grid(self, painter: QPainter, room: QRectF, text: QColor) -> None:
         m = self.matrix
         assert m is not None
         n = m.shape[0]
-        side = min(area.width(), area.height()) / n
+        side = min(room.width(), room.height()) / n
+        area = QRectF(room.left() + (room.width() - side * n) / 2, room.top(), side * n, side * n)
+        painter.drawText(QRectF(area.left(), area.top() - 38, area.width(), 16), Qt.AlignmentFlag.AlignCenter,
+                         "predicted class")
+        painter.save()
+        painter.translate(area.left() - 36, area.center().y())
+        painter.rotate(-90)
+        painter.drawText(QRectF(-area.height() / 2, -8, area.height(), 16), Qt.AlignmentFlag.AlignCenter,
+                         "true class")
+        painter.restore()
         rows = m / np.maximum(m.sum(1, keepdims=True), 1)
         accent, error = colors().accent, colors().error
         base = self.palette().color(QPalette.ColorRole.Base)
@@ -144,14 +153,10 @@ class ConfusionView(QWidget):
         painter.setPen(text)
         if side >= 10:
             for i in range(n):
-                painter.drawText(QRectF(area.left() - 30, area.top() + i * side, 26, side),
+                painter.drawText(QRectF(area.left() - 26, area.top() + i * side, 22, side),
                                  Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, str(i))
                 painter.drawText(QRectF(area.left() + i * side, area.top() - 18, side, 16),
                                  Qt.AlignmentFlag.AlignCenter, str(i))
-        painter.drawText(QRectF(area.left() + n * side + 4, area.top(), 200, 16), Qt.AlignmentFlag.AlignLeft,
-                         "columns: predicted")
-        painter.drawText(QRectF(area.left() + n * side + 4, area.top() + 16, 200, 16), Qt.AlignmentFlag.AlignLeft,
-                         "rows: true class")
 
 
 def _mix(a: QColor, b: QColor, t: float) -> QColor:

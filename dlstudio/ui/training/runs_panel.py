@@ -6,11 +6,12 @@ resume it from its last checkpoint or export its trained model.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtGui import QColor, QDesktopServices
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
@@ -32,7 +33,7 @@ if TYPE_CHECKING:  # dlstudio.train imports torch, which the editor loads only a
 
 EXPORT_KINDS = (("weights", "Weights (safetensors)…"), ("python", "Python code with weights…"),
                 ("onnx", "ONNX (checked with onnxruntime)…"), ("torchscript", "TorchScript…"))
-COLUMNS = ("Run", "Started", "Epochs", "Val loss", "Metric", "Status")
+COLUMNS = ("Run", "Epochs", "Val loss", "Metric", "Status")
 PATH_ROLE = Qt.ItemDataRole.UserRole
 
 
@@ -55,7 +56,8 @@ class RunsPanel(QWidget):
         self.tree.setHeaderLabels(list(COLUMNS))
         self.tree.setRootIsDecorated(False)
         self.tree.setUniformRowHeights(True)
-        self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.tree.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.tree.header().setStretchLastSection(True)
         self.tree.itemChanged.connect(self._item_changed)
         self.tree.itemSelectionChanged.connect(self._selection_changed)
         layout.addWidget(self.tree, 1)
@@ -90,24 +92,26 @@ class RunsPanel(QWidget):
         row.addStretch(1)
         return row
 
-    def show_runs(self, runs: list[RunInfo], shown: set[Path], folder: Path | None = None) -> None:
+    def show_runs(self, runs: list[RunInfo], shown: set[Path], folder: Path | None = None,
+                  colours: dict[Path, QColor] | None = None) -> None:
+        """List ``runs``; those in ``shown`` are ticked, in their curves' ``colours``."""
         selected = self.selected_path()
         self.folder.setText(f"Runs in {folder}" if folder else "")
         self.runs = {r.path: r for r in runs}
         self.tree.blockSignals(True)
         self.tree.clear()
         for run in runs:
-            item = QTreeWidgetItem([run.name, run.created.replace("T", " ")[:19], f"{run.epochs_done}/{run.epochs_total}",
+            item = QTreeWidgetItem([run_label(run.path), f"{run.epochs_done}/{run.epochs_total}",
                                     _metric(run.metrics.get("val_loss")), _main_metric(run), _status(run)])
             item.setData(0, PATH_ROLE, str(run.path))
             item.setCheckState(0, Qt.CheckState.Checked if run.path in shown else Qt.CheckState.Unchecked)
-            item.setToolTip(0, plain_tooltip(str(run.path)))
+            if colours and run.path in colours:
+                item.setData(0, Qt.ItemDataRole.DecorationRole, colours[run.path])
+            item.setToolTip(0, plain_tooltip(f"{run.path}\nstarted {run.created}"))
             self.tree.addTopLevelItem(item)
             if run.path == selected:
                 item.setSelected(True)
         self.tree.blockSignals(False)
-        for column in range(1, len(COLUMNS)):
-            self.tree.resizeColumnToContents(column)
         self._selection_changed()
 
     def selected_path(self) -> Path | None:
@@ -151,6 +155,15 @@ class RunsPanel(QWidget):
         path = self.selected_path()
         if path is not None:
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+
+
+def run_label(path: Path) -> str:
+    """A run's short name, its start time (``11-21 15:01:02``), as in the curves' legend."""
+    parts = path.name.rsplit("-", 2)
+    try:
+        return dt.datetime.strptime("-".join(parts[-2:]), "%Y%m%d-%H%M%S").strftime("%m-%d %H:%M:%S")
+    except ValueError:
+        return path.name[-24:]
 
 
 def _metric(value: float | None) -> str:

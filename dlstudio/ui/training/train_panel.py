@@ -158,7 +158,7 @@ class TrainPanel(QWidget):
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         box.addWidget(self.progress)
-        self.status = LiveText("", lines=3, muted=True, small=True)
+        self.status = LiveText("", lines=2, muted=True, small=True)
         box.addWidget(self.status)
         return box
 

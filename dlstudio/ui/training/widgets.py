@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QPalette
+from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QPalette, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from dlstudio.ui.theme import colors
@@ -120,3 +120,35 @@ class BarsView(QWidget):
             for i, label in enumerate(self.labels):
                 painter.drawText(round(area.left() + i * step), below, round(step), metrics.height(),
                                  Qt.AlignmentFlag.AlignHCenter, label)
+
+
+class LegendStrip(QWidget):
+    """One line naming each run in its colour, then what the line styles mean."""
+
+    def __init__(self, key: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.entries: list[tuple[QColor, str]] = []
+        self.key = key
+        self.setFixedHeight(self.fontMetrics().lineSpacing() + 6)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+
+    def set_entries(self, entries: list[tuple[QColor, str]]) -> None:
+        self.entries = list(entries)
+        self.update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        metrics = self.fontMetrics()
+        x, middle = 4, self.height() // 2
+        for colour, name in self.entries:
+            painter.setPen(QPen(colour, 3))
+            painter.drawLine(x, middle, x + 16, middle)
+            painter.setPen(self.palette().color(QPalette.ColorRole.WindowText))
+            painter.drawText(x + 22, 0, metrics.horizontalAdvance(name) + 2, self.height(),
+                             Qt.AlignmentFlag.AlignVCenter, name)
+            x += 22 + metrics.horizontalAdvance(name) + 16
+        painter.setPen(colors().muted)
+        rest = self.rect().adjusted(x, 0, -4, 0)
+        shown = metrics.elidedText(self.key, Qt.TextElideMode.ElideRight, rest.width())
+        painter.drawText(rest, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, shown)

@@ -7,7 +7,6 @@ plots and activation views use pyqtgraph, which is imported only once the window
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,13 +20,14 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QMessageBox,
+    QStyle,
     QVBoxLayout,
     QWidget,
 )
 
 from dlstudio.ui.training.exports import FILTERS, SUFFIXES, ExportJob, ExportResult
 from dlstudio.ui.training.indicators import NodeIndicators
-from dlstudio.ui.training.runs_panel import EXPORT_KINDS, RunsPanel
+from dlstudio.ui.training.runs_panel import EXPORT_KINDS, RunsPanel, run_label
 from dlstudio.ui.training.train_panel import TrainPanel
 
 SNAPSHOT_NOTE = "Training a snapshot of the graph taken at Start: edits now apply to the next run."
@@ -75,6 +75,7 @@ class TrainingWorkspace(QObject):
         self.ask_save_path: Callable[[str, Path], Path | None] = self._ask_save_path
         self.jobs: list[Any] = []
         self.mode = "process"  # or "thread" (tests)
+        self.arranged = False
         # a spare worker costs a process; headless test and screenshot runs do without
         self.prewarm = QGuiApplication.platformName() != "offscreen"
         self.spare: Any = None  # a worker process that has imported torch, waiting for a run
@@ -156,6 +157,11 @@ class TrainingWorkspace(QObject):
         self.start_action = self._action("Start", self.start, "F5", "Train the graph")
         self.pause_action = self._action("Pause", self.toggle_pause, "F6", "Pause or resume training")
         self.stop_action = self._action("Stop", self.stop, "Shift+F5", "Stop after this batch")
+        style = self.window.style()
+        for action, icon in ((self.start_action, QStyle.StandardPixmap.SP_MediaPlay),
+                             (self.pause_action, QStyle.StandardPixmap.SP_MediaPause),
+                             (self.stop_action, QStyle.StandardPixmap.SP_MediaStop)):
+            action.setIcon(style.standardIcon(icon))
         self.panel.set_actions([self.start_action, self.pause_action, self.stop_action])
         bar = self.window.menuBar()
         menu = QMenu("&Train", bar)
@@ -172,7 +178,7 @@ class TrainingWorkspace(QObject):
             menu.addAction(dock.toggleViewAction())
         self.toolbar = self.window.addToolBar("Training")
         self.toolbar.setObjectName("training_toolbar")
-        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         for action in (self.start_action, self.pause_action, self.stop_action):
             self.toolbar.addAction(action)
 
@@ -267,11 +273,9 @@ class TrainingWorkspace(QObject):
         self.live_key = str(path)
         self.last_run = path
         self.indicators.clear()
-        self.curves_dock.show()
-        self.inside_dock.show()
-        self.window.resizeDocks([self.curves_dock], [300], Qt.Orientation.Vertical)
+        self._arrange()
         plots = self.plots
-        series = plots.add_run(self.live_key, _short_name(path), live=True)
+        series = plots.add_run(self.live_key, run_label(path), live=True)
         if resume:
             from dlstudio.train.rundir import RunDir
 
@@ -286,6 +290,23 @@ class TrainingWorkspace(QObject):
         session.set_details(self.insight.details())
         session.start()
         return True
+
+    def _arrange(self) -> None:
+        """Show the curves and the Inside view; the first time, give them room below the canvas."""
+        shown = self.curves_dock.isVisible() and self.inside_dock.isVisible()
+        self.curves_dock.show()
+        self.inside_dock.show()
+        if shown or self.arranged:
+            return
+        self.arranged = True
+        problems = getattr(self.window, "problems_dock", None)
+        if problems is not None and self.window.dockWidgetArea(problems) == self.window.dockWidgetArea(self.curves_dock):
+            self.window.tabifyDockWidget(problems, self.curves_dock)  # what stops a run shows in Training
+            self.curves_dock.raise_()
+        width = self.window.width()
+        self.window.resizeDocks([self.curves_dock, self.inside_dock], [int(width * 0.42), int(width * 0.26)],
+                                Qt.Orientation.Horizontal)
+        self.window.resizeDocks([self.curves_dock], [int(self.window.height() * 0.42)], Qt.Orientation.Vertical)
 
     def _wire(self, s: Any) -> None:
         s.state_changed.connect(self._state_changed)
@@ -396,7 +417,9 @@ class TrainingWorkspace(QObject):
 
         root = self.runs_root()
         runs = list_runs(root, self.document.graph)
-        self.runs.show_runs(runs, self.shown_runs, root)
+        plotted = self.plots_holder.content.runs if self.plots_holder.content is not None else {}
+        colours = {Path(key): series.colour for key, series in plotted.items()}
+        self.runs.show_runs(runs, self.shown_runs, root, colours)
 
     def show_run_curves(self, path: Path, shown: bool) -> None:
         from dlstudio.train.rundir import RunDir
@@ -405,6 +428,7 @@ class TrainingWorkspace(QObject):
         if not shown:
             self.shown_runs.discard(path)
             self.plots.remove_run(key)
+            self.refresh_runs()
             return
         self.shown_runs.add(path)
         if key == self.live_key and key in self.plots.runs:
@@ -415,7 +439,8 @@ class TrainingWorkspace(QObject):
         except (OSError, ValueError) as error:
             self.window.statusBar().showMessage(f"Cannot read the curves of {path.name}: {error}", 8000)
             return
-        self.plots.load_history(key, _short_name(path), records)
+        self.plots.load_history(key, run_label(path), records)
+        self.refresh_runs()  # its colour beside its name
 
     def _update_actions(self) -> None:
         state = self.session.state if self.session is not None else "ready"
@@ -476,16 +501,6 @@ class TrainingWorkspace(QObject):
         path = Path(name)
         ok = self.plots.write_png(path) if kind == "png" else self.plots.write_csv(path) >= 0
         self.window.statusBar().showMessage(f"Wrote {path.name}" if ok else f"Could not write {path}", 8000)
-
-
-def _short_name(path: Path) -> str:
-    """A run's legend name: its start time, ``11-21 15:01``."""
-    match = path.name.rsplit("-", 2)
-    try:
-        stamp = dt.datetime.strptime("-".join(match[-2:]), "%Y%m%d-%H%M%S")
-        return stamp.strftime("%m-%d %H:%M:%S")
-    except ValueError:
-        return path.name[-24:]
 
 
 def _format(name: str, value: float) -> str:

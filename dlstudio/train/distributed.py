@@ -50,11 +50,19 @@ def init(world: World, device: torch.device) -> None:
     dist.init_process_group(backend, init_method="env://", rank=world.rank, world_size=world.size)
 
 
-def shutdown() -> None:
+def shutdown(together: bool) -> None:
+    """Leave the process group. With ``together`` every process first waits for the others,
+    so rank 0, which hosts the rendezvous store, cannot exit while another still needs it."""
+    import gc
+
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if together:
+        dist.barrier()
+    gc.collect()  # DDP wrappers release the group before it is destroyed
+    dist.destroy_process_group()
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> None:
@@ -66,6 +74,7 @@ def all_reduce_sum(tensor: torch.Tensor) -> None:
 def launch(nproc: int, argv: list[str]) -> int:
     """Run ``python -m dlstudio <argv>`` in ``nproc`` local workers with the elastic launcher
     that torchrun uses (standalone rendezvous on a free port); returns the exit code."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -78,4 +87,6 @@ def launch(nproc: int, argv: list[str]) -> int:
     except ChildFailedError as error:
         codes = [failure.exitcode for failure in error.failures.values()]
         return next((c for c in codes if c > 0), 1)
+    except SignalException:  # Ctrl-C or SIGTERM: the workers stopped with a checkpoint
+        return 130
     return 0

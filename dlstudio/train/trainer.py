@@ -68,6 +68,7 @@ class Trainer:
         self.state = LoopState()
         self.parts: Parts | None = None
         self.error: TrainError | None = None
+        self._crashed = False  # an unexpected error, perhaps on this process only
         self._stop = threading.Event()
         self._stop_reason: FinishReason = "stopped"
         self._running = threading.Event()
@@ -109,10 +110,18 @@ class Trainer:
                                           f"use a smaller batch (--batch-size {max(1, batch // 2)}) "
                                           "or precision bf16"))
         except Exception as error:
+            self._crashed = True
             self._fail(TrainError(f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"))
             raise
         finally:
-            distributed.shutdown()
+            self._leave_group()
+
+    def _leave_group(self) -> None:
+        if not self.world.distributed:
+            return
+        if self.parts is not None:
+            self.parts.model = self.parts.module  # drop the DDP wrapper before its group
+        distributed.shutdown(together=not self._crashed)
 
     def _fail(self, error: TrainError) -> Failed:
         self.error = error

@@ -34,5 +34,6 @@ class TrainBatches:
 
 def eval_batches(size: int, batch: int, device: torch.device, rank: int = 0, world: int = 1) -> list[torch.Tensor]:
     """Every sample exactly once across ranks (no padding), in order."""
-    shard = torch.arange(rank, size, world, device=device)
-    return list(shard.split(batch)) if len(shard) else []
+    if rank >= size:
+        return []
+    return list(torch.arange(rank, size, world, device=device).split(batch))

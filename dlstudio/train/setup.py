@@ -154,6 +154,9 @@ def _batching(config: TrainingConfig, world: World, data: DataSplit,
     if config.batch_size % world.size:
         raise ConfigError(f"batch size {config.batch_size} is the global batch and must divide "
                           f"evenly over {world.size} processes")
+    if 0 < data.val_size < world.size:
+        raise ConfigError(f"the validation split holds {data.val_size} samples, fewer than the "
+                          f"{world.size} processes", "raise validation_split, or use fewer processes")
     local = config.batch_size // world.size
     batches = TrainBatches(data.train_size, local, config.seed, world.rank, world.size)
     return batches, eval_batches(data.val_size, config.batch_size, device, world.rank, world.size)

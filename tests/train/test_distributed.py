@@ -4,12 +4,16 @@ with the same global batch."""
 from __future__ import annotations
 
 import json
+import math
 
+import numpy as np
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from dlstudio.cli import main
 from dlstudio.core.io import save_graph
+from dlstudio.train.distributed import World
 from tests.train.helpers import graph_of, mlp
 
 
@@ -30,3 +34,26 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, capsys):
     assert first["step"] == second["step"] == 12
     for key in ("val_loss", "val_accuracy", "val_f1", "train_loss"):
         assert abs(first[key] - second[key]) < 1e-5
+
+
+def test_a_divergence_every_process_sees_ends_the_run_with_exit_3(tmp_path, capsys):
+    x = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32)
+    x[5, 1] = math.nan
+    np.savez(tmp_path / "bad.npz", x=x, y=np.arange(40) % 3)
+    doc = mlp(dataset={"name": "npz", "params": {"path": "bad.npz"}, "inputs": {"x": "x"}},
+              validation_split=0, batch_size=40)
+    graph = tmp_path / "g.json"
+    save_graph(graph_of(doc), graph)
+    assert main(["run", str(graph), "--out", str(tmp_path / "run"), "--nproc", "2"]) == 3
+
+
+def test_a_validation_split_smaller_than_the_process_count_is_refused():
+    from dlstudio.core.training import DatasetConfig
+    from dlstudio.train.data import load_data
+    from dlstudio.train.errors import ConfigError
+    from dlstudio.train.setup import _batching
+
+    data = load_data(DatasetConfig(name="iris"), 0.005, seed=0)
+    assert data.val_size == 1
+    with pytest.raises(ConfigError, match="holds 1 samples, fewer than the 2 processes"):
+        _batching(graph_of(mlp()).training, World(0, 0, 2), data, torch.device("cpu"))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import platform
 import re
 from importlib import metadata
@@ -118,7 +119,9 @@ class RunDir:
         return record
 
     def append_metrics(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, allow_nan=True, separators=(",", ":"))
+        """One line of strict JSON; a NaN or infinite value (a diverging epoch) becomes null."""
+        clean = {k: v if not isinstance(v, float) or math.isfinite(v) else None for k, v in record.items()}
+        line = json.dumps(clean, allow_nan=False, separators=(",", ":"))
         with (self.path / METRICS).open("a", encoding="utf-8") as handle:
             handle.write(line + "\n")
 

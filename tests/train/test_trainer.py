@@ -107,6 +107,19 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     assert not (tmp_path / "run" / "model.safetensors").exists()
 
 
+def test_a_diverging_epoch_is_logged_as_strict_json(tmp_path):
+    class PoisonAtEpochEnd(Callback):
+        def on_throughput(self, event):
+            with torch.no_grad():
+                trainer.parts.module.fc2.bias.fill_(math.inf)
+
+    trainer = Trainer(graph_of(mlp(epochs=2)), callbacks=[PoisonAtEpochEnd()], run_dir=RunDir(tmp_path / "run"))
+    result = trainer.fit()
+    assert result.kind == "diverged" and "val_loss became nan after epoch 1" in result.message
+    [line] = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(line, parse_constant=lambda c: pytest.fail(f"{c} in metrics.jsonl"))["val_loss"] is None
+
+
 def test_run_folder_holds_record_metrics_checkpoints_and_model(tmp_path):
     run = RunDir(tmp_path / "run")
     _, _, rec = fit(mlp(epochs=3), run_dir=run)

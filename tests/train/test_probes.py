@@ -97,6 +97,15 @@ def test_image_classifiers_get_predictions_with_saliency() -> None:
     assert 0.0 <= first.saliency.min() and first.saliency.max() == pytest.approx(1.0)
 
 
+def test_attention_weights_show_as_a_heat_map() -> None:
+    from dlstudio.train.probes import detail
+
+    weights = torch.softmax(torch.randn(2, 4, 5, 7), -1)  # [N, heads, L, S]
+    shown = detail("mha", {"attn_output": torch.randn(2, 5, 16), "attn_output_weights": weights})
+    assert shown.kind == "heatmap" and shown.port == "attn_output_weights"
+    assert np.allclose(shown.values, weights[0].mean(0).numpy(), atol=1e-6)
+
+
 def stats(node: str, grad: float | None, param_grad: float | None = None) -> NodeStats:
     return NodeStats(node, (2, 3), 0.0, 1.0, -1.0, 1.0, 0.0, 0.0, (1, 1), grad, param_grad)
 

@@ -275,6 +275,7 @@ def test_runs_panel_lists_headless_runs_reopens_curves_and_resumes(qtbot, window
     assert list(ws.runs.runs) == [run]
     ws.show_run_curves(run, True)
     assert [r["epoch"] for r in ws.plots.runs[str(run)].epochs] == [1.0, 2.0]
+    assert [x for x, _ in ws.plots.runs[str(run)].speed] == [1.0, 2.0]
     assert ws.resume_run(run, 3)
     finish(qtbot, window)
     assert ws.session.state == "finished"

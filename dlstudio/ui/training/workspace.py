@@ -422,6 +422,7 @@ class TrainingWorkspace(QObject):
         self.runs.show_runs(runs, self.shown_runs, root, colours)
 
     def show_run_curves(self, path: Path, shown: bool) -> None:
+        from dlstudio.train.errors import RunDirError
         from dlstudio.train.rundir import RunDir
 
         key = str(path)
@@ -435,11 +436,16 @@ class TrainingWorkspace(QObject):
             return
         self.curves_dock.show()
         try:
-            records = RunDir(path).read_metrics()
-        except (OSError, ValueError) as error:
+            run = RunDir(path)
+            records = run.read_metrics()
+            samples = run.read_record().get("data", {}).get("train_samples")
+        except (OSError, ValueError, RunDirError) as error:
             self.window.statusBar().showMessage(f"Cannot read the curves of {path.name}: {error}", 8000)
             return
-        self.plots.load_history(key, run_label(path), records)
+        series = self.plots.load_history(key, run_label(path), records)
+        if isinstance(samples, int):  # throughput, where the log has each epoch's training time
+            series.speed = [(float(r["epoch"]), samples / r["train_seconds"]) for r in records
+                            if isinstance(r.get("train_seconds"), int | float) and r["train_seconds"] > 0]
         self.refresh_runs()  # its colour beside its name
 
     def _update_actions(self) -> None:

@@ -128,6 +128,17 @@ def test_editing_during_a_run_leaves_the_run_alone(qtbot, window, tmp_path) -> N
     assert ws.session.state == "stopped"
 
 
+def test_closing_the_window_stops_the_run_with_a_checkpoint(qtbot, window, tmp_path) -> None:
+    ws = window.training
+    open_graph(window, tmp_path, mlp(epochs=2000))
+    ws.start()
+    qtbot.waitUntil(lambda: ws.session.trainer.state.step >= 3, timeout=LONG)
+    window.document.undo_stack.setClean()
+    assert window.close()
+    assert not ws.running and ws.session.outcome.reason == "stopped"
+    assert any((Path(ws.session.run_dir) / "checkpoints").glob("*.json"))
+
+
 def test_divergence_is_shown_and_the_app_stays_up(qtbot, window, tmp_path) -> None:
     doc = mlp(epochs=50, optimizer={"type": "SGD", "params": {"lr": 1e6}})
     doc["nodes"][2]["type"] = "ReLU"  # unbounded activations: a huge step overflows to NaN

@@ -107,6 +107,7 @@ class TrainingSession(QObject):
         self.trainer: Any = None
         self.tap: Any = None
         self._ended = False
+        self._thread_ended = False
         self._linger = 0.0
         self._thread: _JobThread | None = None
         self._probe_job: _JobThread | None = None
@@ -162,6 +163,9 @@ class TrainingSession(QObject):
     def _thread_done(self) -> None:
         from dlstudio.train.worker import RunEnded
 
+        if self._thread_ended:  # called by wait() and by the thread's finished signal
+            return
+        self._thread_ended = True
         self.queue(RunEnded(crashed=self._thread is not None and self._thread.error is not None))
         self.deliver()
 
@@ -197,7 +201,8 @@ class TrainingSession(QObject):
         deadline = time.monotonic() + ms / 1000
         while self.active and time.monotonic() < deadline:
             if self._thread is not None:
-                self._thread.wait(50)
+                if self._thread.wait(50):
+                    self._thread_done()  # the finished signal cannot arrive while this blocks
             else:
                 time.sleep(0.02)
             self.deliver()

@@ -274,6 +274,7 @@ class TrainingWorkspace(QObject):
         self.last_run = path
         self.indicators.clear()
         self._arrange()
+        self._raise(self.train_dock)  # its progress bar
         plots = self.plots
         series = plots.add_run(self.live_key, run_label(path), live=True)
         if resume:

@@ -316,7 +316,7 @@ class PlotsPanel(QWidget):
             return
         low, high = bounds
         shown_low, shown_high = view.viewRange()[1]
-        span = max(high - low, abs(high) * 1e-3, 1e-9)
+        span = max(high - low, abs(high) * 0.05, 1e-9)  # a constant (an unscheduled LR) gets a sane range
         if force or low < shown_low or high > shown_high or span < 0.4 * (shown_high - shown_low):
             view.setYRange(low - 0.25 * span, high + 0.1 * span, padding=0)  # room below: losses fall
 

@@ -30,7 +30,7 @@ class InsightTap(Callback):
     """Probes the run of the trainer given to :meth:`attach`; ``details`` names the nodes whose
     whole output (not only statistics) the next probes include (set from any thread)."""
 
-    def __init__(self, sink: CallbackFn, interval: float = 0.5, budget: float = 0.02,
+    def __init__(self, sink: CallbackFn, interval: float = 0.5, budget: float = 0.01,
                  samples: int = 16) -> None:
         self.sink = sink
         self.interval = interval

@@ -18,6 +18,7 @@ excluded), over all epochs; the ratio is app / headless (target >= 0.95), median
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
 import statistics
@@ -56,7 +57,7 @@ def app(graph: Path, epochs: int, folder: Path) -> dict[str, float]:
     return result
 
 
-def child(graph: Path, epochs: int, folder: Path) -> None:
+def child(graph: Path, epochs: int, folder: Path, profile: str | None = None) -> None:
     """The app side: train from the main window while a timer on the UI thread measures gaps."""
     sys.path.insert(0, str(ROOT))
     from PySide6.QtCore import QSettings, QTimer
@@ -83,7 +84,7 @@ def child(graph: Path, epochs: int, folder: Path) -> None:
     throughputs: list[dict[str, float]] = []
     last = [time.perf_counter()]
     measuring = [False]
-    cpu = {"wall": 0.0, "ui": 0.0}
+    cpu = {"wall": 0.0, "ui": 0.0, "process": 0.0}
 
     def tick() -> None:
         now = time.perf_counter()
@@ -91,11 +92,16 @@ def child(graph: Path, epochs: int, folder: Path) -> None:
             gaps.append((now - last[0]) * 1000)
         last[0] = now
 
+    profiler = cProfile.Profile() if profile else None
+
     def measure(on: bool) -> None:
+        if profiler is not None:
+            profiler.enable() if on else profiler.disable()
         sign = -1 if on else 1
         if on or measuring[0]:
             cpu["wall"] += sign * time.perf_counter()
             cpu["ui"] += sign * time.thread_time()
+            cpu["process"] += sign * time.process_time()
         measuring[0] = on
         last[0] = time.perf_counter()
 
@@ -113,10 +119,13 @@ def child(graph: Path, epochs: int, folder: Path) -> None:
 
     QTimer.singleShot(500, begin)
     app_.exec()
+    if profiler is not None:
+        profiler.dump_stats(profile)
     ticks = sorted(gaps)
     print(json.dumps({"samples_per_s": rate(throughputs), "max_gap_ms": ticks[-1],
                       "p99_gap_ms": ticks[int(len(ticks) * 0.99)], "ticks": len(ticks),
                       "ui_cpu_share": cpu["ui"] / max(cpu["wall"], 1e-9),
+                      "app_cpu_share": cpu["process"] / max(cpu["wall"], 1e-9),
                       "state": workspace.session.state}))
 
 
@@ -127,10 +136,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, help="torch threads in both processes (OMP_NUM_THREADS)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--profile", help="with --child: write the UI thread's cProfile stats while training here")
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(Path(args.graph), args.epochs, Path(args.out))
+        child(Path(args.graph), args.epochs, Path(args.out), args.profile)
         return 0
     if args.threads:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
@@ -151,7 +161,7 @@ def main() -> int:
             print(f"round {index + 1}: headless {found['headless']['samples_per_s']:.0f} samples/s, "
                   f"app {found['app']['samples_per_s']:.0f} samples/s (ratio {ratio:.3f}); UI timer gap "
                   f"max {found['app']['max_gap_ms']:.0f} ms, p99 {found['app']['p99_gap_ms']:.0f} ms "
-                  f"over {found['app']['ticks']} ticks; UI thread busy {found['app']['ui_cpu_share']:.0%} of the time",
+                  f"over {found['app']['ticks']} ticks; UI thread busy {found['app']['ui_cpu_share']:.0%} of the time, app process {found['app']['app_cpu_share']:.0%} of a core",
                   flush=True)
     ratio, gap = statistics.median(ratios), max(gaps)
     print(f"throughput app/headless: median {ratio:.3f} (target >= {RATIO_TARGET}) "

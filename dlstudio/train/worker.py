@@ -2,8 +2,8 @@
 
 The app starts one with :func:`start_worker` (``multiprocessing`` *spawn*, so nothing of the
 UI process is inherited) ahead of time; it imports torch and waits. Commands go in over a
-pipe as plain tuples; events come back over a queue as the engine's own event dataclasses
-(and the probe reports of :mod:`dlstudio.train.probes`). The graph travels as its JSON text
+pipe as plain tuples; events come back over a queue, in batches, as the engine's own event
+dataclasses (and the probe reports of :mod:`dlstudio.train.probes`). The graph travels as its JSON text
 and the configuration as a JSON-able dict, so no user file is ever unpickled. No Qt here.
 
 Commands: ``("run", job)``, ``("pause",)``, ``("resume",)``, ``("stop",)``,
@@ -18,6 +18,7 @@ import multiprocessing as mp
 import queue
 import sys
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -51,10 +52,47 @@ class Job:
     details: tuple[str, ...] = ()
 
 
+#: Events are sent in batches at most this often while training (each send wakes a feeder
+#: thread that competes with the training thread for the interpreter).
+BATCH_S = 0.25
+
+
+class _Batcher:
+    """Collects events and sends them as one list every ``BATCH_S`` while training (a thread
+    of its own sends them, so a paused run's last steps still arrive), and at once for the
+    events that begin or end something, or outside a run."""
+
+    URGENT = frozenset({"Ready", "RunStarted", "Finished", "Failed", "RunEnded"})
+
+    def __init__(self, events: Any) -> None:
+        self.events = events
+        self.pending: list[Any] = []
+        self.lock = threading.Lock()
+        self.training = False
+        threading.Thread(target=self._send_regularly, name="dlstudio-events", daemon=True).start()
+
+    def __call__(self, event: Any) -> None:
+        with self.lock:
+            self.pending.append(event)
+            if not self.training or type(event).__name__ in self.URGENT:
+                self._send()
+
+    def _send(self) -> None:
+        if self.pending:
+            self.events.put(self.pending)
+            self.pending = []
+
+    def _send_regularly(self) -> None:
+        while True:
+            time.sleep(BATCH_S)
+            with self.lock:
+                self._send()
+
+
 class _Worker:
     def __init__(self, commands: Connection, events: Any) -> None:
         self.commands = commands
-        self.events = events
+        self.send = _Batcher(events)
         self.jobs: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.trainer: Any = None
         self.tap: Any = None
@@ -87,7 +125,7 @@ class _Worker:
         import dlstudio.train.trainer  # noqa: F401  (torch and the engine, before Ready)
 
         threading.Thread(target=self.listen, name="dlstudio-commands", daemon=True).start()
-        self.events.put(Ready())
+        self.send(Ready())
         while True:
             command, job = self.jobs.get()
             if command == "quit":
@@ -104,14 +142,14 @@ class _Worker:
         from dlstudio.train.rundir import RunDir
         from dlstudio.train.trainer import Trainer
 
-        self.training = True
+        self.training = self.send.training = True
         crashed = False
         try:
-            self.tap = InsightTap(self.events.put, interval=job.probe_interval)
+            self.tap = InsightTap(self.send, interval=job.probe_interval)
             self.tap.details = job.details
             graph = graph_from_dict(parse_json(job.graph_json, "the run's graph"), "the run's graph")
             self.trainer = Trainer(graph, TrainingConfig.model_validate(job.config),
-                                   [self.events.put, self.tap], run_dir=RunDir(job.run_dir) if job.run_dir else None,
+                                   [self.send, self.tap], run_dir=RunDir(job.run_dir) if job.run_dir else None,
                                    resume=job.resume, base_dir=Path(job.base_dir) if job.base_dir else None,
                                    max_steps=job.max_steps)
             self.tap.attach(self.trainer)
@@ -122,8 +160,8 @@ class _Worker:
             crashed = True
             traceback.print_exc(file=sys.stderr)
         finally:
-            self.training = False
-            self.events.put(RunEnded(crashed))
+            self.training = self.send.training = False
+            self.send(RunEnded(crashed))
 
 
 def worker_main(commands: Connection, events: Any) -> None:
@@ -148,10 +186,10 @@ class WorkerHandle:
 
     def poll(self, limit: int = 10_000) -> list[Any]:
         """Events waiting now (never blocks)."""
-        found = []
+        found: list[Any] = []
         for _ in range(limit):
             try:
-                found.append(self.events.get_nowait())
+                found += self.events.get_nowait()  # the worker sends lists of events
             except queue.Empty:
                 break
         return found

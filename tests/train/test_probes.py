@@ -197,3 +197,26 @@ def test_a_worker_process_trains_reports_and_stops(tmp_path) -> None:
     finally:
         worker.close()
     assert not worker.alive
+
+
+def test_worker_events_travel_in_batches_and_nothing_waits_long() -> None:
+    import queue
+
+    from dlstudio.train.events import Finished
+    from dlstudio.train.worker import BATCH_S, _Batcher
+
+    sent: queue.Queue = queue.Queue()
+    batcher = _Batcher(sent)
+    batcher("before a run")  # outside a run: at once
+    assert sent.get(timeout=1) == ["before a run"]
+    batcher.training = True
+    steps = [StepEnd(1, i, i, 10, 0.5, 0.1) for i in range(1, 4)]
+    for step in steps:
+        batcher(step)
+    first = sent.get(timeout=10 * BATCH_S)  # the sending thread: a paused run's steps still arrive
+    assert first == steps[:len(first)] and len(first) >= 1
+    batcher(steps[0])
+    end = Finished("completed", 1, 3, {}, 1.0)
+    batcher(end)  # an ending is sent at once, after what was waiting
+    rest = [e for _ in range(3) if not sent.empty() for e in sent.get_nowait()]
+    assert rest[-1] is end and steps[0] in rest

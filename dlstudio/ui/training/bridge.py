@@ -25,7 +25,7 @@ from PySide6.QtCore import QObject, QThread, QTimer, Signal
 from dlstudio.core.graph import Graph
 from dlstudio.core.training import TrainingConfig
 
-DRAIN_MS = 250
+DRAIN_MS = 500
 #: After a run, or a probe asked for after it, how long to keep listening for its reports.
 LINGER_S = 10.0
 

@@ -38,7 +38,7 @@ from dlstudio.ui.training.widgets import LegendStrip
 TICK_MS = 125
 PLOTS = ("loss", "metrics", "lr", "speed")
 #: Shortest time between two redraws of a plot, in seconds.
-MIN_PAUSE_S = {"loss": 0.5, "metrics": 0.5, "lr": 2.0, "speed": 0.5}
+MIN_PAUSE_S = {"loss": 1.0, "metrics": 1.0, "lr": 2.0, "speed": 2.0}
 PALETTE = ("#4e8cf5", "#f28e2b", "#2ca58d", "#e15759", "#9d7cd8", "#d4a72c", "#e377c2", "#7f8c8d")
 LOSS_KEYS = ("train_loss", "val_loss")
 

@@ -5,8 +5,8 @@ Public API: :func:`load_graph`, :func:`analyze`, :func:`compile_graph`, :func:`e
 
 from dlstudio.core import (
     Analysis,
-    DLStudioError,
     Diagnostic,
+    DLStudioError,
     Graph,
     GraphFileError,
     GraphInvalidError,

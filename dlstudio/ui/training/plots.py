@@ -36,9 +36,11 @@ from PySide6.QtWidgets import (
 from dlstudio.ui.training.widgets import LegendStrip
 
 TICK_MS = 125
+#: Wide enough for tick labels such as "0.0005", "12000" or "-2.5e-05" at the plots' font size.
+LEFT_AXIS_WIDTH = 50
 PLOTS = ("loss", "metrics", "lr", "speed")
 #: Shortest time between two redraws of a plot, in seconds.
-MIN_PAUSE_S = {"loss": 1.0, "metrics": 1.0, "lr": 2.0, "speed": 2.0}
+MIN_PAUSE_S = {"loss": 1.0, "metrics": 2.0, "lr": 3.0, "speed": 3.0}
 PALETTE = ("#4e8cf5", "#f28e2b", "#2ca58d", "#e15759", "#9d7cd8", "#d4a72c", "#e377c2", "#7f8c8d")
 LOSS_KEYS = ("train_loss", "val_loss")
 
@@ -168,6 +170,9 @@ class PlotsPanel(QWidget):
         plot.setXRange(0, 1, padding=0.02)
         for side in ("left", "bottom", "top", "right"):  # axes repaint from a pixmap until their range moves
             plot.getAxis(side).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        # A fixed width: otherwise a wider tick label ("0.5" -> "0.25") re-lays out the plot, and a
+        # re-laid-out plot repaints everything in it.
+        plot.getAxis("left").setWidth(LEFT_AXIS_WIDTH)
         return plot
 
     def set_epochs(self, epochs: int) -> None:

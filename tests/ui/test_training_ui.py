@@ -83,6 +83,17 @@ def test_a_run_in_the_worker_process_draws_curves_and_stops(qtbot, window, tmp_p
     assert ws.plots.write_png(tmp_path / "curves.png") and (tmp_path / "curves.png").stat().st_size > 1000
 
 
+def test_every_plot_shows_the_whole_run_as_soon_as_it_ends(qtbot, window, tmp_path) -> None:
+    ws = window.training
+    open_graph(window, tmp_path, mlp(epochs=6))
+    assert ws.start()
+    finish(qtbot, window)  # no waiting out the pause between redraws a plot keeps while training
+    series = ws.plots.runs[ws.live_key]
+    for name in ("samples_per_s", "train_loss_smoothed", "lr_step", "val_loss", "val_accuracy"):
+        shown = series.items[name].xData
+        assert shown is not None and max(shown) >= 5.99, name
+
+
 def test_stop_takes_effect_within_one_batch(qtbot, window, tmp_path) -> None:
     ws = window.training
     open_graph(window, tmp_path, mlp(epochs=2000))

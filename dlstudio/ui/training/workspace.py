@@ -356,6 +356,7 @@ class TrainingWorkspace(QObject):
         self._update_actions()
         self.runs.set_busy(self.running)
         if state in ("finished", "stopped", "failed"):
+            self.plots.redraw()  # while training, a plot waits up to MIN_PAUSE_S between redraws
             self.refresh_runs()
             QTimer.singleShot(WARM_AFTER_MS, self.warm_up)
 

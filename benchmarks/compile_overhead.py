@@ -10,7 +10,7 @@ too). With one torch thread, the time is the CPU time of the thread running the 
 other processes on a busy machine do not inflate the way they inflate wall-clock time
 (printed too).
 
-    python benchmarks/compile_overhead.py [--rounds 101] [--steps 1] [--threads 1]
+    python benchmarks/compile_overhead.py [--rounds 301] [--steps 1] [--threads 1]
 """
 
 from __future__ import annotations
@@ -198,7 +198,7 @@ def compare(name: str, document: dict, hand_class: type[nn.Module], make: Callab
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=101, help="interleaved rounds (median taken)")
+    parser.add_argument("--rounds", type=int, default=301, help="interleaved rounds (median taken; fewer wander by 3%% on a shared machine)")
     parser.add_argument("--steps", type=int, default=1, help="training steps per round")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()

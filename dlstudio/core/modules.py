@@ -68,3 +68,17 @@ def causal_mask(x: torch.Tensor, dim: int = 1) -> torch.Tensor:
     return nn.Transformer.generate_square_subsequent_mask(
         x.size(dim), device=x.device, dtype=x.dtype
     )
+
+
+def _load_family_helpers() -> None:
+    """Import :mod:`dlstudio.core.helpers`' modules: a family's helpers live beside its layers'."""
+    import importlib
+    import pkgutil
+
+    from dlstudio.core import helpers
+
+    for info in sorted(pkgutil.iter_modules(helpers.__path__), key=lambda m: m.name):
+        importlib.import_module(f"{helpers.__name__}.{info.name}")
+
+
+_load_family_helpers()

@@ -21,6 +21,7 @@ TARGETS = {
     "cnn_digits": ("val_accuracy", 0.97, 30.0),
     "mlp_digits": ("val_accuracy", 0.95, None),
     "mlp_iris": ("val_accuracy", 0.95, None),
+    "lora_digits": ("val_accuracy", 0.93, None),
     "lstm_sequence": ("val_accuracy", 0.99, None),
     "transformer_sequence": ("val_accuracy", 0.95, None),
 }

@@ -25,7 +25,8 @@ class MixtureOfExperts(nn.Module):
     routing collapses onto a few experts.
 
     The (token, choice) pairs are sorted by expert, so each expert reads one slice; an
-    expert without tokens runs on zero rows, so every weight gets a gradient.
+    expert without tokens runs on zero rows, so every weight gets a gradient. Rows move
+    by index_copy only (its gradient is a gather), never by a scatter-add.
     """
 
     def __init__(
@@ -57,17 +58,16 @@ class MixtureOfExperts(nn.Module):
         tokens = x.reshape(-1, x.size(-1))
         logits = self.router(tokens)
         scores, chosen = logits.topk(self.top_k, dim=-1)
-        gates = scores.softmax(dim=-1).flatten()
         experts = chosen.flatten()
         order = experts.argsort(stable=True)
         counts = experts.bincount(minlength=self.num_experts)
-        rows, gates = order // self.top_k, gates[order]
-        sizes = counts.tolist()
-        out = torch.zeros_like(tokens)
-        pieces = zip(self.experts, rows.split(sizes), gates.split(sizes), strict=True)
-        for expert, picked, gate in pieces:
-            y = expert(tokens.index_select(0, picked)) * gate[:, None]
-            out.index_add_(0, picked, y.to(out.dtype))
+        pairs = tokens.unsqueeze(1).expand(-1, self.top_k, -1).flatten(0, 1)
+        routed = torch.empty_like(pairs).index_copy(0, order.argsort(), pairs)
+        parts = routed.split(counts.tolist())
+        y = torch.cat([f(part) for f, part in zip(self.experts, parts, strict=True)])
+        y = torch.empty_like(y).index_copy(0, order, y).view(*chosen.shape, -1)
+        gates = scores.softmax(dim=-1).unsqueeze(-1)
+        out = (y * gates).sum(dim=1).to(x.dtype)
         return out.reshape(x.shape), self.balance_loss(logits, counts, x.dtype)
 
     def balance_loss(

@@ -47,13 +47,21 @@ class DatasetConfig(_Model):
     inputs: dict[str, str] = Field(default_factory=dict, description="Input node id -> dataset field")
 
 
+_Weight = Annotated[float, Field(allow_inf_nan=False)]
+
+
 class LossConfig(_Model):
-    """A torch.nn loss comparing an Output node with a dataset field."""
+    """A torch.nn loss comparing an Output node with a dataset field, plus weighted
+    ``auxiliary`` scalars (such as a MixtureOfExperts' load-balancing loss) to add to it."""
 
     type: str = Field(default="CrossEntropyLoss", max_length=100)
     output: str | None = Field(default=None, description="Output node id (default: the first)")
     target: str = Field(default="y", max_length=100, description="dataset field holding the target")
     params: dict[str, Any] = Field(default_factory=dict)
+    auxiliary: dict[str, _Weight] | None = Field(
+        default=None, max_length=20,
+        description="scalar Output node id -> weight: the objective is the loss plus weight x value "
+                    "for each; train_loss and val_loss report that sum, since it is what is optimised")
 
 
 class OptimizerConfig(_Model):

@@ -55,6 +55,7 @@ class TrainingChecker:
         fields = self._dataset()
         self._bindings(fields)
         classes = self._loss(fields)
+        self._auxiliary()
         self._named("optimizer", OPTIMIZERS, self.config.optimizer.type, self.config.optimizer.params)
         if self.config.scheduler is not None:
             self._scheduler()
@@ -211,6 +212,40 @@ class TrainingChecker:
         self._error(output, f"{kind} compares '{output}' {tensor} with target "
                     f"'{self.config.loss.target}' {_field_shape(info.shape)} of another shape",
                     f"make the output {_field_shape(info.shape if info.shape else (1,))}")
+
+    def _auxiliary(self) -> None:
+        """Each auxiliary loss: an Output other than the loss's, a float scalar, a weight >= 0."""
+        main = loss_output(self.config, self.output_ids)
+        for node_id, weight in (self.config.loss.auxiliary or {}).items():
+            if self._auxiliary_output(node_id, main):
+                self._auxiliary_value(node_id, weight)
+
+    def _auxiliary_output(self, node_id: str, main: str | None) -> bool:
+        name, where = node_id[:40], "training.loss.auxiliary"
+        if node_id not in self.output_ids:
+            known = node_id in self.analysis.graph.node_ids()
+            self._error(node_id if known else None, f"the auxiliary loss '{name}' is not an Output node",
+                        "connect the scalar loss to an Output node and name that Output's id in "
+                        "training.loss.auxiliary", where)
+            return False
+        if node_id == main:
+            self._error(node_id, f"Output '{name}' is the main loss's output, so it cannot also be "
+                        "an auxiliary loss", "give the auxiliary loss an Output node of its own, or "
+                        "bind the main loss to another Output (training.loss.output)", where)
+            return False
+        return True
+
+    def _auxiliary_value(self, node_id: str, weight: float) -> None:
+        where = "training.loss.auxiliary"
+        tensor = self.analysis.ports.get((node_id, "output"))
+        if tensor is not None and (tensor.shape != () or not tensor.is_float):
+            self._error(node_id, f"the auxiliary loss '{node_id[:40]}' must be one floating-point "
+                        f"number, but its Output gets {tensor.dtype} {tensor}",
+                        "connect a scalar loss to it, such as a MixtureOfExperts' aux_loss port", where)
+        if weight < 0:
+            self._error(node_id, f"the auxiliary loss '{node_id[:40]}' has the weight {weight}, "
+                        "which would make training push it up", "use a weight of 0 or more "
+                        "(0.01 is usual for a load-balancing loss)", where)
 
     # -- optimizer, scheduler, metrics -------------------------------------------------------------
 

@@ -66,6 +66,8 @@ class Parts:
     objective: Objective
     metrics: Metrics
     autocast: Any
+    #: (index in the outputs, weight) of each auxiliary loss added to the objective
+    auxiliary: tuple[tuple[int, float], ...] = ()
 
 
 def check_graph(graph: Graph, config: TrainingConfig) -> tuple[Analysis, TrainingConfig]:
@@ -123,8 +125,14 @@ def prepare(graph: Graph, config: TrainingConfig, world: World, base_dir: Path |
         schedule=make_schedule(config.scheduler, optimizer, config.epochs, len(batches)),
         scaler=grad_scaler(device, config.precision), objective=Objective(config.loss, device),
         metrics=Metrics(config.metrics, config.loss.type, config.loss.params.get("ignore_index", -100)),
-        autocast=autocast(device, config.precision),
+        autocast=autocast(device, config.precision), auxiliary=_auxiliary(config, outputs),
     )
+
+
+def _auxiliary(config: TrainingConfig, outputs: list[str]) -> tuple[tuple[int, float], ...]:
+    """Where each auxiliary loss is in the module's outputs, and its weight (0 leaves it out)."""
+    weights = config.loss.auxiliary or {}
+    return tuple((outputs.index(node_id), weight) for node_id, weight in weights.items() if weight)
 
 
 def _check_loaded(config: TrainingConfig, analysis: Analysis, data: DataSplit) -> None:

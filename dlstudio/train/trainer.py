@@ -209,10 +209,11 @@ class Trainer:
         inputs = [x[index] for x in p.train_inputs]
         target = p.train_target[index]
         with p.autocast():
-            output = p.model(*inputs)
-            if p.output_index is not None:
-                output = output[p.output_index]
+            outputs = p.model(*inputs)
+            output = outputs if p.output_index is None else outputs[p.output_index]
             loss = p.objective(output, target)
+            for index, weight in p.auxiliary:
+                loss = loss + weight * outputs[index].float()
         p.optimizer.zero_grad(set_to_none=True)
         if p.scaler is None:
             loss.backward()
@@ -258,7 +259,11 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Loss and metrics over the validation split (every process's share, summed)."""
+        """Loss and metrics over the validation split (every process's share, summed).
+
+        The loss is the objective, as in training: the main loss plus the weighted
+        auxiliary losses; the metrics look at the main loss's output only.
+        """
         p = self.parts
         assert p is not None
         if not p.data.val_size:
@@ -267,11 +272,13 @@ class Trainer:
         p.metrics.reset()
         for index in p.val_batches:
             with p.autocast():
-                output = p.module(*[x[index] for x in p.val_inputs])
-                if p.output_index is not None:
-                    output = output[p.output_index]
+                outputs = p.module(*[x[index] for x in p.val_inputs])
+                output = outputs if p.output_index is None else outputs[p.output_index]
                 target = p.val_target[index]
-                p.metrics.update(output, target, p.objective(output, target))
+                loss = p.objective(output, target)
+                for aux, weight in p.auxiliary:
+                    loss = loss + weight * outputs[aux].float()
+                p.metrics.update(output, target, loss)
         if self.world.distributed:
             self._reduce_metrics()
         p.module.train()

@@ -370,3 +370,16 @@ def test_split_shows_one_output_port_per_section_and_connects_to_the_last(qtbot)
     out_id = [n.id for n in doc.graph.nodes if n.type == "Output"][0]
     doc.connect("split.out2", out_id)
     assert doc.find_edge(("split.out2", out_id)) is not None
+
+
+def test_every_layer_family_has_its_own_colour_and_unknown_types_stay_grey(qtbot):
+    from dlstudio.core.catalogue import families
+    from dlstudio.ui.canvas.style import canvas_style
+
+    style = canvas_style()
+    colours = {name: style.family(name) for name in families()}
+    assert all(colour.saturation() > 0 for colour in colours.values())
+    assert len({colour.hue() for colour in colours.values()}) == len(colours)
+    assert style.family("").saturation() == 0
+    assert style.family("Some family") == style.family("Some family")
+    assert style.family("Some family").saturation() > 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+import zlib
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
@@ -34,7 +35,7 @@ DETAIL_LOD = 0.55
 FAMILY_HUES = {
     "Graph": 210, "Dense": 265, "Convolution": 200, "Pooling": 175, "Normalization": 140,
     "Regularization": 95, "Activation": 35, "Shape": 50, "Merge": 320, "Sequence": 290,
-    "Attention": 345, "Advanced": 15,
+    "Attention": 345, "Advanced": 15, "State space": 235, "Experts": 305, "Adapters": 118,
 }
 
 
@@ -63,9 +64,10 @@ class CanvasStyle:
     shadow: QColor
 
     def family(self, name: str) -> QColor:
-        hue = FAMILY_HUES.get(name, 220 if name else 0)
-        saturation = 150 if name in FAMILY_HUES else 0
-        return QColor.fromHsl(hue, saturation, 150 if self.dark else 120)
+        """A family's accent; a family missing from FAMILY_HUES gets a hue from its name,
+        and a node of unknown type (no family) stays grey."""
+        hue = FAMILY_HUES.get(name, zlib.crc32(name.encode()) % 360)
+        return QColor.fromHsl(hue, 150 if name else 0, 150 if self.dark else 120)
 
     def header(self, name: str) -> QColor:
         """The header fill: the family colour blended into the node body."""

@@ -75,7 +75,10 @@ class Analysis:
 
     @property
     def trainable_params(self) -> int:
-        return self.total_params
+        """Parameters an optimizer updates: those of live nodes that are not frozen."""
+        frozen = {node.id for node in self.graph.nodes if node.frozen}
+        return sum(count for node, count in self.param_counts.items()
+                   if node in self.live and node not in frozen)
 
     @property
     def total_flops(self) -> int | None:
@@ -120,6 +123,7 @@ def _analyze(graph: Graph) -> Analysis:
     _check_liveness(graph, result)
     _infer_all(nodes, specs, result)
     _check_in_place(nodes, result, report)
+    _check_frozen(graph, result)
     if graph.training is not None:
         from dlstudio.core.training import check_training
 
@@ -142,6 +146,15 @@ def _check_in_place(nodes: dict[str, Node], result: Analysis, report: Any) -> No
             report("warning", link.target,
                    f"'{link.target}' overwrites its input in place, but the output of "
                    f"'{link.source}' {what}", "turn inplace off", link.target_port, "inplace")
+
+
+def _check_frozen(graph: Graph, result: Analysis) -> None:
+    """A frozen node without parameters has nothing to freeze: say so, it may be a slip."""
+    for node in graph.nodes:
+        if node.frozen and result.param_counts.get(node.id) == 0:
+            _report(result, "warning", node.id,
+                    f"'{node.id}' is frozen but has no parameters to keep fixed",
+                    "unfreeze it, or freeze the layer whose weights should stay")
 
 
 def _reporter(result: Analysis) -> Any:

@@ -34,12 +34,14 @@ HELPERS = frozenset(name for spec in CATALOGUE.values() for name in spec.support
 
 @dataclass(frozen=True)
 class Submodule:
-    """``self.<attr> = <construct>``, built for node ``node_id``."""
+    """``self.<attr> = <construct>``, built for node ``node_id``; a frozen one's parameters
+    do not train (``requires_grad_(False)``)."""
 
     attr: str
     node_id: str
     construct: Construct
     comment: str
+    frozen: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,8 @@ class _Planner:
         if spec.module is not None:
             attr = self.attributes.name(node.id)
             comment = safe_text(node.label or "")
-            plan.submodules.append(Submodule(attr, node.id, spec.module(params), comment))
+            frozen = node.frozen and self.analysis.param_counts.get(node.id, 0) > 0
+            plan.submodules.append(Submodule(attr, node.id, spec.module(params), comment, frozen))
         callee, call_args = _callee(spec, params, args, f"self.{attr}")
         single = len(spec.outputs) == 1
         outputs = {port: self.variables.name(node.id if single else f"{node.id}_{port}")

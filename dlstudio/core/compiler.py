@@ -47,6 +47,9 @@ def build_module(plan: ModulePlan) -> Any:
         nn.Module.__init__(self)
         for sub in plan.submodules:
             setattr(self, sub.attr, instantiate(sub.construct))
+        for sub in plan.submodules:
+            if sub.frozen:
+                getattr(self, sub.attr).requires_grad_(False)
 
     cls = type(plan.class_name, (nn.Module,), {"__init__": init, "forward": forward,
                                                "__module__": "dlstudio.compiled"})

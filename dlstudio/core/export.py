@@ -20,6 +20,7 @@ from dlstudio.core.codegen import (
 from dlstudio.core.graph import Graph
 from dlstudio.core.io import GraphSource, load_graph
 from dlstudio.core.naming import docstring_text, safe_text
+from dlstudio.core.pyformat import format_call
 
 
 def export_python(source: GraphSource | Analysis) -> str:
@@ -74,6 +75,11 @@ def _class_source(plan: ModulePlan, graph: Graph) -> str:
             lines.append(f"{INDENT * 2}# {sub.comment}")
         callee, args = construct_source(sub.construct)
         lines += fit_assignment(INDENT * 2, f"self.{sub.attr}", callee, args)
+    frozen = [sub.attr for sub in plan.submodules if sub.frozen]
+    if frozen:
+        lines.append("")
+    for attr in frozen:
+        lines += format_call(2, f"self.{attr}.requires_grad_(False)")
     lines.append("")
     return "\n".join(lines) + "\n" + forward_source(plan)
 

@@ -51,6 +51,8 @@ class Node(_Model):
     params: dict[str, Any] = Field(default_factory=dict)
     label: str | None = Field(default=None, max_length=10_000)
     position: tuple[Coordinate, Coordinate] | None = None
+    frozen: bool = Field(default=False, description="keep this node's parameters as they are while "
+                         "training (transfer learning); saved only when true")
 
 
 class Edge(_Model):

@@ -264,6 +264,8 @@ def _node_dict(node: Any) -> dict[str, Any]:
         out["label"] = node.label
     if node.position is not None:
         out["position"] = [_number(v) for v in node.position]
+    if node.frozen:
+        out["frozen"] = True
     out.update(_sorted(node.model_extra))
     return out
 

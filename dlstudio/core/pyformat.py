@@ -432,6 +432,11 @@ def format_assignment(level: int, target: str, value: str, width: int = LINE_LEN
     return render(assignment_doc(target, value), level, width)
 
 
+def format_call(level: int, call: str, width: int = LINE_LENGTH) -> list[str]:
+    """A call as a statement (``self.fc.requires_grad_(False)``), as ruff formats it."""
+    return render(expr_doc(expression(call)), level, width)
+
+
 def format_return(level: int, names: list[str], width: int = LINE_LENGTH) -> list[str]:
     """``return a`` or ``return a, b``, as ruff formats it."""
     if len(names) == 1:

@@ -77,18 +77,22 @@ class Summary:
 
     def as_table(self) -> str:
         header = ("node", "type", "output shape", "params", "FLOPs")
-        body = [(r.node + ("" if r.live else " (unused)"), r.type, _shapes_text(r.shapes),
-                 f"{r.params:,}", "?" if r.flops is None else f"{r.flops:,}") for r in self.rows()]
+        frozen = {node.id for node in self.analysis.graph.nodes if node.frozen}
+        body = [(r.node + ("" if r.live else " (unused)") + (" (frozen)" if r.node in frozen else ""),
+                 r.type, _shapes_text(r.shapes), f"{r.params:,}",
+                 "?" if r.flops is None else f"{r.flops:,}") for r in self.rows()]
         flops = "?" if self.flops is None else f"{self.flops:,}"
-        footer = ("total", "", "", f"{self.analysis.total_params:,}", flops)
-        widths = [max(len(row[i]) for row in [header, *body, footer]) for i in range(5)]
+        footers = [("total", "", "", f"{self.analysis.total_params:,}", flops)]
+        if self.analysis.trainable_params != self.analysis.total_params:
+            footers.append(("trainable", "", "", f"{self.analysis.trainable_params:,}", ""))
+        widths = [max(len(row[i]) for row in [header, *body, *footers]) for i in range(5)]
 
         def line(row: tuple[str, ...]) -> str:
             cells = [row[i].ljust(widths[i]) if i < 3 else row[i].rjust(widths[i]) for i in range(5)]
             return "  ".join(cells).rstrip()
 
         rule = "  ".join("-" * w for w in widths)
-        return "\n".join([line(header), rule, *map(line, body), rule, line(footer)])
+        return "\n".join([line(header), rule, *map(line, body), rule, *map(line, footers)])
 
 
 def _fill(dim: Dim, batch: int) -> Dim:

@@ -261,6 +261,20 @@ class SetLabel(QUndoCommand):
         self.doc.apply_label(self.node_id, self.old)
 
 
+class SetFrozen(QUndoCommand):
+    def __init__(self, doc: GraphDocument, node_id: str, frozen: bool) -> None:
+        super().__init__(f"{'Freeze' if frozen else 'Unfreeze'} {node_id}")
+        self.doc = doc
+        self.node_id = node_id
+        self.frozen = frozen
+
+    def redo(self) -> None:
+        self.doc.apply_frozen(self.node_id, self.frozen)
+
+    def undo(self) -> None:
+        self.doc.apply_frozen(self.node_id, not self.frozen)
+
+
 class Rename(QUndoCommand):
     """Change a node id; the edges that name it follow."""
 

@@ -254,6 +254,11 @@ class GraphDocument(QObject):
         if (label or None) != self.node(node_id).label:
             self.push(commands.SetLabel(self, node_id, label))
 
+    def set_frozen(self, node_id: str, frozen: bool) -> None:
+        """Freeze a node's parameters for training (transfer learning), or let them train."""
+        if frozen != self.node(node_id).frozen:
+            self.push(commands.SetFrozen(self, node_id, frozen))
+
     def rename_node(self, old: str, new: str) -> None:
         """Change a node id (edges follow); ValueError with the reason when ``new`` is illegal."""
         problem = self.rename_problem(old, new)
@@ -399,6 +404,11 @@ class GraphDocument(QObject):
 
     def apply_label(self, node_id: str, label: str | None) -> None:
         self.node(node_id).label = label or None
+        self.node_changed.emit(node_id)
+        self._changed()
+
+    def apply_frozen(self, node_id: str, frozen: bool) -> None:
+        self.node(node_id).frozen = frozen
         self.node_changed.emit(node_id)
         self._changed()
 

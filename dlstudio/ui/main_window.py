@@ -247,7 +247,9 @@ class MainWindow(QMainWindow):
         else:
             self.status_problems.setText("No problems")
             set_text_colour(self.status_problems, colors().ok)
-        self.status_params.setText(f"Params {analysis.total_params:,}")
+        frozen = analysis.total_params - analysis.trainable_params
+        self.status_params.setText(f"Params {analysis.total_params:,}"
+                                   + (f" ({frozen:,} frozen)" if frozen else ""))
         self.status_flops.setText(f"FLOPs {human_count(analysis.total_flops)}")
         outputs = analysis.outputs()
         text = "  ".join(f"{name} {tensor}" for name, tensor in outputs.items())

@@ -157,6 +157,9 @@ def test_edit_params_then_undo_and_redo(chain):
     doc.undo_stack.redo()
     settle(doc)
     assert item.view.outputs["output"] == "[N, 10]" and item.view.params == "330 params"
+    doc.set_frozen("fc2", True)
+    settle(doc)
+    assert item.view.params == "330 params · frozen"
 
 
 def test_shape_mismatch_turns_the_node_red_with_a_plain_text_tooltip(chain):

@@ -196,7 +196,7 @@ def test_place_unpositioned_does_not_mark_modified(doc):
 
 TYPES = sorted(t for t in CATALOGUE if t not in ("Input", "Output"))
 OPS = ("add", "remove", "remove_edge", "connect", "disconnect", "reconnect", "move", "param",
-       "label", "rename", "paste", "duplicate", "layout", "insert", "field")
+       "label", "frozen", "rename", "paste", "duplicate", "layout", "insert", "field")
 
 
 def apply_op(doc: GraphDocument, op: str, a: int, b: int, step: int) -> None:
@@ -228,6 +228,8 @@ def apply_op(doc: GraphDocument, op: str, a: int, b: int, step: int) -> None:
                 doc.set_param(node, param.name, None if a % 3 == 0 else param.default)
         elif op == "label" and node:
             doc.set_label(node, None if a % 2 else f"label {b}")
+        elif op == "frozen" and node:
+            doc.set_frozen(node, not doc.node(node).frozen)
         elif op == "rename" and node:
             doc.rename_node(node, f"renamed_{step}")
         elif op == "paste" and node:

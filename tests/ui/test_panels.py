@@ -214,6 +214,21 @@ def test_renaming_checks_legal_and_unique_ids(qtbot, document, inspector) -> Non
     assert document.has_node("conv") and inspector.node_ids == ["conv"]
 
 
+def test_freezing_a_layer_is_one_undo_step_and_shows_on_the_page(qtbot, document, inspector) -> None:
+    page = page_of(inspector, "conv")
+    assert page.frozen_box.isVisibleTo(page) and not page.frozen_box.isChecked()
+    trainable = document.analysis.trainable_params
+    page.frozen_box.click()
+    settle(document)
+    assert document.node("conv").frozen and page.frozen_box.isChecked()
+    assert document.analysis.trainable_params == trainable - document.analysis.param_counts["conv"]
+    assert document.undo_stack.undoText() == "Freeze conv"
+    document.undo_stack.undo()
+    settle(document)
+    assert not document.node("conv").frozen and not page.frozen_box.isChecked()
+    assert not page_of(inspector, "drop").frozen_box.isVisibleTo(inspector.page)  # nothing to freeze
+
+
 def test_label_edit_and_user_text_is_plain(qtbot, document, inspector) -> None:
     page = page_of(inspector, "conv")
     page.label_edit.setText("<b>features</b>")

@@ -81,6 +81,8 @@ def node_view(node: Node, edges: list[EdgeKey], analysis: Analysis | None,
             view.outputs[port] = str(tensor) if tensor is not None else ""
         count = analysis.param_counts.get(node.id)
         view.params = f"{st.short_count(count)} params" if count else ""
+        if node.frozen:
+            view.params = f"{view.params} · frozen" if view.params else "frozen"
         found = analysis.node_diagnostics(node.id) if problems is None else problems
         view.errors = tuple(d.one_line() for d in found if d.severity == "error")
         view.warnings = tuple(d.one_line() for d in found if d.severity == "warning")

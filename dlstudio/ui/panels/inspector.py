@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
+    QCheckBox,
     QFrame,
     QGridLayout,
     QLabel,
@@ -46,6 +47,11 @@ def param_problem(spec: LayerSpec, name: str, value: Any) -> str | None:
     except ParamProblem as problem:
         return problem.message
     return None
+
+
+def _frozen_note(analysis: Analysis) -> str:
+    frozen = analysis.total_params - analysis.trainable_params
+    return f" ({frozen:,} frozen)" if frozen else ""
 
 
 def _heading(text: str, size: float = 1.15) -> QLabel:
@@ -158,6 +164,12 @@ class NodePage(QWidget):
         grid.addWidget(self.id_error, 1, 1)
         grid.addWidget(plain_label("label"), 2, 0)
         grid.addWidget(self.label_edit, 2, 1)
+        self.frozen_box = QCheckBox("frozen: keep its weights while training")
+        self.frozen_box.setObjectName("node_frozen")
+        self.frozen_box.setToolTip("Transfer learning: the optimizer leaves this layer's parameters "
+                                   "as they are (loaded or initial).")
+        self.frozen_box.toggled.connect(lambda on: self.document.set_frozen(self.node_id, on))
+        grid.addWidget(self.frozen_box, 3, 1)
         return grid
 
     def _params_grid(self) -> QWidget:
@@ -192,6 +204,9 @@ class NodePage(QWidget):
             self.id_edit.setText(node.id)
         if not self.label_edit.hasFocus():
             self.label_edit.setText(node.label or "")
+        with QSignalBlocker(self.frozen_box):
+            self.frozen_box.setChecked(node.frozen)
+        self.frozen_box.setVisible(node.frozen or bool(analysis.param_counts.get(self.node_id)))
         diagnostics = analysis.node_diagnostics(self.node_id)
         self._show_problems(diagnostics)
         self.info.setText(self._info_text(analysis))
@@ -305,7 +320,7 @@ class GraphPage(QWidget):
         errors = len(analysis.errors)
         self.totals.setText(
             f"{len(graph.nodes)} nodes, {len(graph.edges)} edges\n"
-            f"Parameters: {analysis.total_params:,}\nFLOPs: {human_count(analysis.total_flops)}\n"
+            f"Parameters: {analysis.total_params:,}{_frozen_note(analysis)}\nFLOPs: {human_count(analysis.total_flops)}\n"
             + (f"{errors} error{'s' if errors != 1 else ''}" if errors else "No errors"))
 
     def eventFilter(self, watched: Any, event: Any) -> bool:

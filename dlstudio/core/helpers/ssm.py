@@ -22,8 +22,6 @@ class MambaBlock(nn.Module):
     exp(a sum of dt A) <= 1, so long sequences stay finite.
     """
 
-    chunk = 64
-
     def __init__(
         self,
         d_model: int,
@@ -37,6 +35,7 @@ class MambaBlock(nn.Module):
         super().__init__()
         d_inner = expand * d_model
         self.d_conv = d_conv
+        self.chunk = 64
         self.dt_rank = dt_rank or math.ceil(d_model / 16)
         self.in_proj = nn.Linear(d_model, 2 * d_inner, bias=bias)
         self.conv1d = nn.Conv1d(

@@ -212,8 +212,8 @@ class Trainer:
             outputs = p.model(*inputs)
             output = outputs if p.output_index is None else outputs[p.output_index]
             loss = p.objective(output, target)
-            for index, weight in p.auxiliary:
-                loss = loss + weight * outputs[index].float()
+            for position, weight in p.auxiliary:
+                loss = loss + weight * outputs[position].float()
         p.optimizer.zero_grad(set_to_none=True)
         if p.scaler is None:
             loss.backward()
@@ -276,8 +276,8 @@ class Trainer:
                 output = outputs if p.output_index is None else outputs[p.output_index]
                 target = p.val_target[index]
                 loss = p.objective(output, target)
-                for aux, weight in p.auxiliary:
-                    loss = loss + weight * outputs[aux].float()
+                for position, weight in p.auxiliary:
+                    loss = loss + weight * outputs[position].float()
                 p.metrics.update(output, target, loss)
         if self.world.distributed:
             self._reduce_metrics()

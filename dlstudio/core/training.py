@@ -100,6 +100,10 @@ class TrainingConfig(_Model):
     grad_clip: _Pos | None = Field(default=None, description="max gradient norm")
     early_stopping: EarlyStoppingConfig | None = None
     deterministic: bool = False
+    init_weights: str | None = Field(
+        default=None, max_length=4096,
+        description="start from these weights (transfer learning): a .safetensors file or an earlier "
+                    "run's folder, relative to the graph file; matched by <node id>.<parameter>")
 
 
 # --- argument declarations of named things --------------------------------------------------

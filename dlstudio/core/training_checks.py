@@ -61,6 +61,12 @@ class TrainingChecker:
             self._scheduler()
         self._metrics(classes)
         self._early_stopping()
+        if self.analysis.ok and self.analysis.trainable_params == 0:
+            frozen = any(n.frozen for n in self.analysis.graph.nodes)
+            self._error(None, "nothing to train: " + ("every layer with parameters is frozen" if frozen
+                                                       else "the graph has no parameters"),
+                        "unfreeze a layer" if frozen else "add a layer with weights, such as Linear",
+                        "training")
         if not DEVICE_RE.fullmatch(self.config.device):
             self._error(None, f"training device '{self.config.device[:20]}' is not known",
                         "use auto, cpu, cuda, cuda:N or mps", "training.device")

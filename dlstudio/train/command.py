@@ -31,7 +31,7 @@ from dlstudio.train.trainer import Trainer
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 #: Options that change the configuration; ``--resume`` accepts only the first two.
-OVERRIDES = ("epochs", "device", "batch_size", "lr", "seed")
+OVERRIDES = ("epochs", "device", "batch_size", "lr", "seed", "init_weights")
 
 
 def add_run_command(commands: Any) -> None:
@@ -45,6 +45,8 @@ def add_run_command(commands: Any) -> None:
     parser.add_argument("--deterministic", action="store_true", help="use deterministic algorithms only")
     parser.add_argument("--out", metavar="DIR", help="run folder (default: runs/<name>-<timestamp>)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    parser.add_argument("--init-weights", metavar="FILE|RUN_DIR",
+                        help="start from pretrained weights (a .safetensors file or a run folder), by key")
     parser.add_argument("--nproc", type=int, default=1, help="worker processes (torch.distributed, DDP)")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
     parser.add_argument("--json", action="store_true", help="print events as JSON lines instead")
@@ -114,6 +116,8 @@ def _override(config: TrainingConfig, args: argparse.Namespace) -> TrainingConfi
         data["optimizer"]["params"]["lr"] = args.lr
     if args.deterministic:
         data["deterministic"] = True
+    if getattr(args, "init_weights", None):
+        data["init_weights"] = str(Path(args.init_weights).resolve())
     try:
         return TrainingConfig.model_validate(data)
     except ValidationError as error:

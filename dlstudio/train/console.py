@@ -34,6 +34,11 @@ def _format(name: str, value: float) -> str:
     return f"{value:.4f}"
 
 
+def _parameters(event: RunStarted) -> str:
+    frozen = event.parameters - (event.trainable if event.trainable is not None else event.parameters)
+    return f"{event.parameters:,} parameters" + (f" ({frozen:,} frozen)" if frozen else "")
+
+
 class RichProgress(Callback):
     """A progress bar over the whole run (loss, main metric, ETA) and a table at the end."""
 
@@ -58,7 +63,9 @@ class RichProgress(Callback):
         self.epochs = event.epochs
         where = f" in {event.run_dir}" if event.run_dir else ""
         self.console.print(f"training on {event.device}: {event.train_samples} samples, "
-                           f"{event.val_samples} for validation, {event.parameters:,} parameters{where}")
+                           f"{event.val_samples} for validation, {_parameters(event)}{where}")
+        if event.init_weights:
+            self.console.print(f"pretrained: {event.init_weights}")
         self.progress = Progress(
             TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
             MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[metric]}"),

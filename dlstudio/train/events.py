@@ -29,6 +29,8 @@ class RunStarted:
     val_samples: int
     parameters: int
     world_size: int = 1
+    trainable: int | None = None  # parameters that train (frozen nodes left out); None: all
+    init_weights: str | None = None  # what the pretrained weights gave, in one line
 
 
 @dataclass(frozen=True, slots=True)

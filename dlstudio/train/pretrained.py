@@ -27,6 +27,11 @@ class LoadedWeights:
     missing: tuple[str, ...]
     unused: tuple[str, ...]
 
+    def record(self) -> dict[str, object]:
+        """For the run's graph.json: where the weights came from and what they covered."""
+        return {"path": str(self.path), "loaded": len(self.loaded), "missing": list(self.missing),
+                "unused": list(self.unused)}
+
     def summary(self) -> str:
         """One line for the console: counts, and what kept its fresh start."""
         text = f"{len(self.loaded)} weights from {self.path}"

@@ -35,6 +35,7 @@ from dlstudio.train.events import (
     StepEnd,
     Throughput,
 )
+from dlstudio.train.pretrained import load_pretrained
 from dlstudio.train.rundir import RunDir
 from dlstudio.train.setup import Parts, prepare
 from dlstudio.train.state import LoopState, capture, restore
@@ -141,12 +142,17 @@ class Trainer:
     def _open_run(self) -> None:
         p = self.parts
         assert p is not None
+        pretrained = None
         if self.resume:
             self._restore()
-        elif self._writes:
+        elif p.config.init_weights:
+            pretrained = load_pretrained(p.module, p.config.init_weights, self.base_dir)
+        if not self.resume and self._writes:
             assert self.run_dir is not None
             extra = {"world_size": self.world.size, "data": {
                 "train_samples": p.data.train_size, "val_samples": p.data.val_size, **p.data.arrays.info}}
+            if pretrained is not None:
+                extra["init_weights"] = pretrained.record()
             self.run_dir.write_record(self.graph, p.config.model_dump(mode="json"), extra)
         self.probe = None
         if self.activations is not None and self.world.is_main:
@@ -156,7 +162,9 @@ class Trainer:
             run_dir=str(self.run_dir.path) if self.run_dir else None, device=str(p.device),
             epochs=p.config.epochs, start_epoch=self.state.epoch, steps_per_epoch=len(p.batches),
             train_samples=p.data.train_size, val_samples=p.data.val_size,
-            parameters=sum(t.numel() for t in p.module.parameters()), world_size=self.world.size))
+            parameters=sum(t.numel() for t in p.module.parameters()), world_size=self.world.size,
+            trainable=sum(t.numel() for t in p.module.parameters() if t.requires_grad),
+            init_weights=pretrained.summary() if pretrained else None))
 
     def _loop(self) -> FinishReason:
         config = self.config

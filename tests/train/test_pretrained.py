@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from dlstudio import compile_graph, load_graph
+from dlstudio.cli import main
 from dlstudio.train.errors import ConfigError, DataError
 from dlstudio.train.pretrained import load_pretrained
 from tests.train.helpers import mlp
@@ -112,3 +114,60 @@ def test_an_empty_run_folder_is_refused(tmp_path):
     (tmp_path / "run").mkdir()
     with pytest.raises(Exception, match="neither model.safetensors nor a complete checkpoint"):
         load_pretrained(module_of(mlp()), str(tmp_path / "run"))
+
+
+# -- through `dlstudio run` ---------------------------------------------------------------------
+
+
+def _write(tmp_path, doc: dict, name: str) -> str:
+    path = tmp_path / name
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+def test_fine_tuning_a_new_head_on_a_frozen_pretrained_layer(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "500")  # rich wraps the console lines at the terminal's width
+    base = _write(tmp_path, mlp(epochs=2), "base.json")
+    assert main(["run", base, "--out", str(tmp_path / "base_run"), "--json"]) == 0
+    tuned = with_new_head(mlp(epochs=1, init_weights="base_run"))
+    tuned["nodes"][1]["frozen"] = True  # fc1
+    graph = _write(tmp_path, tuned, "tuned.json")
+    capsys.readouterr()
+    assert main(["run", graph, "--out", str(tmp_path / "tuned_run")]) == 0
+    err = capsys.readouterr().err
+    assert f"pretrained: 2 weights from {tmp_path / 'base_run'}" in err
+    assert "(80 frozen)" in err and "keep their fresh start (nodes head)" in err
+    before = load_file(str(tmp_path / "base_run" / "model.safetensors"))
+    after = load_file(str(tmp_path / "tuned_run" / "model.safetensors"))
+    assert torch.equal(after["fc1.weight"], before["fc1.weight"])
+    assert torch.equal(after["fc1.bias"], before["fc1.bias"])
+    record = json.loads((tmp_path / "tuned_run" / "graph.json").read_text())
+    assert record["init_weights"]["loaded"] == 2
+    assert record["init_weights"]["missing"] == ["head.weight", "head.bias"]
+
+
+def test_the_command_line_flag_names_the_weights(tmp_path, capsys):
+    source = module_of(mlp())
+    weights = saved(source, tmp_path / "w.safetensors")
+    graph = _write(tmp_path, mlp(epochs=1), "g.json")
+    assert main(["run", graph, "--out", str(tmp_path / "run"), "--init-weights", weights,
+                 "--max-steps", "1", "--json"]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    started = next(e for e in events if e["event"] == "run_started")
+    assert started["init_weights"].startswith(f"4 weights from {weights}")
+
+
+def test_a_missing_weights_file_is_one_line_and_exit_2(tmp_path, capsys):
+    graph = _write(tmp_path, mlp(epochs=1), "g.json")
+    code = main(["run", graph, "--out", str(tmp_path / "run"), "--init-weights", "nowhere.safetensors"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "nowhere.safetensors: no such weights file" in err[0]
+
+
+def test_with_every_layer_frozen_there_is_nothing_to_train(tmp_path, capsys):
+    doc = mlp(epochs=1)
+    for node in doc["nodes"]:
+        node["frozen"] = node["type"] == "Linear"
+    assert main(["run", _write(tmp_path, doc, "g.json"), "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert "nothing to train: every layer with parameters is frozen (unfreeze a layer)" in err

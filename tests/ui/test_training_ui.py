@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMessageBox
+from safetensors.torch import load_file
 
 from dlstudio.train import RunDir, Trainer
 from dlstudio.ui.files import RecoveryStore
@@ -273,6 +275,34 @@ def test_a_configuration_problem_is_listed_and_blocks_the_start(qtbot, window, t
     assert "Cannot start" in panel.message.text()
     labels = [panel.device.itemText(i) for i in range(panel.device.count())]
     assert any(label.startswith("CPU") for label in labels)
+
+
+def test_start_from_pretrained_weights_with_a_frozen_layer(qtbot, window, tmp_path) -> None:
+    trained = Trainer(graph_of(mlp(epochs=1)), run_dir=RunDir(tmp_path / "base"))
+    assert trained.fit().reason == "completed"
+    doc = mlp(epochs=1)
+    doc["nodes"][1]["frozen"] = True  # fc1
+    open_graph(window, tmp_path, doc)
+    panel = window.training.panel
+    panel.init_weights.setText("nowhere")
+    panel.init_weights.editingFinished.emit()
+    assert window.document.graph.training.init_weights == "nowhere"
+    window.document.reanalyse()
+    texts = [panel.problem_list.item(i).text() for i in range(panel.problem_list.count())]
+    assert any("pretrained weights 'nowhere' are not there" in t for t in texts) and not panel.can_start
+    panel.init_weights.setText("base")  # relative to the graph's folder
+    panel.init_weights.editingFinished.emit()
+    window.document.reanalyse()
+    assert panel.can_start
+    assert window.training.start()
+    finish(qtbot, window)
+    pretrained = load_file(str(tmp_path / "base" / "model.safetensors"))
+    run = next(p for p in (tmp_path / "runs").iterdir() if (p / "model.safetensors").exists())
+    tuned = load_file(str(run / "model.safetensors"))
+    assert torch.equal(tuned["fc1.weight"], pretrained["fc1.weight"])
+    assert not torch.equal(tuned["fc2.weight"], pretrained["fc2.weight"])
+    window.document.undo_stack.undo()
+    assert window.document.graph.training.init_weights == "nowhere"
 
 
 def test_the_dataset_form_follows_the_dataset(qtbot, window, tmp_path) -> None:

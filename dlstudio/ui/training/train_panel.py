@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -17,6 +18,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
+    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -97,7 +99,19 @@ def run_problems(document: GraphDocument, devices: list[str] | None) -> list[Dia
     if devices is not None and config.device not in devices and config.device != "auto":
         found.append(Diagnostic("error", None, f"device {config.device} is not available on this machine",
                                 f"pick one of: {', '.join(devices)}", param="training.device"))
+    if config.init_weights and not _weights_source(document, config.init_weights).exists():
+        found.append(Diagnostic("error", None, f"pretrained weights '{config.init_weights}' are not there",
+                                "choose a .safetensors file or a run folder, or clear Start from",
+                                param="training.init_weights"))
     return sorted(found, key=lambda d: d.severity != "error")
+
+
+def _weights_source(document: GraphDocument, source: str) -> Path:
+    """The pretrained weights ``source`` names, resolved as the trainer will (from the graph's folder)."""
+    path = Path(source).expanduser()
+    if path.is_absolute() or document.path is None:
+        return path
+    return Path(document.path).resolve().parent / path
 
 
 class TrainPanel(QWidget):
@@ -228,7 +242,25 @@ class TrainPanel(QWidget):
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
         self.seed.editingFinished.connect(lambda: self._set(("seed",), self.seed.value()))
         run.addRow("Seed", self.seed)
+        run.addRow("Start from", self._init_weights_row())
         layout.addStretch(1)
+
+    def _init_weights_row(self) -> QHBoxLayout:
+        self.init_weights = QLineEdit()
+        self.init_weights.setObjectName("init_weights")
+        self.init_weights.setPlaceholderText("fresh weights")
+        self.init_weights.setToolTip(plain_tooltip(
+            "Pretrained weights to start from (transfer learning): a .safetensors file or an earlier "
+            "run's folder, relative to the graph file. Weights go to the nodes whose ids they name; "
+            "freeze layers in the inspector."))
+        self.init_weights.editingFinished.connect(self._init_weights_edited)
+        browse = QToolButton(text="…")
+        browse.setToolTip(plain_tooltip("Choose a .safetensors file"))
+        browse.clicked.connect(self._browse_weights)
+        row = QHBoxLayout()
+        row.addWidget(self.init_weights, 1)
+        row.addWidget(browse)
+        return row
 
     # ----- editing -------------------------------------------------------------------------------
 
@@ -264,6 +296,25 @@ class TrainPanel(QWidget):
         except ValueError as error:
             self.show_message(f"Not changed: {error}", error=True)
             self.refresh()
+
+    def _init_weights_edited(self) -> None:
+        text = self.init_weights.text().strip()
+        if self.config is not None and (text or None) != self.config.init_weights:
+            self._set(("init_weights",), text or None)
+
+    def _browse_weights(self) -> None:
+        folder = self._graph_folder()
+        chosen, _ = QFileDialog.getOpenFileName(self, "Start from weights", str(folder or Path.home()),
+                                                "Weights (*.safetensors);;All files (*)")
+        if chosen:
+            path = Path(chosen)
+            if folder is not None and path.is_relative_to(folder):
+                path = path.relative_to(folder)
+            self.init_weights.setText(str(path))
+            self._init_weights_edited()
+
+    def _graph_folder(self) -> Path | None:
+        return Path(self.document.path).resolve().parent if self.document.path else None
 
     def _lr_edited(self) -> None:
         if self.lr.isModified():
@@ -311,6 +362,8 @@ class TrainPanel(QWidget):
         _choose(self.precision, c.precision)
         self.device.show_devices(self.devices, c.device)
         _value(self.seed, c.seed)
+        if not self.init_weights.hasFocus():
+            self.init_weights.setText(c.init_weights or "")
 
     def _show_problems(self) -> None:
         devices = [value for value, _ in self.devices] if self.devices is not None else None

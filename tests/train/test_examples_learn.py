@@ -22,6 +22,8 @@ TARGETS = {
     "mlp_digits": ("val_accuracy", 0.95, None),
     "mlp_iris": ("val_accuracy", 0.95, None),
     "lora_digits": ("val_accuracy", 0.93, None),
+    "mamba_sequence": ("val_accuracy", 0.97, None),
+    "moe_sequence": ("val_accuracy", 0.99, None),
     "lstm_sequence": ("val_accuracy", 0.99, None),
     "transformer_sequence": ("val_accuracy", 0.95, None),
 }

@@ -69,6 +69,15 @@ class Parts:
     #: (index in the outputs, weight) of each auxiliary loss added to the objective
     auxiliary: tuple[tuple[int, float], ...] = ()
 
+    def loss(self, outputs: Any, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss's output among the model's ``outputs``, and the objective: the loss plus
+        the weighted auxiliary losses."""
+        output = outputs if self.output_index is None else outputs[self.output_index]
+        loss = self.objective(output, target)
+        for position, weight in self.auxiliary:
+            loss = loss + weight * outputs[position].float()
+        return output, loss
+
 
 def check_graph(graph: Graph, config: TrainingConfig) -> tuple[Analysis, TrainingConfig]:
     """Analyse ``graph`` with ``config`` as its training section; errors become a ConfigError."""

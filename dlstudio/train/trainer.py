@@ -217,11 +217,7 @@ class Trainer:
         inputs = [x[index] for x in p.train_inputs]
         target = p.train_target[index]
         with p.autocast():
-            outputs = p.model(*inputs)
-            output = outputs if p.output_index is None else outputs[p.output_index]
-            loss = p.objective(output, target)
-            for position, weight in p.auxiliary:
-                loss = loss + weight * outputs[position].float()
+            _, loss = p.loss(p.model(*inputs), target)
         p.optimizer.zero_grad(set_to_none=True)
         if p.scaler is None:
             loss.backward()
@@ -280,12 +276,8 @@ class Trainer:
         p.metrics.reset()
         for index in p.val_batches:
             with p.autocast():
-                outputs = p.module(*[x[index] for x in p.val_inputs])
-                output = outputs if p.output_index is None else outputs[p.output_index]
                 target = p.val_target[index]
-                loss = p.objective(output, target)
-                for position, weight in p.auxiliary:
-                    loss = loss + weight * outputs[position].float()
+                output, loss = p.loss(p.module(*[x[index] for x in p.val_inputs]), target)
                 p.metrics.update(output, target, loss)
         if self.world.distributed:
             self._reduce_metrics()

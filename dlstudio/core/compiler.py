@@ -46,10 +46,8 @@ def build_module(plan: ModulePlan) -> Any:
     def init(self: nn.Module) -> None:
         nn.Module.__init__(self)
         for sub in plan.submodules:
-            setattr(self, sub.attr, instantiate(sub.construct))
-        for sub in plan.submodules:
-            if sub.frozen:
-                getattr(self, sub.attr).requires_grad_(False)
+            module = instantiate(sub.construct)
+            setattr(self, sub.attr, module.requires_grad_(False) if sub.frozen else module)
 
     cls = type(plan.class_name, (nn.Module,), {"__init__": init, "forward": forward,
                                                "__module__": "dlstudio.compiled"})

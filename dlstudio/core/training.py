@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -357,6 +358,13 @@ def input_binding(config: TrainingConfig, input_ids: list[str]) -> dict[str, str
 
 def loss_output(config: TrainingConfig, output_ids: list[str]) -> str | None:
     return config.loss.output or (output_ids[0] if output_ids else None)
+
+
+def init_weights_path(source: str, base_dir: Path | None) -> Path:
+    """Where the pretrained weights ``source`` names are: a relative path starts at
+    ``base_dir``, the graph file's folder."""
+    path = Path(source).expanduser()
+    return path if path.is_absolute() or base_dir is None else base_dir / path
 
 
 def default_metrics(config: TrainingConfig) -> list[str]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from dlstudio.core.training import init_weights_path
 from dlstudio.train.errors import ConfigError, DataError
 from dlstudio.train.exporting import run_weights
 from dlstudio.train.rundir import RunDir
@@ -42,12 +43,6 @@ class LoadedWeights:
         return text
 
 
-def resolve_source(source: str, base_dir: Path | None) -> Path:
-    """The file or folder ``source`` names, relative to ``base_dir`` (the graph's folder)."""
-    path = Path(source).expanduser()
-    return path if path.is_absolute() or base_dir is None else base_dir / path
-
-
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
     """Tensors from a ``.safetensors`` file, or a run folder's final or latest weights."""
     if path.is_dir():
@@ -68,7 +63,7 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
 
 def load_pretrained(module: torch.nn.Module, source: str, base_dir: Path | None = None) -> LoadedWeights:
     """Copy the weights ``source`` holds into ``module`` by key; see the module docstring."""
-    path = resolve_source(source, base_dir)
+    path = init_weights_path(source, base_dir)
     tensors = read_weights(path)
     state = module.state_dict()
     for key, tensor in ((k, tensors[k]) for k in state if k in tensors):

@@ -100,6 +100,11 @@ class GraphDocument(QObject):
         return not self.undo_stack.isClean()
 
     @property
+    def folder(self) -> Path | None:
+        """The graph file's folder (None until the graph is saved)."""
+        return Path(self.path).resolve().parent if self.path else None
+
+    @property
     def title(self) -> str:
         """``<file name> — DL Studio`` with ``*`` while there are unsaved changes."""
         name = self.path.name if self.path else f"{self.graph.name}.json"

@@ -42,6 +42,7 @@ from dlstudio.core.training import (
     SCHEDULERS,
     TrainingConfig,
     check_training,
+    init_weights_path,
 )
 from dlstudio.ui.document import GraphDocument
 from dlstudio.ui.panels import plain_label, set_text_colour
@@ -99,19 +100,11 @@ def run_problems(document: GraphDocument, devices: list[str] | None) -> list[Dia
     if devices is not None and config.device not in devices and config.device != "auto":
         found.append(Diagnostic("error", None, f"device {config.device} is not available on this machine",
                                 f"pick one of: {', '.join(devices)}", param="training.device"))
-    if config.init_weights and not _weights_source(document, config.init_weights).exists():
+    if config.init_weights and not init_weights_path(config.init_weights, document.folder).exists():
         found.append(Diagnostic("error", None, f"pretrained weights '{config.init_weights}' are not there",
                                 "choose a .safetensors file or a run folder, or clear Start from",
                                 param="training.init_weights"))
     return sorted(found, key=lambda d: d.severity != "error")
-
-
-def _weights_source(document: GraphDocument, source: str) -> Path:
-    """The pretrained weights ``source`` names, resolved as the trainer will (from the graph's folder)."""
-    path = Path(source).expanduser()
-    if path.is_absolute() or document.path is None:
-        return path
-    return Path(document.path).resolve().parent / path
 
 
 class TrainPanel(QWidget):
@@ -303,7 +296,7 @@ class TrainPanel(QWidget):
             self._set(("init_weights",), text or None)
 
     def _browse_weights(self) -> None:
-        folder = self._graph_folder()
+        folder = self.document.folder
         chosen, _ = QFileDialog.getOpenFileName(self, "Start from weights", str(folder or Path.home()),
                                                 "Weights (*.safetensors);;All files (*)")
         if chosen:
@@ -312,9 +305,6 @@ class TrainPanel(QWidget):
                 path = path.relative_to(folder)
             self.init_weights.setText(str(path))
             self._init_weights_edited()
-
-    def _graph_folder(self) -> Path | None:
-        return Path(self.document.path).resolve().parent if self.document.path else None
 
     def _lr_edited(self) -> None:
         if self.lr.isModified():

@@ -223,8 +223,8 @@ class TrainingWorkspace(QObject):
         """``runs/`` beside the graph file (an unsaved graph's go to the app's data folder)."""
         if self.runs_root_override is not None:
             return self.runs_root_override
-        if self.document.path is not None:
-            return Path(self.document.path).resolve().parent / "runs"
+        if self.document.folder is not None:
+            return self.document.folder / "runs"
         base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppLocalDataLocation)
         return Path(base or Path.home() / ".dlstudio") / "runs"
 
@@ -264,7 +264,7 @@ class TrainingWorkspace(QObject):
     def _launch(self, graph: Any, config: Any, path: Path, resume: bool, max_steps: int | None = None) -> bool:
         from dlstudio.ui.training.bridge import TrainingSession
 
-        base = Path(self.document.path).resolve().parent if self.document.path else None
+        base = self.document.folder
         if self.session is not None:
             self.session.close()  # the last run's worker held its network for probes
         worker, self.spare = self.spare, None

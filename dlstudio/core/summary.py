@@ -95,6 +95,11 @@ class Summary:
         return "\n".join([line(header), rule, *map(line, body), rule, *map(line, footers)])
 
 
+def frozen_note(total: int, trainable: int) -> str:
+    """`` (4,160 frozen)`` after a parameter count when some do not train; else nothing."""
+    return f" ({total - trainable:,} frozen)" if trainable != total else ""
+
+
 def _fill(dim: Dim, batch: int) -> Dim:
     if isinstance(dim, int) or BATCH not in dim:
         return dim

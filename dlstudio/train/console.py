@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
+from dlstudio.core.summary import frozen_note
 from dlstudio.train.callbacks import Callback
 from dlstudio.train.events import (
     EpochEnd,
@@ -34,11 +35,6 @@ def _format(name: str, value: float) -> str:
     return f"{value:.4f}"
 
 
-def _parameters(event: RunStarted) -> str:
-    frozen = event.parameters - (event.trainable if event.trainable is not None else event.parameters)
-    return f"{event.parameters:,} parameters" + (f" ({frozen:,} frozen)" if frozen else "")
-
-
 class RichProgress(Callback):
     """A progress bar over the whole run (loss, main metric, ETA) and a table at the end."""
 
@@ -62,8 +58,10 @@ class RichProgress(Callback):
 
         self.epochs = event.epochs
         where = f" in {event.run_dir}" if event.run_dir else ""
+        trainable = event.parameters if event.trainable is None else event.trainable
+        frozen = frozen_note(event.parameters, trainable)
         self.console.print(f"training on {event.device}: {event.train_samples} samples, "
-                           f"{event.val_samples} for validation, {_parameters(event)}{where}")
+                           f"{event.val_samples} for validation, {event.parameters:,} parameters{frozen}{where}")
         if event.init_weights:
             self.console.print(f"pretrained: {event.init_weights}")
         self.progress = Progress(

@@ -18,6 +18,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QWidget
 
 from dlstudio.core.analysis import Analysis
+from dlstudio.core.summary import frozen_note
 from dlstudio.ui.canvas import GraphView
 from dlstudio.ui.document import GraphDocument
 from dlstudio.ui.files import (
@@ -247,9 +248,8 @@ class MainWindow(QMainWindow):
         else:
             self.status_problems.setText("No problems")
             set_text_colour(self.status_problems, colors().ok)
-        frozen = analysis.total_params - analysis.trainable_params
         self.status_params.setText(f"Params {analysis.total_params:,}"
-                                   + (f" ({frozen:,} frozen)" if frozen else ""))
+                                   + frozen_note(analysis.total_params, analysis.trainable_params))
         self.status_flops.setText(f"FLOPs {human_count(analysis.total_flops)}")
         outputs = analysis.outputs()
         text = "  ".join(f"{name} {tensor}" for name, tensor in outputs.items())

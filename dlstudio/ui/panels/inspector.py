@@ -31,6 +31,7 @@ from dlstudio.core.analysis import Analysis, Diagnostic
 from dlstudio.core.catalogue import CATALOGUE
 from dlstudio.core.params import ParamProblem, resolve_params
 from dlstudio.core.spec import LayerSpec, Param
+from dlstudio.core.summary import frozen_note
 from dlstudio.core.tensor import format_shape
 from dlstudio.ui.document import GraphDocument
 from dlstudio.ui.panels import human_count, plain_label, set_text_colour
@@ -47,11 +48,6 @@ def param_problem(spec: LayerSpec, name: str, value: Any) -> str | None:
     except ParamProblem as problem:
         return problem.message
     return None
-
-
-def _frozen_note(analysis: Analysis) -> str:
-    frozen = analysis.total_params - analysis.trainable_params
-    return f" ({frozen:,} frozen)" if frozen else ""
 
 
 def _heading(text: str, size: float = 1.15) -> QLabel:
@@ -318,9 +314,11 @@ class GraphPage(QWidget):
         if not self.description.hasFocus() and self.description.toPlainText() != graph.description:
             self.description.setPlainText(graph.description)
         errors = len(analysis.errors)
+        frozen = frozen_note(analysis.total_params, analysis.trainable_params)
         self.totals.setText(
             f"{len(graph.nodes)} nodes, {len(graph.edges)} edges\n"
-            f"Parameters: {analysis.total_params:,}{_frozen_note(analysis)}\nFLOPs: {human_count(analysis.total_flops)}\n"
+            f"Parameters: {analysis.total_params:,}{frozen}\n"
+            f"FLOPs: {human_count(analysis.total_flops)}\n"
             + (f"{errors} error{'s' if errors != 1 else ''}" if errors else "No errors"))
 
     def eventFilter(self, watched: Any, event: Any) -> bool:

@@ -96,7 +96,6 @@ class _Worker:
         self.jobs: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.trainer: Any = None
         self.tap: Any = None
-        self.training = False
 
     def listen(self) -> None:
         """Commands from the UI (a thread: it must answer while ``fit`` runs)."""
@@ -118,7 +117,7 @@ class _Worker:
     def _details(self, nodes: tuple[str, ...]) -> None:
         if self.tap is not None:
             self.tap.details = nodes
-            if nodes and not self.training:
+            if nodes and not self.send.training:
                 self.jobs.put(("probe", None))
 
     def serve(self) -> None:
@@ -142,7 +141,7 @@ class _Worker:
         from dlstudio.train.rundir import RunDir
         from dlstudio.train.trainer import Trainer
 
-        self.training = self.send.training = True
+        self.send.training = True
         crashed = False
         try:
             self.tap = InsightTap(self.send, interval=job.probe_interval)
@@ -160,7 +159,7 @@ class _Worker:
             crashed = True
             traceback.print_exc(file=sys.stderr)
         finally:
-            self.training = self.send.training = False
+            self.send.training = False
             self.send(RunEnded(crashed))
 
 

@@ -61,12 +61,7 @@ class TrainingChecker:
             self._scheduler()
         self._metrics(classes)
         self._early_stopping()
-        if self.analysis.ok and self.analysis.trainable_params == 0:
-            frozen = any(n.frozen for n in self.analysis.graph.nodes)
-            self._error(None, "nothing to train: " + ("every layer with parameters is frozen" if frozen
-                                                       else "the graph has no parameters"),
-                        "unfreeze a layer" if frozen else "add a layer with weights, such as Linear",
-                        "training")
+        self._something_to_train()
         if not DEVICE_RE.fullmatch(self.config.device):
             self._error(None, f"training device '{self.config.device[:20]}' is not known",
                         "use auto, cpu, cuda, cuda:N or mps", "training.device")
@@ -218,6 +213,16 @@ class TrainingChecker:
         self._error(output, f"{kind} compares '{output}' {tensor} with target "
                     f"'{self.config.loss.target}' {_field_shape(info.shape)} of another shape",
                     f"make the output {_field_shape(info.shape if info.shape else (1,))}")
+
+    def _something_to_train(self) -> None:
+        if not self.analysis.ok or self.analysis.trainable_params:
+            return
+        if any(node.frozen for node in self.analysis.graph.nodes):
+            self._error(None, "nothing to train: every layer with parameters is frozen",
+                        "unfreeze a layer", "training")
+        else:
+            self._error(None, "nothing to train: the graph has no parameters",
+                        "add a layer with weights, such as Linear", "training")
 
     def _auxiliary(self) -> None:
         """Each auxiliary loss: an Output other than the loss's, a float scalar, a weight >= 0."""

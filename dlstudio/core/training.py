@@ -87,6 +87,8 @@ class EarlyStoppingConfig(_Model):
 class TrainingConfig(_Model):
     """The ``training`` section of a graph file."""
 
+    task: str | None = Field(default=None, max_length=100,
+                             description="the kind of training, see TASKS (default: supervised)")
     dataset: DatasetConfig
     loss: LossConfig = Field(default_factory=LossConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
@@ -200,6 +202,13 @@ class SmoothL1LossArgs(_Args):
 class BCEWithLogitsLossArgs(_Args):
     pos_weight: list[_NonNeg] | None = None
 
+
+#: Training tasks by name, each implemented by a module of :mod:`dlstudio.train.tasks`; named
+#: here too so that ``dlstudio validate`` checks the name without importing torch.
+TASKS: dict[str, str] = {
+    "supervised": "the Input fields go in; a loss compares an Output with a target field",
+}
+DEFAULT_TASK = "supervised"
 
 OPTIMIZERS: dict[str, type[_Args]] = {
     "SGD": SGDArgs, "Adam": AdamArgs, "AdamW": AdamWArgs, "RMSprop": RMSpropArgs,

@@ -23,6 +23,7 @@ from dlstudio.core.training import (
     REGRESSION_METRICS,
     SAME_SHAPE_LOSSES,
     SCHEDULERS,
+    TASKS,
     TOPK_RE,
     FieldInfo,
     TrainingConfig,
@@ -52,6 +53,7 @@ class TrainingChecker:
 
     def run(self) -> list[Diagnostic]:
         self._unknown_keys()
+        self._task()
         fields = self._dataset()
         self._bindings(fields)
         classes = self._loss(fields)
@@ -70,6 +72,12 @@ class TrainingChecker:
     def _error(self, node: str | None, message: str, fix: str = "", param: str | None = None,
                severity: str = "error") -> None:
         self.found.append(Diagnostic(severity, node, message, fix, None, param))  # type: ignore[arg-type]
+
+    def _task(self) -> None:
+        task = self.config.task
+        if task is not None and task not in TASKS:
+            self._error(None, f"training task '{task[:40]}' is not known",
+                        f"use one of: {', '.join(TASKS)}", "training.task")
 
     def _unknown_keys(self) -> None:
         c = self.config

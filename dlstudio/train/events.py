@@ -43,6 +43,8 @@ class StepEnd:
     batches: int
     loss: float
     lr: float
+    #: the step's named losses (``loss/total``, ``loss/generator``, ...); ``loss`` is the total
+    losses: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -219,7 +219,8 @@ def test_checkpoints_hold_no_pickle(tmp_path):
         data = path.read_bytes()
         assert b"\x80\x04" not in data[:2] and not data.startswith(b"PK")
     state = load_state(latest_checkpoint(tmp_path / "run" / "checkpoints"))
-    assert state["scheduler"]["best"] < math.inf and state["scheduler"]["mode_worse"] == math.inf
+    scheduler = state["schedulers"]["model"]  # one schedule per optimizer, by name
+    assert scheduler["best"] < math.inf and scheduler["mode_worse"] == math.inf
 
 
 def test_out_of_memory_is_reported_with_advice():

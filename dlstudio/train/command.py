@@ -97,8 +97,7 @@ def _plan_run(args: argparse.Namespace, graph: Graph, world: World) -> tuple[Run
             raise UsageError(f"--resume continues with the run's settings; {(given or ['--out'])[0]} "
                                 "cannot change (only --epochs and --device can)")
         run_dir = RunDir(args.resume)
-        record = run_dir.check_graph(graph)
-        return run_dir, _override(TrainingConfig.model_validate(record["config"]), args)
+        return run_dir, _override(run_dir.recorded_config(graph), args)
     if graph.training is None:
         raise UsageError(f"{args.graph}: has no training section (add one in the app's Training panel)")
     out = Path(args.out) if args.out else default_run_path(graph.name)

@@ -31,6 +31,7 @@ class RunStarted:
     world_size: int = 1
     trainable: int | None = None  # parameters that train (frozen nodes left out); None: all
     init_weights: str | None = None  # what the pretrained weights gave, in one line
+    notes: tuple[str, ...] = ()  # what the user should know before the run goes on, one line each
 
 
 @dataclass(frozen=True, slots=True)

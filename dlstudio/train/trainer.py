@@ -68,6 +68,8 @@ class Trainer:
         self.activations = activations
         self.world = world or World()
         self.state = LoopState()
+        #: what the run has to tell before it starts (a repaired metric log), sent with RunStarted
+        self.notes: list[str] = []
         self.parts: Parts | None = None
         self.error: TrainError | None = None
         self._crashed = False  # an unexpected error, perhaps on this process only
@@ -165,7 +167,7 @@ class Trainer:
             train_samples=p.data.train_size, val_samples=p.data.val_size,
             parameters=sum(t.numel() for t in p.module.parameters()), world_size=self.world.size,
             trainable=sum(t.numel() for t in p.module.parameters() if t.requires_grad),
-            init_weights=pretrained.summary() if pretrained else None))
+            init_weights=pretrained.summary() if pretrained else None, notes=tuple(self.notes)))
 
     def _loop(self) -> FinishReason:
         config = self.config
@@ -320,4 +322,6 @@ class Trainer:
             raise RunDirError(f"{self.run_dir.path}: has no complete checkpoint to resume from")
         self.state = restore(self.parts, load_state(path))
         if self._writes:
-            self.run_dir.truncate_metrics(self.state.step)
+            note = self.run_dir.truncate_metrics(self.state.step)
+            if note:
+                self.notes.append(note)

@@ -22,7 +22,7 @@ from dlstudio.core.graph import Graph
 from dlstudio.core.io import describe_validation_error, load_graph
 from dlstudio.core.training import TrainingConfig
 from dlstudio.train.callbacks import CallbackFn
-from dlstudio.train.distributed import World, launch, world_from_env
+from dlstudio.train.distributed import World, launch, watch_launcher, world_from_env
 from dlstudio.train.errors import TrainError
 from dlstudio.train.events import Finished
 from dlstudio.train.rundir import RECORD, RunDir, default_run_path
@@ -70,6 +70,7 @@ def run_command(args: argparse.Namespace) -> int:
     trainer = Trainer(graph, config, _callbacks(args, world, run_dir), run_dir=run_dir,
                       resume=bool(args.resume), base_dir=Path(args.graph).resolve().parent,
                       max_steps=args.max_steps, world=world)
+    watch_launcher(lambda: trainer.request_stop("interrupted"))
     with _stop_on_signals(trainer, quiet=args.json or not world.is_main):
         result = trainer.fit()
     if isinstance(result, Finished):

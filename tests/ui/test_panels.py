@@ -6,14 +6,19 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QLineEdit
 
+from dlstudio.core.analysis import analyze
 from dlstudio.core.catalogue import CATALOGUE, families
+from dlstudio.core.codegen import plan_module
 from dlstudio.core.graph import Edge, Graph, Node
+from dlstudio.core.io import load_graph
 from dlstudio.ui.document import GraphDocument
 from dlstudio.ui.panels.code_view import CodePanel, generate
 from dlstudio.ui.panels.history import HistoryPanel
 from dlstudio.ui.panels.inspector import InspectorPanel, NodePage
 from dlstudio.ui.panels.palette import LAYER_MIME, TYPE_ROLE, PalettePanel
 from dlstudio.ui.panels.problems import ProblemsPanel
+from tests.conftest import GRAPHS
+from tests.core.source_lines import lines_by_node
 
 
 def cnn() -> Graph:
@@ -313,6 +318,23 @@ def test_code_spans_cover_inputs_outputs_and_multiline_calls() -> None:
         assert result.spans.get(node_id), node_id
     first, count = result.spans["image"][0]
     assert "def forward(" in lines[first] and "image" in " ".join(lines[first:first + count])
+
+
+
+@pytest.mark.parametrize("path", sorted(GRAPHS.glob("*.json")), ids=lambda p: p.stem)
+def test_code_view_lights_exactly_the_lines_of_each_node_of_every_example(qtbot, path) -> None:
+    document = GraphDocument(load_graph(path))
+    panel = CodePanel(document)
+    qtbot.addWidget(panel)
+    panel.show()
+    with qtbot.waitSignal(panel.updated, timeout=20_000):
+        panel.regenerate()
+    shown = panel.editor.toPlainText()
+    expected = lines_by_node(shown, plan_module(analyze(document.graph)))
+    for node in document.graph.nodes:
+        panel.highlight([node.id])
+        assert set(panel.highlighted_lines()) == expected[node.id], node.id
+    document.deleteLater()
 
 
 def test_history_lists_each_step(qtbot, document) -> None:

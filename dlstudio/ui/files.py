@@ -385,7 +385,7 @@ class FileActions:
         document.path = path
         document.path_changed.emit(path)
         document.replace_graph(graph)
-        self.window.view.fit_all()
+        self.window.view.frame_opening()
 
     # ----- save -----------------------------------------------------------------------------------
 

@@ -43,7 +43,7 @@ def add_run_command(commands: Any) -> None:
     parser.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--seed", type=int, help="random seed (data split, shuffling, initial weights)")
     parser.add_argument("--deterministic", action="store_true", help="use deterministic algorithms only")
-    parser.add_argument("--out", metavar="DIR", help="run folder (default: runs/<name>-<timestamp>)")
+    parser.add_argument("--out", metavar="DIR", help="run folder (default: runs/<name>-<timestamp> in the working directory, or under $DLSTUDIO_RUNS)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     parser.add_argument("--init-weights", metavar="FILE|RUN_DIR",
                         help="start from pretrained weights (a .safetensors file or a run folder), by key")

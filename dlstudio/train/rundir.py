@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+import os
 import platform
 import re
 from importlib import metadata
@@ -33,6 +34,8 @@ RUN_FORMAT = "dlstudio.run"
 RECORD = "graph.json"
 METRICS = "metrics.jsonl"
 LIBRARIES = ("torch", "numpy", "safetensors", "scikit-learn", "pydantic")
+#: Environment variable naming the folder runs go to (default: ``runs`` in the working directory).
+RUNS_ENV = "DLSTUDIO_RUNS"
 
 
 def network_hash(graph: Graph) -> str:
@@ -62,8 +65,15 @@ def library_versions() -> dict[str, str]:
     return found
 
 
-def default_run_path(graph_name: str, root: Path = Path("runs")) -> Path:
-    """``runs/<slug>-<YYYYmmdd-HHMMSS>``, with a suffix if that folder exists already."""
+def runs_folder() -> Path:
+    """Where runs go: ``$DLSTUDIO_RUNS``, else ``runs/`` in the working directory; never beside
+    the graph, so running an installed example writes nothing into the examples' folder."""
+    return Path(os.environ.get(RUNS_ENV) or "runs").absolute()
+
+
+def default_run_path(graph_name: str, root: Path | None = None) -> Path:
+    """``<runs folder>/<slug>-<YYYYmmdd-HHMMSS>``, with a suffix if that folder exists already."""
+    root = runs_folder() if root is None else root
     slug = re.sub(r"[^a-z0-9]+", "-", graph_name.lower()).strip("-")[:60] or "run"
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     path = root / f"{slug}-{stamp}"

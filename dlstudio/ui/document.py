@@ -30,7 +30,7 @@ from dlstudio.core.io import (
     parse_json,
     save_graph,
 )
-from dlstudio.core.layout import Box, layered_layout
+from dlstudio.core.layout import WRAP, Box, layered_layout
 from dlstudio.ui import commands
 
 EdgeKey = tuple[str, str]
@@ -321,7 +321,7 @@ class GraphDocument(QObject):
         ids = [n for n in (node_ids if node_ids is not None else self.graph.node_ids()) if self.has_node(n)]
         placed = [self.node(n).position for n in ids if self.node(n).position is not None]
         origin = (min(p[0] for p in placed), min(p[1] for p in placed)) if placed else (0.0, 0.0)
-        return layered_layout(self.graph, ids, boxes, origin)
+        return layered_layout(self.graph, ids, boxes, origin, wrap=WRAP)
 
     def place_unpositioned(self, boxes: dict[str, Box] | None = None) -> None:
         """Lay out the nodes that have no position, without an undo step or a modified mark.
@@ -334,7 +334,7 @@ class GraphDocument(QObject):
             return
         placed = [n.position for n in self.graph.nodes if n.position is not None]
         origin = (0.0, max(p[1] for p in placed) + 200.0) if placed else (0.0, 0.0)
-        for node_id, position in layered_layout(self.graph, missing, boxes, origin).items():
+        for node_id, position in layered_layout(self.graph, missing, boxes, origin, wrap=WRAP).items():
             self.apply_move(node_id, position)
 
     def insert_on_edge(self, type_name: str, key: EdgeKey, position: tuple[float, float]) -> str:

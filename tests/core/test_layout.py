@@ -103,3 +103,36 @@ def test_a_thousand_nodes_lay_out_quickly():
     positions = layered_layout(graph)
     assert len(positions) == 1002
     assert time.perf_counter() - start < 5.0
+
+
+# ----- wrapped rows: how a deep network opens ---------------------------------------------------
+
+def extent(graph: Graph, positions: dict) -> tuple[float, float]:
+    boxes = rects(graph, positions).values()
+    return max(x + w for x, _, w, _ in boxes), max(y + h for _, y, _, h in boxes)
+
+
+def test_resnet18_wraps_into_a_column_of_blocks_with_branches_side_by_side():
+    graph = load_graph("graphs/resnet18.json")
+    positions = layered_layout(graph, wrap=layout.WRAP)
+    width, height = extent(graph, positions)
+    assert height > width and width <= layout.WRAP
+    assert not overlaps(rects(graph, positions))
+    main, shortcut = positions["layer2_0_conv1"], positions["layer2_0_down_conv"]
+    assert main[0] == shortcut[0] and main[1] != shortcut[1]  # the same column, one above the other
+    rows = {n: positions[n][1] for n in ("layer2_0_relu2", "layer2_1_conv1", "layer2_1_add")}
+    assert max(rows.values()) - min(rows.values()) < 200  # a block's input, body and Add share a row
+    assert positions["layer2_0_relu2"][0] == 0.0  # and the block's input starts it
+
+
+def test_wrapping_keeps_a_short_graph_on_one_row_and_breaks_a_long_chain_into_rows():
+    short = chain("Input", "Linear", "ReLU", "Output")
+    positions = layered_layout(short, wrap=layout.WRAP)
+    assert {y for _, y in positions.values()} == {0.0}
+    assert [positions[f"n{i}"][0] for i in range(4)] == [i * (layout.WIDTH + layout.WRAP_COLUMN_GAP) for i in range(4)]
+    long = chain("Input", *["Linear", "ReLU"] * 20, "Output")
+    positions = layered_layout(long, wrap=layout.WRAP)
+    width, height = extent(long, positions)
+    assert width <= layout.WRAP and height > 4 * layout.ROW_BREAK
+    assert not overlaps(rects(long, positions))
+    assert positions["n0"] == (0.0, 0.0)

@@ -3,7 +3,8 @@
 Every change goes through the document's edit methods (one undo step each); the view only
 turns mouse and keyboard input into those calls and reports refusals in :attr:`status_message`.
 Pan with the middle button or space+drag, zoom to the cursor with the wheel, ``F`` fits all,
-``Tab`` or a double-click on empty canvas opens quick-add.
+``Tab`` or a double-click on empty canvas opens quick-add. A graph just opened is framed on its
+inputs at a zoom where node details are drawn (:meth:`GraphView.frame_opening`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from PySide6.QtGui import (
     QKeySequence,
     QMouseEvent,
     QPainter,
+    QResizeEvent,
     QWheelEvent,
 )
 from PySide6.QtWidgets import QApplication, QGraphicsView, QWidget
@@ -41,6 +43,11 @@ MIN_ZOOM, MAX_ZOOM = 0.02, 4.0
 PORT_HIT_PX = 11.0
 EDGE_END_PX = 30.0
 WORLD = 1e6
+#: The least zoom a graph opens at: above BLOCK_LOD, so every node shows its title (drawn at a
+#: constant, legible size below DETAIL_LOD), and low enough that a wrapped row of a deep
+#: network fits a laptop-sized canvas.
+OPENING_ZOOM = st.BLOCK_LOD * 1.05
+FRAME_MARGIN = 40.0
 
 
 class GraphView(QGraphicsView):
@@ -59,6 +66,7 @@ class GraphView(QGraphicsView):
         self._space = False
         self._drop_edge: EdgeItem | None = None
         self._quick_add: QuickAdd | None = None
+        self._opening = False  # framing a graph just opened, until the user moves the view
         self._setup()
         self.scene_.selectionChanged.connect(self._emit_selection)
 
@@ -152,6 +160,24 @@ class GraphView(QGraphicsView):
         self.set_zoom(min(self.zoom(), 1.0))
         self.centerOn(rect.center())
 
+    def frame_opening(self) -> None:
+        """Frame a graph just opened: all of it when it fits at :data:`OPENING_ZOOM` or more,
+        else its start (the inputs, top left) at the zoom that fits its width, no less than
+        that. Resizes redo it (the window settles after opening) until the user moves the view."""
+        self._opening = True
+        rect = self.scene_.itemsBoundingRect()
+        self.fit_all()
+        if rect.isEmpty() or self.zoom() >= OPENING_ZOOM:
+            return
+        width_zoom = (self.viewport().width() - 2 * FRAME_MARGIN) / rect.width()
+        self.set_zoom(min(1.0, max(OPENING_ZOOM, width_zoom)))
+        visible = QRectF(self.mapToScene(self.viewport().rect()).boundingRect())
+        inputs = self.scene_.input_rect() or rect
+        margin = FRAME_MARGIN / self.zoom()
+        left = rect.left() if inputs.right() - rect.left() <= visible.width() - 2 * margin else inputs.left()
+        top = rect.top() if inputs.bottom() - rect.top() <= visible.height() - 2 * margin else inputs.top()
+        self.centerOn(left - margin + visible.width() / 2, top - margin + visible.height() / 2)
+
     def auto_layout(self) -> None:
         """Lay out the selection (two or more nodes) or the whole graph, as one undo step."""
         chosen = self.selected_node_ids()
@@ -234,6 +260,7 @@ class GraphView(QGraphicsView):
     # ----- mouse ---------------------------------------------------------------------------------
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        self._opening = False
         pan = event.button() == Qt.MouseButton.MiddleButton or (
             event.button() == Qt.MouseButton.LeftButton and self._space)
         if pan:
@@ -305,6 +332,7 @@ class GraphView(QGraphicsView):
         super().mouseDoubleClickEvent(event)
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
+        self._opening = False
         delta = event.angleDelta().y() or event.pixelDelta().y()
         if delta:
             self.zoom_at(self.zoom() * math.pow(1.0015, delta), event.position())
@@ -328,6 +356,7 @@ class GraphView(QGraphicsView):
         return super().event(event)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        self._opening = False
         key = event.key()
         if key == Qt.Key.Key_Space and not event.isAutoRepeat():
             self._space = True
@@ -406,6 +435,11 @@ class GraphView(QGraphicsView):
         self._drop_edge = edge
 
     # ----- look ----------------------------------------------------------------------------------
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        if self._opening:
+            self.frame_opening()
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):

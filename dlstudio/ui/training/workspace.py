@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, QStandardPaths, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -220,13 +220,13 @@ class TrainingWorkspace(QObject):
         return self.session is not None and self.session.active
 
     def runs_root(self) -> Path:
-        """``runs/`` beside the graph file (an unsaved graph's go to the app's data folder)."""
+        """The runs folder of the command line too (``runs/`` in the working directory or
+        ``$DLSTUDIO_RUNS``), never the graph's folder: examples may be installed read-only."""
         if self.runs_root_override is not None:
             return self.runs_root_override
-        if self.document.folder is not None:
-            return self.document.folder / "runs"
-        base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppLocalDataLocation)
-        return Path(base or Path.home() / ".dlstudio") / "runs"
+        from dlstudio.train.rundir import runs_folder
+
+        return runs_folder()
 
     def start(self, max_steps: int | None = None) -> bool:
         """Train the document's graph as its training section says; False when it cannot start."""

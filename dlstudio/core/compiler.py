@@ -47,7 +47,7 @@ def build_module(plan: ModulePlan) -> Any:
     import torch
     from torch import nn
 
-    from dlstudio.core.modules import SUPPORT
+    from dlstudio.core.helpers import SUPPORT
 
     namespace: dict[str, Any] = {"torch": torch, "nn": nn, "F": torch.nn.functional,
                                  "math": __import__("math"), **SUPPORT}
@@ -114,7 +114,7 @@ def instantiate(construct: Construct) -> Any:
     """Create the module a :class:`Construct` describes."""
     from torch import nn
 
-    from dlstudio.core.modules import SUPPORT
+    from dlstudio.core.helpers import SUPPORT
 
     if construct.cls.startswith("nn."):
         factory = getattr(nn, construct.cls[3:])

@@ -68,7 +68,7 @@ def _imports(plan: ModulePlan) -> list[str]:
 
 
 def _support_source(name: str) -> str:
-    from dlstudio.core.modules import SUPPORT
+    from dlstudio.core.helpers import SUPPORT
 
     return inspect.getsource(SUPPORT[name]).replace("@support\n", "")
 

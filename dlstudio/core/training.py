@@ -2,7 +2,7 @@
 
 Structure is typed here (pydantic, checked when the file loads); the name-dependent arguments
 (``optimizer.params``, ``loss.params``, ``dataset.params`` ...) are plain dicts checked by
-:func:`check_training` during analysis, so a bad value shows up as a diagnostic with a fix
+:func:`dlstudio.core.training_checks.check_training` during analysis, so a bad value shows up as a diagnostic with a fix
 instead of making the file unreadable. Each dataset declares its fields here (shapes, dtypes,
 classes) so the binding to Input nodes is checked without loading data. No torch import.
 """
@@ -13,12 +13,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-if TYPE_CHECKING:
-    from dlstudio.core.analysis import Analysis, Diagnostic
 
 _Pos = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 _NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -413,12 +410,3 @@ def monitor_mode(monitor: str, mode: str) -> str:
     if mode != "auto":
         return mode
     return "min" if monitor.endswith(("loss", "mse", "mae")) else "max"
-
-
-# --- checks ------------------------------------------------------------------------------------
-
-def check_training(config: TrainingConfig, analysis: Analysis) -> list[Diagnostic]:
-    """Every problem of the training section, as diagnostics attached to the nodes involved."""
-    from dlstudio.core.training_checks import TrainingChecker
-
-    return TrainingChecker(config, analysis).run()

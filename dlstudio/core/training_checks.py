@@ -1,7 +1,7 @@
 """Checks of a graph's training section against the graph itself, as diagnostics with fixes.
 
-Run by :func:`dlstudio.core.analysis.analyze` through :func:`dlstudio.core.training.check_training`
-after shape inference, so a loss or a dataset field is compared with the inferred port types.
+Run by :func:`dlstudio.core.analysis.analyze` through :func:`check_training` after shape
+inference, so a loss or a dataset field is compared with the inferred port types.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from dlstudio.core.analysis import Analysis, Diagnostic
+from dlstudio.core.findings import Analysis, Diagnostic
 from dlstudio.core.tensor import FLOAT_DTYPES, TensorType, format_shape
 from dlstudio.core.training import (
     BINARY_LOSSES,
@@ -35,6 +35,11 @@ from dlstudio.core.training import (
 )
 
 Dims = tuple[Any, ...]
+
+
+def check_training(config: TrainingConfig, analysis: Analysis) -> list[Diagnostic]:
+    """Every problem of the training section, as diagnostics attached to the nodes involved."""
+    return TrainingChecker(config, analysis).run()
 
 
 class TrainingChecker:

@@ -17,18 +17,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from dlstudio.cli import UsageError
 from dlstudio.core.graph import Graph
 from dlstudio.core.io import describe_validation_error, load_graph
 from dlstudio.core.training import TrainingConfig
+from dlstudio.exits import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, UsageError
 from dlstudio.train.callbacks import CallbackFn
 from dlstudio.train.distributed import World, launch, watch_launcher, world_from_env
 from dlstudio.train.errors import TrainError
 from dlstudio.train.events import Finished
 from dlstudio.train.rundir import RECORD, RunDir, default_run_path
 from dlstudio.train.trainer import Trainer
-
-EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 #: Options that change the configuration; ``--resume`` accepts only the first two.
 OVERRIDES = ("epochs", "device", "batch_size", "lr", "seed", "init_weights")

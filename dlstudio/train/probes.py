@@ -146,7 +146,7 @@ def _port_names(analysis: Analysis, statement: Statement) -> dict[str, str]:
 
 def build_recorder(plan: ModulePlan, analysis: Analysis) -> Any:
     """The compiled ``probe`` function (generated from the plan's checked identifiers only)."""
-    from dlstudio.core.modules import SUPPORT
+    from dlstudio.core.helpers import SUPPORT
 
     namespace: dict[str, Any] = {"torch": torch, "nn": torch.nn, "F": F, "math": math, **SUPPORT}
     code = compile(recording_source(plan, analysis), f"<dlstudio probe {plan.class_name}>", "exec")

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import QApplication, QGraphicsView, QWidget
 
 from dlstudio.core.catalogue import CATALOGUE
 from dlstudio.core.layout import estimate_box
-from dlstudio.ui import commands
+from dlstudio.core.wiring import end_name, first_ports
 from dlstudio.ui.canvas import style as st
 from dlstudio.ui.canvas.edge_item import EdgeItem
 from dlstudio.ui.canvas.quick_add import QuickAdd
@@ -252,7 +252,7 @@ class GraphView(QGraphicsView):
         return min(pixels / max(self.zoom(), 1e-6), limit)
 
     def _insertable_edge(self, type_name: str, scene_pos: QPointF) -> EdgeItem | None:
-        first_in, first_out = commands.first_ports(type_name)
+        first_in, first_out = first_ports(type_name)
         if first_in is None or first_out is None:
             return None
         return self.scene_.edge_at(scene_pos, self._scene_radius(6.0))
@@ -280,7 +280,7 @@ class GraphView(QGraphicsView):
         if hit is not None:
             item, (port, is_input) = hit
             feeding = self.document.incoming_edge(
-                commands.end_name(item.view.type_name, item.node_id, port, False)) if is_input else None
+                end_name(item.view.type_name, item.node_id, port, False)) if is_input else None
             if feeding is not None and (feeding.source, feeding.target) in self.scene_.edges:
                 key = (feeding.source, feeding.target)
                 source = self.scene_.end_port(key[0], True)

@@ -42,9 +42,9 @@ from dlstudio.core.training import (
     OPTIMIZERS,
     SCHEDULERS,
     TrainingConfig,
-    check_training,
     init_weights_path,
 )
+from dlstudio.core.training_checks import check_training
 from dlstudio.ui.document import GraphDocument
 from dlstudio.ui.panels import plain_label, set_text_colour
 from dlstudio.ui.theme import colors, plain_tooltip

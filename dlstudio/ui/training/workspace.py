@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from dlstudio.ui.first_paint import FirstPaint
 from dlstudio.ui.training.exports import FILTERS, SUFFIXES, ExportJob, ExportResult
 from dlstudio.ui.training.indicators import NodeIndicators
 from dlstudio.ui.training.runs_panel import EXPORT_KINDS, RunsPanel, run_label
@@ -84,8 +85,6 @@ class TrainingWorkspace(QObject):
         self._build_actions()
         self._connect()
         self._update_actions()
-        from dlstudio.ui.app import FirstPaint
-
         FirstPaint(window.view.viewport(), self._after_first_paint)
 
     # ----- construction ------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from dlstudio.core.catalogue import CATALOGUE
+from dlstudio.core.catalogue import Catalogue, catalogue_for
 from dlstudio.core.errors import printable
 from dlstudio.core.graph import Graph, Node
 from dlstudio.core.io import paused_gc
@@ -46,9 +46,11 @@ class Diagnostic:
 
 @dataclass
 class Analysis:
-    """Everything known about a graph after validation and shape inference."""
+    """Everything known about a graph after validation and shape inference, and the
+    catalogue its layer types were looked up in (what compile and export use too)."""
 
     graph: Graph
+    catalogue: Catalogue = field(repr=False)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     order: list[str] = field(default_factory=list)
     links: list[Link] = field(default_factory=list)
@@ -92,7 +94,7 @@ class Analysis:
         return [link for link in self.links if link.target == node_id]
 
     def output_type(self, node_id: str, port: str | None = None) -> TensorType | None:
-        spec = CATALOGUE.get(self.graph.node(node_id).type)
+        spec = self.catalogue.get(self.graph.node(node_id).type)
         if spec is None or not spec.outputs:
             return None
         return self.ports.get((node_id, port or spec.outputs[0]))
@@ -106,18 +108,22 @@ class Analysis:
         return found
 
 
-def analyze(graph: Graph) -> Analysis:
-    """Validate ``graph`` and infer every port's type; never raises on a bad graph."""
+def analyze(graph: Graph, catalogue: Catalogue | None = None) -> Analysis:
+    """Validate ``graph`` and infer every port's type; never raises on a bad graph.
+
+    Layer types are looked up in ``catalogue`` (default: :func:`catalogue_for` the graph).
+    """
     with paused_gc():
-        return _analyze(graph)
+        return _analyze(graph, catalogue_for(graph) if catalogue is None else catalogue)
 
 
-def _analyze(graph: Graph) -> Analysis:
-    result = Analysis(graph)
+def _analyze(graph: Graph, catalogue: Catalogue) -> Analysis:
+    result = Analysis(graph, catalogue)
     nodes = {node.id: node for node in graph.nodes}
-    specs = {node.id: CATALOGUE.get(node.type) for node in graph.nodes}
+    lookup = catalogue.get
+    specs = {node.id: lookup(node.type) for node in graph.nodes}
     report = _reporter(result)
-    _check_unknown(graph, result)
+    _check_unknown(graph, specs, result)
     result.links, result.dangling = resolve_links(graph, specs, _output_ports(nodes, specs), report)
     result.order = evaluation_order(list(nodes), result.links, report)
     _check_liveness(graph, result)
@@ -170,9 +176,9 @@ def _report(result: Analysis, severity: Severity, node: str | None, message: str
     result.diagnostics.append(Diagnostic(severity, node, message, fix, port, param))
 
 
-def _check_unknown(graph: Graph, result: Analysis) -> None:
+def _check_unknown(graph: Graph, specs: dict[str, LayerSpec | None], result: Analysis) -> None:
     for node in graph.nodes:
-        if node.type not in CATALOGUE:
+        if specs[node.id] is None:
             _report(result, "error", node.id, f"unknown layer type '{printable(node.type, 60)}'",
                     "replace it with a layer from the palette; its parameters are kept")
     for node_id, key in graph.unknown_keys():

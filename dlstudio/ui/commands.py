@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtGui import QUndoCommand
 
-from dlstudio.core.catalogue import CATALOGUE
+from dlstudio.core.catalogue import Catalogue
 from dlstudio.core.graph import Edge, Graph, Node, split_end
 from dlstudio.core.params import output_ports_of
 
@@ -32,11 +32,11 @@ def key_of(edge: Edge) -> EdgeKey:
 # ----- port ends ------------------------------------------------------------------------------
 
 
-def resolve_end(graph: Graph, end: str, is_source: bool) -> tuple[str, str] | None:
+def resolve_end(graph: Graph, catalogue: Catalogue, end: str, is_source: bool) -> tuple[str, str] | None:
     """``(node, port)`` named by an edge end, or None when it names nothing that exists."""
     node_id, port = split_end(end)
     node = next((n for n in graph.nodes if n.id == node_id), None)
-    spec = CATALOGUE.get(node.type) if node else None
+    spec = catalogue.get(node.type) if node else None
     if spec is None:
         return (node_id, port) if node and port else None
     assert node is not None
@@ -48,9 +48,9 @@ def resolve_end(graph: Graph, end: str, is_source: bool) -> tuple[str, str] | No
     return (node_id, port) if known else None
 
 
-def end_name(type_name: str, node_id: str, port: str, is_source: bool) -> str:
+def end_name(catalogue: Catalogue, type_name: str, node_id: str, port: str, is_source: bool) -> str:
     """The shortest end that names ``node.port``: the bare id when the node has one such port."""
-    spec = CATALOGUE.get(type_name)
+    spec = catalogue.get(type_name)
     if spec is not None:
         ports = spec.outputs if is_source else spec.inputs
         if ports == (port,) and not (spec.variadic and not is_source):
@@ -58,9 +58,9 @@ def end_name(type_name: str, node_id: str, port: str, is_source: bool) -> str:
     return f"{node_id}.{port}"
 
 
-def first_ports(type_name: str) -> tuple[str | None, str | None]:
+def first_ports(catalogue: Catalogue, type_name: str) -> tuple[str | None, str | None]:
     """The first input and first output port of a layer type (None where it has none)."""
-    spec = CATALOGUE.get(type_name)
+    spec = catalogue.get(type_name)
     if spec is None:
         return None, None
     inputs = spec.input_ports()

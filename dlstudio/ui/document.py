@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QUndoStack
 
 from dlstudio.core.analysis import Analysis, analyze
-from dlstudio.core.catalogue import CATALOGUE
+from dlstudio.core.catalogue import Catalogue, catalogue_for
 from dlstudio.core.errors import GraphFileError
 from dlstudio.core.graph import Edge, Graph, Node, is_valid_id, split_end
 from dlstudio.core.io import (
@@ -46,7 +46,8 @@ def edge_key(edge: Edge) -> EdgeKey:
 
 
 class GraphDocument(QObject):
-    """One open graph with its file path, undo stack and latest analysis."""
+    """One open graph with its file path, undo stack, latest analysis, and the catalogue of
+    layer types it may use (the views look types up there, never in a global)."""
 
     node_added = Signal(str)
     node_removed = Signal(str)
@@ -61,13 +62,14 @@ class GraphDocument(QObject):
     path_changed = Signal(object)  # Path | None
 
     def __init__(self, graph: Graph | None = None, path: Path | None = None,
-                 parent: QObject | None = None) -> None:
+                 parent: QObject | None = None, catalogue: Catalogue | None = None) -> None:
         super().__init__(parent)
         self.graph = graph or Graph(name="untitled")
+        self.catalogue = catalogue_for(self.graph) if catalogue is None else catalogue
         self.path = path
         self.undo_stack = QUndoStack(self)
         self.undo_stack.cleanChanged.connect(self._clean_changed)
-        self.analysis: Analysis = analyze(self.graph)
+        self.analysis: Analysis = analyze(self.graph, self.catalogue)
         self._timer = QTimer(self, singleShot=True, interval=0)
         self._timer.timeout.connect(self.reanalyse)
 
@@ -152,7 +154,7 @@ class GraphDocument(QObject):
     def add_node(self, type_name: str, position: tuple[float, float],
                  params: dict[str, Any] | None = None) -> str:
         """Add a layer at ``position`` (top-left, scene units); returns its new id."""
-        if type_name not in CATALOGUE:
+        if type_name not in self.catalogue:
             raise ValueError(f"unknown layer type '{type_name[:60]}'")
         node = Node(id=self.unique_id(type_name), type=type_name, params=dict(params or {}),
                     position=_point(position))
@@ -171,8 +173,8 @@ class GraphDocument(QObject):
 
     def connect_problem(self, source: str, target: str, ignore: EdgeKey | None = None) -> str | None:
         """Why an edge ``source -> target`` cannot be made, or None when it can."""
-        src = commands.resolve_end(self.graph, source, is_source=True)
-        dst = commands.resolve_end(self.graph, target, is_source=False)
+        src = commands.resolve_end(self.graph, self.catalogue, source, is_source=True)
+        dst = commands.resolve_end(self.graph, self.catalogue, target, is_source=False)
         if src is None:
             return f"'{source}' is not an output port"
         if dst is None:
@@ -181,8 +183,8 @@ class GraphDocument(QObject):
             return "a node cannot feed itself"
         others = [e for e in self.graph.edges if edge_key(e) != ignore]
         for edge in others:
-            if commands.resolve_end(self.graph, edge.target, False) == dst and \
-                    commands.resolve_end(self.graph, edge.source, True) == src:
+            if commands.resolve_end(self.graph, self.catalogue, edge.target, False) == dst and \
+                    commands.resolve_end(self.graph, self.catalogue, edge.source, True) == src:
                 return f"{src[0]}.{src[1]} is already connected to {dst[0]}.{dst[1]}"
         if src[0] in self.reachable(dst[0], others):
             return f"connecting {src[0]} to {dst[0]} would make a cycle"
@@ -204,9 +206,9 @@ class GraphDocument(QObject):
 
     def incoming_edge(self, target: str, ignore: EdgeKey | None = None) -> Edge | None:
         """The edge already feeding the input port named by ``target``, if any."""
-        port = commands.resolve_end(self.graph, target, is_source=False)
+        port = commands.resolve_end(self.graph, self.catalogue, target, is_source=False)
         return next((e for e in self.graph.edges if edge_key(e) != ignore and port is not None
-                     and commands.resolve_end(self.graph, e.target, False) == port), None)
+                     and commands.resolve_end(self.graph, self.catalogue, e.target, False) == port), None)
 
     def connect(self, source: str, target: str) -> None:
         """Add an edge; an edge already feeding that input port is replaced in the same step."""
@@ -321,7 +323,7 @@ class GraphDocument(QObject):
         ids = [n for n in (node_ids if node_ids is not None else self.graph.node_ids()) if self.has_node(n)]
         placed = [self.node(n).position for n in ids if self.node(n).position is not None]
         origin = (min(p[0] for p in placed), min(p[1] for p in placed)) if placed else (0.0, 0.0)
-        return layered_layout(self.graph, ids, boxes, origin)
+        return layered_layout(self.graph, ids, boxes, origin, catalogue=self.catalogue)
 
     def place_unpositioned(self, boxes: dict[str, Box] | None = None) -> None:
         """Lay out the nodes that have no position, without an undo step or a modified mark.
@@ -334,19 +336,20 @@ class GraphDocument(QObject):
             return
         placed = [n.position for n in self.graph.nodes if n.position is not None]
         origin = (0.0, max(p[1] for p in placed) + 200.0) if placed else (0.0, 0.0)
-        for node_id, position in layered_layout(self.graph, missing, boxes, origin).items():
+        for node_id, position in layered_layout(self.graph, missing, boxes, origin,
+                                                     catalogue=self.catalogue).items():
             self.apply_move(node_id, position)
 
     def insert_on_edge(self, type_name: str, key: EdgeKey, position: tuple[float, float]) -> str:
         """Add a layer and splice it into an edge; returns its id."""
         if self.find_edge(key) is None:
             raise ValueError(f"no edge from {key[0]} to {key[1]}")
-        first_in, first_out = commands.first_ports(type_name)
+        first_in, first_out = commands.first_ports(self.catalogue, type_name)
         if first_in is None or first_out is None:
             raise ValueError(f"{type_name} has no {'input' if first_in is None else 'output'} to splice in")
         node = Node(id=self.unique_id(type_name), type=type_name, position=_point(position))
-        ends = (commands.end_name(type_name, node.id, first_in, False),
-                commands.end_name(type_name, node.id, first_out, True))
+        ends = (commands.end_name(self.catalogue, type_name, node.id, first_in, False),
+                commands.end_name(self.catalogue, type_name, node.id, first_out, True))
         self.push(commands.InsertOnEdge(self, node, key, ends))
         return node.id
 
@@ -432,8 +435,9 @@ class GraphDocument(QObject):
         self._changed()
 
     def replace_graph(self, graph: Graph) -> None:
-        """Swap in a whole new graph (open / new); clears undo history."""
+        """Swap in a whole new graph (open / new) with its catalogue; clears undo history."""
         self.graph = graph
+        self.catalogue = catalogue_for(graph)
         self.undo_stack.clear()
         self.reset.emit()
         self.reanalyse()
@@ -446,7 +450,7 @@ class GraphDocument(QObject):
     def reanalyse(self) -> Analysis:
         """Re-run validation and shape inference now and notify the views."""
         self._timer.stop()
-        self.analysis = analyze(self.graph)
+        self.analysis = analyze(self.graph, self.catalogue)
         self.analysed.emit(self.analysis)
         return self.analysis
 

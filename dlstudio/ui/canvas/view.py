@@ -25,7 +25,6 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QApplication, QGraphicsView, QWidget
 
-from dlstudio.core.catalogue import CATALOGUE
 from dlstudio.core.layout import estimate_box
 from dlstudio.ui import commands
 from dlstudio.ui.canvas import style as st
@@ -166,17 +165,17 @@ class GraphView(QGraphicsView):
         if where is None:
             where = self.mapToScene(self.viewport().rect().center())
         if self._quick_add is None:
-            self._quick_add = QuickAdd(self)
+            self._quick_add = QuickAdd(self.document, self)
             self._quick_add.chosen.connect(lambda name: self.add_layer(name, self._quick_add_at))
         self._quick_add_at = where
         self._quick_add.popup(self.viewport().mapToGlobal(self.mapFromScene(where)))
 
     def add_layer(self, type_name: str, scene_pos: QPointF) -> str | None:
         """Add a layer centred at ``scene_pos`` (inserted into the edge there, if any); select it."""
-        if type_name not in CATALOGUE:
+        if type_name not in self.document.catalogue:
             self.status_message.emit(f"Unknown layer type '{type_name[:60]}'")
             return None
-        box = estimate_box(type_name)
+        box = estimate_box(type_name, self.document.catalogue)
         top_left = self.scene_.snap(scene_pos - QPointF(box.width / 2, st.HEADER / 2))
         position = (top_left.x(), top_left.y())
         edge = self._insertable_edge(type_name, scene_pos)
@@ -226,7 +225,7 @@ class GraphView(QGraphicsView):
         return min(pixels / max(self.zoom(), 1e-6), limit)
 
     def _insertable_edge(self, type_name: str, scene_pos: QPointF) -> EdgeItem | None:
-        first_in, first_out = commands.first_ports(type_name)
+        first_in, first_out = commands.first_ports(self.document.catalogue, type_name)
         if first_in is None or first_out is None:
             return None
         return self.scene_.edge_at(scene_pos, self._scene_radius(6.0))
@@ -252,8 +251,8 @@ class GraphView(QGraphicsView):
         hit = self.scene_.port_at(pos, self._scene_radius(PORT_HIT_PX))
         if hit is not None:
             item, (port, is_input) = hit
-            feeding = self.document.incoming_edge(
-                commands.end_name(item.view.type_name, item.node_id, port, False)) if is_input else None
+            end = commands.end_name(self.document.catalogue, item.view.type_name, item.node_id, port, False)
+            feeding = self.document.incoming_edge(end) if is_input else None
             if feeding is not None and (feeding.source, feeding.target) in self.scene_.edges:
                 key = (feeding.source, feeding.target)
                 source = self.scene_.end_port(key[0], True)

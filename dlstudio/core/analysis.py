@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlstudio.core.catalogue import CATALOGUE
+from dlstudio.core.catalogue import Catalogue, catalogue_for
 from dlstudio.core.errors import printable
 from dlstudio.core.findings import Analysis, Diagnostic, Severity
 from dlstudio.core.graph import Graph, Node
@@ -25,18 +25,22 @@ from dlstudio.core.wiring import Link, evaluation_order, live_nodes, resolve_lin
 #: Most parameters one node, or the whole model, may hold (refused before allocating).
 MAX_PARAMETERS = MAX_ELEMENTS
 
-def analyze(graph: Graph) -> Analysis:
-    """Validate ``graph`` and infer every port's type; never raises on a bad graph."""
+def analyze(graph: Graph, catalogue: Catalogue | None = None) -> Analysis:
+    """Validate ``graph`` and infer every port's type; never raises on a bad graph.
+
+    Layer types are looked up in ``catalogue`` (default: :func:`catalogue_for` the graph).
+    """
     with paused_gc():
-        return _analyze(graph)
+        return _analyze(graph, catalogue_for(graph) if catalogue is None else catalogue)
 
 
-def _analyze(graph: Graph) -> Analysis:
-    result = Analysis(graph)
+def _analyze(graph: Graph, catalogue: Catalogue) -> Analysis:
+    result = Analysis(graph, catalogue)
     nodes = {node.id: node for node in graph.nodes}
-    specs = {node.id: CATALOGUE.get(node.type) for node in graph.nodes}
+    lookup = catalogue.get
+    specs = {node.id: lookup(node.type) for node in graph.nodes}
     report = _reporter(result)
-    _check_unknown(graph, result)
+    _check_unknown(graph, specs, result)
     result.links, result.dangling = resolve_links(graph, specs, _output_ports(nodes, specs), report)
     result.order = evaluation_order(list(nodes), result.links, report)
     _check_liveness(graph, result)
@@ -87,9 +91,9 @@ def _report(result: Analysis, severity: Severity, node: str | None, message: str
     result.diagnostics.append(Diagnostic(severity, node, message, fix, port, param))
 
 
-def _check_unknown(graph: Graph, result: Analysis) -> None:
+def _check_unknown(graph: Graph, specs: dict[str, LayerSpec | None], result: Analysis) -> None:
     for node in graph.nodes:
-        if node.type not in CATALOGUE:
+        if specs[node.id] is None:
             _report(result, "error", node.id, f"unknown layer type '{printable(node.type, 60)}'",
                     "replace it with a layer from the palette; its parameters are kept")
     for node_id, key in graph.unknown_keys():

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dlstudio.core.analysis import Analysis
-from dlstudio.core.catalogue import CATALOGUE
+from dlstudio.core.catalogue import Catalogue
 from dlstudio.core.errors import GraphInvalidError
 from dlstudio.core.graph import Node
 from dlstudio.core.naming import (
@@ -31,8 +31,10 @@ from dlstudio.core.spec import Construct, LayerSpec
 TENSOR = "torch.Tensor"
 Span = tuple[int, int]  # first line (0-based), line count
 
-#: Helpers (from dlstudio.core.modules) that a forward line may call: no variable takes these names.
-HELPERS = frozenset(name for spec in CATALOGUE.values() for name in spec.support)
+
+def helpers(catalogue: Catalogue) -> frozenset[str]:
+    """Helpers (from dlstudio.core.modules) that a forward line may call: no variable takes these names."""
+    return frozenset(name for spec in catalogue.values() for name in spec.support)
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ class _Planner:
     def __init__(self, analysis: Analysis) -> None:
         self.analysis = analysis
         self.attributes = Namespace(ATTRIBUTE_RESERVED)
-        self.variables = Namespace(RESERVED | HELPERS)
+        self.variables = Namespace(RESERVED | helpers(analysis.catalogue))
         self.values: dict[tuple[str, str], str] = {}
         self.incoming = {(link.target, link.target_port): (link.source, link.source_port)
                          for link in analysis.links}
@@ -117,7 +119,7 @@ class _Planner:
             self.values[(node.id, "output")] = self.values[self.incoming[(node.id, "input")]]
         if node.type in ("Input", "Output") or node.id not in self.analysis.live:
             return
-        spec, params, plan = CATALOGUE[node.type], self.analysis.params[node.id], self.result
+        spec, params, plan = self.analysis.catalogue[node.type], self.analysis.params[node.id], self.result
         ports = spec.input_ports(self.in_degree[node.id])
         args = [self.values[self.incoming[(node.id, p)]] if (node.id, p) in self.incoming else "None"
                 for p in ports]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from dlstudio.core.catalogue import CATALOGUE
+from dlstudio.core.catalogue import Catalogue
 from dlstudio.core.graph import Graph
 from dlstudio.core.tensor import TensorType
 from dlstudio.core.wiring import Link
@@ -37,9 +37,11 @@ class Diagnostic:
 
 @dataclass
 class Analysis:
-    """Everything known about a graph after validation and shape inference."""
+    """Everything known about a graph after validation and shape inference, and the
+    catalogue its layer types were looked up in (what compile and export use too)."""
 
     graph: Graph
+    catalogue: Catalogue = field(repr=False)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     order: list[str] = field(default_factory=list)
     links: list[Link] = field(default_factory=list)
@@ -83,7 +85,7 @@ class Analysis:
         return [link for link in self.links if link.target == node_id]
 
     def output_type(self, node_id: str, port: str | None = None) -> TensorType | None:
-        spec = CATALOGUE.get(self.graph.node(node_id).type)
+        spec = self.catalogue.get(self.graph.node(node_id).type)
         if spec is None or not spec.outputs:
             return None
         return self.ports.get((node_id, port or spec.outputs[0]))

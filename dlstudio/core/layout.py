@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from dlstudio.core.catalogue import CATALOGUE
+from dlstudio.core.catalogue import Catalogue, catalogue_for
 from dlstudio.core.graph import Graph, split_end
 
 Point = tuple[float, float]
@@ -58,9 +58,9 @@ class Box:
         return next(iter(ports.values()), self.height / 2)
 
 
-def estimate_box(type_name: str) -> Box:
+def estimate_box(type_name: str, catalogue: Catalogue) -> Box:
     """The box the canvas draws for a layer type: a header, then one row per port pair."""
-    spec = CATALOGUE.get(type_name)
+    spec = catalogue.get(type_name)
     inputs = spec.input_ports() if spec else ("input",)
     outputs = spec.outputs if spec else ("output",)
     rows = max(len(inputs), len(outputs), 1)
@@ -79,14 +79,17 @@ class _Link:
 
 def layered_layout(graph: Graph, node_ids: Iterable[str] | None = None,
                    boxes: Mapping[str, Box] | None = None, origin: Point = (0.0, 0.0),
-                   grid: float = 10.0, wrap: float | None = None) -> dict[str, Point]:
+                   grid: float = 10.0, wrap: float | None = None,
+                   catalogue: Catalogue | None = None) -> dict[str, Point]:
     """Top-left positions for ``node_ids`` (default: every node), from ``origin``; with
-    ``wrap``, rows of columns at most that wide (when a column fits), one below the other."""
+    ``wrap``, rows of columns at most that wide (when a column fits), one below the other.
+    A node without a box in ``boxes`` gets one estimated from ``catalogue`` (default: the graph's)."""
     ids = list(dict.fromkeys(node_ids)) if node_ids is not None else graph.node_ids()
     if not ids:
         return {}
     chosen = set(ids)
-    box = {n.id: (boxes or {}).get(n.id) or estimate_box(n.type) for n in graph.nodes if n.id in chosen}
+    types = catalogue_for(graph) if catalogue is None else catalogue
+    box = {n.id: (boxes or {}).get(n.id) or estimate_box(n.type, types) for n in graph.nodes if n.id in chosen}
     links = _links(graph, chosen, box)
     links = _drop_back_edges(ids, links)
     column = _columns(ids, links)

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from dlstudio.core.analysis import Analysis, analyze
-from dlstudio.core.catalogue import CATALOGUE
+from dlstudio.core.catalogue import BUILTINS
 from dlstudio.core.graph import Edge, Graph, Node
 from dlstudio.core.tensor import Dim, TensorType
 from dlstudio.core.training import DATASETS, FieldInfo, TrainingConfig
+from dlstudio.core.wiring import end_name, first_ports
 
 #: Datasets (with arguments) a suggestion may pick, most familiar first.
 CANDIDATES: tuple[tuple[str, dict[str, Any]], ...] = (
@@ -102,10 +103,12 @@ class Template:
 
 
 def _end(node: Node, is_source: bool) -> str:
-    """``node`` as an edge end: its first port, named when it has several."""
-    spec = CATALOGUE[node.type]
-    ports = spec.outputs if is_source else spec.input_ports()
-    return f"{node.id}.{ports[0]}" if len(ports) > 1 else node.id
+    """``node`` as an edge end: its first port, named when it has several (templates use
+    built-in layers only)."""
+    first_in, first_out = first_ports(node.type, BUILTINS)
+    port = first_out if is_source else first_in
+    assert port is not None, node.type
+    return end_name(node.type, node.id, port, is_source, BUILTINS)
 
 
 TEMPLATES: dict[str, Template] = {

@@ -15,7 +15,7 @@ import heapq
 from collections.abc import Callable
 from typing import NamedTuple
 
-from dlstudio.core.catalogue import CATALOGUE
+from dlstudio.core.catalogue import BUILTINS, Catalogue, catalogue_for
 from dlstudio.core.errors import printable
 from dlstudio.core.graph import Graph, split_end
 from dlstudio.core.params import output_ports_of
@@ -124,15 +124,17 @@ def _bare_end(end: str, node_id: str, spec: LayerSpec, ports: tuple[str, ...], i
     return None
 
 
-def resolve_end(graph: Graph, end: str, is_source: bool) -> tuple[str, str] | None:
+def resolve_end(graph: Graph, end: str, is_source: bool,
+                catalogue: Catalogue | None = None) -> tuple[str, str] | None:
     """``(node, port)`` named by an edge end of ``graph``, or None when it names nothing that
     exists (as analysis resolves it, without reporting). An end on a node of unknown type keeps
-    the port it names, so a missing layer keeps its edges."""
+    the port it names, so a missing layer keeps its edges. Types are looked up in ``catalogue``
+    (default: the graph's)."""
     node_id, port = split_end(end)
     node = next((n for n in graph.nodes if n.id == node_id), None)
     if node is None:
         return None
-    spec = CATALOGUE.get(node.type)
+    spec = (catalogue_for(graph) if catalogue is None else catalogue).get(node.type)
     if spec is None:
         return (node_id, port) if port else None
     return _end_port(end, {node_id: spec}, lambda _: output_ports_of(spec, node.params), _quiet, is_source)
@@ -142,9 +144,10 @@ def _quiet(*args: object, **kwargs: object) -> None:
     """A :data:`Report` that keeps nothing."""
 
 
-def end_name(type_name: str, node_id: str, port: str, is_source: bool) -> str:
+def end_name(type_name: str, node_id: str, port: str, is_source: bool,
+             catalogue: Catalogue = BUILTINS) -> str:
     """The shortest end that names ``node.port``: the bare id when the node has one such port."""
-    spec = CATALOGUE.get(type_name)
+    spec = catalogue.get(type_name)
     if spec is not None:
         ports = spec.outputs if is_source else spec.inputs
         if ports == (port,) and not (spec.variadic and not is_source):
@@ -152,9 +155,9 @@ def end_name(type_name: str, node_id: str, port: str, is_source: bool) -> str:
     return f"{node_id}.{port}"
 
 
-def first_ports(type_name: str) -> tuple[str | None, str | None]:
+def first_ports(type_name: str, catalogue: Catalogue = BUILTINS) -> tuple[str | None, str | None]:
     """The first input and first output port of a layer type (None where it has none)."""
-    spec = CATALOGUE.get(type_name)
+    spec = catalogue.get(type_name)
     if spec is None:
         return None, None
     inputs = spec.input_ports()

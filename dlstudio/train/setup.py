@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import os
 import random
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from dlstudio.core.analysis import Analysis, analyze
-from dlstudio.core.codegen import ModulePlan, plan_module
+from dlstudio.core.codegen import plan_module
 from dlstudio.core.compiler import build_module
 from dlstudio.core.graph import Graph
 from dlstudio.core.training import DEFAULT_TASK, TrainingConfig, resolve_training
@@ -26,7 +24,6 @@ from dlstudio.train import distributed
 from dlstudio.train.batches import TrainBatches, eval_batches
 from dlstudio.train.components import (
     Objective,
-    Schedule,
     autocast,
     grad_scaler,
     make_optimizer,
@@ -37,51 +34,11 @@ from dlstudio.train.data import DataSplit, field_infos, load_data
 from dlstudio.train.distributed import World
 from dlstudio.train.errors import ConfigError
 from dlstudio.train.metrics import Metrics
+from dlstudio.train.parts import Parts
 from dlstudio.train.tasks import Task, task_class
 
 #: Data up to this size moves to the GPU once, so batches are gathered on the device.
 MAX_DEVICE_DATA_BYTES = 2 * 2**30
-
-
-@dataclass
-class Parts:
-    """The built pieces of a run; ``task`` decides what a step and a validation pass do."""
-
-    config: TrainingConfig
-    analysis: Analysis
-    plan: ModulePlan
-    device: torch.device
-    world: World
-    data: DataSplit
-    module: torch.nn.Module
-    model: torch.nn.Module  # the module, or its DistributedDataParallel wrapper
-    train_inputs: list[torch.Tensor]
-    train_target: torch.Tensor
-    val_inputs: list[torch.Tensor]
-    val_target: torch.Tensor
-    output_index: int | None
-    batches: TrainBatches
-    val_batches: list[torch.Tensor]
-    scaler: Any
-    objective: Objective
-    metrics: Metrics
-    autocast: Any
-    #: (index in the outputs, weight) of each auxiliary loss added to the objective
-    auxiliary: tuple[tuple[int, float], ...] = ()
-    #: the task's optimizers by name, in the order it declared them, and their LR schedules
-    optimizers: dict[str, torch.optim.Optimizer] = field(default_factory=dict)
-    schedules: dict[str, Schedule] = field(default_factory=dict)
-    task: Task | None = None
-
-    @property
-    def optimizer(self) -> torch.optim.Optimizer:
-        """The first optimizer (the only one of most tasks): its LR is the one reported."""
-        return next(iter(self.optimizers.values()))
-
-    @property
-    def collective_device(self) -> torch.device:
-        """Where tensors go for a collective: the GPU with NCCL, else the CPU (gloo)."""
-        return self.device if self.device.type == "cuda" else torch.device("cpu")
 
 
 def check_graph(graph: Graph, config: TrainingConfig) -> tuple[Analysis, TrainingConfig]:
@@ -139,21 +96,21 @@ def prepare(graph: Graph, config: TrainingConfig, world: World, base_dir: Path |
         metrics=Metrics(config.metrics, config.loss.type, config.loss.params.get("ignore_index", -100)),
         autocast=autocast(device, config.precision), auxiliary=_auxiliary(config, outputs),
     )
-    parts.task = task_class(config.task or DEFAULT_TASK)(parts)
-    _optimizers(parts)
     return parts
 
 
-def _optimizers(parts: Parts) -> None:
-    """Build the optimizers the task declares, each with its own LR schedule."""
+def start_task(parts: Parts) -> Task:
+    """The task the configuration names, with the optimizers it declares (each with its own
+    LR schedule) built into ``parts``."""
     config = parts.config
-    assert parts.task is not None
-    for name, plan in parts.task.optimizers().items():
+    task = task_class(config.task or DEFAULT_TASK)(parts)
+    for name, plan in task.optimizers().items():
         optimizer = make_optimizer(plan.config, plan.parameters)
         parts.optimizers[name] = optimizer
         schedule = make_schedule(config.scheduler, optimizer, config.epochs, len(parts.batches))
         if schedule is not None:
             parts.schedules[name] = schedule
+    return task
 
 
 def _auxiliary(config: TrainingConfig, outputs: list[str]) -> tuple[tuple[int, float], ...]:

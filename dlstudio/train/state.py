@@ -13,8 +13,8 @@ import torch
 
 from dlstudio.train.components import Schedule
 from dlstudio.train.errors import ConfigError
-from dlstudio.train.setup import Parts
-from dlstudio.train.tasks.base import TOTAL
+from dlstudio.train.parts import Parts
+from dlstudio.train.tasks.base import TOTAL, Task
 
 
 @dataclass
@@ -60,7 +60,7 @@ def loss_names(losses: dict[str, float]) -> dict[str, float]:
     return {f"loss/{name}": value for name, value in losses.items()}
 
 
-def capture(parts: Parts, loop: LoopState) -> dict[str, Any]:
+def capture(parts: Parts, task: Task, loop: LoopState) -> dict[str, Any]:
     """Everything needed to continue the run, as tensors and plain values."""
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
     state: dict[str, Any] = {
@@ -72,13 +72,13 @@ def capture(parts: Parts, loop: LoopState) -> dict[str, Any]:
         state["schedulers"] = {name: s.scheduler.state_dict() for name, s in parts.schedules.items()}
     if parts.scaler is not None:
         state["scaler"] = parts.scaler.state_dict()
-    task = parts.task.state_dict() if parts.task is not None else {}
-    if task:
-        state["task"] = task
+    own = task.state_dict()
+    if own:
+        state["task"] = own
     return state
 
 
-def restore(parts: Parts, state: dict[str, Any]) -> LoopState:
+def restore(parts: Parts, task: Task, state: dict[str, Any]) -> LoopState:
     """Put a captured state back into freshly built parts; returns the loop position."""
     parts.module.load_state_dict({k: v.to(parts.device) for k, v in state["model"].items()})
     for name, optimizer in parts.optimizers.items():
@@ -89,8 +89,7 @@ def restore(parts: Parts, state: dict[str, Any]) -> LoopState:
             _restore_schedule(schedule, saved)
     if parts.scaler is not None and "scaler" in state:
         parts.scaler.load_state_dict(state["scaler"])
-    if parts.task is not None:
-        parts.task.load_state_dict(state.get("task", {}))
+    task.load_state_dict(state.get("task", {}))
     torch.set_rng_state(state["rng"]["torch"])
     if state["rng"]["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["rng"]["cuda"])

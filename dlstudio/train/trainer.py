@@ -35,11 +35,12 @@ from dlstudio.train.events import (
     StepEnd,
     Throughput,
 )
+from dlstudio.train.parts import Parts
 from dlstudio.train.pretrained import load_pretrained
 from dlstudio.train.rundir import RunDir
-from dlstudio.train.setup import Parts, prepare
+from dlstudio.train.setup import prepare, start_task
 from dlstudio.train.state import LoopState, capture, loss_names, restore
-from dlstudio.train.tasks.base import TOTAL
+from dlstudio.train.tasks.base import TOTAL, Task
 
 
 class Trainer:
@@ -71,6 +72,7 @@ class Trainer:
         #: what the run has to tell before it starts (a repaired metric log), sent with RunStarted
         self.notes: list[str] = []
         self.parts: Parts | None = None
+        self.task: Task | None = None
         self.error: TrainError | None = None
         self._crashed = False  # an unexpected error, perhaps on this process only
         self._stop = threading.Event()
@@ -103,6 +105,7 @@ class Trainer:
         started = time.perf_counter()
         try:
             self.parts = prepare(self.graph, self.given_config, self.world, self.base_dir)
+            self.task = start_task(self.parts)
             self._open_run()
             reason = self._loop()
             return self._finish(reason, started)
@@ -188,7 +191,7 @@ class Trainer:
 
     def _train_epoch(self) -> None:
         p = self.parts
-        assert p is not None and p.task is not None
+        assert p is not None and self.task is not None
         p.model.train()
         epoch, state = self.state.epoch, self.state
         self.emit(LearningRate(epoch + 1, state.step, tuple(g["lr"] for g in p.optimizer.param_groups)))
@@ -196,7 +199,7 @@ class Trainer:
         for index in range(state.batch, len(batches)):
             if self._should_stop():
                 return
-            losses = self._global_losses(p.task.step(batches[index]))
+            losses = self._global_losses(self.task.step(batches[index]))
             loss_value = losses[TOTAL]
             state.batch, state.step = index + 1, state.step + 1
             count = len(batches[index]) * self.world.size
@@ -239,10 +242,10 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         """The task's metrics over the validation split (every process's share, summed)."""
         p = self.parts
-        assert p is not None and p.task is not None
+        assert p is not None and self.task is not None
         if not p.data.val_size:
             return {}
-        return p.task.validate()
+        return self.task.validate()
 
     def _throughput(self, seconds: float) -> None:
         if seconds > 0 and self.state.samples:
@@ -312,15 +315,17 @@ class Trainer:
         if not self._writes:
             return
         assert self.run_dir is not None
-        path = save_state(self.run_dir.checkpoints, f"step-{self.state.step:09d}", capture(self.parts, self.state))
+        assert self.parts is not None and self.task is not None
+        state = capture(self.parts, self.task, self.state)
+        path = save_state(self.run_dir.checkpoints, f"step-{self.state.step:09d}", state)
         self.emit(CheckpointSaved(self.state.epoch, self.state.step, str(path)))
 
     def _restore(self) -> None:
-        assert self.parts is not None and self.run_dir is not None
+        assert self.parts is not None and self.task is not None and self.run_dir is not None
         path = latest_checkpoint(self.run_dir.checkpoints)
         if path is None:
             raise RunDirError(f"{self.run_dir.path}: has no complete checkpoint to resume from")
-        self.state = restore(self.parts, load_state(path))
+        self.state = restore(self.parts, self.task, load_state(path))
         if self._writes:
             note = self.run_dir.truncate_metrics(self.state.step)
             if note:

@@ -15,7 +15,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from dlstudio.core.catalogue import CATALOGUE
 from dlstudio.core.errors import GraphFileError
 from dlstudio.core.graph import Edge, Graph, Node
 from dlstudio.core.io import describe_validation_error, graph_to_dict, parse_json
@@ -43,7 +42,7 @@ class GraphDocument(DocumentModel):
     def add_node(self, type_name: str, position: tuple[float, float],
                  params: dict[str, Any] | None = None) -> str:
         """Add a layer at ``position`` (top-left, scene units); returns its new id."""
-        if type_name not in CATALOGUE:
+        if type_name not in self.catalogue:
             raise ValueError(f"unknown layer type '{type_name[:60]}'")
         node = Node(id=self.unique_id(type_name), type=type_name, params=dict(params or {}),
                     position=_point(position))
@@ -173,18 +172,18 @@ class GraphDocument(DocumentModel):
         ids = [n for n in (node_ids if node_ids is not None else self.graph.node_ids()) if self.has_node(n)]
         placed = [self.node(n).position for n in ids if self.node(n).position is not None]
         origin = (min(p[0] for p in placed), min(p[1] for p in placed)) if placed else (0.0, 0.0)
-        return layered_layout(self.graph, ids, boxes, origin, wrap=WRAP)
+        return layered_layout(self.graph, ids, boxes, origin, wrap=WRAP, catalogue=self.catalogue)
 
     def insert_on_edge(self, type_name: str, key: EdgeKey, position: tuple[float, float]) -> str:
         """Add a layer and splice it into an edge; returns its id."""
         if self.find_edge(key) is None:
             raise ValueError(f"no edge from {key[0]} to {key[1]}")
-        first_in, first_out = first_ports(type_name)
+        first_in, first_out = first_ports(type_name, self.catalogue)
         if first_in is None or first_out is None:
             raise ValueError(f"{type_name} has no {'input' if first_in is None else 'output'} to splice in")
         node = Node(id=self.unique_id(type_name), type=type_name, position=_point(position))
-        ends = (end_name(type_name, node.id, first_in, False),
-                end_name(type_name, node.id, first_out, True))
+        ends = (end_name(type_name, node.id, first_in, False, self.catalogue),
+                end_name(type_name, node.id, first_out, True, self.catalogue))
         self.push(commands.InsertOnEdge(self, node, key, ends))
         return node.id
 

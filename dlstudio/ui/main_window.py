@@ -90,7 +90,7 @@ class MainWindow(QMainWindow):
         self.setCorner(Qt.Corner.BottomLeftCorner, left)
         self.setCorner(Qt.Corner.BottomRightCorner, right)
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
-        self.palette_panel = PalettePanel()
+        self.palette_panel = PalettePanel(self.document)
         self.inspector = InspectorPanel(self.document)
         self.problems = ProblemsPanel()
         self.code = CodePanel(self.document)

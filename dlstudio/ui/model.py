@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QUndoStack
 
 from dlstudio.core.analysis import Analysis, analyze
+from dlstudio.core.catalogue import Catalogue, catalogue_for
 from dlstudio.core.graph import Edge, Graph, Node, is_valid_id, split_end
 from dlstudio.core.io import graph_to_json, load_graph, save_graph
 from dlstudio.core.layout import WRAP, Box, layered_layout
@@ -45,13 +46,15 @@ class DocumentModel(QObject):
     path_changed = Signal(object)  # Path | None
 
     def __init__(self, graph: Graph | None = None, path: Path | None = None,
-                 parent: QObject | None = None) -> None:
+                 parent: QObject | None = None, catalogue: Catalogue | None = None) -> None:
         super().__init__(parent)
         self.graph = graph or Graph(name="untitled")
+        #: the layer types this graph may use: the views look types up here, never in a global
+        self.catalogue = catalogue_for(self.graph) if catalogue is None else catalogue
         self.path = path
         self.undo_stack = QUndoStack(self)
         self.undo_stack.cleanChanged.connect(self._clean_changed)
-        self.analysis: Analysis = analyze(self.graph)
+        self.analysis: Analysis = analyze(self.graph, self.catalogue)
         self._timer = QTimer(self, singleShot=True, interval=0)
         self._timer.timeout.connect(self.reanalyse)
 
@@ -130,8 +133,8 @@ class DocumentModel(QObject):
 
     def connect_problem(self, source: str, target: str, ignore: EdgeKey | None = None) -> str | None:
         """Why an edge ``source -> target`` cannot be made, or None when it can."""
-        src = resolve_end(self.graph, source, is_source=True)
-        dst = resolve_end(self.graph, target, is_source=False)
+        src = resolve_end(self.graph, source, is_source=True, catalogue=self.catalogue)
+        dst = resolve_end(self.graph, target, is_source=False, catalogue=self.catalogue)
         if src is None:
             return f"'{source}' is not an output port"
         if dst is None:
@@ -140,8 +143,8 @@ class DocumentModel(QObject):
             return "a node cannot feed itself"
         others = [e for e in self.graph.edges if edge_key(e) != ignore]
         for edge in others:
-            if resolve_end(self.graph, edge.target, False) == dst and \
-                    resolve_end(self.graph, edge.source, True) == src:
+            if resolve_end(self.graph, edge.target, False, catalogue=self.catalogue) == dst and \
+                    resolve_end(self.graph, edge.source, True, catalogue=self.catalogue) == src:
                 return f"{src[0]}.{src[1]} is already connected to {dst[0]}.{dst[1]}"
         if src[0] in self.reachable(dst[0], others):
             return f"connecting {src[0]} to {dst[0]} would make a cycle"
@@ -163,9 +166,9 @@ class DocumentModel(QObject):
 
     def incoming_edge(self, target: str, ignore: EdgeKey | None = None) -> Edge | None:
         """The edge already feeding the input port named by ``target``, if any."""
-        port = resolve_end(self.graph, target, is_source=False)
+        port = resolve_end(self.graph, target, is_source=False, catalogue=self.catalogue)
         return next((e for e in self.graph.edges if edge_key(e) != ignore and port is not None
-                     and resolve_end(self.graph, e.target, False) == port), None)
+                     and resolve_end(self.graph, e.target, False, catalogue=self.catalogue) == port), None)
 
     # ----- low-level mutations, used only by undo commands ----------------------------------
 
@@ -238,8 +241,9 @@ class DocumentModel(QObject):
         self._changed()
 
     def replace_graph(self, graph: Graph) -> None:
-        """Swap in a whole new graph (open / new); clears undo history."""
+        """Swap in a whole new graph (open / new) with its catalogue; clears undo history."""
         self.graph = graph
+        self.catalogue = catalogue_for(graph)
         self.undo_stack.clear()
         self.reset.emit()
         self.reanalyse()
@@ -255,7 +259,8 @@ class DocumentModel(QObject):
             return
         placed = [n.position for n in self.graph.nodes if n.position is not None]
         origin = (0.0, max(p[1] for p in placed) + 200.0) if placed else (0.0, 0.0)
-        for node_id, position in layered_layout(self.graph, missing, boxes, origin, wrap=WRAP).items():
+        for node_id, position in layered_layout(self.graph, missing, boxes, origin, wrap=WRAP,
+                                                     catalogue=self.catalogue).items():
             self.apply_move(node_id, position)
 
     # ----- analysis ----------------------------------------------------------------------------
@@ -266,7 +271,7 @@ class DocumentModel(QObject):
     def reanalyse(self) -> Analysis:
         """Re-run validation and shape inference now and notify the views."""
         self._timer.stop()
-        self.analysis = analyze(self.graph)
+        self.analysis = analyze(self.graph, self.catalogue)
         self.analysed.emit(self.analysis)
         return self.analysis
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from dlstudio.core import layout
+from dlstudio.core.catalogue import BUILTINS
 from dlstudio.core.graph import Edge, Graph, Node
 from dlstudio.core.io import load_graph
 from dlstudio.core.layout import Box, estimate_box, layered_layout
@@ -21,7 +22,7 @@ def rects(graph: Graph, positions: dict) -> dict:
 
 
 def _size(type_name: str) -> tuple[float, float]:
-    box = estimate_box(type_name)
+    box = estimate_box(type_name, BUILTINS)
     return box.width, box.height
 
 
@@ -56,10 +57,10 @@ def test_branches_get_their_own_rows_and_merge_ports_line_up():
     assert not overlaps(rects(graph, positions))
     assert positions["x"][0] < positions["a"][0] < positions["b"][0] < positions["add"][0] < positions["out"][0]
     assert positions["a"][1] != positions["c"][1]
-    box = estimate_box("Add")
+    box = estimate_box("Add", BUILTINS)
     add_y = positions["add"][1]
-    assert positions["add"][1] + box.inputs["in0"] == positions["b"][1] + estimate_box("ReLU").outputs["output"]
-    assert positions["out"][1] + estimate_box("Output").inputs["input"] == add_y + box.outputs["output"]
+    assert positions["add"][1] + box.inputs["in0"] == positions["b"][1] + estimate_box("ReLU", BUILTINS).outputs["output"]
+    assert positions["out"][1] + estimate_box("Output", BUILTINS).inputs["input"] == add_y + box.outputs["output"]
 
 
 def test_sizes_from_the_canvas_are_respected():

@@ -14,7 +14,7 @@ from dlstudio.train import EpochEnd, Recorder, RunDir, StepEnd, Trainer
 from dlstudio.train.checkpoint import latest_checkpoint, load_state
 from dlstudio.train.distributed import World
 from dlstudio.train.errors import ConfigError
-from dlstudio.train.setup import prepare
+from dlstudio.train.setup import prepare, start_task
 from dlstudio.train.tasks import TASKS, Task
 from dlstudio.train.tasks.base import TOTAL, OptimizerPlan
 from dlstudio.train.tasks.supervised import SupervisedTask
@@ -59,7 +59,7 @@ def test_supervised_is_the_default_task_and_a_file_without_the_key_saves_without
     graph = graph_of(mlp())
     assert graph.training.task is None and '"task"' not in graph_to_json(graph)
     parts = prepare(graph, graph.training, World(), None)
-    assert isinstance(parts.task, SupervisedTask) and list(parts.optimizers) == ["model"]
+    assert isinstance(start_task(parts), SupervisedTask) and list(parts.optimizers) == ["model"]
     assert TASKS["supervised"] is SupervisedTask
     explicit = graph_of(mlp(task="supervised"))
     assert explicit.training.task == "supervised" and '"task": "supervised"' in graph_to_json(explicit)
@@ -127,7 +127,7 @@ def test_resuming_with_another_task_names_the_missing_optimizer(tmp_path, two_pa
 def test_a_task_that_cannot_sample_says_so():
     parts = prepare(graph_of(mlp()), graph_of(mlp()).training, World(), None)
     with pytest.raises(ConfigError, match="nothing to sample"):
-        parts.task.sample(4, seed=0)
+        start_task(parts).sample(4, seed=0)
 
 
 def test_a_task_name_is_registered_once():

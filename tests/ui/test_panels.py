@@ -62,7 +62,7 @@ def settle(document: GraphDocument) -> None:
 
 
 def test_palette_lists_every_layer_grouped_by_family(qtbot) -> None:
-    palette = PalettePanel()
+    palette = PalettePanel(GraphDocument())
     qtbot.addWidget(palette)
     assert sorted(palette.visible_types()) == sorted(CATALOGUE)
     root = palette.tree.invisibleRootItem()
@@ -74,7 +74,7 @@ def test_palette_lists_every_layer_grouped_by_family(qtbot) -> None:
 
 
 def test_palette_search_filters_and_enter_adds_first_match(qtbot) -> None:
-    palette = PalettePanel()
+    palette = PalettePanel(GraphDocument())
     qtbot.addWidget(palette)
     qtbot.keyClicks(palette.search, "conv2")
     shown = palette.visible_types()
@@ -89,7 +89,7 @@ def test_palette_search_filters_and_enter_adds_first_match(qtbot) -> None:
 
 
 def test_palette_drag_data_and_double_click(qtbot) -> None:
-    palette = PalettePanel()
+    palette = PalettePanel(GraphDocument())
     qtbot.addWidget(palette)
     item = next(i for i in palette.layer_items() if i.data(0, TYPE_ROLE) == "Linear")
     mime = palette.tree.mimeData([item])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -19,9 +19,7 @@ from torch import nn
 from dlstudio.core.training import OptimizerConfig
 from dlstudio.train import distributed
 from dlstudio.train.errors import ConfigError
-
-if TYPE_CHECKING:
-    from dlstudio.train.setup import Parts
+from dlstudio.train.parts import Parts
 
 #: Every task class by the name ``training.task`` uses.
 TASKS: dict[str, type[Task]] = {}

@@ -234,7 +234,8 @@ class GraphScene(QGraphicsScene):
         node = self._node_obj.get(node_id)
         if item is None or node is None:
             return
-        view = node_view(node, list(self._edges_of.get(node_id, ())), analysis or self.document.analysis)
+        view = node_view(node, list(self._edges_of.get(node_id, ())), self.document.catalogue,
+                         analysis or self.document.analysis)
         if item.refresh(view):
             self.node_item_moved(node_id)
 
@@ -246,7 +247,8 @@ class GraphScene(QGraphicsScene):
             problems.setdefault(diagnostic.node or "", []).append(diagnostic)
         for node in self.document.graph.nodes:
             item = self.nodes.get(node.id)
-            view = node_view(node, list(self._edges_of.get(node.id, ())), analysis, problems.get(node.id, []))
+            view = node_view(node, list(self._edges_of.get(node.id, ())), self.document.catalogue, analysis,
+                             problems.get(node.id, []))
             if item is not None and item.refresh(view):
                 self.node_item_moved(node.id)
         bad_ports = _bad_ports(analysis)

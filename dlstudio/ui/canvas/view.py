@@ -27,7 +27,6 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QApplication, QGraphicsView, QWidget
 
-from dlstudio.core.catalogue import CATALOGUE
 from dlstudio.core.layout import estimate_box
 from dlstudio.core.wiring import end_name, first_ports
 from dlstudio.ui.canvas import style as st
@@ -192,17 +191,17 @@ class GraphView(QGraphicsView):
         if where is None:
             where = self.mapToScene(self.viewport().rect().center())
         if self._quick_add is None:
-            self._quick_add = QuickAdd(self)
+            self._quick_add = QuickAdd(self.document, self)
             self._quick_add.chosen.connect(lambda name: self.add_layer(name, self._quick_add_at))
         self._quick_add_at = where
         self._quick_add.popup(self.viewport().mapToGlobal(self.mapFromScene(where)))
 
     def add_layer(self, type_name: str, scene_pos: QPointF) -> str | None:
         """Add a layer centred at ``scene_pos`` (inserted into the edge there, if any); select it."""
-        if type_name not in CATALOGUE:
+        if type_name not in self.document.catalogue:
             self.status_message.emit(f"Unknown layer type '{type_name[:60]}'")
             return None
-        box = estimate_box(type_name)
+        box = estimate_box(type_name, self.document.catalogue)
         top_left = self.scene_.snap(scene_pos - QPointF(box.width / 2, st.HEADER / 2))
         position = (top_left.x(), top_left.y())
         edge = self._insertable_edge(type_name, scene_pos)
@@ -252,7 +251,7 @@ class GraphView(QGraphicsView):
         return min(pixels / max(self.zoom(), 1e-6), limit)
 
     def _insertable_edge(self, type_name: str, scene_pos: QPointF) -> EdgeItem | None:
-        first_in, first_out = first_ports(type_name)
+        first_in, first_out = first_ports(type_name, self.document.catalogue)
         if first_in is None or first_out is None:
             return None
         return self.scene_.edge_at(scene_pos, self._scene_radius(6.0))
@@ -280,7 +279,7 @@ class GraphView(QGraphicsView):
         if hit is not None:
             item, (port, is_input) = hit
             feeding = self.document.incoming_edge(
-                end_name(item.view.type_name, item.node_id, port, False)) if is_input else None
+                end_name(item.view.type_name, item.node_id, port, False, self.document.catalogue)) if is_input else None
             if feeding is not None and (feeding.source, feeding.target) in self.scene_.edges:
                 key = (feeding.source, feeding.target)
                 source = self.scene_.end_port(key[0], True)

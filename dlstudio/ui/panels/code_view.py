@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from dlstudio.core.analysis import analyze
+from dlstudio.core.catalogue import Catalogue
 from dlstudio.core.codegen import Span, plan_module
 from dlstudio.core.export import module_code
 from dlstudio.core.io import graph_from_dict, graph_to_json, parse_json
@@ -53,10 +54,11 @@ class CodeResult:
     spans: dict[str, list[Span]] = field(default_factory=dict)
 
 
-def generate(snapshot: str, generation: int = 0) -> CodeResult:
-    """Export the graph in ``snapshot`` (JSON text), with the lines each node wrote."""
+def generate(snapshot: str, generation: int = 0, catalogue: Catalogue | None = None) -> CodeResult:
+    """Export the graph in ``snapshot`` (JSON text), its layer types looked up in ``catalogue``
+    (default: the graph's), with the lines each node wrote."""
     graph = graph_from_dict(parse_json(snapshot))
-    analysis = analyze(graph)
+    analysis = analyze(graph, catalogue)
     if not analysis.ok:
         errors = analysis.errors
         lines = [f"# The graph has {len(errors)} error{'s' if len(errors) != 1 else ''}; "
@@ -197,11 +199,12 @@ class CodePanel(QWidget):
         self._pending = False
         self.generation += 1
         generation, snapshot = self.generation, graph_to_json(self.document.graph)
+        catalogue = self.document.catalogue  # read-only: safe to share with the worker
         bridge = self._bridge
 
         def work() -> None:
             try:
-                result = generate(snapshot, generation)
+                result = generate(snapshot, generation, catalogue)
             except Exception as error:  # noqa: BLE001  (shown in the panel, never lost silently)
                 result = CodeResult(generation, f"# Export failed: {type(error).__name__}: {error}\n", False)
             try:

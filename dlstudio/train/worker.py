@@ -40,7 +40,6 @@ from dlstudio.train.events import (
     Stop,
 )
 
-
 #: Events are sent in batches at most this often while training (each send wakes a feeder
 #: thread that competes with the training thread for the interpreter).
 BATCH_S = 0.25

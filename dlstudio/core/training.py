@@ -372,7 +372,7 @@ DATASETS: dict[str, DatasetDecl] = {
                         lambda a: _xy((a.length,), "int64", (a.length,))),
     "shakespeare": DatasetDecl("three Shakespeare plays shipped with DL Studio (394 KB of text); the "
                                "target is the next character", ShakespeareArgs,
-                               lambda a: _xy((a.length,), "int64", (a.length,), SHAKESPEARE_CHARACTERS)),
+                               lambda a: _xy((a.length,), "int64", (a.length,), classes=SHAKESPEARE_CHARACTERS)),
 }
 
 

@@ -22,7 +22,12 @@ from torch import nn
 
 from dlstudio.core.analysis import Analysis
 from dlstudio.core.io import graph_from_dict
-from dlstudio.core.training import TrainingConfig, dataset_args, language_model_settings, loss_output
+from dlstudio.core.training import (
+    TrainingConfig,
+    dataset_args,
+    language_model_settings,
+    loss_output,
+)
 from dlstudio.train.data import Arrays, DataSplit, read_corpus
 from dlstudio.train.distributed import World
 from dlstudio.train.errors import DataError

@@ -81,11 +81,21 @@ class EarlyStoppingConfig(_Model):
     mode: Literal["auto", "min", "max"] = "auto"
 
 
+class LanguageModelConfig(_Model):
+    """Settings of the ``language_model`` task (``training.language_model``)."""
+
+    tokenizer: Literal["char", "byte"] = Field(
+        default="char", description="char: one token per distinct character of the text (the "
+                                    "vocabulary is saved with the run); byte: one per UTF-8 byte (256)")
+
+
 class TrainingConfig(_Model):
     """The ``training`` section of a graph file."""
 
     task: str | None = Field(default=None, max_length=100,
                              description="the kind of training, see TASKS (default: supervised)")
+    language_model: LanguageModelConfig | None = Field(
+        default=None, description="settings of the language_model task (saved only when set)")
     dataset: DatasetConfig
     loss: LossConfig = Field(default_factory=LossConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
@@ -204,6 +214,7 @@ class BCEWithLogitsLossArgs(_Args):
 #: here too so that ``dlstudio validate`` checks the name without importing torch.
 TASKS: dict[str, str] = {
     "supervised": "the Input fields go in; a loss compares an Output with a target field",
+    "language_model": "predict the next token at every position of windows slid over a text",
 }
 DEFAULT_TASK = "supervised"
 
@@ -303,9 +314,25 @@ class ImageFolderArgs(_Args):
     channels: Literal[1, 3] = 3
 
 
+_Length = Annotated[int, Field(ge=2, le=100_000)]
+
+
 class TextArgs(_Args):
     path: _Path
-    length: Annotated[int, Field(ge=2, le=100_000)] = 64
+    length: _Length = 64
+
+
+class ShakespeareArgs(_Args):
+    length: _Length = 64
+
+
+#: The bundled text (dlstudio/resources/shakespeare.txt): Hamlet, Macbeth and Julius Caesar from
+#: Project Gutenberg (public domain), 393,594 characters of which this many are distinct.
+SHAKESPEARE_CHARACTERS = 70
+#: Datasets that are one text, which the language_model task reads whole.
+TEXT_DATASETS = ("text", "shakespeare")
+#: The tokens of the byte tokenizer.
+BYTE_VOCABULARY = 256
 
 
 def _xy(x: tuple[int | None, ...] | None, x_dtype: str, y: tuple[int | None, ...] | None,
@@ -340,6 +367,9 @@ DATASETS: dict[str, DatasetDecl] = {
                                 lambda a: _xy((a.channels, *a.size), "float32", ())),
     "text": DatasetDecl("a text file tokenised by character; the target is the next character", TextArgs,
                         lambda a: _xy((a.length,), "int64", (a.length,))),
+    "shakespeare": DatasetDecl("three Shakespeare plays shipped with DL Studio (394 KB of text); the "
+                               "target is the next character", ShakespeareArgs,
+                               lambda a: _xy((a.length,), "int64", (a.length,), classes=SHAKESPEARE_CHARACTERS)),
 }
 
 
@@ -393,7 +423,22 @@ def resolve_training(config: TrainingConfig, input_ids: list[str], output_ids: l
     if config.scheduler is not None:
         data["scheduler"]["params"] = _args_of(SCHEDULERS, config.scheduler.type, config.scheduler.params)
     data["metrics"] = default_metrics(config)
+    if config.task == "language_model":
+        data["language_model"] = language_model_settings(config).model_dump(mode="json")
     return TrainingConfig.model_validate(data)
+
+
+def language_model_settings(config: TrainingConfig) -> LanguageModelConfig:
+    """The language_model task's settings: the section as written, or the defaults."""
+    return config.language_model or LanguageModelConfig()
+
+
+def vocabulary_size(config: TrainingConfig, target: FieldInfo | None) -> int | None:
+    """Tokens a language model chooses from: 256 bytes, or the text's distinct characters
+    (known before loading only for a bundled text)."""
+    if language_model_settings(config).tokenizer == "byte":
+        return BYTE_VOCABULARY
+    return target.classes if target is not None else None
 
 
 def _args_of(table: dict[str, type[_Args]], name: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -401,8 +446,10 @@ def _args_of(table: dict[str, type[_Args]], name: str, params: dict[str, Any]) -
 
 
 def metric_names(config: TrainingConfig) -> list[str]:
-    """Names a monitor may use: train_loss, val_loss and val_<metric> for each metric."""
-    return ["train_loss", "val_loss"] + [f"val_{m}" for m in default_metrics(config)]
+    """Names a monitor may use: train_loss, val_loss and val_<metric> for each metric (and
+    val_bits_per_char for a language model)."""
+    task = ["val_bits_per_char"] if config.task == "language_model" else []
+    return ["train_loss", "val_loss", *task] + [f"val_{m}" for m in default_metrics(config)]
 
 
 def monitor_mode(monitor: str, mode: str) -> str:

@@ -24,14 +24,17 @@ from dlstudio.core.training import (
     SAME_SHAPE_LOSSES,
     SCHEDULERS,
     TASKS,
+    TEXT_DATASETS,
     TOPK_RE,
     FieldInfo,
     TrainingConfig,
     dataset_fields,
     default_metrics,
     input_binding,
+    language_model_settings,
     loss_output,
     metric_names,
+    vocabulary_size,
 )
 
 Dims = tuple[Any, ...]
@@ -62,6 +65,7 @@ class TrainingChecker:
         fields = self._dataset()
         self._bindings(fields)
         classes = self._loss(fields)
+        self._language_model()
         self._auxiliary()
         self._named("optimizer", OPTIMIZERS, self.config.optimizer.type, self.config.optimizer.params)
         if self.config.scheduler is not None:
@@ -89,7 +93,7 @@ class TrainingChecker:
         sections: dict[str, BaseModel | None] = {
             "training": c, "training.dataset": c.dataset, "training.loss": c.loss,
             "training.optimizer": c.optimizer, "training.scheduler": c.scheduler,
-            "training.early_stopping": c.early_stopping,
+            "training.early_stopping": c.early_stopping, "training.language_model": c.language_model,
         }
         for where, section in sections.items():
             for key in (section.model_extra or {}) if section is not None else {}:
@@ -195,7 +199,9 @@ class TrainingChecker:
             self._error(output, f"{kind} needs integer class labels, but target "
                         f"'{self.config.loss.target}' holds {info.dtype} values",
                         "use MSELoss or L1Loss for numeric targets")
-        if info is not None and isinstance(classes, int) and info.classes is not None:
+        if self.config.task == "language_model":
+            self._vocabulary(output, classes, info)
+        elif info is not None and isinstance(classes, int) and info.classes is not None:
             self._check_classes(output, classes, info.classes)
         return classes if isinstance(classes, int) else None
 
@@ -208,6 +214,34 @@ class TrainingChecker:
             self._error(output, f"'{output}' gives {scores} class scores but dataset '{name}' has "
                         f"only {classes} classes", f"make the last layer produce {classes} outputs",
                         severity="warning")
+
+    # -- language model --------------------------------------------------------------------------
+
+    def _language_model(self) -> None:
+        """A language model learns from a text with a class loss; its settings go unused elsewhere."""
+        c = self.config
+        if c.task != "language_model":
+            if c.language_model is not None:
+                self._error(None, f"training.language_model is set but the task is {c.task or 'supervised'}, "
+                            "so it is not used", "set training.task to language_model, or remove the "
+                            "section", "training.language_model", "warning")
+            return
+        if c.dataset.name in DATASETS and c.dataset.name not in TEXT_DATASETS:
+            self._error(None, f"a language model learns from text, and dataset '{c.dataset.name}' is not "
+                        "a text", f"use one of: {', '.join(TEXT_DATASETS)}", "training.dataset.name")
+        if c.loss.type in LOSSES and c.loss.type not in CLASS_LOSSES:
+            self._error(None, f"a language model scores every token of its vocabulary, which {c.loss.type} "
+                        "does not compare", "use CrossEntropyLoss", "training.loss.type")
+
+    def _vocabulary(self, output: str, scores: int | None, target: FieldInfo | None) -> None:
+        size = vocabulary_size(self.config, target)
+        if size is None or scores is None or scores == size:
+            return
+        tokenizer = language_model_settings(self.config).tokenizer
+        self._error(output, f"a language model's output must be vocabulary-sized: '{output}' gives "
+                    f"{scores} scores per position, but the {tokenizer} vocabulary of dataset "
+                    f"'{self.config.dataset.name}' has {size} tokens",
+                    f"make the last layer produce {size} outputs")
 
     def _same_shape_loss(self, output: str, tensor: TensorType, info: FieldInfo | None) -> None:
         kind = self.config.loss.type

@@ -9,9 +9,18 @@ batch B/W each see exactly the global batches one process sees with batch B.
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import torch
 from torch.utils.data import DistributedSampler
+
+
+class Batches(Protocol):
+    """The training batches of one rank: their number per epoch, and each epoch's index tensors."""
+
+    def __len__(self) -> int: ...
+
+    def epoch(self, epoch: int, device: torch.device) -> list[torch.Tensor]: ...
 
 
 class TrainBatches:

@@ -10,7 +10,7 @@ import torch
 from dlstudio.core.analysis import Analysis
 from dlstudio.core.codegen import ModulePlan
 from dlstudio.core.training import TrainingConfig
-from dlstudio.train.batches import TrainBatches
+from dlstudio.train.batches import Batches
 from dlstudio.train.components import Objective, Schedule
 from dlstudio.train.data import DataSplit
 from dlstudio.train.distributed import World
@@ -35,7 +35,7 @@ class Parts:
     val_inputs: list[torch.Tensor]
     val_target: torch.Tensor
     output_index: int | None
-    batches: TrainBatches
+    batches: Batches
     val_batches: list[torch.Tensor]
     scaler: Any
     objective: Objective

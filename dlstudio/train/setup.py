@@ -21,7 +21,7 @@ from dlstudio.core.graph import Graph
 from dlstudio.core.training import DEFAULT_TASK, TrainingConfig, resolve_training
 from dlstudio.core.training_checks import TrainingChecker
 from dlstudio.train import distributed
-from dlstudio.train.batches import TrainBatches, eval_batches
+from dlstudio.train.batches import Batches, eval_batches
 from dlstudio.train.components import (
     Objective,
     autocast,
@@ -30,7 +30,7 @@ from dlstudio.train.components import (
     make_schedule,
     resolve_device,
 )
-from dlstudio.train.data import DataSplit, field_infos, load_data
+from dlstudio.train.data import DataSplit, field_infos
 from dlstudio.train.distributed import World
 from dlstudio.train.errors import ConfigError
 from dlstudio.train.metrics import Metrics
@@ -73,7 +73,8 @@ def prepare(graph: Graph, config: TrainingConfig, world: World, base_dir: Path |
     seed_everything(config.seed, config.deterministic)
     device = resolve_device(config.device, world.local_rank)
     distributed.init(world, device)
-    data = load_data(config.dataset, config.validation_split, config.seed, base_dir)
+    task = task_class(config.task or DEFAULT_TASK)
+    data = task.load_data(config, base_dir)
     _check_loaded(config, analysis, data)
     plan = plan_module(analysis)
     torch.manual_seed(config.seed)
@@ -84,7 +85,7 @@ def prepare(graph: Graph, config: TrainingConfig, world: World, base_dir: Path |
     target = config.loss.target
     train = {k: v.to(data_device) for k, v in data.train.items() if k in (*fields, target)}
     val = {k: v.to(data_device) for k, v in data.val.items() if k in (*fields, target)}
-    batches, val_batches = _batching(config, world, data, data_device)
+    batches, val_batches = _batching(config, world, data, data_device, task)
     outputs = [n.id for n in analysis.graph.nodes if n.type == "Output"]
     parts = Parts(
         config=config, analysis=analysis, plan=plan, device=device, world=world, data=data, module=module,
@@ -143,8 +144,8 @@ def _fits_on_device(data: DataSplit, device: torch.device) -> bool:
     return device.type == "cpu" or size <= MAX_DEVICE_DATA_BYTES
 
 
-def _batching(config: TrainingConfig, world: World, data: DataSplit,
-              device: torch.device) -> tuple[TrainBatches, list[torch.Tensor]]:
+def _batching(config: TrainingConfig, world: World, data: DataSplit, device: torch.device,
+              task: type[Task] = Task) -> tuple[Batches, list[torch.Tensor]]:
     if config.batch_size % world.size:
         raise ConfigError(f"batch size {config.batch_size} is the global batch and must divide "
                           f"evenly over {world.size} processes")
@@ -152,5 +153,5 @@ def _batching(config: TrainingConfig, world: World, data: DataSplit,
         raise ConfigError(f"the validation split holds {data.val_size} samples, fewer than the "
                           f"{world.size} processes", "raise validation_split, or use fewer processes")
     local = config.batch_size // world.size
-    batches = TrainBatches(data.train_size, local, config.seed, world.rank, world.size)
+    batches = task.train_batches(data, local, config.seed, world)
     return batches, eval_batches(data.val_size, config.batch_size, device, world.rank, world.size)

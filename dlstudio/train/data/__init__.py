@@ -12,8 +12,8 @@ from pathlib import Path
 
 from dlstudio.core.training import DATASETS, DatasetConfig, FieldInfo, dataset_args
 from dlstudio.train.data.arrays import Arrays, DataSplit, split_arrays
-from dlstudio.train.data.bundled import BUNDLED
-from dlstudio.train.data.files import FILES
+from dlstudio.train.data.bundled import BUNDLED, shakespeare_text
+from dlstudio.train.data.files import FILES, read_text
 from dlstudio.train.data.synthetic import SYNTHETIC
 from dlstudio.train.errors import ConfigError
 
@@ -35,10 +35,19 @@ def load_data(config: DatasetConfig, validation_split: float, seed: int,
     return split_arrays(arrays, validation_split, seed)
 
 
+def read_corpus(config: DatasetConfig, base_dir: Path | None = None) -> str:
+    """The whole text of a text dataset (see TEXT_DATASETS), as the language_model task reads it."""
+    if config.name == "shakespeare":
+        return shakespeare_text()
+    if config.name != "text":
+        raise ConfigError(f"dataset '{config.name[:40]}' is not a text", "use the dataset text or shakespeare")
+    return read_text(dataset_args(config).path, base_dir or Path.cwd())
+
+
 def field_infos(arrays: Arrays) -> dict[str, FieldInfo]:
     """What the loaded data holds, in the form the static checks use."""
     return {name: FieldInfo(tuple(a.shape[1:]), str(a.dtype), arrays.classes.get(name))
             for name, a in arrays.fields.items()}
 
 
-__all__ = ["Arrays", "BUILDERS", "DataSplit", "field_infos", "load_arrays", "load_data"]
+__all__ = ["Arrays", "BUILDERS", "DataSplit", "field_infos", "load_arrays", "load_data", "read_corpus"]

@@ -1,4 +1,4 @@
-"""scikit-learn's bundled datasets: no download, always available."""
+"""Datasets that ship with the app: scikit-learn's, and a text of Shakespeare's; no download."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ from typing import Any
 import numpy as np
 
 from dlstudio.train.data.arrays import Arrays
+from dlstudio.train.data.files import character_windows
+
+#: Hamlet, Macbeth and Julius Caesar (Project Gutenberg's texts, public domain), one file.
+SHAKESPEARE = Path(__file__).resolve().parent.parent.parent / "resources" / "shakespeare.txt"
 
 
 def _digits(args: Any, seed: int, base_dir: Path) -> Arrays:
@@ -32,9 +36,18 @@ def _table(loader_name: str) -> Callable[[Any, int, Path], Arrays]:
     return build
 
 
+def shakespeare_text() -> str:
+    return SHAKESPEARE.read_text(encoding="utf-8")
+
+
+def _shakespeare(args: Any, seed: int, base_dir: Path) -> Arrays:
+    return character_windows(shakespeare_text(), args.length, SHAKESPEARE.name)
+
+
 BUNDLED = {
     "digits": _digits,
     "iris": _table("load_iris"),
     "wine": _table("load_wine"),
     "breast_cancer": _table("load_breast_cancer"),
+    "shakespeare": _shakespeare,
 }

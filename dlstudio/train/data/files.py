@@ -160,23 +160,32 @@ def _image_folder(args: Any, seed: int, base_dir: Path) -> Arrays:
                   info={"class_names": [d.name for d in class_dirs]})
 
 
-def _text(args: Any, seed: int, base_dir: Path) -> Arrays:
-    path = resolve_path(args.path, base_dir)
-    if path.stat().st_size > MAX_TEXT_BYTES:
-        raise DataError(f"{path.name}: larger than {MAX_TEXT_BYTES // 2**20} MB")
+def read_text(path: str, base_dir: Path) -> str:
+    """A UTF-8 text file of at most MAX_TEXT_BYTES, whole."""
+    full = resolve_path(path, base_dir)
+    if full.stat().st_size > MAX_TEXT_BYTES:
+        raise DataError(f"{full.name}: larger than {MAX_TEXT_BYTES // 2**20} MB")
     try:
-        text = path.read_text(encoding="utf-8")
+        return full.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise DataError(f"{path.name}: is not UTF-8 text") from None
+        raise DataError(f"{full.name}: is not UTF-8 text") from None
+
+
+def character_windows(text: str, length: int, name: str) -> Arrays:
+    """Side-by-side windows of character ids; the target is each window shifted by one."""
     vocab = sorted(set(text))
-    windows = (len(text) - 1) // args.length
+    windows = (len(text) - 1) // length
     if windows < 2:
-        raise DataError(f"{path.name}: has {len(text)} characters, too few for windows of {args.length}")
+        raise DataError(f"{name}: has {len(text)} characters, too few for windows of {length}")
     index = {ch: i for i, ch in enumerate(vocab)}
-    ids = np.array([index[ch] for ch in text[: windows * args.length + 1]], dtype=np.int64)
-    x = ids[:-1].reshape(windows, args.length)
-    y = ids[1:].reshape(windows, args.length)
+    ids = np.array([index[ch] for ch in text[: windows * length + 1]], dtype=np.int64)
+    x = ids[:-1].reshape(windows, length)
+    y = ids[1:].reshape(windows, length)
     return Arrays({"x": x, "y": y}, classes={"y": len(vocab)}, info={"vocab": "".join(vocab)})
+
+
+def _text(args: Any, seed: int, base_dir: Path) -> Arrays:
+    return character_windows(read_text(args.path, base_dir), args.length, Path(args.path).name)
 
 
 FILES = {"csv": _csv, "npz": _npz, "image_folder": _image_folder, "text": _text}

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import nn
 
-from dlstudio.core.training import OptimizerConfig
+from dlstudio.core.training import OptimizerConfig, TrainingConfig
 from dlstudio.train import distributed
+from dlstudio.train.batches import Batches, TrainBatches
+from dlstudio.train.data import DataSplit, load_data
+from dlstudio.train.distributed import World
 from dlstudio.train.errors import ConfigError
 from dlstudio.train.parts import Parts
 
@@ -34,6 +38,12 @@ class OptimizerPlan:
 
     config: OptimizerConfig
     parameters: list[nn.Parameter]
+
+
+class Sampler(Protocol):
+    """Draws samples from a trained network."""
+
+    def sample(self, count: int, seed: int, **options: Any) -> Any: ...
 
 
 class Task:
@@ -55,6 +65,23 @@ class Task:
     def __init__(self, parts: Parts) -> None:
         self.parts = parts
 
+    # -- what the set-up asks of a task class --------------------------------------------------------
+
+    @classmethod
+    def load_data(cls, config: TrainingConfig, base_dir: Path | None) -> DataSplit:
+        """The training and validation data; by default the dataset split by seed."""
+        return load_data(config.dataset, config.validation_split, config.seed, base_dir)
+
+    @classmethod
+    def train_batches(cls, data: DataSplit, local_batch: int, seed: int, world: World) -> Batches:
+        """Which samples each step of an epoch takes; by default every sample once, shuffled."""
+        return TrainBatches(data.train_size, local_batch, seed, world.rank, world.size)
+
+    @classmethod
+    def sampler(cls, module: nn.Module, record: dict[str, Any]) -> Sampler:
+        """What samples from a finished run's trained ``module``, given the run's record."""
+        raise _nothing_to_sample(cls.name)
+
     # -- what the trainer asks of a task -------------------------------------------------------------
 
     def optimizers(self) -> dict[str, OptimizerPlan]:
@@ -71,8 +98,7 @@ class Task:
 
     def sample(self, count: int, seed: int, **options: Any) -> Any:
         """Draw ``count`` samples from the trained network (tasks that generate override this)."""
-        raise ConfigError(f"a {self.name} run has nothing to sample",
-                          "sampling needs a generative task (gan, diffusion, language_model, vae)")
+        raise _nothing_to_sample(self.name)
 
     def state_dict(self) -> dict[str, Any]:
         """The task's own state to checkpoint (an EMA of the weights, say); none by default."""
@@ -116,6 +142,11 @@ class Task:
             moved = value.to(p.collective_device)
             distributed.all_reduce_sum(moved)
             p.metrics.sums[key] = moved
+
+
+def _nothing_to_sample(name: str) -> ConfigError:
+    return ConfigError(f"a {name} run has nothing to sample",
+                       "sampling needs a generative task (gan, diffusion, language_model, vae)")
 
 
 def _parameters(optimizer: torch.optim.Optimizer) -> Iterable[torch.Tensor]:

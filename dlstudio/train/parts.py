@@ -1,4 +1,5 @@
-"""The built pieces of a run, shared by the trainer's loop and the task it runs."""
+"""The built pieces of a run, shared by the trainer's loop and the task it runs, and the check
+of a graph with its training section that comes before building them."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ from typing import Any
 
 import torch
 
-from dlstudio.core.analysis import Analysis
+from dlstudio.core.analysis import Analysis, analyze
 from dlstudio.core.codegen import ModulePlan
-from dlstudio.core.training import TrainingConfig
+from dlstudio.core.graph import Graph
+from dlstudio.core.training import TrainingConfig, resolve_training
 from dlstudio.train.batches import Batches
 from dlstudio.train.components import Objective, Schedule
 from dlstudio.train.data import DataSplit
 from dlstudio.train.distributed import World
+from dlstudio.train.errors import ConfigError
 from dlstudio.train.metrics import Metrics
 
 
@@ -56,3 +59,17 @@ class Parts:
     def collective_device(self) -> torch.device:
         """Where tensors go for a collective: the GPU with NCCL, else the CPU (gloo)."""
         return self.device if self.device.type == "cuda" else torch.device("cpu")
+
+
+def check_graph(graph: Graph, config: TrainingConfig) -> tuple[Analysis, TrainingConfig]:
+    """Analyse ``graph`` with ``config`` as its training section; errors become a ConfigError."""
+    graph = graph.model_copy(update={"training": config})
+    analysis = analyze(graph)
+    if not analysis.ok:
+        errors = analysis.errors
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(f"graph '{graph.name}': {errors[0].one_line()}{more}")
+    nodes = graph.nodes
+    resolved = resolve_training(config, [n.id for n in nodes if n.type == "Input"],
+                                [n.id for n in nodes if n.type == "Output"])
+    return analysis, resolved

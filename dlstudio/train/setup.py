@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dlstudio.core.analysis import Analysis, analyze
+from dlstudio.core.analysis import Analysis
 from dlstudio.core.codegen import plan_module
 from dlstudio.core.compiler import build_module
 from dlstudio.core.graph import Graph
-from dlstudio.core.training import DEFAULT_TASK, TrainingConfig, resolve_training
+from dlstudio.core.training import DEFAULT_TASK, TrainingConfig
 from dlstudio.core.training_checks import TrainingChecker
 from dlstudio.train import distributed
 from dlstudio.train.batches import Batches, eval_batches
@@ -34,25 +34,11 @@ from dlstudio.train.data import DataSplit, field_infos
 from dlstudio.train.distributed import World
 from dlstudio.train.errors import ConfigError
 from dlstudio.train.metrics import Metrics
-from dlstudio.train.parts import Parts
+from dlstudio.train.parts import Parts, check_graph
 from dlstudio.train.tasks import Task, task_class
 
 #: Data up to this size moves to the GPU once, so batches are gathered on the device.
 MAX_DEVICE_DATA_BYTES = 2 * 2**30
-
-
-def check_graph(graph: Graph, config: TrainingConfig) -> tuple[Analysis, TrainingConfig]:
-    """Analyse ``graph`` with ``config`` as its training section; errors become a ConfigError."""
-    graph = graph.model_copy(update={"training": config})
-    analysis = analyze(graph)
-    if not analysis.ok:
-        errors = analysis.errors
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ConfigError(f"graph '{graph.name}': {errors[0].one_line()}{more}")
-    nodes = graph.nodes
-    resolved = resolve_training(config, [n.id for n in nodes if n.type == "Input"],
-                                [n.id for n in nodes if n.type == "Output"])
-    return analysis, resolved
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:

@@ -31,6 +31,7 @@ from dlstudio.core.training import (
 from dlstudio.train.data import Arrays, DataSplit, read_corpus
 from dlstudio.train.distributed import World
 from dlstudio.train.errors import DataError
+from dlstudio.train.parts import check_graph
 from dlstudio.train.tasks.supervised import SupervisedTask
 from dlstudio.train.tokenizers import Tokenizer, tokenizer_for, tokenizer_from_record
 
@@ -69,8 +70,6 @@ class LanguageModelTask(SupervisedTask):
 
     @classmethod
     def sampler(cls, module: nn.Module, record: dict[str, Any]) -> TextSampler:
-        from dlstudio.train.setup import check_graph
-
         config = TrainingConfig.model_validate(record["config"])
         analysis, config = check_graph(graph_from_dict(record["graph"], "the run record"), config)
         return TextSampler.of(module, analysis, config, tokenizer_from_record(record.get("data", {})))

@@ -76,7 +76,8 @@ class Prediction:
 
 @dataclass(frozen=True, slots=True)
 class ProbeReport:
-    """Everything one probe saw; ``seconds`` is what it cost the training thread."""
+    """Everything one probe saw; ``seconds`` is what it cost the training thread. ``requested``
+    names the nodes whose whole output it was asked for (``details`` holds those with a view)."""
 
     epoch: int
     step: int
@@ -85,6 +86,7 @@ class ProbeReport:
     predictions: tuple[Prediction, ...] = ()
     warnings: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    requested: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +194,7 @@ class ProbeCapture:
                  for node, ports in outputs.items() if ports and _tensor(next(iter(ports.values())))}
         views = {node: view for node in details if node in outputs and (view := detail(node, outputs[node]))}
         return ProbeReport(epoch, step, stats, views, predictions, gradient_warnings(stats, self.loss_node),
-                           time.perf_counter() - started)
+                           time.perf_counter() - started, tuple(details))
 
     def _loss_value(self, outputs: dict[str, dict[str, Any]]) -> torch.Tensor | None:
         if self.target is None or self.loss_node is None:

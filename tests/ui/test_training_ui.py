@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from safetensors.torch import load_file
 
 from dlstudio.train import RunDir, Trainer
 from dlstudio.ui.files import RecoveryStore
+from dlstudio.ui.training.insight import WAITING
 from dlstudio.ui.main_window import MainWindow
 from tests.conftest import GRAPHS
 from tests.train.helpers import graph_of, mlp
@@ -210,6 +212,31 @@ def test_a_convolution_shows_its_feature_maps_and_the_canvas_its_statistics(qtbo
     qtbot.waitUntil(lambda: "fc1" in ws.insight.report.details, timeout=LONG)
     assert ws.insight.report.details["fc1"].kind == "vector"
     qtbot.waitUntil(lambda: page.title.text().startswith("fc1 · Linear"))
+
+
+def test_a_node_selected_during_a_run_shows_its_picture_while_the_run_goes_on(qtbot, window, tmp_path) -> None:
+    """The app's worker process, a convolution chosen mid-run: its maps come with the next step's
+    probe (not after Stop), and later probes keep replacing them."""
+    ws = window.training
+    ws.mode = "process"
+    open_example(window, tmp_path, "cnn_digits.json", epochs=1000, batch_size=16)
+    assert ws.start()
+    qtbot.waitUntil(lambda: ws.insight.report is not None, timeout=LONG)  # probed with nothing selected
+    window.view.select_node("conv2")
+    page = ws.insight.activations
+    assert page.picture.image is None and page.picture.hint == WAITING  # not "No picture for this output"
+    chosen = time.monotonic()
+    qtbot.waitUntil(lambda: page.caption.text().startswith("64 maps"), timeout=LONG)
+    waited = time.monotonic() - chosen
+    assert ws.session.state == "running" and ws.session.outcome is None  # before Finished
+    assert page.picture.image is not None and waited < 15  # the starved view waited about a minute
+    first_step = ws.insight.report.step
+    qtbot.waitUntil(lambda: ws.insight.report.step > first_step and "conv2" in ws.insight.report.details,
+                    timeout=LONG)
+    qtbot.waitUntil(lambda: not page.caption.text().endswith(f"step {first_step}"), timeout=LONG)
+    assert ws.session.state == "running"
+    ws.stop()
+    finish(qtbot, window)
 
 
 def test_gradient_warnings_appear_on_the_canvas(qtbot, window, tmp_path) -> None:

@@ -17,8 +17,8 @@ from safetensors.torch import load_file
 
 from dlstudio.train import RunDir, Trainer
 from dlstudio.ui.files import RecoveryStore
-from dlstudio.ui.training.insight import WAITING
 from dlstudio.ui.main_window import MainWindow
+from dlstudio.ui.training.insight import WAITING
 from tests.conftest import GRAPHS
 from tests.train.helpers import graph_of, mlp
 
@@ -386,3 +386,63 @@ def test_exports_from_a_trained_run(qtbot, window, tmp_path, kind) -> None:
         assert difference <= 1e-4
     assert ws.panel.message.text() == result.message
 
+
+
+# ----- switching graphs -----------------------------------------------------------------------------------
+
+
+def named(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    return {**doc, "name": name}
+
+
+def test_opening_another_graph_shows_its_runs_and_back_again_the_first_ones(qtbot, window, tmp_path) -> None:
+    ws = window.training
+    first = open_graph(window, tmp_path, named(mlp(epochs=2), "graph a"), "a.json")
+    window.view.select_node("fc1")
+    assert ws.start()
+    finish(qtbot, window)
+    run_a = ws.last_run
+    qtbot.waitUntil(lambda: ws.insight.report is not None and "fc1" in ws.insight.report.details, timeout=LONG)
+    b = named(mlp(epochs=3), "graph b")  # a run of B made on the command line
+    run_b = tmp_path / "runs" / "graph-b-20240101-120000"
+    Trainer(graph_of(b), run_dir=RunDir(run_b)).fit()
+    open_graph(window, tmp_path, b, "b.json")
+    assert list(ws.runs.runs) == [run_b]  # only B's runs: A's stay listed under A
+    assert ws.plots.runs == {} and ws.plots.legend.entries == []
+    assert ws.insight.report is None and ws.insight.confusion.matrix is None
+    assert ws.indicators.texts == {} and window.scene.nodes["fc1"].indicator is None
+    assert ws.panel.progress.format() == "ready" and ws.panel.message.text() == ""
+    ws.show_run_curves(run_b, True)
+    assert list(ws.plots.runs) == [str(run_b)]
+    assert window.files.open_path(first, ask=False)
+    assert list(ws.runs.runs) == [run_a]
+    assert list(ws.plots.runs) == [str(run_a)]  # the run's curves, every point kept
+    series = ws.plots.runs[str(run_a)]
+    assert len(series.step_x) == ws.session.outcome.step and [r["epoch"] for r in series.epochs] == [1.0, 2.0]
+    assert ws.insight.report is not None and ws.insight.confusion.matrix is not None
+    assert window.scene.nodes["fc1"].indicator.startswith("μ ")
+    assert ws.panel.message.text().startswith("Finished after 2 epochs")
+    assert ws.panel.progress.format().startswith("epoch 2/2")
+    window.files.open_path(tmp_path / "b.json", ask=False)
+    assert list(ws.plots.runs) == [str(run_b)]  # B's ticked run comes back with B
+
+
+def test_a_run_goes_on_while_another_graph_is_open(qtbot, window, tmp_path) -> None:
+    ws = window.training
+    first = open_graph(window, tmp_path, named(mlp(epochs=2000), "graph a"), "a.json")
+    assert ws.start()
+    qtbot.waitUntil(lambda: ws.live_step is not None, timeout=LONG)
+    open_graph(window, tmp_path, named(mlp(epochs=2), "graph b"), "b.json")
+    assert ws.plots.runs == {} and ws.runs.runs == {}
+    assert "Training 'graph a'" in ws.panel.message.text() and ws.panel.progress.format() == "ready"
+    left_at = ws.live_step.step
+    qtbot.waitUntil(lambda: ws.live_step.step > left_at + 5, timeout=LONG)  # the run goes on unseen
+    assert ws.plots.runs == {} and ws.insight.report is None
+    assert not ws.start_action.isEnabled()  # one run at a time
+    window.files.open_path(first, ask=False)
+    assert list(ws.plots.runs) == [ws.live_key] and ws.session.state == "running"
+    assert len(ws.plots.runs[ws.live_key].step_x) >= left_at + 5  # the steps made while B was open
+    assert ws.panel.progress.format().startswith("epoch ") and ws.panel.message.text() == ""
+    ws.stop()
+    finish(qtbot, window)
+    assert ws.panel.message.text().startswith("Stopped after")

@@ -35,7 +35,7 @@ class InsightTap(Callback):
     ``clock`` gives the wall-clock seconds the probes are scheduled by."""
 
     def __init__(self, sink: CallbackFn, interval: float = 0.5, budget: float = 0.01,
-                 samples: int = 16, longest: float = 3.0,
+                 samples: int = 16, longest: float = 2.0,
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self.sink = sink
         self.interval = interval

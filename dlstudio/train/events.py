@@ -251,7 +251,8 @@ class Prediction:
 
 @dataclass(frozen=True, slots=True)
 class ProbeReport:
-    """Everything one probe saw; ``seconds`` is what it cost the training thread."""
+    """Everything one probe saw; ``seconds`` is what it cost the training thread. ``requested``
+    names the nodes whose whole output it was asked for (``details`` holds those with a view)."""
 
     epoch: int
     step: int
@@ -260,6 +261,7 @@ class ProbeReport:
     predictions: tuple[Prediction, ...] = ()
     warnings: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    requested: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,15 +1,18 @@
 """A callback that looks inside the network while it trains, cheaply enough not to be noticed.
 
 :class:`InsightTap` runs a :class:`~dlstudio.train.probes.ProbeCapture` on the training
-thread right after an optimizer step, at most once per ``interval`` seconds and never more
-than a ``budget`` share of the time (a probe that took 20 ms waits 20 / budget ms before the
-next). It also counts a validation confusion matrix for classifiers and reports it after
+thread right after an optimizer step when its wall-clock due time has come: at once when the
+nodes asked about change, then after each probe a gap of at least ``interval`` seconds that
+keeps probing under a ``budget`` share of the time (a probe that took 20 ms waits 20 / budget
+ms), but never longer than ``longest`` seconds, so a slow probe on a loaded machine cannot
+freeze the view for a minute. It also counts a validation confusion matrix for classifiers and reports it after
 each epoch. What it finds goes to ``sink`` as events, after the step event they follow.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from dlstudio.train.callbacks import Callback, CallbackFn
@@ -29,14 +32,18 @@ if TYPE_CHECKING:
 
 class InsightTap(Callback):
     """Probes the run of the trainer given to :meth:`attach`; ``details`` names the nodes whose
-    whole output (not only statistics) the next probes include (set from any thread)."""
+    whole output (not only statistics) the probes include (set with :meth:`want`, from any thread).
+    ``clock`` gives the wall-clock seconds the probes are scheduled by."""
 
     def __init__(self, sink: CallbackFn, interval: float = 0.5, budget: float = 0.01,
-                 samples: int = 16) -> None:
+                 samples: int = 16, longest: float = 2.0,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         self.sink = sink
         self.interval = interval
         self.budget = budget
         self.samples = samples
+        self.longest = longest
+        self.clock = clock
         self.details: tuple[str, ...] = ()
         self.trainer: Trainer | None = None
         self.capture: ProbeCapture | None = None
@@ -63,8 +70,19 @@ class InsightTap(Callback):
                                          p.config.loss.params.get("ignore_index", -100))
         self._next = 0.0
 
+    def want(self, nodes: tuple[str, ...]) -> None:
+        """Include ``nodes``' whole outputs from now on; a new choice is probed as the step ends."""
+        nodes = tuple(nodes)
+        if nodes != self.details:
+            self.details = nodes
+            self._next = 0.0
+
+    def gap(self, cost: float) -> float:
+        """Seconds from the end of a probe that took ``cost`` seconds to the next one."""
+        return min(max(self.interval, cost / self.budget), self.longest)
+
     def on_step_end(self, event: StepEnd) -> None:
-        if self.capture is not None and time.perf_counter() >= self._next:
+        if self.capture is not None and self.clock() >= self._next:
             self.probe(event.epoch, event.step)
 
     def on_epoch_end(self, event: EpochEnd) -> None:
@@ -78,12 +96,15 @@ class InsightTap(Callback):
         """Probe now (on the thread that owns the module) and send the report to the sink."""
         if self.capture is None:
             return None
+        details, started = self.details, self.clock()
         try:
-            report = self.capture.run(epoch, step, self.details)
+            report = self.capture.run(epoch, step, details)
         except Exception as error:  # noqa: BLE001
             self._give_up(error)
             return None
-        self._next = time.perf_counter() + max(self.interval, report.seconds / self.budget)
+        finished = self.clock()
+        if self.details == details:  # else nodes asked for during this probe are due at once
+            self._next = finished + self.gap(finished - started)
         self.last = report
         self.sink(report)
         return report

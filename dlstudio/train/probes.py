@@ -127,7 +127,7 @@ class ProbeCapture:
                  for node, ports in outputs.items() if ports and _tensor(next(iter(ports.values())))}
         views = {node: view for node in details if node in outputs and (view := detail(node, outputs[node]))}
         return ProbeReport(epoch, step, stats, views, predictions, gradient_warnings(stats, self.loss_node),
-                           time.perf_counter() - started)
+                           time.perf_counter() - started, tuple(details))
 
     def _loss_value(self, outputs: dict[str, dict[str, Any]]) -> torch.Tensor | None:
         if self.target is None or self.loss_node is None:

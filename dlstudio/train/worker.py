@@ -121,7 +121,7 @@ class _Worker:
 
     def _details(self, nodes: tuple[str, ...]) -> None:
         if self.tap is not None:
-            self.tap.details = nodes
+            self.tap.want(nodes)
             if nodes and not self.send.training:
                 self.jobs.put(_ProbeNow())
 

@@ -71,6 +71,50 @@ def test_probing_changes_neither_gradients_nor_the_random_stream() -> None:
         assert torch.equal(value, probed.parts.module.state_dict()[name]), name
 
 
+class LoadedClock:
+    """A machine so loaded that every reading of the clock finds another second gone (a step, a
+    probe's start and its end each cost a second): scheduling that follows the probe's cost alone
+    would wait 100 s between probes."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def test_probes_follow_the_wall_clock_and_never_starve_however_slow() -> None:
+    clock = LoadedClock()
+    probes: list[tuple[float, ProbeReport]] = []
+    trainer = Trainer(graph_of(mlp(epochs=20)), max_steps=60)
+    tap = InsightTap(lambda e: probes.append((clock.now, e)) if isinstance(e, ProbeReport) else None,
+                     clock=clock).attach(trainer)
+    chosen_at: list[float] = []
+
+    def choose(event: object) -> None:  # the user selects fc1 at step 30, between two probes
+        if isinstance(event, StepEnd) and event.step == 30:
+            tap.want(("fc1",))
+            chosen_at.append(clock.now)
+
+    trainer.emit.add(choose)
+    trainer.emit.add(tap)
+    trainer.fit()
+    times = [t for t, _ in probes]
+    assert len(times) >= 10 and max(b - a for a, b in zip(times, times[1:], strict=False)) <= 5.0
+    first = next((t, r) for t, r in probes if "fc1" in r.details)
+    assert first[0] - chosen_at[0] == 3.0  # probed as that step ends (three readings: due, start, end)
+    assert first[1].step == 30 and first[1].requested == ("fc1",)
+    assert all("fc1" not in r.details and r.requested == () for t, r in probes if t < chosen_at[0])
+
+
+def test_probing_keeps_to_its_share_of_the_time_up_to_the_longest_wait() -> None:
+    tap = InsightTap(lambda e: None)  # 0.5 s at least, 1% of the time, 2 s at most
+    assert tap.gap(0.001) == 0.5  # cheap probes: at most twice a second
+    assert tap.gap(0.015) == pytest.approx(1.5)  # 15 ms is 1% of 1.5 s
+    assert tap.gap(0.6) == 2.0  # a slow probe (a loaded machine) waits 2 s, not a minute
+
+
 def test_every_output_port_of_a_recurrent_node_is_recorded() -> None:
     capture, _module, _inputs = capture_of("lstm_sequence.json")
     report = capture.run(0, 0, ("lstm", "embed"))

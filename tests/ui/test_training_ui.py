@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from safetensors.torch import load_file
 from dlstudio.train import RunDir, Trainer
 from dlstudio.ui.files import RecoveryStore
 from dlstudio.ui.main_window import MainWindow
+from dlstudio.ui.training.insight import WAITING
 from tests.conftest import GRAPHS
 from tests.train.helpers import graph_of, mlp
 
@@ -212,6 +214,31 @@ def test_a_convolution_shows_its_feature_maps_and_the_canvas_its_statistics(qtbo
     qtbot.waitUntil(lambda: page.title.text().startswith("fc1 · Linear"))
 
 
+def test_a_node_selected_during_a_run_shows_its_picture_while_the_run_goes_on(qtbot, window, tmp_path) -> None:
+    """The app's worker process, a convolution chosen mid-run: its maps come with the next step's
+    probe (not after Stop), and later probes keep replacing them."""
+    ws = window.training
+    ws.mode = "process"
+    open_example(window, tmp_path, "cnn_digits.json", epochs=1000, batch_size=16)
+    assert ws.start()
+    qtbot.waitUntil(lambda: ws.insight.report is not None, timeout=LONG)  # probed with nothing selected
+    window.view.select_node("conv2")
+    page = ws.insight.activations
+    assert page.picture.image is None and page.picture.hint == WAITING  # not "No picture for this output"
+    chosen = time.monotonic()
+    qtbot.waitUntil(lambda: page.caption.text().startswith("64 maps"), timeout=LONG)
+    waited = time.monotonic() - chosen
+    assert ws.session.state == "running" and ws.session.outcome is None  # before Finished
+    assert page.picture.image is not None and waited < 15  # the starved view waited about a minute
+    first_step = ws.insight.report.step
+    qtbot.waitUntil(lambda: ws.insight.report.step > first_step and "conv2" in ws.insight.report.details,
+                    timeout=LONG)
+    qtbot.waitUntil(lambda: not page.caption.text().endswith(f"step {first_step}"), timeout=LONG)
+    assert ws.session.state == "running"
+    ws.stop()
+    finish(qtbot, window)
+
+
 def test_gradient_warnings_appear_on_the_canvas(qtbot, window, tmp_path) -> None:
     nodes = [{"id": "x", "type": "Input", "params": {"shape": [4]}}]
     edges, last = [], "x"
@@ -359,3 +386,63 @@ def test_exports_from_a_trained_run(qtbot, window, tmp_path, kind) -> None:
         assert difference <= 1e-4
     assert ws.panel.message.text() == result.message
 
+
+
+# ----- switching graphs -----------------------------------------------------------------------------------
+
+
+def named(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    return {**doc, "name": name}
+
+
+def test_opening_another_graph_shows_its_runs_and_back_again_the_first_ones(qtbot, window, tmp_path) -> None:
+    ws = window.training
+    first = open_graph(window, tmp_path, named(mlp(epochs=2), "graph a"), "a.json")
+    window.view.select_node("fc1")
+    assert ws.start()
+    finish(qtbot, window)
+    run_a = ws.last_run
+    qtbot.waitUntil(lambda: ws.insight.report is not None and "fc1" in ws.insight.report.details, timeout=LONG)
+    b = named(mlp(epochs=3), "graph b")  # a run of B made on the command line
+    run_b = tmp_path / "runs" / "graph-b-20240101-120000"
+    Trainer(graph_of(b), run_dir=RunDir(run_b)).fit()
+    open_graph(window, tmp_path, b, "b.json")
+    assert list(ws.runs.runs) == [run_b]  # only B's runs: A's stay listed under A
+    assert ws.plots.runs == {} and ws.plots.legend.entries == []
+    assert ws.insight.report is None and ws.insight.confusion.matrix is None
+    assert ws.indicators.texts == {} and window.scene.nodes["fc1"].indicator is None
+    assert ws.panel.progress.format() == "ready" and ws.panel.message.text() == ""
+    ws.show_run_curves(run_b, True)
+    assert list(ws.plots.runs) == [str(run_b)]
+    assert window.files.open_path(first, ask=False)
+    assert list(ws.runs.runs) == [run_a]
+    assert list(ws.plots.runs) == [str(run_a)]  # the run's curves, every point kept
+    series = ws.plots.runs[str(run_a)]
+    assert len(series.step_x) == ws.session.outcome.step and [r["epoch"] for r in series.epochs] == [1.0, 2.0]
+    assert ws.insight.report is not None and ws.insight.confusion.matrix is not None
+    assert window.scene.nodes["fc1"].indicator.startswith("μ ")
+    assert ws.panel.message.text().startswith("Finished after 2 epochs")
+    assert ws.panel.progress.format().startswith("epoch 2/2")
+    window.files.open_path(tmp_path / "b.json", ask=False)
+    assert list(ws.plots.runs) == [str(run_b)]  # B's ticked run comes back with B
+
+
+def test_a_run_goes_on_while_another_graph_is_open(qtbot, window, tmp_path) -> None:
+    ws = window.training
+    first = open_graph(window, tmp_path, named(mlp(epochs=2000), "graph a"), "a.json")
+    assert ws.start()
+    qtbot.waitUntil(lambda: ws.live_step is not None, timeout=LONG)
+    open_graph(window, tmp_path, named(mlp(epochs=2), "graph b"), "b.json")
+    assert ws.plots.runs == {} and ws.runs.runs == {}
+    assert "Training 'graph a'" in ws.panel.message.text() and ws.panel.progress.format() == "ready"
+    left_at = ws.live_step.step
+    qtbot.waitUntil(lambda: ws.live_step.step > left_at + 5, timeout=LONG)  # the run goes on unseen
+    assert ws.plots.runs == {} and ws.insight.report is None
+    assert not ws.start_action.isEnabled()  # one run at a time
+    window.files.open_path(first, ask=False)
+    assert list(ws.plots.runs) == [ws.live_key] and ws.session.state == "running"
+    assert len(ws.plots.runs[ws.live_key].step_x) >= left_at + 5  # the steps made while B was open
+    assert ws.panel.progress.format().startswith("epoch ") and ws.panel.message.text() == ""
+    ws.stop()
+    finish(qtbot, window)
+    assert ws.panel.message.text().startswith("Stopped after")

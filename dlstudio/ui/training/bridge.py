@@ -244,7 +244,7 @@ class TrainingSession(QObject):
                 self._linger = time.monotonic() + LINGER_S
                 self._timer.start()
             return
-        self.tap.details = self.details
+        self.tap.want(self.details)
         if not self.active and self.details:
             self._probe_after_run()
 

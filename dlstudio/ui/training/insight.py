@@ -25,6 +25,7 @@ from dlstudio.ui.training.widgets import BarsView, LiveText
 MIN_GAP_S = 0.5
 EMPTY = "Select a node on the canvas, then start training: its output on a fixed batch of samples shows here."
 NO_PICTURE = "No picture for this output; its histogram is below."
+WAITING = "Its picture comes with the next probe, in a second or two."
 STATS = (("mean", "mean"), ("std", "std"), ("min", "min"), ("max", "max"), ("zeros", "zero_fraction"),
          ("dead units", "dead_fraction"), ("∇ output", "grad_norm"), ("∇ weights", "param_grad_norm"))
 
@@ -80,19 +81,21 @@ class ActivationPage(QWidget):
         set_text_colour(self.warning, colors().warning)
 
     def show_node(self, node: str, node_type: str, stats: Any, detail: Any, warning: str | None,
-                  step: int) -> None:
+                  step: int, waiting: bool = False) -> None:
+        """``waiting``: the report shown was not asked for this node's picture (the next one is)."""
         shape = f" · output [{', '.join(map(str, stats.shape))}]" if stats is not None else ""
         self.title.setText(f"{node} · {node_type}{shape}" if node else EMPTY)
         for key, label in self.values.items():
             value = getattr(stats, key, None) if stats is not None else None
             label.setText(number(value, percent=key in ("zero_fraction", "dead_fraction")))
         self.warning.setText(warning or "")
-        self._picture(detail, step)
+        self._picture(detail, step, waiting)
         self._histogram(stats)
 
-    def _picture(self, detail: Any, step: int) -> None:
+    def _picture(self, detail: Any, step: int, waiting: bool) -> None:
         if detail is None:
-            self.picture.set_image(None, NO_PICTURE if self.values["mean"].text() != "–" else "")
+            shown = self.values["mean"].text() != "–"
+            self.picture.set_image(None, WAITING if waiting else NO_PICTURE if shown else "")
             self.caption.setText("")
             return
         base = self.palette().color(QPalette.ColorRole.Base)
@@ -177,7 +180,8 @@ class InsightPanel(QTabWidget):
         stats = report.stats.get(node) if report is not None and node else None
         detail = report.details.get(node) if report is not None and node else None
         warning = report.warnings.get(node) if report is not None and node else None
-        self.activations.show_node(node, node_type, stats, detail, warning, report.step if report else 0)
+        waiting = report is not None and bool(node) and node not in report.requested
+        self.activations.show_node(node, node_type, stats, detail, warning, report.step if report else 0, waiting)
         if report is not None:
             self.predictions.show_predictions(report.predictions)
 

@@ -132,6 +132,7 @@ class PlotsPanel(QWidget):
         super().__init__(parent)
         self.setObjectName("training_plots")
         self.runs: dict[str, RunSeries] = {}
+        self.hidden: dict[str, RunSeries] = {}  # runs of graphs not open now: they keep their points
         self.smoothing = 0.8
         self.epochs = 1
         self.views: list[pg.PlotWidget] = []
@@ -268,6 +269,7 @@ class PlotsPanel(QWidget):
         return series
 
     def remove_run(self, key: str) -> None:
+        self.hidden.pop(key, None)
         series = self.runs.pop(key, None)
         if series is None:
             return
@@ -278,6 +280,31 @@ class PlotsPanel(QWidget):
         self._dirty = {d for d in self._dirty if d[0] != key}
         self._update_legend()
 
+    def hide_runs(self) -> None:
+        """Take every run off the plots (another graph is open); a live one goes on collecting."""
+        for key, series in list(self.runs.items()):
+            self.remove_run(key)
+            series.items.clear()
+            series.drawn.clear()
+            self.hidden[key] = series
+        self.epochs = 1
+        self.set_epochs(1)
+
+    def show_hidden(self, key: str) -> bool:
+        """Draw a hidden run again, with every point it collected meanwhile; False if none."""
+        series = self.hidden.pop(key, None)
+        if series is None:
+            return False
+        self.runs[key] = series
+        if series.epochs:
+            self.set_epochs(int(max(r["epoch"] for r in series.epochs)))
+        self._mark(key)
+        self._update_legend()
+        return True
+
+    def _series(self, key: str) -> RunSeries:
+        return self.runs[key] if key in self.runs else self.hidden[key]
+
     def load_history(self, key: str, name: str, records: list[dict[str, Any]]) -> RunSeries:
         """A past run from its metric log (one record per epoch)."""
         series = self.add_run(key, name)
@@ -287,7 +314,7 @@ class PlotsPanel(QWidget):
         return series
 
     def add_steps(self, key: str, steps: list[Any]) -> None:
-        series = self.runs[key]
+        series = self._series(key)
         for s in steps:
             x = s.epoch - 1 + s.batch / max(s.batches, 1)
             series.step_x.append(x)
@@ -304,12 +331,12 @@ class PlotsPanel(QWidget):
         record = {"epoch": float(epoch), **{k: float(v) for k, v in metrics.items()}}
         if lr is not None:
             record["lr"] = lr
-        series = self.runs[key]
+        series = self._series(key)
         series.epochs = [r for r in series.epochs if r["epoch"] != epoch] + [record]
         self._mark(key, "loss", "metrics", "lr")
 
     def add_throughput(self, key: str, epoch: int, samples_per_s: float) -> None:
-        self.runs[key].speed.append((float(epoch), samples_per_s))
+        self._series(key).speed.append((float(epoch), samples_per_s))
         self._mark(key, "speed")
 
     def _update_legend(self) -> None:
@@ -326,6 +353,8 @@ class PlotsPanel(QWidget):
             self.metrics.setTitle(title, size="9pt", color=self.palette().color(QPalette.ColorRole.Text))
 
     def _mark(self, key: str, *plots: str) -> None:
+        if key not in self.runs:
+            return
         for plot in plots or PLOTS:
             self._dirty.add((key, plot))
         if not self._timer.isActive():

@@ -71,6 +71,10 @@ class TrainingWorkspace(QObject):
         self.document = window.document
         self.session: Any = None
         self.live_key: str | None = None
+        self.live_owner: tuple[Path | None, Any] = (None, None)  # the run's document: its path, its graph
+        self.live_step: Any = None  # the newest StepEnd, ProbeReport and ConfusionReport of the run
+        self.live_report: Any = None
+        self.live_confusion: Any = None
         self.last_run: Path | None = None
         self.shown_runs: set[Path] = set()
         self.runs_root_override: Path | None = None
@@ -219,6 +223,13 @@ class TrainingWorkspace(QObject):
     def running(self) -> bool:
         return self.session is not None and self.session.active
 
+    @property
+    def live_shown(self) -> bool:
+        """The session's run was started from the open graph, so the panels show it."""
+        path, graph = self.live_owner
+        return self.session is not None and (graph is self.document.graph
+                                             or (path is not None and path == self.document.path))
+
     def runs_root(self) -> Path:
         """The runs folder of the command line too (``runs/`` in the working directory or
         ``$DLSTUDIO_RUNS``), never the graph's folder: examples may be installed read-only."""
@@ -271,6 +282,8 @@ class TrainingWorkspace(QObject):
         self.session = session = TrainingSession(graph, config, run_dir=path, resume=resume, base_dir=base,
                                                  max_steps=max_steps, mode=self.mode, worker=worker, parent=self)
         self.live_key = str(path)
+        self.live_owner = (self.document.path, self.document.graph)
+        self.live_step = self.live_report = self.live_confusion = None
         self.last_run = path
         self.indicators.clear()
         self._arrange()
@@ -316,7 +329,7 @@ class TrainingWorkspace(QObject):
         s.epoch_ended.connect(self._epoch_ended)
         s.throughput.connect(lambda e: self.plots.add_throughput(self.live_key, e.epoch, e.samples_per_s))
         s.probed.connect(self._probed)
-        s.confusion.connect(lambda r: self.insight.show_confusion(r))
+        s.confusion.connect(self._confusion)
         s.notice.connect(lambda text: self.window.statusBar().showMessage(text, 8000))
         s.failed.connect(self._failed)
         s.finished.connect(self._finished)
@@ -361,14 +374,19 @@ class TrainingWorkspace(QObject):
             QTimer.singleShot(WARM_AFTER_MS, self.warm_up)
 
     def _run_started(self, event: Any) -> None:
-        self.plots.set_epochs(event.epochs)
+        if self.live_shown:
+            self.plots.set_epochs(event.epochs)
         self.window.statusBar().showMessage(
             f"Training on {event.device}: {event.train_samples:,} samples, {event.parameters:,} parameters", 6000)
         self.refresh_runs()
 
     def _steps(self, steps: list[Any]) -> None:
         self.plots.add_steps(self.live_key, steps)
-        last = steps[-1]
+        self.live_step = steps[-1]
+        if self.live_shown:
+            self._show_step(steps[-1])
+
+    def _show_step(self, last: Any) -> None:
         epochs = self.session.run_started.epochs if self.session.run_started else 0
         done = (last.epoch - 1) * last.batches + last.batch
         self.panel.show_progress(done, epochs * last.batches, f"epoch {last.epoch}/{epochs} · step {last.step} "
@@ -376,15 +394,27 @@ class TrainingWorkspace(QObject):
 
     def _epoch_ended(self, event: Any) -> None:
         self.plots.add_epoch(self.live_key, event.epoch, event.metrics)
+        if not self.live_shown:
+            return
         shown = "  ".join(f"{k} {_format(k, v)}" for k, v in event.metrics.items())
         self.panel.status.setText(f"Epoch {event.epoch}: {shown}")
 
     def _probed(self, report: Any) -> None:
+        self.live_report = report
+        if not self.live_shown:
+            return
         types = {n.id: n.type for n in self.document.graph.nodes}
         self.indicators.show_report(report, types)
         self.insight.show_report(report)
 
+    def _confusion(self, report: Any) -> None:
+        self.live_confusion = report
+        if self.live_shown:
+            self.insight.show_confusion(report)
+
     def _failed(self, event: Any) -> None:
+        if not self.live_shown:
+            return
         advice = f" — {event.advice}" if event.advice else ""
         text = f"Training failed ({event.kind.replace('_', ' ')}): {event.message}{advice}"
         self.panel.show_message(text, error=True)
@@ -392,6 +422,8 @@ class TrainingWorkspace(QObject):
         self._raise(self.train_dock)
 
     def _finished(self, event: Any) -> None:
+        if not self.live_shown:
+            return
         how = {FinishReason.COMPLETED: "Finished", FinishReason.EARLY_STOPPING: "Stopped early (no improvement)",
                FinishReason.MAX_STEPS: "Reached the step limit", FinishReason.STOPPED: "Stopped",
                FinishReason.INTERRUPTED: "Interrupted"}[event.reason]
@@ -408,12 +440,53 @@ class TrainingWorkspace(QObject):
             self.insight.select(list(node_ids))
 
     def _details_wanted(self, nodes: list[str]) -> None:
-        if self.session is not None:
+        if self.live_shown:
             self.session.set_details(nodes)
 
     def _document_reset(self) -> None:
+        """Another graph is open: the curves, the Inside view and the Training panel show its runs."""
+        from dlstudio.train.runlist import list_runs
+
         self.indicators.clear()
+        if self.plots_holder.content is not None:
+            self.plots.hide_runs()
+            listed = {r.path for r in list_runs(self.runs_root(), self.document.graph)}
+            for path in sorted(self.shown_runs & listed):
+                self._load_curves(path)
+        if self.insight_holder.content is not None:
+            self.insight.clear()
+        if self.live_shown:
+            self._show_live_run()
+        else:
+            self._show_no_run()
         self.refresh_runs()
+
+    def _show_live_run(self) -> None:
+        """Back to the graph of the session's run: its curves, pictures, progress and outcome."""
+        from dlstudio.train.events import Finished
+
+        if self.live_key is not None:
+            self.plots.show_hidden(self.live_key)
+        if self.session.run_started is not None:
+            self.plots.set_epochs(self.session.run_started.epochs)
+        if self.live_report is not None:
+            self._probed(self.live_report)
+        if self.live_confusion is not None:
+            self.insight.show_confusion(self.live_confusion)
+        if self.live_step is not None:
+            self._show_step(self.live_step)
+        self.panel.status.setText(SNAPSHOT_NOTE if self.running else "")
+        self.panel.show_message("")
+        outcome = self.session.outcome
+        if outcome is not None:
+            (self._finished if isinstance(outcome, Finished) else self._failed)(outcome)
+
+    def _show_no_run(self) -> None:
+        """The open graph has no run in this session (another graph's may be training)."""
+        self.panel.status.setText("")
+        self.panel.show_progress(0, 1, "ready" if self.panel.can_start else "fix the problems below")
+        other = self.session.graph.name if self.running else ""
+        self.panel.show_message(f"Training {other!r}: open it to follow the run; Stop ends it." if other else "")
 
     def refresh_runs(self) -> None:
         from dlstudio.train.runlist import list_runs  # dlstudio.train imports torch
@@ -425,9 +498,6 @@ class TrainingWorkspace(QObject):
         self.runs.show_runs(runs, self.shown_runs, root, colours)
 
     def show_run_curves(self, path: Path, shown: bool) -> None:
-        from dlstudio.train.errors import RunDirError
-        from dlstudio.train.rundir import RunDir
-
         key = str(path)
         if not shown:
             self.shown_runs.discard(path)
@@ -438,18 +508,29 @@ class TrainingWorkspace(QObject):
         if key == self.live_key and key in self.plots.runs:
             return
         self.curves_dock.show()
+        if self._load_curves(path):
+            self.refresh_runs()  # its colour beside its name
+
+    def _load_curves(self, path: Path) -> bool:
+        """Draw a run's curves: kept from when its graph was last open, else read from its folder."""
+        from dlstudio.train.errors import RunDirError
+        from dlstudio.train.rundir import RunDir
+
+        key = str(path)
+        if self.plots.show_hidden(key):
+            return True
         try:
             run = RunDir(path)
             records = run.read_metrics()
             samples = run.read_record().get("data", {}).get("train_samples")
         except (OSError, ValueError, RunDirError) as error:
             self.window.statusBar().showMessage(f"Cannot read the curves of {path.name}: {error}", 8000)
-            return
+            return False
         series = self.plots.load_history(key, run_label(path), records)
         if isinstance(samples, int):  # throughput, where the log has each epoch's training time
             series.speed = [(float(r["epoch"]), samples / r["train_seconds"]) for r in records
                             if isinstance(r.get("train_seconds"), int | float) and r["train_seconds"] > 0]
-        self.refresh_runs()  # its colour beside its name
+        return True
 
     def _update_actions(self) -> None:
         state = self.session.state if self.session is not None else SessionState.READY

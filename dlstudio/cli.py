@@ -105,6 +105,12 @@ def _add_gui(commands: Any) -> None:
 
 
 def _gui(args: argparse.Namespace) -> int:
+    from dlstudio.ui.platform_check import platform_problem
+
+    problem = platform_problem()  # before Qt, which would abort on a missing system library
+    if problem is not None:
+        print(f"dlstudio: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     from dlstudio.ui.app import run_app
 
     return run_app(args.graph)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QLineEdit
+from PySide6.QtWidgets import QApplication, QLabel, QLineEdit
 
 from dlstudio.core.catalogue import CATALOGUE, families
 from dlstudio.core.graph import Edge, Graph, Node
@@ -336,3 +336,34 @@ def test_every_catalogue_layer_gets_an_editor_for_every_parameter(qtbot) -> None
             assert row.editor.focus_widget().isEnabled(), (spec.type, name)
         panel.deleteLater()
         document.deleteLater()
+
+
+@pytest.mark.parametrize("how", ["click", "tab"])
+def test_typing_into_a_focused_field_replaces_its_value(qtbot, document, inspector, how) -> None:
+    """Input's shape shows 1; the user clicks (or tabs) into it and types 64: the shape is 64."""
+    document.set_param("image", "shape", [1])
+    inspector.show()
+    page = page_of(inspector, "image")
+    line = page.rows["shape"].editor.line
+    assert line.text() == "1"
+    if how == "click":
+        qtbot.mouseClick(line, Qt.MouseButton.LeftButton, pos=line.rect().center())
+    else:
+        page.label_edit.setFocus()
+        qtbot.waitUntil(page.label_edit.hasFocus)
+        while not line.hasFocus():
+            qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)
+    qtbot.waitUntil(lambda: line.selectedText() == "1")
+    qtbot.keyClicks(line, "64")
+    qtbot.keyClick(line, Qt.Key.Key_Return)
+    assert document.node("image").params["shape"] == [64]
+
+
+def test_clicking_a_number_box_selects_its_number(qtbot, document, inspector) -> None:
+    inspector.show()
+    spin = page_of(inspector, "conv").rows["out_channels"].editor.spin
+    qtbot.mouseClick(spin.lineEdit(), Qt.MouseButton.LeftButton, pos=spin.lineEdit().rect().center())
+    qtbot.waitUntil(lambda: spin.lineEdit().selectedText() == "8")
+    qtbot.keyClicks(spin, "16")
+    qtbot.keyClick(spin, Qt.Key.Key_Return)
+    assert document.node("conv").params["out_channels"] == 16

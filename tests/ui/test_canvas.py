@@ -249,6 +249,20 @@ def test_quick_add_filters_and_places_with_enter(chain, qtbot):
     assert abs(node.position[0] + view.scene_.nodes[node.id].width / 2 - 600) <= 20
 
 
+@pytest.mark.parametrize(("query", "first"), [("relu", "ReLU"), ("linear", "Linear")])
+def test_quick_add_lists_the_exact_name_first_and_enter_adds_it(chain, qtbot, query, first):
+    doc, view = chain
+    view.show_quick_add(QPointF(600, 400))
+    popup = view._quick_add
+    qtbot.keyClicks(popup.search, query)
+    listed = [popup.list.topLevelItem(i).text(0) for i in range(popup.list.topLevelItemCount())]
+    assert listed[0] == first and popup.current_type() == first
+    description_only = next(i for i, name in enumerate(listed) if query not in name.lower())
+    assert all(query in name.lower() for name in listed[:description_only])
+    qtbot.keyClick(popup.search, Qt.Key.Key_Return)
+    assert doc.graph.nodes[-1].type == first
+
+
 def test_tab_and_double_click_open_quick_add(chain, qtbot):
     doc, view = chain
     view.setFocus()

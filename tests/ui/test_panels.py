@@ -83,6 +83,34 @@ def test_palette_search_filters_and_enter_adds_first_match(qtbot) -> None:
     assert palette.visible_types() == []
 
 
+@pytest.mark.parametrize(("query", "first"), [("relu", "ReLU"), ("linear", "Linear")])
+def test_palette_highlights_the_best_match_and_enter_adds_it(qtbot, query, first) -> None:
+    """Not the first of the tree (Hardswish's summary mentions ReLU; Bilinear sorts first)."""
+    palette = PalettePanel()
+    qtbot.addWidget(palette)
+    qtbot.keyClicks(palette.search, query)
+    assert palette.tree.currentItem().data(0, TYPE_ROLE) == first
+    assert palette.visible_types()[0] != first  # the ranking, not the tree order, chose it
+    with qtbot.waitSignal(palette.add_requested) as added:
+        qtbot.keyClick(palette.search, Qt.Key.Key_Return)
+    assert added.args == [first]
+
+
+def test_palette_family_counts_follow_the_search(qtbot) -> None:
+    palette = PalettePanel()
+    qtbot.addWidget(palette)
+    activation = next(palette.tree.invisibleRootItem().child(i) for i in range(len(families()))
+                      if palette.tree.invisibleRootItem().child(i).data(0, Qt.ItemDataRole.UserRole)
+                      == "Activation")
+    total = len(families()["Activation"])
+    assert activation.text(0) == f"Activation  ({total})"
+    qtbot.keyClicks(palette.search, "relu")
+    shown = sum(not activation.child(j).isHidden() for j in range(activation.childCount()))
+    assert 0 < shown < total and activation.text(0) == f"Activation  ({shown})"
+    palette.search.clear()
+    assert activation.text(0) == f"Activation  ({total})"
+
+
 def test_palette_drag_data_and_double_click(qtbot) -> None:
     palette = PalettePanel()
     qtbot.addWidget(palette)

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from dlstudio.core.catalogue import families
+from dlstudio.core.layer_search import search_key
 from dlstudio.core.spec import LayerSpec
 from dlstudio.ui.canvas.style import canvas_style
 from dlstudio.ui.theme import plain_tooltip
@@ -112,7 +113,7 @@ class PalettePanel(QWidget):
     def _layer_item(group: QTreeWidgetItem, spec: LayerSpec) -> QTreeWidgetItem:
         item = QTreeWidgetItem(group, [spec.type])
         item.setData(0, TYPE_ROLE, spec.type)
-        item.setData(0, SEARCH_ROLE, f"{spec.type} {spec.family} {spec.summary}".lower())
+        item.setData(0, SEARCH_ROLE, f"{spec.family} {spec.summary}")
         item.setToolTip(0, plain_tooltip(f"{spec.type}\n{spec.summary}"))
         item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
                       | Qt.ItemFlag.ItemIsDragEnabled)
@@ -135,23 +136,27 @@ class PalettePanel(QWidget):
         return [item.data(0, TYPE_ROLE) for item in self.layer_items() if not item.isHidden()]
 
     def filter(self, text: str) -> None:
-        """Show the layers whose type, family or summary contains every word of ``text``."""
-        words = text.lower().split()
+        """Show the layers that match ``text`` (see :mod:`dlstudio.core.layer_search`), count
+        them in their family's heading, and highlight the best match for Enter to add."""
         root = self.tree.invisibleRootItem()
+        ranked: list[tuple[tuple[int, str], QTreeWidgetItem]] = []
         for i in range(root.childCount()):
             group = root.child(i)
             shown = 0
             for j in range(group.childCount()):
                 item = group.child(j)
-                haystack = str(item.data(0, SEARCH_ROLE))
-                hidden = not all(word in haystack for word in words)
-                item.setHidden(hidden)
-                shown += not hidden
+                key = search_key(text, item.data(0, TYPE_ROLE), str(item.data(0, SEARCH_ROLE)))
+                item.setHidden(key is None)
+                if key is not None:
+                    ranked.append((key, item))
+                    shown += 1
+            group.setText(0, f"{group.data(0, Qt.ItemDataRole.UserRole)}  ({shown})")
             group.setHidden(shown == 0)
             group.setExpanded(True)
-        first = self._first_visible()
-        if first is not None and words:
-            self.tree.setCurrentItem(first)
+        if ranked and text.strip():
+            best = min(ranked, key=lambda pair: pair[0])[1]
+            self.tree.setCurrentItem(best)
+            self.tree.scrollToItem(best)
 
     def focus_search(self) -> None:
         self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)

@@ -106,6 +106,13 @@ def frozen_note(total: int, trainable: int) -> str:
     return f" ({total - trainable:,} frozen)" if trainable != total else ""
 
 
+def unreached_note(analysis: Analysis) -> str:
+    """`` + 3,280 not reaching an Output`` after a parameter count when layers that are not (yet)
+    wired to an Output hold parameters the model will not: their nodes show those counts."""
+    unreached = sum(analysis.param_counts.values()) - analysis.total_params
+    return f" + {unreached:,} not reaching an Output" if unreached else ""
+
+
 def _fill(dim: Dim, batch: int) -> Dim:
     if isinstance(dim, int) or BATCH not in dim:
         return dim

@@ -217,6 +217,17 @@ def test_status_bar_shows_parameters_flops_and_outputs(qtbot, window, opened) ->
     assert window.status_problems.text() == "No problems"
 
 
+def test_status_bar_counts_the_parameters_the_nodes_show_before_an_output_is_wired(
+        qtbot, window, opened) -> None:
+    """Building by hand, the layers show their counts before an Output is connected."""
+    window.document.remove_items(["out"])
+    window.document.reanalyse()
+    assert window.view.scene_.nodes["fc"].view.params == "136 params"
+    assert window.status_params.text() == "Params 0 + 136 not reaching an Output"
+    window.inspector.show_nodes([])
+    assert "Parameters: 0 + 136 not reaching an Output" in window.inspector.page.totals.text()
+
+
 def test_shape_mismatch_is_listed_and_clicking_it_centres_the_node(qtbot, window, opened) -> None:
     window.document.set_param("fc", "in_features", 5)
     window.document.reanalyse()

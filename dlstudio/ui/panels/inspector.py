@@ -31,7 +31,7 @@ from dlstudio.core.analysis import Analysis, Diagnostic
 from dlstudio.core.catalogue import CATALOGUE
 from dlstudio.core.params import ParamProblem, resolve_params
 from dlstudio.core.spec import LayerSpec, Param
-from dlstudio.core.summary import frozen_note
+from dlstudio.core.summary import frozen_note, unreached_note
 from dlstudio.core.tensor import format_shape
 from dlstudio.ui.document import GraphDocument
 from dlstudio.ui.panels import human_count, plain_label, select_all_on_focus, set_text_colour
@@ -320,7 +320,7 @@ class GraphPage(QWidget):
         frozen = frozen_note(analysis.total_params, analysis.trainable_params)
         self.totals.setText(
             f"{len(graph.nodes)} nodes, {len(graph.edges)} edges\n"
-            f"Parameters: {analysis.total_params:,}{frozen}\n"
+            f"Parameters: {analysis.total_params:,}{frozen}{unreached_note(analysis)}\n"
             f"FLOPs: {human_count(analysis.total_flops)}\n"
             + (f"{errors} error{'s' if errors != 1 else ''}" if errors else "No errors"))
 

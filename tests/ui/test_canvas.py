@@ -263,6 +263,29 @@ def test_quick_add_lists_the_exact_name_first_and_enter_adds_it(chain, qtbot, qu
     assert doc.graph.nodes[-1].type == first
 
 
+def test_the_output_node_offers_no_output_port(chain, qtbot):
+    """Its shape shows, but there is no port disc to draw or to start a wire from."""
+    doc, view = chain
+    out = view.scene_.nodes["out"]
+    assert out.ports() == [("input", True)] and out.view.outputs == {"output": "[N, 4]"}
+    right_edge = out.port_scene_pos("output", False)
+    assert out.port_at(right_edge) is None
+    drag(qtbot, view, view.mapFromScene(right_edge), port_point(view, "fc1", "input", True))
+    assert ("out", "fc1") not in {edge_key(e) for e in doc.graph.edges}
+    assert ("output", False) in view.scene_.nodes["fc2"].ports()
+
+
+def test_an_edge_a_file_draws_from_an_output_keeps_its_port(qtbot):
+    graph = load_graph({**CHAIN, "nodes": [*CHAIN["nodes"], {"id": "tap", "type": "Identity",
+                                                             "position": [1500, 0]},
+                                           {"id": "out2", "type": "Output", "position": [1800, 0]}],
+                        "edges": [*CHAIN["edges"], {"source": "out", "target": "tap"},
+                                  {"source": "tap", "target": "out2"}]})
+    view = make_view(qtbot, GraphDocument(graph))
+    assert ("output", False) in view.scene_.nodes["out"].ports()
+    assert ("output", False) not in view.scene_.nodes["out2"].ports()
+
+
 def test_tab_and_double_click_open_quick_add(chain, qtbot):
     doc, view = chain
     view.setFocus()

@@ -308,6 +308,27 @@ def test_problems_lists_every_diagnostic_and_click_names_node(qtbot, document) -
     assert activated.args == ["fc"]
 
 
+def test_a_long_problem_wraps_to_show_all_of_itself(qtbot, document) -> None:
+    """Its whole text shows in the row (more lines), and on hover."""
+    from dlstudio.core.analysis import Analysis, Diagnostic
+
+    long = "expects a tensor of rank 4 " * 12
+    panel = ProblemsPanel()
+    qtbot.addWidget(panel)
+    panel.resize(700, 300)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.show_analysis(Analysis(document.graph, diagnostics=[
+        Diagnostic("error", "conv", long.strip(), fix="Reshape first"),
+        Diagnostic("warning", "drop", "unused")]))
+    long_row, short_row = panel.topLevelItem(0), panel.topLevelItem(1)
+    line = panel.fontMetrics().height()
+    assert panel.visualItemRect(long_row).height() >= 3 * line
+    assert panel.visualItemRect(short_row).height() < 2 * line
+    assert panel.textElideMode() == Qt.TextElideMode.ElideNone
+    assert long.strip() in long_row.toolTip(2)
+
+
 def test_code_view_follows_edits_and_highlights_the_selected_node(qtbot, document) -> None:
     panel = CodePanel(document)
     qtbot.addWidget(panel)

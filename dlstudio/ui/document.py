@@ -79,10 +79,13 @@ class GraphDocument(QObject):
         return cls(load_graph(path), Path(path), parent)
 
     def save(self, path: str | Path | None = None) -> None:
-        """Save atomically to ``path`` (or the current path) and mark the document clean."""
+        """Save atomically to ``path`` (or the current path) and mark the document clean; a graph
+        still called "untitled" takes the file's name (an undoable step)."""
         target = Path(path) if path else self.path
         if target is None:
             raise ValueError("no file name: use save as")
+        if self.graph.name == Graph.model_fields["name"].default and target.stem:
+            self.set_graph_field("name", target.stem[:200])  # saved as mlp.json: the graph is "mlp"
         save_graph(self.graph, target)
         if target != self.path:
             self.path = target

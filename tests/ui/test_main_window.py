@@ -82,6 +82,18 @@ def test_title_names_the_file_and_marks_unsaved_changes(qtbot, window, opened) -
     assert window.windowTitle() == "untitled.json — DL Studio"
 
 
+def test_saving_an_untitled_graph_as_mlp_json_names_it_mlp(qtbot, window, tmp_path) -> None:
+    window.document.add_node("Input", (0, 0))
+    window.files.ask_save_path = lambda suggested, file_filter="": tmp_path / "mlp.json"
+    assert window.files.save_as()
+    assert window.document.graph.name == "mlp" and load_graph(tmp_path / "mlp.json").name == "mlp"
+    assert window.windowTitle() == "mlp.json — DL Studio"
+    window.document.set_graph_field("name", "my mlp")
+    window.files.ask_save_path = lambda suggested, file_filter="": tmp_path / "other.json"
+    assert window.files.save_as()
+    assert load_graph(tmp_path / "other.json").name == "my mlp"  # a name the user gave stays
+
+
 def test_every_shortcut_of_the_issue_is_bound(window) -> None:
     bound = {seq.toString() for action in window.findChildren(type(window.undo_action))
              for seq in action.shortcuts()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -359,3 +360,13 @@ def test_exports_from_a_trained_run(qtbot, window, tmp_path, kind) -> None:
         assert difference <= 1e-4
     assert ws.panel.message.text() == result.message
 
+
+def test_quitting_does_not_wait_for_a_spare_worker_to_import_torch(qtbot, window) -> None:
+    from dlstudio.train.worker import start_worker
+
+    window.training.spare = spare = start_worker()  # what the app starts after its first paint
+    start = time.monotonic()
+    window.training.shutdown()
+    took = time.monotonic() - start
+    assert not spare.alive and window.training.spare is None
+    assert took < 2.0, f"quitting took {took:.2f} s"

@@ -90,10 +90,20 @@ def test_palette_highlights_the_best_match_and_enter_adds_it(qtbot, query, first
     qtbot.addWidget(palette)
     qtbot.keyClicks(palette.search, query)
     assert palette.tree.currentItem().data(0, TYPE_ROLE) == first
-    assert palette.visible_types()[0] != first  # the ranking, not the tree order, chose it
+    assert palette.visible_types()[0] == first  # listed first too, not where the alphabet puts it
     with qtbot.waitSignal(palette.add_requested) as added:
         qtbot.keyClick(palette.search, Qt.Key.Key_Return)
     assert added.args == [first]
+
+
+def test_palette_lists_a_family_best_match_first_and_alphabetically_without_a_search(qtbot) -> None:
+    palette = PalettePanel()
+    qtbot.addWidget(palette)
+    alphabetical = palette.visible_types()
+    qtbot.keyClicks(palette.search, "relu")
+    assert palette.visible_types() == ["ReLU", "ReLU6", "LeakyReLU", "PReLU", "Hardswish"]
+    palette.search.clear()
+    assert palette.visible_types() == alphabetical
 
 
 def test_palette_family_counts_follow_the_search(qtbot) -> None:

@@ -28,7 +28,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dlstudio import compile_graph, load_graph  # noqa: E402
-from dlstudio.core.catalogue import CATALOGUE  # noqa: E402
+from dlstudio.core.catalogue import BUILTINS  # noqa: E402
 
 TARGET = 1.02
 
@@ -40,7 +40,7 @@ def graph(name: str, inputs: list[dict], layers: list[tuple[str, str, dict]]) ->
     previous = inputs[0]["id"]
     for node_id, kind, params in layers:
         nodes.append({"id": node_id, "type": kind, "params": params})
-        edges.append({"source": previous, "target": f"{node_id}.{CATALOGUE[kind].inputs[0]}"})
+        edges.append({"source": previous, "target": f"{node_id}.{BUILTINS[kind].inputs[0]}"})
         previous = f"{node_id}.output" if kind == "LSTM" else node_id
     nodes.append({"id": "logits", "type": "Output"})
     edges.append({"source": previous, "target": "logits"})

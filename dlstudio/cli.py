@@ -15,14 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from dlstudio.core.errors import DLStudioError, GraphFileError, printable
-
-EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+from dlstudio.exits import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_USAGE, UsageError
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-class UsageError(DLStudioError):
-    """Wrong arguments or a file problem: exit code 2."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,7 +25,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list or args_list[0].endswith(".json"):
         args_list = ["gui", *args_list]
-    parser = build_parser(args_list[0])
+    try:
+        parser = build_parser(args_list[0])
+    except ImportError as error:  # a module of the package itself is missing or broken
+        print(f"dlstudio: broken install, {_one_line(error)} (reinstall DL Studio)", file=sys.stderr)
+        return EXIT_INVALID
     try:
         args = parser.parse_args(args_list)
     except SystemExit as exit_:
@@ -86,10 +85,8 @@ def _command_registrars(command: str | None = None) -> list[Callable[[Any], None
         return [_add_gui]
     if command in CORE_COMMANDS:
         return [_add_gui, *core]
-    try:
-        from dlstudio.train.command import add_run_command
-    except ImportError:
-        return [_add_gui, *core]
+    from dlstudio.train.command import add_run_command
+
     return [_add_gui, add_run_command, *core]
 
 

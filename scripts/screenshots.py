@@ -3,7 +3,7 @@
     QT_QPA_PLATFORM=offscreen python scripts/screenshots.py [--out docs/screenshots]
 
 Each shot is a fresh main window (temporary settings, no recovery prompts) in the light or
-dark theme, showing an example graph with one node selected.
+dark theme, showing an example graph with one node selected, or as it first opens.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ SHOTS = (
     Shot("editor-dark", "resnet18.json", "layer2_0_conv1", dark=True),
     Shot("code-light", "cnn_digits.json", "conv2", dark=False, tab="code"),
     Shot("problems-dark", "cnn_digits.json", "fc1", dark=True, edits=(("fc1", "in_features", 512),)),
+    Shot("opened-light", "resnet18.json", None, dark=False, size=(1400, 900)),
 )
 
 
@@ -70,8 +71,8 @@ def render(app: QApplication, shot: Shot, folder: Path, scratch: Path) -> Path |
     for node, name, value in shot.edits:
         window.document.set_param(node, name, value)
     settle(app, 0.3)
-    window.view.fit_all()
     if shot.select:
+        window.view.fit_all()
         window.view.select_node(shot.select, center=False)
         if window.view.zoom() < 0.6:  # a long graph: show its nodes readable, around the selection
             window.view.set_zoom(0.8)

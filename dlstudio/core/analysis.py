@@ -9,115 +9,38 @@ edit costs little. Never raises on a bad graph, and imports no torch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from dlstudio.core.catalogue import CATALOGUE
+from dlstudio.core.catalogue import Catalogue, catalogue_for
 from dlstudio.core.errors import printable
+from dlstudio.core.findings import Analysis, Diagnostic, Severity
 from dlstudio.core.graph import Graph, Node
 from dlstudio.core.io import paused_gc
 from dlstudio.core.params import ParamProblem, resolve_params
 from dlstudio.core.spec import InferContext, LayerSpec, ShapeError
 from dlstudio.core.tensor import MAX_ELEMENTS, TensorType, format_shape
+from dlstudio.core.training_checks import check_training
 from dlstudio.core.wiring import Link, evaluation_order, live_nodes, resolve_links
 
 #: Most parameters one node, or the whole model, may hold (refused before allocating).
 MAX_PARAMETERS = MAX_ELEMENTS
 
-Severity = Literal["error", "warning"]
+def analyze(graph: Graph, catalogue: Catalogue | None = None) -> Analysis:
+    """Validate ``graph`` and infer every port's type; never raises on a bad graph.
 
-
-@dataclass(frozen=True, slots=True)
-class Diagnostic:
-    """One problem: where it is (node, port, parameter), what is wrong, and how to fix it."""
-
-    severity: Severity
-    node: str | None
-    message: str
-    fix: str = ""
-    port: str | None = None
-    param: str | None = None
-
-    def one_line(self) -> str:
-        where = f"{self.node}: " if self.node else ""
-        fix = f" ({self.fix})" if self.fix else ""
-        return f"{where}{self.message}{fix}"
-
-
-@dataclass
-class Analysis:
-    """Everything known about a graph after validation and shape inference."""
-
-    graph: Graph
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    order: list[str] = field(default_factory=list)
-    links: list[Link] = field(default_factory=list)
-    ports: dict[tuple[str, str], TensorType] = field(default_factory=dict)
-    params: dict[str, dict[str, Any]] = field(default_factory=dict)
-    param_counts: dict[str, int] = field(default_factory=dict)
-    flops: dict[str, int | None] = field(default_factory=dict)
-    live: set[str] = field(default_factory=set)
-    #: ``(node, port)`` inputs with an edge whose source is broken (reported on the edge).
-    dangling: set[tuple[str, str]] = field(default_factory=set)
-
-    @property
-    def errors(self) -> list[Diagnostic]:
-        return [d for d in self.diagnostics if d.severity == "error"]
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    @property
-    def total_params(self) -> int:
-        """Parameters of the nodes that reach an Output (what the compiled module holds)."""
-        return sum(count for node, count in self.param_counts.items() if node in self.live)
-
-    @property
-    def trainable_params(self) -> int:
-        """Parameters an optimizer updates: those of live nodes that are not frozen."""
-        frozen = {node.id for node in self.graph.nodes if node.frozen}
-        return sum(count for node, count in self.param_counts.items()
-                   if node in self.live and node not in frozen)
-
-    @property
-    def total_flops(self) -> int | None:
-        values = [self.flops.get(n) for n in self.order if n in self.live]
-        return None if any(v is None for v in values) else sum(v or 0 for v in values)
-
-    def node_diagnostics(self, node_id: str) -> list[Diagnostic]:
-        return [d for d in self.diagnostics if d.node == node_id]
-
-    def inputs_of(self, node_id: str) -> list[Link]:
-        return [link for link in self.links if link.target == node_id]
-
-    def output_type(self, node_id: str, port: str | None = None) -> TensorType | None:
-        spec = CATALOGUE.get(self.graph.node(node_id).type)
-        if spec is None or not spec.outputs:
-            return None
-        return self.ports.get((node_id, port or spec.outputs[0]))
-
-    def outputs(self) -> dict[str, TensorType]:
-        """Output node id -> the type it returns."""
-        found = {}
-        for node in self.graph.nodes:
-            if node.type == "Output" and (node.id, "output") in self.ports:
-                found[node.id] = self.ports[(node.id, "output")]
-        return found
-
-
-def analyze(graph: Graph) -> Analysis:
-    """Validate ``graph`` and infer every port's type; never raises on a bad graph."""
+    Layer types are looked up in ``catalogue`` (default: :func:`catalogue_for` the graph).
+    """
     with paused_gc():
-        return _analyze(graph)
+        return _analyze(graph, catalogue_for(graph) if catalogue is None else catalogue)
 
 
-def _analyze(graph: Graph) -> Analysis:
-    result = Analysis(graph)
+def _analyze(graph: Graph, catalogue: Catalogue) -> Analysis:
+    result = Analysis(graph, catalogue)
     nodes = {node.id: node for node in graph.nodes}
-    specs = {node.id: CATALOGUE.get(node.type) for node in graph.nodes}
+    lookup = catalogue.get
+    specs = {node.id: lookup(node.type) for node in graph.nodes}
     report = _reporter(result)
-    _check_unknown(graph, result)
+    _check_unknown(graph, specs, result)
     result.links, result.dangling = resolve_links(graph, specs, _output_ports(nodes, specs), report)
     result.order = evaluation_order(list(nodes), result.links, report)
     _check_liveness(graph, result)
@@ -125,8 +48,6 @@ def _analyze(graph: Graph) -> Analysis:
     _check_in_place(nodes, result, report)
     _check_frozen(graph, result)
     if graph.training is not None:
-        from dlstudio.core.training import check_training
-
         result.diagnostics += check_training(graph.training, result)
     return result
 
@@ -170,9 +91,9 @@ def _report(result: Analysis, severity: Severity, node: str | None, message: str
     result.diagnostics.append(Diagnostic(severity, node, message, fix, port, param))
 
 
-def _check_unknown(graph: Graph, result: Analysis) -> None:
+def _check_unknown(graph: Graph, specs: dict[str, LayerSpec | None], result: Analysis) -> None:
     for node in graph.nodes:
-        if node.type not in CATALOGUE:
+        if specs[node.id] is None:
             _report(result, "error", node.id, f"unknown layer type '{printable(node.type, 60)}'",
                     "replace it with a layer from the palette; its parameters are kept")
     for node_id, key in graph.unknown_keys():

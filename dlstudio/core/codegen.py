@@ -1,7 +1,9 @@
 """From an analysed graph to a module plan, and from a plan to formatted Python source.
 
 The compiler and the exporter share this: the compiled module's ``forward`` is the very source
-that the exporter writes, so both behave alike and neither adds per-node overhead.
+that the exporter writes, so both behave alike and neither adds per-node overhead. Source is
+written as :class:`Code`, which records which lines each node wrote (as torch.fx keeps a line
+map): the code panel lights a node's lines with it, and the compiler names the node that failed.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dlstudio.core.analysis import Analysis
-from dlstudio.core.catalogue import CATALOGUE
+from dlstudio.core.catalogue import Catalogue
 from dlstudio.core.errors import GraphInvalidError
 from dlstudio.core.graph import Node
 from dlstudio.core.naming import (
@@ -27,9 +29,12 @@ from dlstudio.core.pyformat import INDENT, format_assignment, format_def, format
 from dlstudio.core.spec import Construct, LayerSpec
 
 TENSOR = "torch.Tensor"
+Span = tuple[int, int]  # first line (0-based), line count
 
-#: Helpers (from dlstudio.core.modules) that a forward line may call: no variable takes these names.
-HELPERS = frozenset(name for spec in CATALOGUE.values() for name in spec.support)
+
+def helpers(catalogue: Catalogue) -> frozenset[str]:
+    """Helpers (from dlstudio.core.modules) that a forward line may call: no variable takes these names."""
+    return frozenset(name for spec in catalogue.values() for name in spec.support)
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ class Statement:
     ``target = args[0]`` when there is no callee."""
 
     node_id: str
+    node_type: str
     target: str
     callee: str | None
     args: tuple[str, ...]
@@ -68,6 +74,7 @@ class ModulePlan:
     arguments: list[tuple[str, str]] = field(default_factory=list)  # (name, node id)
     statements: list[Statement] = field(default_factory=list)
     returns: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)  # the Output node ids, in return order
     imports: set[str] = field(default_factory=set)
     support: list[str] = field(default_factory=list)
 
@@ -85,7 +92,7 @@ class _Planner:
     def __init__(self, analysis: Analysis) -> None:
         self.analysis = analysis
         self.attributes = Namespace(ATTRIBUTE_RESERVED)
-        self.variables = Namespace(RESERVED | HELPERS)
+        self.variables = Namespace(RESERVED | helpers(analysis.catalogue))
         self.values: dict[tuple[str, str], str] = {}
         self.incoming = {(link.target, link.target_port): (link.source, link.source_port)
                          for link in analysis.links}
@@ -102,7 +109,8 @@ class _Planner:
                 self.values[(node.id, "output")] = name
         for node_id in self.analysis.order:
             self._node(self.nodes[node_id])
-        plan.returns = [self.values[(n.id, "output")] for n in graph.nodes if n.type == "Output"]
+        plan.outputs = [n.id for n in graph.nodes if n.type == "Output"]
+        plan.returns = [self.values[(node_id, "output")] for node_id in plan.outputs]
         plan.class_name = class_name(graph.name, frozenset(plan.support))
         return plan
 
@@ -111,7 +119,7 @@ class _Planner:
             self.values[(node.id, "output")] = self.values[self.incoming[(node.id, "input")]]
         if node.type in ("Input", "Output") or node.id not in self.analysis.live:
             return
-        spec, params, plan = CATALOGUE[node.type], self.analysis.params[node.id], self.result
+        spec, params, plan = self.analysis.catalogue[node.type], self.analysis.params[node.id], self.result
         ports = spec.input_ports(self.in_degree[node.id])
         args = [self.values[self.incoming[(node.id, p)]] if (node.id, p) in self.incoming else "None"
                 for p in ports]
@@ -126,7 +134,7 @@ class _Planner:
         outputs = {port: self.variables.name(node.id if single else f"{node.id}_{port}")
                    for port in spec.output_ports(params)}
         self.values.update({(node.id, port): name for port, name in outputs.items()})
-        statement = Statement(node.id, _target(spec, outputs), callee, call_args)
+        statement = Statement(node.id, node.type, _target(spec, outputs), callee, call_args)
         plan.statements.append(statement)
         plan.imports |= spec.imports
         used = set(re.findall(r"\w+", statement.expression))
@@ -164,14 +172,61 @@ def fit_assignment(indent: str, target: str, callee: str | None, args: list[str]
     return format_assignment(len(indent) // len(INDENT), target, value)
 
 
+@dataclass
+class Code:
+    """Lines of generated source and, for each node, the spans of lines it wrote."""
+
+    lines: list[str] = field(default_factory=list)
+    spans: dict[str, list[Span]] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+    def write(self, lines: list[str], *node_ids: str) -> None:
+        """Append ``lines``, written for ``node_ids`` (none for lines of the module itself)."""
+        for node_id in node_ids:
+            self._mark(node_id, len(self.lines), len(lines))
+        self.lines += lines
+
+    def append(self, other: Code) -> None:
+        """Append ``other``'s lines, and its spans moved down past these lines."""
+        offset = len(self.lines)
+        for node_id, spans in other.spans.items():
+            for first, count in spans:
+                self._mark(node_id, offset + first, count)
+        self.lines += other.lines
+
+    def node_at(self, line: int) -> str | None:
+        """The first node whose lines include ``line`` (0-based), if any."""
+        return next((node_id for node_id, spans in self.spans.items()
+                     if any(first <= line < first + count for first, count in spans)), None)
+
+    def _mark(self, node_id: str, first: int, count: int) -> None:
+        spans = self.spans.setdefault(node_id, [])
+        if spans and sum(spans[-1]) == first:  # a label comment, then its assignment
+            spans[-1] = (spans[-1][0], spans[-1][1] + count)
+        else:
+            spans.append((first, count))
+
+
+def forward_code(plan: ModulePlan, annotate: bool = True) -> Code:
+    """The ``forward`` method, indented for a class body: the signature belongs to the Input
+    nodes, each statement to its node, the return line to the Output nodes."""
+    params = ["self"] + [f"{name}: {TENSOR}" if annotate else name for name, _ in plan.arguments]
+    code = Code()
+    code.write(format_def(1, "forward", params, return_annotation(len(plan.returns)) if annotate else None),
+               *(node_id for _, node_id in plan.arguments))
+    for statement in plan.statements:
+        code.write(fit_assignment(INDENT * 2, statement.target, statement.callee, list(statement.args)),
+                   statement.node_id)
+    code.write(format_return(2, plan.returns), *plan.outputs)
+    return code
+
+
 def forward_source(plan: ModulePlan, annotate: bool = True) -> str:
     """The ``forward`` method's source, indented for a class body."""
-    params = ["self"] + [f"{name}: {TENSOR}" if annotate else name for name, _ in plan.arguments]
-    lines = format_def(1, "forward", params, return_annotation(len(plan.returns)) if annotate else None)
-    for statement in plan.statements:
-        lines += fit_assignment(INDENT * 2, statement.target, statement.callee, list(statement.args))
-    lines += format_return(2, plan.returns)
-    return "\n".join(lines) + "\n"
+    return forward_code(plan, annotate).text
 
 
 def return_annotation(count: int) -> str:

@@ -36,3 +36,16 @@ class GraphInvalidError(DLStudioError):
         more = f" (and {len(diagnostics) - 1} more)" if len(diagnostics) > 1 else ""
         super().__init__(f"graph '{printable(name)}' has errors{summary}{more}")
         self.diagnostics = diagnostics
+
+
+class NodeRuntimeError(DLStudioError, RuntimeError):
+    """A compiled graph's forward failed in one node; ``__cause__`` is what was raised there.
+
+    The message reads ``node 'fc2' (Linear): mat1 and mat2 shapes cannot be multiplied ...``.
+    """
+
+    def __init__(self, node_id: str, node_type: str, cause: BaseException) -> None:
+        reason = " ".join(str(cause).split()) or type(cause).__name__
+        super().__init__(f"node '{printable(node_id)}' ({printable(node_type)}): {reason}")
+        self.node_id = node_id
+        self.node_type = node_type

@@ -10,6 +10,7 @@ import gc
 import json
 import math
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -73,6 +74,9 @@ def read_json(path: Path) -> Any:
     try:
         if path.is_dir():
             raise GraphFileError(name, "is a directory, not a graph file")
+        problem = special_file_problem(path)
+        if problem:
+            raise GraphFileError(name, problem)
         with path.open("rb") as handle:
             raw = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
@@ -295,16 +299,58 @@ def save_graph(graph: Graph, path: str | os.PathLike[str]) -> None:
     write_atomic(Path(path), graph_to_json(graph).encode("ascii"))
 
 
+def special_file_problem(path: Path) -> str | None:
+    """Why ``path`` must not be opened for reading: a pipe, a device or a socket would block
+    or never end. None for a regular file (through links) or one that does not exist."""
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError):
+        return None  # the open that follows reports it
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    kind = "a named pipe" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(
+        mode) else "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
+    return f"is {kind}, not a regular file"
+
+
 def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file."""
+    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file.
+
+    A symbolic link is followed: its target is replaced, the link stays. The file keeps its
+    permissions, or a new one gets those the umask gives (not the temporary file's 0600).
+    """
+    path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = _mode_for(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
+            os.fchmod(handle.fileno(), mode)
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _mode_for(path: Path) -> int:
+    """The permission bits a replacement of ``path`` gets: its own, else 0666 less the umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system tells (Linux)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current

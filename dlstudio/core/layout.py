@@ -7,6 +7,11 @@ each column vertically so that connected ports line up, solved exactly per colum
 isotonic regression (the pool-adjacent-violators algorithm) under the no-overlap constraint.
 The canvas passes the real size and port offsets of each node as a :class:`Box`; without them
 a box is estimated from the catalogue declaration with the canvas's metrics.
+
+With ``wrap`` the columns then flow like text: rows no wider than ``wrap``, stacked top to
+bottom, broken where a single node hands over to the next column (between residual blocks,
+never inside one) whenever such a place exists, so a deep network reads as a column of blocks
+with its branches side by side instead of as one long line.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from dlstudio.core.catalogue import CATALOGUE
+from dlstudio.core.catalogue import Catalogue, catalogue_for
 from dlstudio.core.graph import Graph, split_end
 
 Point = tuple[float, float]
@@ -29,6 +34,12 @@ ROW_GAP = 30.0
 LANE = 10.0
 LANE_WEIGHT = 0.01
 SWEEPS = 8
+#: Row width the editor wraps a layout at, the space between wrapped rows (room for the edge
+#: that returns from a row's end to the next row's start) and between wrapped columns (edges
+#: there are too short for a shape label; the source port shows the shape).
+WRAP = 1800.0
+ROW_BREAK = 90.0
+WRAP_COLUMN_GAP = 60.0
 
 
 @dataclass(frozen=True)
@@ -47,9 +58,9 @@ class Box:
         return next(iter(ports.values()), self.height / 2)
 
 
-def estimate_box(type_name: str) -> Box:
+def estimate_box(type_name: str, catalogue: Catalogue) -> Box:
     """The box the canvas draws for a layer type: a header, then one row per port pair."""
-    spec = CATALOGUE.get(type_name)
+    spec = catalogue.get(type_name)
     inputs = spec.input_ports() if spec else ("input",)
     outputs = spec.outputs if spec else ("output",)
     rows = max(len(inputs), len(outputs), 1)
@@ -68,13 +79,17 @@ class _Link:
 
 def layered_layout(graph: Graph, node_ids: Iterable[str] | None = None,
                    boxes: Mapping[str, Box] | None = None, origin: Point = (0.0, 0.0),
-                   grid: float = 10.0) -> dict[str, Point]:
-    """Top-left positions for ``node_ids`` (default: every node), from ``origin``."""
+                   grid: float = 10.0, wrap: float | None = None,
+                   catalogue: Catalogue | None = None) -> dict[str, Point]:
+    """Top-left positions for ``node_ids`` (default: every node), from ``origin``; with
+    ``wrap``, rows of columns at most that wide (when a column fits), one below the other.
+    A node without a box in ``boxes`` gets one estimated from ``catalogue`` (default: the graph's)."""
     ids = list(dict.fromkeys(node_ids)) if node_ids is not None else graph.node_ids()
     if not ids:
         return {}
     chosen = set(ids)
-    box = {n.id: (boxes or {}).get(n.id) or estimate_box(n.type) for n in graph.nodes if n.id in chosen}
+    types = catalogue_for(graph) if catalogue is None else catalogue
+    box = {n.id: (boxes or {}).get(n.id) or estimate_box(n.type, types) for n in graph.nodes if n.id in chosen}
     links = _links(graph, chosen, box)
     links = _drop_back_edges(ids, links)
     column = _columns(ids, links)
@@ -83,7 +98,9 @@ def layered_layout(graph: Graph, node_ids: Iterable[str] | None = None,
         box[lane] = Box(0.0, LANE, {"": LANE / 2}, {"": LANE / 2})
     order = _order(ids + lanes, column, links)
     tops = _place_rows(order, links, box)
-    lefts = _place_columns(order, box)
+    lefts = _place_columns(order, box, COLUMN_GAP if wrap is None else WRAP_COLUMN_GAP)
+    if wrap is not None:
+        tops, lefts = _wrap_rows(order, links, box, tops, lefts, wrap)
     return _finish(ids, column, tops, lefts, origin, grid)
 
 
@@ -284,12 +301,64 @@ def _isotonic(wanted: list[float], gaps: list[float], weights: list[float]) -> l
     return [value + offset for value, offset in zip(result, shift, strict=True)]
 
 
-def _place_columns(order: list[list[str]], box: Mapping[str, Box]) -> list[float]:
+def _place_columns(order: list[list[str]], box: Mapping[str, Box], gap: float) -> list[float]:
     lefts, x = [], 0.0
     for nodes in order:
         lefts.append(x)
-        x += max((box[n].width for n in nodes), default=0.0) + COLUMN_GAP
+        x += max((box[n].width for n in nodes), default=0.0) + gap
     return lefts
+
+
+def _wrap_rows(order: list[list[str]], links: list[_Link], box: Mapping[str, Box], tops: dict[str, float],
+               lefts: list[float], wrap: float) -> tuple[dict[str, float], list[float]]:
+    """Tops and column lefts once the columns flow into rows at most ``wrap`` wide."""
+    rows = _row_breaks(order, links, box, lefts, wrap)
+    wrapped_tops: dict[str, float] = {}
+    wrapped_lefts = list(lefts)
+    y = 0.0
+    for first, last in rows:
+        nodes = [n for nodes in order[first:last + 1] for n in nodes]
+        top = min(tops[n] for n in nodes)
+        for node in nodes:
+            wrapped_tops[node] = y + tops[node] - top
+        for index in range(first, last + 1):
+            wrapped_lefts[index] = lefts[index] - lefts[first]
+        y = max(wrapped_tops[n] + box[n].height for n in nodes) + ROW_BREAK
+    return wrapped_tops, wrapped_lefts
+
+
+def _row_breaks(order: list[list[str]], links: list[_Link], box: Mapping[str, Box], lefts: list[float],
+                wrap: float) -> list[tuple[int, int]]:
+    """The (first, last) column of each row: a row ends at its last clean break that fits,
+    best one before a fork (so a block's input starts the row holding its branches), else at
+    the last column that fits."""
+    clean = _clean_breaks(order, links, box)
+    forks = {column for column, nodes in enumerate(order)
+             if len(nodes) == 1 and sum(link.source == nodes[0] for link in links) > 1}
+    right = [lefts[k] + max((box[n].width for n in nodes), default=0.0) for k, nodes in enumerate(order)]
+    rows: list[tuple[int, int]] = []
+    first = 0
+    while first < len(order):
+        last = first
+        while last + 1 < len(order) and right[last + 1] - lefts[first] <= wrap:
+            last += 1
+        fitting = [k for k in range(first, last + 1) if k in clean]
+        before_fork = [k for k in fitting if k + 1 in forks]
+        if last + 1 < len(order) and fitting:
+            last = (before_fork or fitting)[-1]
+        rows.append((first, last))
+        first = last + 1
+    return rows
+
+
+def _clean_breaks(order: list[list[str]], links: list[_Link], box: Mapping[str, Box]) -> set[int]:
+    """Columns after which every edge leaving leaves from one real node (a block boundary)."""
+    column = {n: k for k, nodes in enumerate(order) for n in nodes}
+    sources: dict[int, set[str]] = {}
+    for link in links:
+        sources.setdefault(column[link.source], set()).add(link.source)
+    return {k for k in range(len(order))
+            if k not in sources or (len(sources[k]) == 1 and box[next(iter(sources[k]))].width)}
 
 
 def _finish(ids: list[str], column: dict[str, int], tops: dict[str, float], lefts: list[float],

@@ -14,15 +14,16 @@ import torch
 import torch.nn.functional as F  # noqa: F401, N812  (available to helpers, as in exported files)
 from torch import nn
 
-#: Names of the helper classes (and functions), for the compiler's namespace and the exporter.
-SUPPORT: dict[str, Any] = {}
+#: Helper classes (and functions) registered so far, by name; read the complete set as
+#: :data:`dlstudio.core.helpers.SUPPORT`, which imports every family's helpers first.
+REGISTERED: dict[str, Any] = {}
 
 Helper = TypeVar("Helper")
 
 
 def support(helper: Helper) -> Helper:
     """Register a helper class or function under its own name."""
-    SUPPORT[helper.__name__] = helper  # type: ignore[attr-defined]
+    REGISTERED[helper.__name__] = helper  # type: ignore[attr-defined]
     return helper
 
 
@@ -68,17 +69,3 @@ def causal_mask(x: torch.Tensor, dim: int = 1) -> torch.Tensor:
     return nn.Transformer.generate_square_subsequent_mask(
         x.size(dim), device=x.device, dtype=x.dtype
     )
-
-
-def _load_family_helpers() -> None:
-    """Import :mod:`dlstudio.core.helpers`' modules: a family's helpers live beside its layers'."""
-    import importlib
-    import pkgutil
-
-    from dlstudio.core import helpers
-
-    for info in sorted(pkgutil.iter_modules(helpers.__path__), key=lambda m: m.name):
-        importlib.import_module(f"{helpers.__name__}.{info.name}")
-
-
-_load_family_helpers()

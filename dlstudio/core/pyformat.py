@@ -5,7 +5,7 @@ Statements are built as a small document of groups, soft line breaks and indents
 ruff's printer uses): a group prints on one line when it fits, otherwise its line breaks
 become newlines. Assignments choose between ruff's layouts with :class:`BestFit`. Only the
 expression kinds that code generation emits are modelled; tests compare the output with
-ruff itself on random statements.
+ruff itself on random statements, the ruff version pinned in pyproject.toml's dev extra.
 """
 
 from __future__ import annotations

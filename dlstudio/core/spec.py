@@ -233,6 +233,8 @@ class LayerSpec:
         return {p.name: p.default for p in self.params}
 
 
+#: The registry the family modules fill; consumers look types up in a ``Catalogue`` (the
+#: built-ins, or a file's scope) from :mod:`dlstudio.core.catalogue`, never here.
 CATALOGUE: dict[str, LayerSpec] = {}
 
 

@@ -2,7 +2,7 @@
 
 Structure is typed here (pydantic, checked when the file loads); the name-dependent arguments
 (``optimizer.params``, ``loss.params``, ``dataset.params`` ...) are plain dicts checked by
-:func:`check_training` during analysis, so a bad value shows up as a diagnostic with a fix
+:func:`dlstudio.core.training_checks.check_training` during analysis, so a bad value shows up as a diagnostic with a fix
 instead of making the file unreadable. Each dataset declares its fields here (shapes, dtypes,
 classes) so the binding to Input nodes is checked without loading data. No torch import.
 """
@@ -13,12 +13,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-if TYPE_CHECKING:
-    from dlstudio.core.analysis import Analysis, Diagnostic
 
 _Pos = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 _NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -87,6 +84,8 @@ class EarlyStoppingConfig(_Model):
 class TrainingConfig(_Model):
     """The ``training`` section of a graph file."""
 
+    task: str | None = Field(default=None, max_length=100,
+                             description="the kind of training, see TASKS (default: supervised)")
     dataset: DatasetConfig
     loss: LossConfig = Field(default_factory=LossConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
@@ -200,6 +199,13 @@ class SmoothL1LossArgs(_Args):
 class BCEWithLogitsLossArgs(_Args):
     pos_weight: list[_NonNeg] | None = None
 
+
+#: Training tasks by name, each implemented by a module of :mod:`dlstudio.train.tasks`; named
+#: here too so that ``dlstudio validate`` checks the name without importing torch.
+TASKS: dict[str, str] = {
+    "supervised": "the Input fields go in; a loss compares an Output with a target field",
+}
+DEFAULT_TASK = "supervised"
 
 OPTIMIZERS: dict[str, type[_Args]] = {
     "SGD": SGDArgs, "Adam": AdamArgs, "AdamW": AdamWArgs, "RMSprop": RMSpropArgs,
@@ -404,12 +410,3 @@ def monitor_mode(monitor: str, mode: str) -> str:
     if mode != "auto":
         return mode
     return "min" if monitor.endswith(("loss", "mse", "mae")) else "max"
-
-
-# --- checks ------------------------------------------------------------------------------------
-
-def check_training(config: TrainingConfig, analysis: Analysis) -> list[Diagnostic]:
-    """Every problem of the training section, as diagnostics attached to the nodes involved."""
-    from dlstudio.core.training_checks import TrainingChecker
-
-    return TrainingChecker(config, analysis).run()

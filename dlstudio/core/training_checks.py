@@ -1,7 +1,7 @@
 """Checks of a graph's training section against the graph itself, as diagnostics with fixes.
 
-Run by :func:`dlstudio.core.analysis.analyze` through :func:`dlstudio.core.training.check_training`
-after shape inference, so a loss or a dataset field is compared with the inferred port types.
+Run by :func:`dlstudio.core.analysis.analyze` through :func:`check_training` after shape
+inference, so a loss or a dataset field is compared with the inferred port types.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from dlstudio.core.analysis import Analysis, Diagnostic
+from dlstudio.core.findings import Analysis, Diagnostic
 from dlstudio.core.tensor import FLOAT_DTYPES, TensorType, format_shape
 from dlstudio.core.training import (
     BINARY_LOSSES,
@@ -23,6 +23,7 @@ from dlstudio.core.training import (
     REGRESSION_METRICS,
     SAME_SHAPE_LOSSES,
     SCHEDULERS,
+    TASKS,
     TOPK_RE,
     FieldInfo,
     TrainingConfig,
@@ -34,6 +35,11 @@ from dlstudio.core.training import (
 )
 
 Dims = tuple[Any, ...]
+
+
+def check_training(config: TrainingConfig, analysis: Analysis) -> list[Diagnostic]:
+    """Every problem of the training section, as diagnostics attached to the nodes involved."""
+    return TrainingChecker(config, analysis).run()
 
 
 class TrainingChecker:
@@ -52,6 +58,7 @@ class TrainingChecker:
 
     def run(self) -> list[Diagnostic]:
         self._unknown_keys()
+        self._task()
         fields = self._dataset()
         self._bindings(fields)
         classes = self._loss(fields)
@@ -70,6 +77,12 @@ class TrainingChecker:
     def _error(self, node: str | None, message: str, fix: str = "", param: str | None = None,
                severity: str = "error") -> None:
         self.found.append(Diagnostic(severity, node, message, fix, None, param))  # type: ignore[arg-type]
+
+    def _task(self) -> None:
+        task = self.config.task
+        if task is not None and task not in TASKS:
+            self._error(None, f"training task '{task[:40]}' is not known",
+                        f"use one of: {', '.join(TASKS)}", "training.task")
 
     def _unknown_keys(self) -> None:
         c = self.config

@@ -1,5 +1,9 @@
 """The wiring of a graph: edges resolved to ports, the evaluation order, cycles, liveness.
 
+Port ends are resolved here only: analysis resolves every edge (:func:`resolve_links`,
+reporting what does not resolve) and the editor asks about one end (:func:`resolve_end`) or
+names one (:func:`end_name`), by the same rules.
+
 The common case (an acyclic graph) is handled with plain dicts and a heap, so a 1,000-node
 graph is ordered in about a millisecond; networkx names the cycles when there are any (it is
 imported then, which keeps a tenth of a second off every start-up).
@@ -11,8 +15,10 @@ import heapq
 from collections.abc import Callable
 from typing import NamedTuple
 
+from dlstudio.core.catalogue import BUILTINS, Catalogue, catalogue_for
 from dlstudio.core.errors import printable
 from dlstudio.core.graph import Graph, split_end
+from dlstudio.core.params import output_ports_of
 from dlstudio.core.spec import LayerSpec
 
 #: ``report(severity, node, message, fix="", port=None)``
@@ -40,8 +46,8 @@ def resolve_links(graph: Graph, specs: dict[str, LayerSpec | None],
     taken: dict[tuple[str, str], str] = {}
     sources, targets = _simple_ends(specs, output_ports)
     for edge in graph.edges:
-        source = sources.get(edge.source) or _resolve_end(edge.source, specs, output_ports, report, True)
-        target = targets.get(edge.target) or _resolve_end(edge.target, specs, output_ports, report, False)
+        source = sources.get(edge.source) or _end_port(edge.source, specs, output_ports, report, True)
+        target = targets.get(edge.target) or _end_port(edge.target, specs, output_ports, report, False)
         if source is None and target is not None:
             dangling.add(target)
         if source is None or target is None:
@@ -74,7 +80,7 @@ def _simple_ends(specs: dict[str, LayerSpec | None], output_ports: Callable[[str
     return sources, targets
 
 
-def _resolve_end(end: str, specs: dict[str, LayerSpec | None],
+def _end_port(end: str, specs: dict[str, LayerSpec | None],
                  output_ports: Callable[[str], tuple[str, ...]], report: Report,
                  is_source: bool) -> tuple[str, str] | None:
     node_id, port = split_end(end)
@@ -116,6 +122,46 @@ def _bare_end(end: str, node_id: str, spec: LayerSpec, ports: tuple[str, ...], i
            f"edge {role} '{printable(end)}' must name a port: {spec.type} has " + ", ".join(ports[:4])
            + (", ..." if spec.variadic else ""), f"use '{node_id}.{ports[0]}'")
     return None
+
+
+def resolve_end(graph: Graph, end: str, is_source: bool,
+                catalogue: Catalogue | None = None) -> tuple[str, str] | None:
+    """``(node, port)`` named by an edge end of ``graph``, or None when it names nothing that
+    exists (as analysis resolves it, without reporting). An end on a node of unknown type keeps
+    the port it names, so a missing layer keeps its edges. Types are looked up in ``catalogue``
+    (default: the graph's)."""
+    node_id, port = split_end(end)
+    node = next((n for n in graph.nodes if n.id == node_id), None)
+    if node is None:
+        return None
+    spec = (catalogue_for(graph) if catalogue is None else catalogue).get(node.type)
+    if spec is None:
+        return (node_id, port) if port else None
+    return _end_port(end, {node_id: spec}, lambda _: output_ports_of(spec, node.params), _quiet, is_source)
+
+
+def _quiet(*args: object, **kwargs: object) -> None:
+    """A :data:`Report` that keeps nothing."""
+
+
+def end_name(type_name: str, node_id: str, port: str, is_source: bool,
+             catalogue: Catalogue = BUILTINS) -> str:
+    """The shortest end that names ``node.port``: the bare id when the node has one such port."""
+    spec = catalogue.get(type_name)
+    if spec is not None:
+        ports = spec.outputs if is_source else spec.inputs
+        if ports == (port,) and not (spec.variadic and not is_source):
+            return node_id
+    return f"{node_id}.{port}"
+
+
+def first_ports(type_name: str, catalogue: Catalogue = BUILTINS) -> tuple[str | None, str | None]:
+    """The first input and first output port of a layer type (None where it has none)."""
+    spec = catalogue.get(type_name)
+    if spec is None:
+        return None, None
+    inputs = spec.input_ports()
+    return (inputs[0] if inputs else None), (spec.outputs[0] if spec.outputs else None)
 
 
 def evaluation_order(node_ids: list[str], links: list[Link], report: Report) -> list[str]:

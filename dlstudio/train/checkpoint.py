@@ -12,16 +12,19 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import stat
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from dlstudio.core.io import write_atomic
+from dlstudio.core.io import special_file_problem, write_atomic
 from dlstudio.train.errors import RunDirError
 
 CHECKPOINT_FORMAT = "dlstudio.checkpoint"
+#: A checkpoint's JSON (the loop position and optimizer layout, not the tensors) is far smaller.
+MAX_DOCUMENT_BYTES = 64 * 2**20
 
 
 def flatten(value: Any, tensors: dict[str, torch.Tensor], path: str = "s") -> Any:
@@ -81,14 +84,9 @@ def save_state(folder: Path, name: str, state: dict[str, Any], keep: int = 2) ->
 
 def load_state(path: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_state` (its weights hash is checked)."""
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise RunDirError(f"{path}: unreadable checkpoint ({error})") from None
-    if document.get("format") != CHECKPOINT_FORMAT:
-        raise RunDirError(f"{path}: not a DL Studio checkpoint")
-    weights = path.parent / document["weights"]
-    if not weights.exists() or _sha256(weights) != document["sha256"]:
+    document = _read_document(path)
+    weights = _weights_of(path, document)
+    if weights is None or _sha256(weights) != document["sha256"]:
         raise RunDirError(f"{path}: its weights file is missing or incomplete")
     tensors = load_file(str(weights), device=str(device))
     return unflatten(document["state"], tensors)
@@ -98,13 +96,50 @@ def latest_checkpoint(folder: Path) -> Path | None:
     """The newest complete checkpoint in ``folder`` (an interrupted write is skipped)."""
     for path in sorted(folder.glob("*.json"), reverse=True):
         try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-            weights = path.parent / document["weights"]
-            if weights.exists() and _sha256(weights) == document["sha256"]:
+            document = _read_document(path)
+            weights = _weights_of(path, document)
+            if weights is not None and _sha256(weights) == document["sha256"]:
                 return path
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RunDirError):
             continue
     return None
+
+
+def _read_document(path: Path) -> dict[str, Any]:
+    """A checkpoint's JSON: a regular file of bounded size holding a DL Studio checkpoint."""
+    problem = special_file_problem(path)
+    if problem:
+        raise RunDirError(f"{path}: {problem}")
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_DOCUMENT_BYTES + 1)
+        if len(raw) > MAX_DOCUMENT_BYTES:
+            raise RunDirError(f"{path}: over {MAX_DOCUMENT_BYTES // 2**20} MB, not a checkpoint of ours")
+        document = json.loads(raw.decode("utf-8"))
+    except (OSError, ValueError) as error:
+        raise RunDirError(f"{path}: unreadable checkpoint ({error})") from None
+    if not isinstance(document, dict) or document.get("format") != CHECKPOINT_FORMAT:
+        raise RunDirError(f"{path}: not a DL Studio checkpoint")
+    return document
+
+
+def _weights_of(path: Path, document: dict[str, Any]) -> Path | None:
+    """The weights file a checkpoint names: a plain file name beside it, a regular file (no
+    link, device or pipe), or None. A name with a separator or ``..`` is refused."""
+    name = document.get("weights")
+    if not isinstance(name, str) or not isinstance(document.get("sha256"), str):
+        raise RunDirError(f"{path}: not a DL Studio checkpoint")
+    if name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise RunDirError(f"{path}: names its weights '{name[:60]}', which is not a file name in its folder",
+                          "a checkpoint's weights lie beside it; this file was edited or is not ours")
+    weights = path.parent / name
+    try:
+        mode = weights.lstat().st_mode
+    except OSError:
+        return None
+    if not stat.S_ISREG(mode):
+        raise RunDirError(f"{path}: its weights '{name}' are not a regular file (a link, a device or a pipe)")
+    return weights
 
 
 def _sha256(path: Path) -> str:

@@ -17,18 +17,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from dlstudio.cli import UsageError
 from dlstudio.core.graph import Graph
 from dlstudio.core.io import describe_validation_error, load_graph
 from dlstudio.core.training import TrainingConfig
+from dlstudio.exits import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, UsageError
 from dlstudio.train.callbacks import CallbackFn
-from dlstudio.train.distributed import World, launch, world_from_env
+from dlstudio.train.distributed import World, launch, watch_launcher, world_from_env
 from dlstudio.train.errors import TrainError
 from dlstudio.train.events import Finished
 from dlstudio.train.rundir import RECORD, RunDir, default_run_path
 from dlstudio.train.trainer import Trainer
-
-EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 #: Options that change the configuration; ``--resume`` accepts only the first two.
 OVERRIDES = ("epochs", "device", "batch_size", "lr", "seed", "init_weights")
@@ -43,7 +41,7 @@ def add_run_command(commands: Any) -> None:
     parser.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--seed", type=int, help="random seed (data split, shuffling, initial weights)")
     parser.add_argument("--deterministic", action="store_true", help="use deterministic algorithms only")
-    parser.add_argument("--out", metavar="DIR", help="run folder (default: runs/<name>-<timestamp>)")
+    parser.add_argument("--out", metavar="DIR", help="run folder (default: runs/<name>-<timestamp> in the working directory, or under $DLSTUDIO_RUNS)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     parser.add_argument("--init-weights", metavar="FILE|RUN_DIR",
                         help="start from pretrained weights (a .safetensors file or a run folder), by key")
@@ -70,6 +68,7 @@ def run_command(args: argparse.Namespace) -> int:
     trainer = Trainer(graph, config, _callbacks(args, world, run_dir), run_dir=run_dir,
                       resume=bool(args.resume), base_dir=Path(args.graph).resolve().parent,
                       max_steps=args.max_steps, world=world)
+    watch_launcher(lambda: trainer.request_stop("interrupted"))
     with _stop_on_signals(trainer, quiet=args.json or not world.is_main):
         result = trainer.fit()
     if isinstance(result, Finished):
@@ -97,8 +96,7 @@ def _plan_run(args: argparse.Namespace, graph: Graph, world: World) -> tuple[Run
             raise UsageError(f"--resume continues with the run's settings; {(given or ['--out'])[0]} "
                                 "cannot change (only --epochs and --device can)")
         run_dir = RunDir(args.resume)
-        record = run_dir.check_graph(graph)
-        return run_dir, _override(TrainingConfig.model_validate(record["config"]), args)
+        return run_dir, _override(run_dir.recorded_config(graph), args)
     if graph.training is None:
         raise UsageError(f"{args.graph}: has no training section (add one in the app's Training panel)")
     out = Path(args.out) if args.out else default_run_path(graph.name)

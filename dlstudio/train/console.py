@@ -64,6 +64,8 @@ class RichProgress(Callback):
                            f"{event.val_samples} for validation, {event.parameters:,} parameters{frozen}{where}")
         if event.init_weights:
             self.console.print(f"pretrained: {event.init_weights}")
+        for note in event.notes:
+            self.console.print(f"note: {note}")
         self.progress = Progress(
             TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
             MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[metric]}"),

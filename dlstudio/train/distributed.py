@@ -8,8 +8,12 @@ set up, so a multi-node run is plain ``torchrun ... -m dlstudio run GRAPH``.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -71,6 +75,32 @@ def all_reduce_sum(tensor: torch.Tensor) -> None:
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
 
 
+#: Set by :func:`launch` for its workers: the launcher's process id, which they watch.
+LAUNCHER_ENV = "DLSTUDIO_LAUNCHER_PID"
+#: How long a worker whose launcher died may take to stop with a checkpoint before it exits.
+ORPHAN_GRACE_S = 20.0
+
+
+def watch_launcher(stop: Callable[[], None], interval: float = 0.2) -> threading.Thread | None:
+    """In a worker of :func:`launch`: when the launcher dies (even by SIGKILL), call ``stop``
+    (every worker sees it, so they agree to stop at the next step and checkpoint), and exit
+    for good if that has not happened within :data:`ORPHAN_GRACE_S`. None outside a launch."""
+    launcher = os.environ.get(LAUNCHER_ENV, "")
+    if not launcher.isdigit():
+        return None
+
+    def watch() -> None:
+        while os.getppid() == int(launcher):
+            time.sleep(interval)
+        stop()
+        time.sleep(ORPHAN_GRACE_S)
+        os._exit(130)
+
+    thread = threading.Thread(target=watch, name="launcher-watch", daemon=True)
+    thread.start()
+    return thread
+
+
 def launch(nproc: int, argv: list[str]) -> int:
     """Run ``python -m dlstudio <argv>`` in ``nproc`` local workers with the elastic launcher
     that torchrun uses (standalone rendezvous on a free port); returns the exit code."""
@@ -82,11 +112,25 @@ def launch(nproc: int, argv: list[str]) -> int:
         min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=uuid.uuid4().hex[:12],
         rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.1,
     )
+    os.environ[LAUNCHER_ENV] = str(os.getpid())
     try:
         elastic_launch(config, sys.executable)("-m", "dlstudio", *argv)
     except ChildFailedError as error:
-        codes = [failure.exitcode for failure in error.failures.values()]
-        return next((c for c in codes if c > 0), 1)
+        rank, first = error.get_first_failure()  # the cause; the agent then stops the others
+        if first.exitcode >= 0:
+            return first.exitcode or 1
+        print(f"dlstudio: worker rank {rank} of {nproc} died ({_signal_name(-first.exitcode)}); "
+              "the others were stopped", file=sys.stderr)
+        return 1
     except SignalException:  # Ctrl-C or SIGTERM: the workers stopped with a checkpoint
         return 130
+    finally:
+        os.environ.pop(LAUNCHER_ENV, None)
     return 0
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return f"killed by {signal.Signals(signum).name}"
+    except ValueError:
+        return f"killed by signal {signum}"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dlstudio.core.errors import DLStudioError
+from dlstudio.exits import EXIT_DIVERGED, EXIT_INVALID, EXIT_USAGE
 
 
 class TrainError(DLStudioError):
     """Base of training errors; ``exit_code`` is what ``dlstudio run`` returns for it."""
 
-    exit_code = 1
+    exit_code = EXIT_INVALID
     kind = "error"
 
     def __init__(self, message: str, advice: str = "") -> None:
@@ -25,20 +26,20 @@ class ConfigError(TrainError):
 class DataError(TrainError):
     """Data cannot be read or does not fit the graph: a missing file or column (exit 2)."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
     kind = "data"
 
 
 class RunDirError(TrainError):
     """A run folder cannot be resumed or exported from (exit 2)."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class Diverged(TrainError):
     """The loss became NaN or infinite (exit 3)."""
 
-    exit_code = 3
+    exit_code = EXIT_DIVERGED
     kind = "diverged"
 
 

@@ -31,6 +31,7 @@ class RunStarted:
     world_size: int = 1
     trainable: int | None = None  # parameters that train (frozen nodes left out); None: all
     init_weights: str | None = None  # what the pretrained weights gave, in one line
+    notes: tuple[str, ...] = ()  # what the user should know before the run goes on, one line each
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,8 @@ class StepEnd:
     batches: int
     loss: float
     lr: float
+    #: the step's named losses (``loss/total``, ``loss/generator``, ...); ``loss`` is the total
+    losses: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

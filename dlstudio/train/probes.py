@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 
 from dlstudio.core.analysis import Analysis
-from dlstudio.core.catalogue import CATALOGUE
 from dlstudio.core.codegen import ModulePlan, Statement
 from dlstudio.train.metrics import Metrics
 
@@ -136,7 +135,7 @@ def recording_source(plan: ModulePlan, analysis: Analysis) -> str:
 def _port_names(analysis: Analysis, statement: Statement) -> dict[str, str]:
     """Which variable holds which output port of a statement's node (``_`` ones left out)."""
     names = re.findall(r"[A-Za-z_]\w*", statement.target)
-    spec = CATALOGUE[analysis.graph.node(statement.node_id).type]
+    spec = analysis.catalogue[analysis.graph.node(statement.node_id).type]
     if spec.unpack:
         ports = re.findall(r"\{(\w+)\}", spec.unpack)
     else:
@@ -146,7 +145,7 @@ def _port_names(analysis: Analysis, statement: Statement) -> dict[str, str]:
 
 def build_recorder(plan: ModulePlan, analysis: Analysis) -> Any:
     """The compiled ``probe`` function (generated from the plan's checked identifiers only)."""
-    from dlstudio.core.modules import SUPPORT
+    from dlstudio.core.helpers import SUPPORT
 
     namespace: dict[str, Any] = {"torch": torch, "nn": torch.nn, "F": F, "math": math, **SUPPORT}
     code = compile(recording_source(plan, analysis), f"<dlstudio probe {plan.class_name}>", "exec")

@@ -16,20 +16,26 @@ import datetime as dt
 import hashlib
 import json
 import math
+import os
 import platform
 import re
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from dlstudio.core.graph import Graph
-from dlstudio.core.io import graph_to_dict, write_atomic
+from dlstudio.core.io import graph_to_dict, special_file_problem, write_atomic
+from dlstudio.core.training import TrainingConfig
 from dlstudio.train.errors import RunDirError
 
 RUN_FORMAT = "dlstudio.run"
 RECORD = "graph.json"
 METRICS = "metrics.jsonl"
 LIBRARIES = ("torch", "numpy", "safetensors", "scikit-learn", "pydantic")
+#: Environment variable naming the folder runs go to (default: ``runs`` in the working directory).
+RUNS_ENV = "DLSTUDIO_RUNS"
 
 
 def network_hash(graph: Graph) -> str:
@@ -59,8 +65,15 @@ def library_versions() -> dict[str, str]:
     return found
 
 
-def default_run_path(graph_name: str, root: Path = Path("runs")) -> Path:
-    """``runs/<slug>-<YYYYmmdd-HHMMSS>``, with a suffix if that folder exists already."""
+def runs_folder() -> Path:
+    """Where runs go: ``$DLSTUDIO_RUNS``, else ``runs/`` in the working directory; never beside
+    the graph, so running an installed example writes nothing into the examples' folder."""
+    return Path(os.environ.get(RUNS_ENV) or "runs").absolute()
+
+
+def default_run_path(graph_name: str, root: Path | None = None) -> Path:
+    """``<runs folder>/<slug>-<YYYYmmdd-HHMMSS>``, with a suffix if that folder exists already."""
+    root = runs_folder() if root is None else root
     slug = re.sub(r"[^a-z0-9]+", "-", graph_name.lower()).strip("-")[:60] or "run"
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     path = root / f"{slug}-{stamp}"
@@ -69,6 +82,24 @@ def default_run_path(graph_name: str, root: Path = Path("runs")) -> Path:
         path = root / f"{slug}-{stamp}-{counter}"
         counter += 1
     return path
+
+
+def _step_of(record: dict[str, Any]) -> int:
+    step = record.get("step", 0)
+    return step if isinstance(step, int) else 0
+
+
+def _file_settings(recorded: TrainingConfig,
+                   own: TrainingConfig | None) -> list[tuple[str, object, object]]:
+    """(what, recorded value, the graph's value) for each setting that names a file."""
+    def path_of(config: TrainingConfig | None) -> object:
+        return config.dataset.params.get("path") if config is not None else None
+
+    def weights_of(config: TrainingConfig | None) -> object:
+        return config.init_weights if config is not None else None
+
+    return [("the data file", path_of(recorded), path_of(own)),
+            ("pretrained weights", weights_of(recorded), weights_of(own))]
 
 
 class RunDir:
@@ -100,6 +131,9 @@ class RunDir:
         path = self.path / RECORD
         if not path.exists():
             raise RunDirError(f"{self.path}: not a run folder (no {RECORD})")
+        problem = special_file_problem(path)
+        if problem:
+            raise RunDirError(f"{path}: {problem}")
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
@@ -118,6 +152,24 @@ class RunDir:
                 "start a new run, or use the graph snapshot kept in the run folder's graph.json")
         return record
 
+    def recorded_config(self, graph: Graph) -> TrainingConfig:
+        """The run's training configuration, checked as data: it must parse, and every file it
+        reads (data, pretrained weights) must be the one ``graph``'s own section names, so an
+        edited record cannot point a resumed run at another file."""
+        record = self.check_graph(graph)
+        try:
+            config = TrainingConfig.model_validate(record.get("config"))
+        except ValidationError as error:
+            raise RunDirError(f"{self.path / RECORD}: its training configuration is not valid "
+                              f"({error.errors()[0]['msg']})", "start a new run") from None
+        own = graph.training
+        for what, recorded, given in _file_settings(config, own):
+            if recorded != given:
+                raise RunDirError(
+                    f"{self.path / RECORD}: the run reads {what} '{recorded}' but the graph's training "
+                    f"section names '{given}'", "resume with the graph the run started from, or start a new run")
+        return config
+
     def append_metrics(self, record: dict[str, Any]) -> None:
         """One line of strict JSON; a NaN or infinite value (a diverging epoch) becomes null."""
         clean = {k: v if not isinstance(v, float) or math.isfinite(v) else None for k, v in record.items()}
@@ -126,16 +178,40 @@ class RunDir:
             handle.write(line + "\n")
 
     def read_metrics(self) -> list[dict[str, Any]]:
-        path = self.path / METRICS
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        """The epoch records, up to a partial or corrupt line (what a crash or a full disk leaves)."""
+        return self._metric_lines()[0]
 
-    def truncate_metrics(self, step: int) -> None:
-        """Drop records after ``step`` (written after the checkpoint a resume starts from)."""
-        kept = [r for r in self.read_metrics() if r.get("step", 0) <= step]
+    def _metric_lines(self) -> tuple[list[dict[str, Any]], int]:
+        """The records before the first line that is not a JSON object, and how many lines follow."""
+        path = self.path / METRICS
+        problem = special_file_problem(path)
+        if problem:
+            raise RunDirError(f"{path}: {problem}")
+        if not path.exists():
+            return [], 0
+        lines = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+        records: list[dict[str, Any]] = []
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                break
+            if not isinstance(record, dict):
+                break
+            records.append(record)
+        return records, len(lines) - len(records)
+
+    def truncate_metrics(self, step: int) -> str | None:
+        """Drop records after ``step`` (written after the checkpoint a resume starts from) and a
+        partial or corrupt tail; returns a note saying what was dropped for that reason, if any."""
+        records, corrupt = self._metric_lines()
+        kept = [r for r in records if _step_of(r) <= step]
         text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in kept)
         write_atomic(self.path / METRICS, text.encode("utf-8"))
+        if not corrupt:
+            return None
+        return (f"{METRICS}: dropped {corrupt} unreadable line{'s' if corrupt > 1 else ''} at its end "
+                f"(a crash or a full disk leaves them); the run resumes from its checkpoint at step {step}")
 
     def write_final(self, state_dict: dict[str, Any], source: str) -> None:
         from safetensors.torch import save_file

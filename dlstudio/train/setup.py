@@ -9,24 +9,21 @@ from __future__ import annotations
 
 import os
 import random
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from dlstudio.core.analysis import Analysis, analyze
-from dlstudio.core.codegen import ModulePlan, plan_module
+from dlstudio.core.codegen import plan_module
 from dlstudio.core.compiler import build_module
 from dlstudio.core.graph import Graph
-from dlstudio.core.training import TrainingConfig, resolve_training
+from dlstudio.core.training import DEFAULT_TASK, TrainingConfig, resolve_training
 from dlstudio.core.training_checks import TrainingChecker
 from dlstudio.train import distributed
 from dlstudio.train.batches import TrainBatches, eval_batches
 from dlstudio.train.components import (
     Objective,
-    Schedule,
     autocast,
     grad_scaler,
     make_optimizer,
@@ -37,46 +34,11 @@ from dlstudio.train.data import DataSplit, field_infos, load_data
 from dlstudio.train.distributed import World
 from dlstudio.train.errors import ConfigError
 from dlstudio.train.metrics import Metrics
+from dlstudio.train.parts import Parts
+from dlstudio.train.tasks import Task, task_class
 
 #: Data up to this size moves to the GPU once, so batches are gathered on the device.
 MAX_DEVICE_DATA_BYTES = 2 * 2**30
-
-
-@dataclass
-class Parts:
-    """The built pieces of a run."""
-
-    config: TrainingConfig
-    analysis: Analysis
-    plan: ModulePlan
-    device: torch.device
-    data: DataSplit
-    module: torch.nn.Module
-    model: torch.nn.Module  # the module, or its DistributedDataParallel wrapper
-    train_inputs: list[torch.Tensor]
-    train_target: torch.Tensor
-    val_inputs: list[torch.Tensor]
-    val_target: torch.Tensor
-    output_index: int | None
-    batches: TrainBatches
-    val_batches: list[torch.Tensor]
-    optimizer: torch.optim.Optimizer
-    schedule: Schedule | None
-    scaler: Any
-    objective: Objective
-    metrics: Metrics
-    autocast: Any
-    #: (index in the outputs, weight) of each auxiliary loss added to the objective
-    auxiliary: tuple[tuple[int, float], ...] = ()
-
-    def loss(self, outputs: Any, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The loss's output among the model's ``outputs``, and the objective: the loss plus
-        the weighted auxiliary losses."""
-        output = outputs if self.output_index is None else outputs[self.output_index]
-        loss = self.objective(output, target)
-        for position, weight in self.auxiliary:
-            loss = loss + weight * outputs[position].float()
-        return output, loss
 
 
 def check_graph(graph: Graph, config: TrainingConfig) -> tuple[Analysis, TrainingConfig]:
@@ -123,19 +85,32 @@ def prepare(graph: Graph, config: TrainingConfig, world: World, base_dir: Path |
     train = {k: v.to(data_device) for k, v in data.train.items() if k in (*fields, target)}
     val = {k: v.to(data_device) for k, v in data.val.items() if k in (*fields, target)}
     batches, val_batches = _batching(config, world, data, data_device)
-    optimizer = make_optimizer(config.optimizer, module.parameters())
     outputs = [n.id for n in analysis.graph.nodes if n.type == "Output"]
-    return Parts(
-        config=config, analysis=analysis, plan=plan, device=device, data=data, module=module, model=model,
-        train_inputs=[train[f] for f in fields], train_target=train[target],
+    parts = Parts(
+        config=config, analysis=analysis, plan=plan, device=device, world=world, data=data, module=module,
+        model=model, train_inputs=[train[f] for f in fields], train_target=train[target],
         val_inputs=[val[f] for f in fields], val_target=val[target],
         output_index=outputs.index(config.loss.output) if len(outputs) > 1 else None,
-        batches=batches, val_batches=val_batches, optimizer=optimizer,
-        schedule=make_schedule(config.scheduler, optimizer, config.epochs, len(batches)),
+        batches=batches, val_batches=val_batches,
         scaler=grad_scaler(device, config.precision), objective=Objective(config.loss, device),
         metrics=Metrics(config.metrics, config.loss.type, config.loss.params.get("ignore_index", -100)),
         autocast=autocast(device, config.precision), auxiliary=_auxiliary(config, outputs),
     )
+    return parts
+
+
+def start_task(parts: Parts) -> Task:
+    """The task the configuration names, with the optimizers it declares (each with its own
+    LR schedule) built into ``parts``."""
+    config = parts.config
+    task = task_class(config.task or DEFAULT_TASK)(parts)
+    for name, plan in task.optimizers().items():
+        optimizer = make_optimizer(plan.config, plan.parameters)
+        parts.optimizers[name] = optimizer
+        schedule = make_schedule(config.scheduler, optimizer, config.epochs, len(parts.batches))
+        if schedule is not None:
+            parts.schedules[name] = schedule
+    return task
 
 
 def _auxiliary(config: TrainingConfig, outputs: list[str]) -> tuple[tuple[int, float], ...]:

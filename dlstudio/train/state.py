@@ -11,8 +11,10 @@ from typing import Any
 
 import torch
 
+from dlstudio.train.components import Schedule
 from dlstudio.train.errors import ConfigError
-from dlstudio.train.setup import Parts
+from dlstudio.train.parts import Parts
+from dlstudio.train.tasks.base import TOTAL, Task
 
 
 @dataclass
@@ -29,35 +31,85 @@ class LoopState:
     waited: int = 0
     seconds: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)
+    #: sums over the epoch of the named losses besides the total (``loss_sum``), by name
+    loss_sums: dict[str, float] = field(default_factory=dict)
+
+    def add_losses(self, losses: dict[str, float], count: int) -> None:
+        """Add one step's named losses, each weighted by the ``count`` samples it saw."""
+        for name, value in losses.items():
+            if name == TOTAL:
+                self.loss_sum += value * count
+            else:
+                self.loss_sums[name] = self.loss_sums.get(name, 0.0) + value * count
+        self.samples += count
+
+    def train_losses(self) -> dict[str, float]:
+        """The epoch's mean losses: ``train_loss`` (the total) and ``train_loss/<name>``."""
+        samples = max(self.samples, 1)
+        named = {f"train_loss/{name}": total / samples for name, total in self.loss_sums.items()}
+        return {"train_loss": self.loss_sum / samples, **named}
+
+    def next_epoch(self) -> None:
+        """Count the epoch as done and start the next one's sums."""
+        self.epoch, self.batch, self.loss_sum, self.samples = self.epoch + 1, 0, 0.0, 0
+        self.loss_sums = {}
 
 
-def capture(parts: Parts, loop: LoopState) -> dict[str, Any]:
+def loss_names(losses: dict[str, float]) -> dict[str, float]:
+    """A step's named losses as events and curves name them: ``loss/total``, ``loss/generator``."""
+    return {f"loss/{name}": value for name, value in losses.items()}
+
+
+def capture(parts: Parts, task: Task, loop: LoopState) -> dict[str, Any]:
     """Everything needed to continue the run, as tensors and plain values."""
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
     state: dict[str, Any] = {
         "loop": asdict(loop), "model": parts.module.state_dict(),
-        "optimizer": parts.optimizer.state_dict(), "rng": {"torch": torch.get_rng_state(), "cuda": cuda},
+        "optimizers": {name: opt.state_dict() for name, opt in parts.optimizers.items()},
+        "rng": {"torch": torch.get_rng_state(), "cuda": cuda},
     }
-    if parts.schedule is not None:
-        state["scheduler"] = parts.schedule.scheduler.state_dict()
+    if parts.schedules:
+        state["schedulers"] = {name: s.scheduler.state_dict() for name, s in parts.schedules.items()}
     if parts.scaler is not None:
         state["scaler"] = parts.scaler.state_dict()
+    own = task.state_dict()
+    if own:
+        state["task"] = own
     return state
 
 
-def restore(parts: Parts, state: dict[str, Any]) -> LoopState:
+def restore(parts: Parts, task: Task, state: dict[str, Any]) -> LoopState:
     """Put a captured state back into freshly built parts; returns the loop position."""
     parts.module.load_state_dict({k: v.to(parts.device) for k, v in state["model"].items()})
-    parts.optimizer.load_state_dict(state["optimizer"])
-    if parts.schedule is not None and "scheduler" in state:
-        planned = state["scheduler"].get("total_steps")
-        if planned is not None and planned != parts.schedule.scheduler.total_steps:
-            raise ConfigError(f"OneCycleLR planned {planned} steps when the run started; "
-                              "its epochs cannot change on resume", "resume without --epochs")
-        parts.schedule.scheduler.load_state_dict(state["scheduler"])
+    for name, optimizer in parts.optimizers.items():
+        optimizer.load_state_dict(_named(state, "optimizers", "optimizer", name))
+    for name, schedule in parts.schedules.items():
+        saved = _named(state, "schedulers", "scheduler", name)
+        if saved is not None:
+            _restore_schedule(schedule, saved)
     if parts.scaler is not None and "scaler" in state:
         parts.scaler.load_state_dict(state["scaler"])
+    task.load_state_dict(state.get("task", {}))
     torch.set_rng_state(state["rng"]["torch"])
     if state["rng"]["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["rng"]["cuda"])
     return LoopState(**state["loop"])
+
+
+def _named(state: dict[str, Any], key: str, single: str, name: str) -> Any:
+    """The state saved for the optimizer (or schedule) ``name``; a checkpoint from before tasks
+    had several holds one under ``single``."""
+    if key in state:
+        if name not in state[key]:
+            raise ConfigError(f"the checkpoint holds no {single} named '{name}' (it has "
+                              f"{', '.join(state[key]) or 'none'})", "resume with the task that wrote it")
+        return state[key][name]
+    return state.get(single)
+
+
+def _restore_schedule(schedule: Schedule, saved: dict[str, Any]) -> None:
+    planned = saved.get("total_steps")
+    if planned is not None and planned != schedule.scheduler.total_steps:
+        raise ConfigError(f"OneCycleLR planned {planned} steps when the run started; "
+                          "its epochs cannot change on resume", "resume without --epochs")
+    schedule.scheduler.load_state_dict(saved)

@@ -35,10 +35,12 @@ from dlstudio.train.events import (
     StepEnd,
     Throughput,
 )
+from dlstudio.train.parts import Parts
 from dlstudio.train.pretrained import load_pretrained
 from dlstudio.train.rundir import RunDir
-from dlstudio.train.setup import Parts, prepare
-from dlstudio.train.state import LoopState, capture, restore
+from dlstudio.train.setup import prepare, start_task
+from dlstudio.train.state import LoopState, capture, loss_names, restore
+from dlstudio.train.tasks.base import TOTAL, Task
 
 
 class Trainer:
@@ -67,7 +69,10 @@ class Trainer:
         self.activations = activations
         self.world = world or World()
         self.state = LoopState()
+        #: what the run has to tell before it starts (a repaired metric log), sent with RunStarted
+        self.notes: list[str] = []
         self.parts: Parts | None = None
+        self.task: Task | None = None
         self.error: TrainError | None = None
         self._crashed = False  # an unexpected error, perhaps on this process only
         self._stop = threading.Event()
@@ -100,6 +105,7 @@ class Trainer:
         started = time.perf_counter()
         try:
             self.parts = prepare(self.graph, self.given_config, self.world, self.base_dir)
+            self.task = start_task(self.parts)
             self._open_run()
             reason = self._loop()
             return self._finish(reason, started)
@@ -164,7 +170,7 @@ class Trainer:
             train_samples=p.data.train_size, val_samples=p.data.val_size,
             parameters=sum(t.numel() for t in p.module.parameters()), world_size=self.world.size,
             trainable=sum(t.numel() for t in p.module.parameters() if t.requires_grad),
-            init_weights=pretrained.summary() if pretrained else None))
+            init_weights=pretrained.summary() if pretrained else None, notes=tuple(self.notes)))
 
     def _loop(self) -> FinishReason:
         config = self.config
@@ -185,7 +191,7 @@ class Trainer:
 
     def _train_epoch(self) -> None:
         p = self.parts
-        assert p is not None
+        assert p is not None and self.task is not None
         p.model.train()
         epoch, state = self.state.epoch, self.state
         self.emit(LearningRate(epoch + 1, state.step, tuple(g["lr"] for g in p.optimizer.param_groups)))
@@ -193,47 +199,22 @@ class Trainer:
         for index in range(state.batch, len(batches)):
             if self._should_stop():
                 return
-            loss = self._train_step(batches[index])
-            loss_value = self._global_loss(loss)
+            losses = self._global_losses(self.task.step(batches[index]))
+            loss_value = losses[TOTAL]
             state.batch, state.step = index + 1, state.step + 1
             count = len(batches[index]) * self.world.size
-            state.loss_sum += loss_value * count
-            state.samples += count
+            state.add_losses(losses, count)
             if not math.isfinite(loss_value):
                 raise Diverged(f"the loss became {loss_value} at epoch {epoch + 1}, step {state.step}; "
                                "the last good checkpoint is kept",
                                "lower the learning rate, set grad_clip, or check the data for NaN values")
             self.emit(StepEnd(epoch + 1, state.step, index + 1, len(batches), loss_value,
-                              p.optimizer.param_groups[0]["lr"]))
+                              p.optimizer.param_groups[0]["lr"], loss_names(losses)))
             if self.probe is not None and self.probe.due(state.step):
                 for sample in self.probe.sample(state.step):
                     self.emit(sample)
             if self.max_steps is not None and state.step >= self.max_steps:
                 self.request_stop("max_steps")
-
-    def _train_step(self, index: torch.Tensor) -> torch.Tensor:
-        p = self.parts
-        assert p is not None
-        inputs = [x[index] for x in p.train_inputs]
-        target = p.train_target[index]
-        with p.autocast():
-            _, loss = p.loss(p.model(*inputs), target)
-        p.optimizer.zero_grad(set_to_none=True)
-        if p.scaler is None:
-            loss.backward()
-            if self.config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(p.module.parameters(), self.config.grad_clip)
-            p.optimizer.step()
-        else:
-            p.scaler.scale(loss).backward()
-            if self.config.grad_clip:
-                p.scaler.unscale_(p.optimizer)
-                torch.nn.utils.clip_grad_norm_(p.module.parameters(), self.config.grad_clip)
-            p.scaler.step(p.optimizer)
-            p.scaler.update()
-        if p.schedule is not None and p.schedule.interval == "step":
-            p.schedule.scheduler.step()
-        return loss.detach()
 
     def _should_stop(self) -> bool:
         """The stop flag (every process agrees), after waiting out a pause."""
@@ -241,57 +222,30 @@ class Trainer:
             self._running.wait()
         if not self.world.distributed:
             return self._stop.is_set()
-        flag = torch.tensor([float(self._stop.is_set())], device=self._collective_device)
+        flag = torch.tensor([float(self._stop.is_set())], device=self.parts.collective_device)  # type: ignore[union-attr]
         distributed.all_reduce_sum(flag)
         if flag.item() > 0 and not self._stop.is_set():
             self.request_stop(self._stop_reason)
         return self._stop.is_set()
 
-    @property
-    def _collective_device(self) -> torch.device:
-        assert self.parts is not None
-        return self.parts.device if self.parts.device.type == "cuda" else torch.device("cpu")
-
-    def _global_loss(self, loss: torch.Tensor) -> float:
+    def _global_losses(self, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+        """The step's named losses as floats, averaged over every process (one collective)."""
         if not self.world.distributed:
-            return loss.item()
-        total = loss.float().reshape(1).to(self._collective_device)
-        distributed.all_reduce_sum(total)
-        return total.item() / self.world.size
+            return {name: value.item() for name, value in losses.items()}
+        assert self.parts is not None
+        stacked = torch.stack([v.float().reshape(()) for v in losses.values()]).to(self.parts.collective_device)
+        distributed.all_reduce_sum(stacked)
+        return {name: total / self.world.size for name, total in zip(losses, stacked.tolist(), strict=True)}
 
     # -- epoch end -----------------------------------------------------------------------------------
 
-    @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Loss and metrics over the validation split (every process's share, summed).
-
-        The loss is the objective, as in training: the main loss plus the weighted
-        auxiliary losses; the metrics look at the main loss's output only.
-        """
+        """The task's metrics over the validation split (every process's share, summed)."""
         p = self.parts
-        assert p is not None
+        assert p is not None and self.task is not None
         if not p.data.val_size:
             return {}
-        p.module.eval()
-        p.metrics.reset()
-        for index in p.val_batches:
-            with p.autocast():
-                target = p.val_target[index]
-                output, loss = p.loss(p.module(*[x[index] for x in p.val_inputs]), target)
-                p.metrics.update(output, target, loss)
-        if self.world.distributed:
-            self._reduce_metrics()
-        p.module.train()
-        return p.metrics.compute()
-
-    def _reduce_metrics(self) -> None:
-        p = self.parts
-        assert p is not None
-        device = self._collective_device
-        for key, value in list(p.metrics.sums.items()):
-            moved = value.to(device)
-            distributed.all_reduce_sum(moved)
-            p.metrics.sums[key] = moved
+        return self.task.validate()
 
     def _throughput(self, seconds: float) -> None:
         if seconds > 0 and self.state.samples:
@@ -302,10 +256,10 @@ class Trainer:
     def _end_epoch(self, epoch_started: float, train_seconds: float) -> dict[str, float]:
         p, state = self.parts, self.state
         assert p is not None
-        metrics = {"train_loss": state.loss_sum / max(state.samples, 1), **self.validate()}
-        if p.schedule is not None:
-            p.schedule.after_epoch(metrics)
-        state.epoch, state.batch, state.loss_sum, state.samples = state.epoch + 1, 0, 0.0, 0
+        metrics = {**state.train_losses(), **self.validate()}
+        for schedule in p.schedules.values():
+            schedule.after_epoch(metrics)
+        state.next_epoch()
         state.history.append(metrics)
         seconds = time.perf_counter() - epoch_started
         state.seconds += seconds
@@ -361,14 +315,18 @@ class Trainer:
         if not self._writes:
             return
         assert self.run_dir is not None
-        path = save_state(self.run_dir.checkpoints, f"step-{self.state.step:09d}", capture(self.parts, self.state))
+        assert self.parts is not None and self.task is not None
+        state = capture(self.parts, self.task, self.state)
+        path = save_state(self.run_dir.checkpoints, f"step-{self.state.step:09d}", state)
         self.emit(CheckpointSaved(self.state.epoch, self.state.step, str(path)))
 
     def _restore(self) -> None:
-        assert self.parts is not None and self.run_dir is not None
+        assert self.parts is not None and self.task is not None and self.run_dir is not None
         path = latest_checkpoint(self.run_dir.checkpoints)
         if path is None:
             raise RunDirError(f"{self.run_dir.path}: has no complete checkpoint to resume from")
-        self.state = restore(self.parts, load_state(path))
+        self.state = restore(self.parts, self.task, load_state(path))
         if self._writes:
-            self.run_dir.truncate_metrics(self.state.step)
+            note = self.run_dir.truncate_metrics(self.state.step)
+            if note:
+                self.notes.append(note)

@@ -11,33 +11,16 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from dlstudio.ui import theme
+from dlstudio.ui.first_paint import FirstPaint
 
 APP_NAME = "DL Studio"
 PROBE_ENV = "DLSTUDIO_STARTUP_PROBE"
-
-
-class FirstPaint(QObject):
-    """Calls ``callback`` once, just after ``widget`` has painted for the first time."""
-
-    def __init__(self, widget: QObject, callback: Callable[[], None]) -> None:
-        super().__init__(widget)
-        self.callback = callback
-        self.done = False
-        widget.installEventFilter(self)
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.Paint and not self.done:
-            self.done = True
-            watched.removeEventFilter(self)
-            QTimer.singleShot(0, self.callback)  # after this paint has finished and flushed
-        return False
 
 
 def warm_up_engine() -> threading.Thread:

@@ -1,4 +1,4 @@
-"""Undo commands: every edit of a :class:`~dlstudio.ui.document.GraphDocument` is one of these.
+"""Undo commands: every edit of a :class:`~dlstudio.ui.model.DocumentModel` is one of these.
 
 A command changes the document only, through its ``apply_*`` mutations; the canvas and the
 panels follow the document's signals. Each command records what it removed together with
@@ -10,61 +10,15 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PySide6.QtGui import QUndoCommand
 
-from dlstudio.core.catalogue import CATALOGUE
-from dlstudio.core.graph import Edge, Graph, Node, split_end
-from dlstudio.core.params import output_ports_of
-
-if TYPE_CHECKING:
-    from dlstudio.ui.document import EdgeKey, GraphDocument
+from dlstudio.core.graph import Edge, Node
+from dlstudio.ui.model import DocumentModel, EdgeKey, edge_key
 
 MOVE_ID = 1001
 PARAM_ID = 1002
-
-
-def key_of(edge: Edge) -> EdgeKey:
-    return (edge.source, edge.target)
-
-
-# ----- port ends ------------------------------------------------------------------------------
-
-
-def resolve_end(graph: Graph, end: str, is_source: bool) -> tuple[str, str] | None:
-    """``(node, port)`` named by an edge end, or None when it names nothing that exists."""
-    node_id, port = split_end(end)
-    node = next((n for n in graph.nodes if n.id == node_id), None)
-    spec = CATALOGUE.get(node.type) if node else None
-    if spec is None:
-        return (node_id, port) if node and port else None
-    assert node is not None
-    ports = output_ports_of(spec, node.params) if is_source else spec.input_ports()
-    if port is None:
-        single = len(ports) == 1 and not (spec.variadic and not is_source)
-        return (node_id, ports[0]) if single else None
-    known = port in ports if is_source else spec.accepts_input(port)
-    return (node_id, port) if known else None
-
-
-def end_name(type_name: str, node_id: str, port: str, is_source: bool) -> str:
-    """The shortest end that names ``node.port``: the bare id when the node has one such port."""
-    spec = CATALOGUE.get(type_name)
-    if spec is not None:
-        ports = spec.outputs if is_source else spec.inputs
-        if ports == (port,) and not (spec.variadic and not is_source):
-            return node_id
-    return f"{node_id}.{port}"
-
-
-def first_ports(type_name: str) -> tuple[str | None, str | None]:
-    """The first input and first output port of a layer type (None where it has none)."""
-    spec = CATALOGUE.get(type_name)
-    if spec is None:
-        return None, None
-    inputs = spec.input_ports()
-    return (inputs[0] if inputs else None), (spec.outputs[0] if spec.outputs else None)
 
 
 # ----- structure ------------------------------------------------------------------------------
@@ -73,7 +27,7 @@ def first_ports(type_name: str) -> tuple[str | None, str | None]:
 class AddItems(QUndoCommand):
     """Append nodes and edges (add, paste, duplicate); undo removes them from the end."""
 
-    def __init__(self, doc: GraphDocument, nodes: list[Node], edges: list[Edge], text: str) -> None:
+    def __init__(self, doc: DocumentModel, nodes: list[Node], edges: list[Edge], text: str) -> None:
         super().__init__(text)
         self.doc = doc
         self.nodes = [n.model_copy(deep=True) for n in nodes]
@@ -88,7 +42,7 @@ class AddItems(QUndoCommand):
     def undo(self) -> None:
         end = len(self.doc.graph.edges)
         for offset, edge in enumerate(reversed(self.edges)):
-            self.doc.apply_remove_edge(key_of(edge), end - 1 - offset)
+            self.doc.apply_remove_edge(edge_key(edge), end - 1 - offset)
         end = len(self.doc.graph.nodes)
         for offset, node in enumerate(reversed(self.nodes)):
             self.doc.apply_remove_node(node.id, end - 1 - offset)
@@ -97,7 +51,7 @@ class AddItems(QUndoCommand):
 class RemoveItems(QUndoCommand):
     """Delete nodes (with every edge touching them) and edges; undo restores list positions."""
 
-    def __init__(self, doc: GraphDocument, node_ids: Iterable[str], edge_keys: Iterable[EdgeKey],
+    def __init__(self, doc: DocumentModel, node_ids: Iterable[str], edge_keys: Iterable[EdgeKey],
                  text: str = "Delete") -> None:
         super().__init__(text)
         self.doc = doc
@@ -111,12 +65,12 @@ class RemoveItems(QUndoCommand):
         doomed = set(self.node_ids)
         keys = set(self.edge_keys)
         edge_rows = [i for i, e in enumerate(graph.edges)
-                     if key_of(e) in keys or e.source_node in doomed or e.target_node in doomed]
+                     if edge_key(e) in keys or e.source_node in doomed or e.target_node in doomed]
         node_rows = [i for i, n in enumerate(graph.nodes) if n.id in doomed]
         self.removed_edges = [(graph.edges[i], i) for i in edge_rows]
         self.removed_nodes = [(graph.nodes[i], i) for i in node_rows]
         for edge, index in reversed(self.removed_edges):
-            self.doc.apply_remove_edge(key_of(edge), index)
+            self.doc.apply_remove_edge(edge_key(edge), index)
         for node, index in reversed(self.removed_nodes):
             self.doc.apply_remove_node(node.id, index)
 
@@ -130,7 +84,7 @@ class RemoveItems(QUndoCommand):
 class ReplaceEdges(QUndoCommand):
     """Remove some edges and add others (connect, disconnect, reconnect)."""
 
-    def __init__(self, doc: GraphDocument, remove: Iterable[EdgeKey], add: Iterable[Edge],
+    def __init__(self, doc: DocumentModel, remove: Iterable[EdgeKey], add: Iterable[Edge],
                  text: str, at: int | None = None) -> None:
         super().__init__(text)
         self.doc = doc
@@ -141,10 +95,10 @@ class ReplaceEdges(QUndoCommand):
 
     def redo(self) -> None:
         keys = set(self.remove)
-        rows = [i for i, e in enumerate(self.doc.graph.edges) if key_of(e) in keys]
+        rows = [i for i, e in enumerate(self.doc.graph.edges) if edge_key(e) in keys]
         self.removed = [(self.doc.graph.edges[i], i) for i in rows]
         for edge, index in reversed(self.removed):
-            self.doc.apply_remove_edge(key_of(edge), index)
+            self.doc.apply_remove_edge(edge_key(edge), index)
         first = self.removed[0][1] if self.removed and self.at is None else self.at
         for offset, edge in enumerate(self.add):
             index = None if first is None else min(first + offset, len(self.doc.graph.edges))
@@ -152,7 +106,7 @@ class ReplaceEdges(QUndoCommand):
 
     def undo(self) -> None:
         for edge in reversed(self.add):
-            self.doc.apply_remove_edge(key_of(edge))
+            self.doc.apply_remove_edge(edge_key(edge))
         for edge, index in self.removed:
             self.doc.apply_add_edge(edge, index)
 
@@ -160,7 +114,7 @@ class ReplaceEdges(QUndoCommand):
 class InsertOnEdge(QUndoCommand):
     """Add a node and splice it into an edge: ``a -> b`` becomes ``a -> new -> b``."""
 
-    def __init__(self, doc: GraphDocument, node: Node, key: EdgeKey, ends: tuple[str, str]) -> None:
+    def __init__(self, doc: DocumentModel, node: Node, key: EdgeKey, ends: tuple[str, str]) -> None:
         super().__init__(f"Insert {node.type} on edge")
         self.doc = doc
         self.add = AddItems(doc, [node], [], "")
@@ -183,7 +137,7 @@ class InsertOnEdge(QUndoCommand):
 class MoveNodes(QUndoCommand):
     """Set node positions; consecutive moves of the same set of nodes merge into one step."""
 
-    def __init__(self, doc: GraphDocument, positions: dict[str, tuple[float, float] | None],
+    def __init__(self, doc: DocumentModel, positions: dict[str, tuple[float, float] | None],
                  merge: bool = True, text: str = "Move") -> None:
         super().__init__(text)
         self.doc = doc
@@ -215,7 +169,7 @@ _MISSING = object()
 class SetParam(QUndoCommand):
     """Set (or, with None, remove) one parameter; typing into one field merges into one step."""
 
-    def __init__(self, doc: GraphDocument, node_id: str, name: str, value: Any) -> None:
+    def __init__(self, doc: DocumentModel, node_id: str, name: str, value: Any) -> None:
         super().__init__(f"Set {node_id}.{name}")
         self.doc = doc
         self.node_id = node_id
@@ -247,7 +201,7 @@ class SetParam(QUndoCommand):
 
 
 class SetLabel(QUndoCommand):
-    def __init__(self, doc: GraphDocument, node_id: str, label: str | None) -> None:
+    def __init__(self, doc: DocumentModel, node_id: str, label: str | None) -> None:
         super().__init__(f"Label {node_id}")
         self.doc = doc
         self.node_id = node_id
@@ -262,7 +216,7 @@ class SetLabel(QUndoCommand):
 
 
 class SetFrozen(QUndoCommand):
-    def __init__(self, doc: GraphDocument, node_id: str, frozen: bool) -> None:
+    def __init__(self, doc: DocumentModel, node_id: str, frozen: bool) -> None:
         super().__init__(f"{'Freeze' if frozen else 'Unfreeze'} {node_id}")
         self.doc = doc
         self.node_id = node_id
@@ -278,7 +232,7 @@ class SetFrozen(QUndoCommand):
 class Rename(QUndoCommand):
     """Change a node id; the edges that name it follow."""
 
-    def __init__(self, doc: GraphDocument, old: str, new: str) -> None:
+    def __init__(self, doc: DocumentModel, old: str, new: str) -> None:
         super().__init__(f"Rename {old} to {new}")
         self.doc = doc
         self.old = old
@@ -294,7 +248,7 @@ class Rename(QUndoCommand):
 class SetGraphField(QUndoCommand):
     """Set a top-level field of the graph (name, description, training, ...)."""
 
-    def __init__(self, doc: GraphDocument, name: str, value: Any) -> None:
+    def __init__(self, doc: DocumentModel, name: str, value: Any) -> None:
         super().__init__(f"Set {name}")
         self.doc = doc
         self.name = name

@@ -1,9 +1,9 @@
-"""The editor's document: a Graph, its undo stack, and events the views subscribe to.
+"""The editor's document: the model (:class:`~dlstudio.ui.model.DocumentModel`) plus the edits
+views call.
 
 Views never change the graph directly: they call the public edit methods here, each of which
-pushes an undo command (:mod:`dlstudio.ui.commands`). Commands use the ``apply_*`` methods,
-which change the graph and emit the fine-grained signals the canvas follows. After every
-change the document re-runs analysis (debounced) and emits :attr:`analysed`.
+checks its arguments and pushes one undo command (:mod:`dlstudio.ui.commands`). Commands change
+the model through its ``apply_*`` mutations, which emit the signals the canvas follows.
 """
 
 from __future__ import annotations
@@ -15,25 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtGui import QUndoStack
 
-from dlstudio.core.analysis import Analysis, analyze
-from dlstudio.core.catalogue import CATALOGUE
 from dlstudio.core.errors import GraphFileError
-from dlstudio.core.graph import Edge, Graph, Node, is_valid_id, split_end
-from dlstudio.core.io import (
-    describe_validation_error,
-    graph_to_dict,
-    graph_to_json,
-    load_graph,
-    parse_json,
-    save_graph,
-)
-from dlstudio.core.layout import Box, layered_layout
+from dlstudio.core.graph import Edge, Graph, Node
+from dlstudio.core.io import describe_validation_error, graph_to_dict, parse_json
+from dlstudio.core.layout import WRAP, Box, layered_layout
+from dlstudio.core.wiring import end_name, first_ports
 from dlstudio.ui import commands
+from dlstudio.ui.model import DocumentModel, EdgeKey, edge_key, rename_end
 
-EdgeKey = tuple[str, str]
+__all__ = ["EdgeKey", "GraphDocument", "edge_key"]
 
 #: Clipboard format of copied nodes, and how far a paste without a target moves them.
 PASTE_FORMAT = "dlstudio.nodes"
@@ -41,111 +32,16 @@ PASTE_OFFSET = 40.0
 MAX_PASTE_BYTES = 16 * 1024 * 1024
 
 
-def edge_key(edge: Edge) -> EdgeKey:
-    return (edge.source, edge.target)
-
-
-class GraphDocument(QObject):
-    """One open graph with its file path, undo stack and latest analysis."""
-
-    node_added = Signal(str)
-    node_removed = Signal(str)
-    node_changed = Signal(str)  # params, label or type
-    node_moved = Signal(str)
-    node_renamed = Signal(str, str)  # old id, new id
-    edge_added = Signal(object)  # EdgeKey
-    edge_removed = Signal(object)  # EdgeKey
-    reset = Signal()  # the whole graph was replaced
-    analysed = Signal(object)  # Analysis
-    modified_changed = Signal(bool)
-    path_changed = Signal(object)  # Path | None
-
-    def __init__(self, graph: Graph | None = None, path: Path | None = None,
-                 parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.graph = graph or Graph(name="untitled")
-        self.path = path
-        self.undo_stack = QUndoStack(self)
-        self.undo_stack.cleanChanged.connect(self._clean_changed)
-        self.analysis: Analysis = analyze(self.graph)
-        self._timer = QTimer(self, singleShot=True, interval=0)
-        self._timer.timeout.connect(self.reanalyse)
-
-    # ----- files -----------------------------------------------------------------------------
-
-    @classmethod
-    def open(cls, path: str | Path, parent: QObject | None = None) -> GraphDocument:
-        """Load a file (raises GraphFileError with a one-line reason)."""
-        return cls(load_graph(path), Path(path), parent)
+class GraphDocument(DocumentModel):
+    """One open graph that views edit: every edit is one undo step."""
 
     def save(self, path: str | Path | None = None) -> None:
-        """Save atomically to ``path`` (or the current path) and mark the document clean; a graph
-        still called "untitled" takes the file's name (an undoable step)."""
+        """Save (see :meth:`DocumentModel.save`); a graph still called "untitled" takes the
+        file's name first, as an undoable step (saved as ``mlp.json``, the graph is "mlp")."""
         target = Path(path) if path else self.path
-        if target is None:
-            raise ValueError("no file name: use save as")
-        if self.graph.name == Graph.model_fields["name"].default and target.stem:
-            self.set_graph_field("name", target.stem[:200])  # saved as mlp.json: the graph is "mlp"
-        save_graph(self.graph, target)
-        if target != self.path:
-            self.path = target
-            self.path_changed.emit(target)
-        self.undo_stack.setClean()
-
-    def _clean_changed(self, clean: bool) -> None:
-        self.modified_changed.emit(not clean)
-
-    def to_json(self) -> str:
-        return graph_to_json(self.graph)
-
-    @property
-    def modified(self) -> bool:
-        return not self.undo_stack.isClean()
-
-    @property
-    def folder(self) -> Path | None:
-        """The graph file's folder (None until the graph is saved)."""
-        return Path(self.path).resolve().parent if self.path else None
-
-    @property
-    def title(self) -> str:
-        """``<file name> — DL Studio`` with ``*`` while there are unsaved changes."""
-        name = self.path.name if self.path else f"{self.graph.name}.json"
-        return f"{name}{'*' if self.modified else ''} — DL Studio"
-
-    # ----- queries ---------------------------------------------------------------------------
-
-    def node(self, node_id: str) -> Node:
-        return self.graph.node(node_id)
-
-    def has_node(self, node_id: str) -> bool:
-        return any(n.id == node_id for n in self.graph.nodes)
-
-    def edges_of(self, node_id: str) -> list[Edge]:
-        return [e for e in self.graph.edges if node_id in (e.source_node, e.target_node)]
-
-    def find_edge(self, key: EdgeKey) -> Edge | None:
-        return next((e for e in self.graph.edges if edge_key(e) == key), None)
-
-    def unique_id(self, base: str, taken: set[str] | None = None) -> str:
-        """A fresh node id like ``conv2d_3`` (legal and unused)."""
-        stem = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in base.lower()) or "node"
-        stem = stem if is_valid_id(stem) else f"n_{stem}"[:60]
-        used = {n.id for n in self.graph.nodes} | (taken or set())
-        index = 1
-        while f"{stem}_{index}" in used:
-            index += 1
-        return f"{stem}_{index}"
-
-    def rename_problem(self, old: str, new: str) -> str | None:
-        """Why ``old`` cannot be renamed to ``new``, or None when it can."""
-        if new == old:
-            return None
-        if not is_valid_id(new):
-            return f"'{new}' is not a legal id: use letters, digits and _, not starting with a digit"
-        if self.has_node(new):
-            return f"id '{new}' is already used by another node"
-        return None
+        if target is not None and target.stem and self.graph.name == Graph.model_fields["name"].default:
+            self.set_graph_field("name", target.stem[:200])
+        super().save(path)
 
     # ----- edits (each pushes one undo command) ---------------------------------------------
 
@@ -155,7 +51,7 @@ class GraphDocument(QObject):
     def add_node(self, type_name: str, position: tuple[float, float],
                  params: dict[str, Any] | None = None) -> str:
         """Add a layer at ``position`` (top-left, scene units); returns its new id."""
-        if type_name not in CATALOGUE:
+        if type_name not in self.catalogue:
             raise ValueError(f"unknown layer type '{type_name[:60]}'")
         node = Node(id=self.unique_id(type_name), type=type_name, params=dict(params or {}),
                     position=_point(position))
@@ -171,45 +67,6 @@ class GraphDocument(QObject):
         if nodes or keys:
             what = nodes[0] if len(nodes) == 1 and not keys else f"{len(nodes) + len(keys)} items"
             self.push(commands.RemoveItems(self, nodes, keys, f"Delete {what}"))
-
-    def connect_problem(self, source: str, target: str, ignore: EdgeKey | None = None) -> str | None:
-        """Why an edge ``source -> target`` cannot be made, or None when it can."""
-        src = commands.resolve_end(self.graph, source, is_source=True)
-        dst = commands.resolve_end(self.graph, target, is_source=False)
-        if src is None:
-            return f"'{source}' is not an output port"
-        if dst is None:
-            return f"'{target}' is not an input port"
-        if src[0] == dst[0]:
-            return "a node cannot feed itself"
-        others = [e for e in self.graph.edges if edge_key(e) != ignore]
-        for edge in others:
-            if commands.resolve_end(self.graph, edge.target, False) == dst and \
-                    commands.resolve_end(self.graph, edge.source, True) == src:
-                return f"{src[0]}.{src[1]} is already connected to {dst[0]}.{dst[1]}"
-        if src[0] in self.reachable(dst[0], others):
-            return f"connecting {src[0]} to {dst[0]} would make a cycle"
-        return None
-
-    def reachable(self, node_id: str, edges: Iterable[Edge] | None = None, forward: bool = True) -> set[str]:
-        """Nodes reachable from ``node_id`` along edges (downstream, or upstream if not forward)."""
-        step: dict[str, list[str]] = {}
-        for edge in self.graph.edges if edges is None else edges:
-            a, b = (edge.source_node, edge.target_node) if forward else (edge.target_node, edge.source_node)
-            step.setdefault(a, []).append(b)
-        seen, todo = {node_id}, [node_id]
-        while todo:
-            for nxt in step.get(todo.pop(), []):
-                if nxt not in seen:
-                    seen.add(nxt)
-                    todo.append(nxt)
-        return seen
-
-    def incoming_edge(self, target: str, ignore: EdgeKey | None = None) -> Edge | None:
-        """The edge already feeding the input port named by ``target``, if any."""
-        port = commands.resolve_end(self.graph, target, is_source=False)
-        return next((e for e in self.graph.edges if edge_key(e) != ignore and port is not None
-                     and commands.resolve_end(self.graph, e.target, False) == port), None)
 
     def connect(self, source: str, target: str) -> None:
         """Add an edge; an edge already feeding that input port is replaced in the same step."""
@@ -301,8 +158,8 @@ class GraphDocument(QObject):
         for index, node in enumerate(nodes):
             x, y = node.position or (corner[0] + index * PASTE_OFFSET, corner[1])
             node.id, node.position = fresh[node.id], _point((x + shift[0], y + shift[1]))
-        kept = [Edge(source=_rename_end(e.source, e.source_node, fresh[e.source_node]),
-                     target=_rename_end(e.target, e.target_node, fresh[e.target_node]))
+        kept = [Edge(source=rename_end(e.source, e.source_node, fresh[e.source_node]),
+                     target=rename_end(e.target, e.target_node, fresh[e.target_node]))
                 for e in edges if e.source_node in fresh and e.target_node in fresh]
         self.push(commands.AddItems(self, nodes, kept, f"Paste {len(nodes)} nodes"))
         return [n.id for n in nodes]
@@ -324,32 +181,18 @@ class GraphDocument(QObject):
         ids = [n for n in (node_ids if node_ids is not None else self.graph.node_ids()) if self.has_node(n)]
         placed = [self.node(n).position for n in ids if self.node(n).position is not None]
         origin = (min(p[0] for p in placed), min(p[1] for p in placed)) if placed else (0.0, 0.0)
-        return layered_layout(self.graph, ids, boxes, origin)
-
-    def place_unpositioned(self, boxes: dict[str, Box] | None = None) -> None:
-        """Lay out the nodes that have no position, without an undo step or a modified mark.
-
-        Called by the canvas when a file without positions is opened: positions are then part
-        of the document (saved with it) and undoing everything returns to this state.
-        """
-        missing = [n.id for n in self.graph.nodes if n.position is None]
-        if not missing:
-            return
-        placed = [n.position for n in self.graph.nodes if n.position is not None]
-        origin = (0.0, max(p[1] for p in placed) + 200.0) if placed else (0.0, 0.0)
-        for node_id, position in layered_layout(self.graph, missing, boxes, origin).items():
-            self.apply_move(node_id, position)
+        return layered_layout(self.graph, ids, boxes, origin, wrap=WRAP, catalogue=self.catalogue)
 
     def insert_on_edge(self, type_name: str, key: EdgeKey, position: tuple[float, float]) -> str:
         """Add a layer and splice it into an edge; returns its id."""
         if self.find_edge(key) is None:
             raise ValueError(f"no edge from {key[0]} to {key[1]}")
-        first_in, first_out = commands.first_ports(type_name)
+        first_in, first_out = first_ports(type_name, self.catalogue)
         if first_in is None or first_out is None:
             raise ValueError(f"{type_name} has no {'input' if first_in is None else 'output'} to splice in")
         node = Node(id=self.unique_id(type_name), type=type_name, position=_point(position))
-        ends = (commands.end_name(type_name, node.id, first_in, False),
-                commands.end_name(type_name, node.id, first_out, True))
+        ends = (end_name(type_name, node.id, first_in, False, self.catalogue),
+                end_name(type_name, node.id, first_out, True, self.catalogue))
         self.push(commands.InsertOnEdge(self, node, key, ends))
         return node.id
 
@@ -363,103 +206,6 @@ class GraphDocument(QObject):
             raise ValueError(describe_validation_error(error)) from None
         if value != getattr(self.graph, name):
             self.push(commands.SetGraphField(self, name, value))
-
-    # ----- low-level mutations, used only by undo commands ----------------------------------
-
-    def apply_add_node(self, node: Node, index: int | None = None) -> None:
-        self.graph.nodes.insert(len(self.graph.nodes) if index is None else index, node)
-        self.node_added.emit(node.id)
-        self._changed()
-
-    def apply_remove_node(self, node_id: str, index: int | None = None) -> tuple[Node, int]:
-        """Remove a node; ``index`` is a hint of where it is (checked)."""
-        nodes = self.graph.nodes
-        if index is None or not (0 <= index < len(nodes) and nodes[index].id == node_id):
-            index = self.graph.node_ids().index(node_id)
-        node = self.graph.nodes.pop(index)
-        self.node_removed.emit(node_id)
-        self._changed()
-        return node, index
-
-    def apply_add_edge(self, edge: Edge, index: int | None = None) -> None:
-        self.graph.edges.insert(len(self.graph.edges) if index is None else index, edge)
-        self.edge_added.emit(edge_key(edge))
-        self._changed()
-
-    def apply_remove_edge(self, key: EdgeKey, index: int | None = None) -> tuple[Edge, int]:
-        """Remove an edge; ``index`` is a hint of where it is (checked)."""
-        edges = self.graph.edges
-        if index is None or not (0 <= index < len(edges) and edge_key(edges[index]) == key):
-            index = [edge_key(e) for e in edges].index(key)
-        edge = self.graph.edges.pop(index)
-        self.edge_removed.emit(key)
-        self._changed()
-        return edge, index
-
-    def apply_move(self, node_id: str, position: tuple[float, float] | None) -> None:
-        self.node(node_id).position = position
-        self.node_moved.emit(node_id)
-
-    def apply_param(self, node_id: str, name: str, value: Any) -> None:
-        """Set a parameter; ``None`` removes it (back to default or inferred)."""
-        params = self.node(node_id).params
-        if value is None:
-            params.pop(name, None)
-        else:
-            params[name] = value
-        self.node_changed.emit(node_id)
-        self._changed()
-
-    def apply_label(self, node_id: str, label: str | None) -> None:
-        self.node(node_id).label = label or None
-        self.node_changed.emit(node_id)
-        self._changed()
-
-    def apply_frozen(self, node_id: str, frozen: bool) -> None:
-        self.node(node_id).frozen = frozen
-        self.node_changed.emit(node_id)
-        self._changed()
-
-    def apply_rename(self, old: str, new: str) -> None:
-        """Change a node id and every edge end that names it."""
-        self.node(old).id = new
-        for edge in self.graph.edges:
-            edge.source = _rename_end(edge.source, old, new)
-            edge.target = _rename_end(edge.target, old, new)
-        self.node_renamed.emit(old, new)
-        self._changed()
-
-    def apply_graph_field(self, name: str, value: Any) -> None:
-        """Set a top-level field (name, description, training, ...)."""
-        setattr(self.graph, name, value)
-        self._changed()
-
-    def replace_graph(self, graph: Graph) -> None:
-        """Swap in a whole new graph (open / new); clears undo history."""
-        self.graph = graph
-        self.undo_stack.clear()
-        self.reset.emit()
-        self.reanalyse()
-
-    # ----- analysis ----------------------------------------------------------------------------
-
-    def _changed(self) -> None:
-        self._timer.start()
-
-    def reanalyse(self) -> Analysis:
-        """Re-run validation and shape inference now and notify the views."""
-        self._timer.stop()
-        self.analysis = analyze(self.graph)
-        self.analysed.emit(self.analysis)
-        return self.analysis
-
-
-def _rename_end(end: str, old: str, new: str) -> str:
-    node, port = split_end(end)
-    if node != old:
-        return end
-    return new if port is None else f"{new}.{port}"
-
 
 def _point(position: tuple[float, float]) -> tuple[float, float]:
     return (float(position[0]), float(position[1]))

@@ -24,6 +24,7 @@ from dlstudio.core.errors import GraphFileError, GraphInvalidError
 from dlstudio.core.graph import Graph
 from dlstudio.core.io import graph_to_json, load_graph, parse_json, write_atomic
 from dlstudio.core.naming import identifier
+from dlstudio.core.starter import TEMPLATES
 from dlstudio.ui.document import GraphDocument
 from dlstudio.ui.theme import plain_tooltip
 
@@ -360,6 +361,13 @@ class FileActions:
         self._load(graph, None)
         return True
 
+    def new_from_template(self, key: str) -> bool:
+        """A new, unsaved document from a template, its training section filled in."""
+        if not self.maybe_save():
+            return False
+        self._load(TEMPLATES[key].graph(), None)
+        return True
+
     def open(self) -> None:
         if self.maybe_save():
             path = self.ask_open_path()
@@ -385,7 +393,7 @@ class FileActions:
         document.path = path
         document.path_changed.emit(path)
         document.replace_graph(graph)
-        self.window.view.fit_all()
+        self.window.view.frame_opening()
 
     # ----- save -----------------------------------------------------------------------------------
 
@@ -464,6 +472,12 @@ class FileActions:
             action.triggered.connect(lambda _=False, p=path: self.new_from_example(p))
         if not found:
             menu.addAction("No examples found").setEnabled(False)
+
+    def fill_templates(self, menu: QMenu) -> None:
+        for key, template in TEMPLATES.items():
+            action = menu.addAction(_menu_text(template.title))
+            action.setToolTip(plain_tooltip(template.summary))
+            action.triggered.connect(lambda _=False, k=key: self.new_from_template(k))
 
     def fill_recent(self, menu: QMenu) -> None:
         menu.clear()

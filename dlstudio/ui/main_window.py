@@ -90,7 +90,7 @@ class MainWindow(QMainWindow):
         self.setCorner(Qt.Corner.BottomLeftCorner, left)
         self.setCorner(Qt.Corner.BottomRightCorner, right)
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
-        self.palette_panel = PalettePanel()
+        self.palette_panel = PalettePanel(self.document)
         self.inspector = InspectorPanel(self.document)
         self.problems = ProblemsPanel()
         self.code = CodePanel(self.document)
@@ -144,6 +144,7 @@ class MainWindow(QMainWindow):
     def _file_menu(self, menu: QMenu) -> None:
         f = self.files
         self._action(menu, "&New", f.new, QKeySequence.StandardKey.New)
+        f.fill_templates(menu.addMenu("New from &Template"))
         self.examples_menu = menu.addMenu("New from &Example")
         self.examples_menu.aboutToShow.connect(lambda: f.fill_examples(self.examples_menu))
         f.fill_examples(self.examples_menu)

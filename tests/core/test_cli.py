@@ -224,3 +224,22 @@ def test_in_a_subprocess_errors_are_one_line_without_traceback(broken_file, tmp_
         done = _dlstudio(*args)
         assert done.returncode == code, done.stderr
         assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def _dlstudio_without_torch(*args: str) -> subprocess.CompletedProcess:
+    """The command line in a fresh interpreter where ``import torch`` fails (a broken install)."""
+    script = ("import sys; sys.modules['torch'] = None\n"
+              f"from dlstudio.cli import main; sys.exit(main({list(args)!r}))")
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+
+
+def test_a_broken_install_says_so_instead_of_dropping_the_run_command(graph_file):
+    done = _dlstudio_without_torch("run", str(graph_file))
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith("dlstudio: broken install") and "torch" in done.stderr
+    assert "invalid choice" not in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def test_commands_that_need_no_torch_work_in_a_broken_install(graph_file):
+    done = _dlstudio_without_torch("validate", str(graph_file))
+    assert done.returncode == 0 and done.stdout.endswith(": ok\n"), done.stderr

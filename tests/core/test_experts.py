@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from dlstudio import compile_graph, export_python
-from dlstudio.core.modules import SUPPORT
+from dlstudio.core.helpers import SUPPORT
 from dlstudio.core.naming import class_name
 from tests.core.layer_check import check_layer
 from tests.core.torch_agree import agree, analyse, errors, exported_matches_compiled, ruff_problems

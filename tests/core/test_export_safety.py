@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from dlstudio import analyze, compile_graph, export_python, load_graph
 from dlstudio.core.codegen import plan_module
-from dlstudio.core.modules import SUPPORT
+from dlstudio.core.helpers import SUPPORT
 from dlstudio.core.naming import docstring_text, safe_text
 from dlstudio.core.pyformat import format_assignment, format_def, format_return, string_literal
 from tests.conftest import GRAPHS

@@ -205,9 +205,16 @@ def test_in_a_real_process_no_file_gives_a_traceback(corpus, command):
 
 
 @pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
-def test_an_endless_file_is_refused_after_the_size_limit():
-    with pytest.raises(GraphFileError, match="over 16 MB"):
+def test_an_endless_file_is_refused_before_it_is_read():
+    with pytest.raises(GraphFileError, match="is a device, not a regular file"):
         load_graph("/dev/zero")
+
+
+def test_a_huge_file_is_refused_after_the_size_limit(tmp_path):
+    path = tmp_path / "huge.json"
+    path.write_bytes(b" " * (16 * 2**20 + 1))
+    with pytest.raises(GraphFileError, match="over 16 MB"):
+        load_graph(path)
 
 
 def test_a_path_with_a_nul_byte_or_of_a_wrong_type_is_a_file_error():

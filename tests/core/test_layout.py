@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from dlstudio.core import layout
+from dlstudio.core.catalogue import BUILTINS
 from dlstudio.core.graph import Edge, Graph, Node
 from dlstudio.core.io import load_graph
 from dlstudio.core.layout import Box, estimate_box, layered_layout
@@ -21,7 +22,7 @@ def rects(graph: Graph, positions: dict) -> dict:
 
 
 def _size(type_name: str) -> tuple[float, float]:
-    box = estimate_box(type_name)
+    box = estimate_box(type_name, BUILTINS)
     return box.width, box.height
 
 
@@ -56,10 +57,10 @@ def test_branches_get_their_own_rows_and_merge_ports_line_up():
     assert not overlaps(rects(graph, positions))
     assert positions["x"][0] < positions["a"][0] < positions["b"][0] < positions["add"][0] < positions["out"][0]
     assert positions["a"][1] != positions["c"][1]
-    box = estimate_box("Add")
+    box = estimate_box("Add", BUILTINS)
     add_y = positions["add"][1]
-    assert positions["add"][1] + box.inputs["in0"] == positions["b"][1] + estimate_box("ReLU").outputs["output"]
-    assert positions["out"][1] + estimate_box("Output").inputs["input"] == add_y + box.outputs["output"]
+    assert positions["add"][1] + box.inputs["in0"] == positions["b"][1] + estimate_box("ReLU", BUILTINS).outputs["output"]
+    assert positions["out"][1] + estimate_box("Output", BUILTINS).inputs["input"] == add_y + box.outputs["output"]
 
 
 def test_sizes_from_the_canvas_are_respected():
@@ -103,3 +104,36 @@ def test_a_thousand_nodes_lay_out_quickly():
     positions = layered_layout(graph)
     assert len(positions) == 1002
     assert time.perf_counter() - start < 5.0
+
+
+# ----- wrapped rows: how a deep network opens ---------------------------------------------------
+
+def extent(graph: Graph, positions: dict) -> tuple[float, float]:
+    boxes = rects(graph, positions).values()
+    return max(x + w for x, _, w, _ in boxes), max(y + h for _, y, _, h in boxes)
+
+
+def test_resnet18_wraps_into_a_column_of_blocks_with_branches_side_by_side():
+    graph = load_graph("graphs/resnet18.json")
+    positions = layered_layout(graph, wrap=layout.WRAP)
+    width, height = extent(graph, positions)
+    assert height > width and width <= layout.WRAP
+    assert not overlaps(rects(graph, positions))
+    main, shortcut = positions["layer2_0_conv1"], positions["layer2_0_down_conv"]
+    assert main[0] == shortcut[0] and main[1] != shortcut[1]  # the same column, one above the other
+    rows = {n: positions[n][1] for n in ("layer2_0_relu2", "layer2_1_conv1", "layer2_1_add")}
+    assert max(rows.values()) - min(rows.values()) < 200  # a block's input, body and Add share a row
+    assert positions["layer2_0_relu2"][0] == 0.0  # and the block's input starts it
+
+
+def test_wrapping_keeps_a_short_graph_on_one_row_and_breaks_a_long_chain_into_rows():
+    short = chain("Input", "Linear", "ReLU", "Output")
+    positions = layered_layout(short, wrap=layout.WRAP)
+    assert {y for _, y in positions.values()} == {0.0}
+    assert [positions[f"n{i}"][0] for i in range(4)] == [i * (layout.WIDTH + layout.WRAP_COLUMN_GAP) for i in range(4)]
+    long = chain("Input", *["Linear", "ReLU"] * 20, "Output")
+    positions = layered_layout(long, wrap=layout.WRAP)
+    width, height = extent(long, positions)
+    assert width <= layout.WRAP and height > 4 * layout.ROW_BREAK
+    assert not overlaps(rects(long, positions))
+    assert positions["n0"] == (0.0, 0.0)

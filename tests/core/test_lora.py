@@ -18,7 +18,7 @@ from torch import nn
 
 from dlstudio import analyze, compile_graph, export_python, load_graph
 from dlstudio.cli import main
-from dlstudio.core.modules import SUPPORT
+from dlstudio.core.helpers import SUPPORT
 from dlstudio.core.naming import class_name
 from tests.conftest import GRAPHS
 from tests.core.layer_check import check_layer

@@ -21,7 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from dlstudio import compile_graph
 from dlstudio.core.catalogue.ssm import scan_products
-from dlstudio.core.modules import SUPPORT
+from dlstudio.core.helpers import SUPPORT
 from tests.core.layer_check import check_layer
 from tests.core.torch_agree import analyse, errors, exported_matches_compiled, ruff_problems
 

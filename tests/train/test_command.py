@@ -18,6 +18,15 @@ from safetensors.torch import load_file
 from dlstudio import compile_graph
 from dlstudio.cli import main
 from dlstudio.core.io import load_graph, save_graph
+from dlstudio.exits import EXIT_DIVERGED, EXIT_INVALID, EXIT_USAGE
+from dlstudio.train.errors import (
+    ConfigError,
+    DataError,
+    Diverged,
+    OutOfMemory,
+    RunDirError,
+    TrainError,
+)
 from tests.conftest import GRAPHS, ROOT
 from tests.train.helpers import graph_of, mlp
 
@@ -102,6 +111,14 @@ def test_diverged_run_exits_3(tmp_path, capsys):
               validation_split=0, batch_size=40)
     assert main(["run", write(tmp_path, doc), "--out", str(tmp_path / "run")]) == 3
     assert "the loss became nan at epoch 1, step 1" in capsys.readouterr().err
+
+
+def test_training_errors_exit_with_the_codes_the_command_line_documents():
+    codes = {error: error.exit_code for error in (TrainError, ConfigError, DataError, RunDirError,
+                                                   Diverged, OutOfMemory)}
+    assert codes == {TrainError: EXIT_INVALID, ConfigError: EXIT_INVALID, DataError: EXIT_USAGE,
+                     RunDirError: EXIT_USAGE, Diverged: EXIT_DIVERGED, OutOfMemory: EXIT_INVALID}
+    assert f"{EXIT_DIVERGED} diverged" in sys.modules[main.__module__].__doc__
 
 
 def test_tensorboard_without_the_package_says_so_and_trains(tmp_path, capsys):

@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from dlstudio.core.errors import NodeRuntimeError
 from dlstudio.train import (
     ActivationRequest,
     ActivationSample,
@@ -219,7 +220,8 @@ def test_checkpoints_hold_no_pickle(tmp_path):
         data = path.read_bytes()
         assert b"\x80\x04" not in data[:2] and not data.startswith(b"PK")
     state = load_state(latest_checkpoint(tmp_path / "run" / "checkpoints"))
-    assert state["scheduler"]["best"] < math.inf and state["scheduler"]["mode_worse"] == math.inf
+    scheduler = state["schedulers"]["model"]  # one schedule per optimizer, by name
+    assert scheduler["best"] < math.inf and scheduler["mode_worse"] == math.inf
 
 
 def test_out_of_memory_is_reported_with_advice():
@@ -254,3 +256,19 @@ def test_loaded_data_that_does_not_fit_the_input_is_one_line(tmp_path):
     assert result.kind == "config"
     assert result.message == ("dataset 'csv' does not fit the graph: x: Input 'x' has shape [N, 4] but "
                               "dataset field 'x' holds [N, 3] (set the Input shape to [3])")
+
+
+def test_an_error_inside_the_graph_names_its_node():
+    """Sizes that meet only at run time (13 wine features into a symbolic Input, then a Linear
+    set to take 4) fail in the first step; the message the user sees names the node."""
+    doc = mlp(data="wine")
+    doc["nodes"][0]["params"]["shape"] = ["T"]
+    doc["nodes"][1]["params"]["in_features"] = 4
+    recorder = Recorder()
+    trainer = Trainer(graph_of(doc), callbacks=[recorder])
+    with pytest.raises(NodeRuntimeError):
+        trainer.fit()
+    [failed] = recorder.of_type(Failed)
+    assert failed.message == ("NodeRuntimeError: node 'fc1' (Linear): mat1 and mat2 shapes cannot be "
+                              "multiplied (16x13 and 4x16)")
+    assert str(trainer.error) == failed.message

@@ -13,6 +13,8 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from dlstudio.core.analysis import analyze
+from dlstudio.core.codegen import plan_module
 from dlstudio.core.export import export_python
 from dlstudio.core.graph import Edge, Graph, Node
 from dlstudio.core.io import load_graph, save_graph
@@ -21,6 +23,7 @@ from dlstudio.ui.main_window import MainWindow
 from dlstudio.ui.panels.inspector import NodePage
 from dlstudio.ui.panels.palette import TYPE_ROLE
 from tests.conftest import GRAPHS, ROOT
+from tests.core.source_lines import lines_by_node
 
 
 def mlp() -> Graph:
@@ -265,6 +268,20 @@ def test_code_view_highlights_the_canvas_selection(qtbot, window, opened) -> Non
     lines = window.code.editor.toPlainText().splitlines()
     lit = [lines[i] for i in window.code.highlighted_lines()]
     assert any("self.fc = nn.Linear(16, 8)" in line for line in lit)
+
+
+
+def test_selecting_each_node_on_the_canvas_lights_exactly_its_lines(qtbot, window) -> None:
+    path = GRAPHS / "cnn_digits.json"
+    assert window.files.open_path(path)
+    window.code_dock.raise_()
+    with qtbot.waitSignal(window.code.updated, timeout=20_000):
+        window.code.regenerate()
+    shown = window.code.editor.toPlainText()
+    expected = lines_by_node(shown, plan_module(analyze(load_graph(path))))
+    for node_id in window.view.scene_.nodes:
+        window.view.select_node(node_id, center=False)
+        assert set(window.code.highlighted_lines()) == expected[node_id], node_id
 
 
 def test_export_python_writes_the_file(qtbot, window, opened, tmp_path) -> None:

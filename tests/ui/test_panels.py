@@ -6,14 +6,19 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QLabel, QLineEdit
 
+from dlstudio.core.analysis import analyze
 from dlstudio.core.catalogue import CATALOGUE, families
+from dlstudio.core.codegen import plan_module
 from dlstudio.core.graph import Edge, Graph, Node
+from dlstudio.core.io import load_graph
 from dlstudio.ui.document import GraphDocument
 from dlstudio.ui.panels.code_view import CodePanel, generate
 from dlstudio.ui.panels.history import HistoryPanel
 from dlstudio.ui.panels.inspector import InspectorPanel, NodePage
 from dlstudio.ui.panels.palette import LAYER_MIME, TYPE_ROLE, PalettePanel
 from dlstudio.ui.panels.problems import ProblemsPanel
+from tests.conftest import GRAPHS
+from tests.core.source_lines import lines_by_node
 
 
 def cnn() -> Graph:
@@ -57,7 +62,7 @@ def settle(document: GraphDocument) -> None:
 
 
 def test_palette_lists_every_layer_grouped_by_family(qtbot) -> None:
-    palette = PalettePanel()
+    palette = PalettePanel(GraphDocument())
     qtbot.addWidget(palette)
     assert sorted(palette.visible_types()) == sorted(CATALOGUE)
     root = palette.tree.invisibleRootItem()
@@ -69,7 +74,7 @@ def test_palette_lists_every_layer_grouped_by_family(qtbot) -> None:
 
 
 def test_palette_search_filters_and_enter_adds_first_match(qtbot) -> None:
-    palette = PalettePanel()
+    palette = PalettePanel(GraphDocument())
     qtbot.addWidget(palette)
     qtbot.keyClicks(palette.search, "conv2")
     shown = palette.visible_types()
@@ -86,7 +91,7 @@ def test_palette_search_filters_and_enter_adds_first_match(qtbot) -> None:
 @pytest.mark.parametrize(("query", "first"), [("relu", "ReLU"), ("linear", "Linear")])
 def test_palette_highlights_the_best_match_and_enter_adds_it(qtbot, query, first) -> None:
     """Not the first of the tree (Hardswish's summary mentions ReLU; Bilinear sorts first)."""
-    palette = PalettePanel()
+    palette = PalettePanel(GraphDocument())
     qtbot.addWidget(palette)
     qtbot.keyClicks(palette.search, query)
     assert palette.tree.currentItem().data(0, TYPE_ROLE) == first
@@ -97,7 +102,7 @@ def test_palette_highlights_the_best_match_and_enter_adds_it(qtbot, query, first
 
 
 def test_palette_lists_a_family_best_match_first_and_alphabetically_without_a_search(qtbot) -> None:
-    palette = PalettePanel()
+    palette = PalettePanel(GraphDocument())
     qtbot.addWidget(palette)
     alphabetical = palette.visible_types()
     qtbot.keyClicks(palette.search, "relu")
@@ -107,7 +112,7 @@ def test_palette_lists_a_family_best_match_first_and_alphabetically_without_a_se
 
 
 def test_palette_family_counts_follow_the_search(qtbot) -> None:
-    palette = PalettePanel()
+    palette = PalettePanel(GraphDocument())
     qtbot.addWidget(palette)
     activation = next(palette.tree.invisibleRootItem().child(i) for i in range(len(families()))
                       if palette.tree.invisibleRootItem().child(i).data(0, Qt.ItemDataRole.UserRole)
@@ -122,7 +127,7 @@ def test_palette_family_counts_follow_the_search(qtbot) -> None:
 
 
 def test_palette_drag_data_and_double_click(qtbot) -> None:
-    palette = PalettePanel()
+    palette = PalettePanel(GraphDocument())
     qtbot.addWidget(palette)
     item = next(i for i in palette.layer_items() if i.data(0, TYPE_ROLE) == "Linear")
     mime = palette.tree.mimeData([item])
@@ -328,7 +333,7 @@ def test_a_long_problem_wraps_to_show_all_of_itself(qtbot, document) -> None:
     panel.resize(700, 300)
     panel.show()
     qtbot.waitExposed(panel)
-    panel.show_analysis(Analysis(document.graph, diagnostics=[
+    panel.show_analysis(Analysis(document.graph, document.catalogue, diagnostics=[
         Diagnostic("error", "conv", long.strip(), fix="Reshape first"),
         Diagnostic("warning", "drop", "unused")]))
     long_row, short_row = panel.topLevelItem(0), panel.topLevelItem(1)
@@ -372,6 +377,23 @@ def test_code_spans_cover_inputs_outputs_and_multiline_calls() -> None:
         assert result.spans.get(node_id), node_id
     first, count = result.spans["image"][0]
     assert "def forward(" in lines[first] and "image" in " ".join(lines[first:first + count])
+
+
+
+@pytest.mark.parametrize("path", sorted(GRAPHS.glob("*.json")), ids=lambda p: p.stem)
+def test_code_view_lights_exactly_the_lines_of_each_node_of_every_example(qtbot, path) -> None:
+    document = GraphDocument(load_graph(path))
+    panel = CodePanel(document)
+    qtbot.addWidget(panel)
+    panel.show()
+    with qtbot.waitSignal(panel.updated, timeout=20_000):
+        panel.regenerate()
+    shown = panel.editor.toPlainText()
+    expected = lines_by_node(shown, plan_module(analyze(document.graph)))
+    for node in document.graph.nodes:
+        panel.highlight([node.id])
+        assert set(panel.highlighted_lines()) == expected[node.id], node.id
+    document.deleteLater()
 
 
 def test_history_lists_each_step(qtbot, document) -> None:

@@ -1,7 +1,7 @@
 """Experts family helpers: MixtureOfExperts, a sparse mixture of expert MLPs.
 
 torch and nn come through :mod:`dlstudio.core.modules`, the one module that imports torch
-for the helpers (it imports this file), so the names match those of an exported file.
+for the helpers, so the names match those of an exported file.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Adapters family helpers: LoRALinear, a frozen Linear plus a trainable low-rank update.
 
 torch, nn, F and math come through :mod:`dlstudio.core.modules`, the one module that imports
-torch for the helpers (it imports this file), so the names match those of an exported file.
+torch for the helpers, so the names match those of an exported file.
 """
 
 from __future__ import annotations

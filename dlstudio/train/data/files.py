@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from dlstudio.core.io import special_file_problem
 from dlstudio.train.data.arrays import Arrays
 from dlstudio.train.errors import DataError
 
@@ -29,6 +30,9 @@ def resolve_path(path: str, base_dir: Path, want_dir: bool = False) -> Path:
         raise DataError(f"{path}: no such {'folder' if want_dir else 'file'} (looked in {full.parent})")
     if want_dir != full.is_dir():
         raise DataError(f"{path}: is {'not ' if want_dir else ''}a folder")
+    problem = special_file_problem(full)
+    if problem:
+        raise DataError(f"{path}: {problem}", "give the path of a data file")
     return full
 
 
@@ -141,7 +145,7 @@ def _image_folder(args: Any, seed: int, base_dir: Path) -> Arrays:
     images, labels = [], []
     for label, folder in enumerate(class_dirs):
         for file in sorted(folder.iterdir()):
-            if file.suffix.lower() not in IMAGE_SUFFIXES:
+            if file.suffix.lower() not in IMAGE_SUFFIXES or special_file_problem(file):
                 continue
             try:
                 with Image.open(file) as image:

@@ -22,8 +22,11 @@ CORNER = 30.0
 
 def edge_path(start: QPointF, end: QPointF, channel: float | None = None) -> QPainterPath:
     """A curve leaving ``start`` to the right and entering ``end`` from the left; with a
-    ``channel`` it runs along that height instead, around the nodes in between."""
+    ``channel`` it runs along that height instead, around the nodes in between (back to the
+    left, for an edge that continues on the next row of a wrapped layout)."""
     dx = end.x() - start.x()
+    if channel is not None and dx < 0 and start.y() < channel < end.y():
+        return _return_path(start, end, channel)
     path = QPainterPath(start)
     if channel is not None and dx > 8 * CORNER:
         left, right = start.x() + 3 * CORNER, end.x() - 3 * CORNER
@@ -33,6 +36,21 @@ def edge_path(start: QPointF, end: QPointF, channel: float | None = None) -> QPa
         return path
     bend = max(abs(dx) * 0.5, 40.0) if dx >= 0 else max(80.0, min(240.0, -dx * 0.4 + 60.0))
     path.cubicTo(start + QPointF(bend, 0), end - QPointF(bend, 0), end)
+    return path
+
+
+def _return_path(start: QPointF, end: QPointF, channel: float) -> QPainterPath:
+    """Right out of ``start``, down to ``channel``, back left along it, down into ``end``."""
+    r = min(CORNER / 2, (channel - start.y()) / 2, (end.y() - channel) / 2)
+    out, back = start.x() + CORNER, end.x() - CORNER
+    right, down, left = QPointF(1, 0), QPointF(0, 1), QPointF(-1, 0)
+    turns = ((QPointF(out, start.y()), right, down), (QPointF(out, channel), down, left),
+             (QPointF(back, channel), left, down), (QPointF(back, end.y()), down, right))
+    path = QPainterPath(start)
+    for corner, arriving, leaving in turns:
+        path.lineTo(corner - arriving * r)
+        path.quadTo(corner, corner + leaving * r)
+    path.lineTo(end)
     return path
 
 

@@ -19,7 +19,7 @@ from PySide6.QtGui import QBrush, QColor, QFontMetricsF, QPainter, QPainterPath,
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
 from dlstudio.core.analysis import Analysis, Diagnostic
-from dlstudio.core.catalogue import CATALOGUE
+from dlstudio.core.catalogue import Catalogue
 from dlstudio.core.graph import Node, split_end
 from dlstudio.core.layout import Box
 from dlstudio.ui.canvas import style as st
@@ -59,11 +59,11 @@ class NodeView:
     sink: bool = False  # no output port to wire on (one an edge of the file uses still shows)
 
 
-def node_view(node: Node, edges: list[EdgeKey], analysis: Analysis | None,
+def node_view(node: Node, edges: list[EdgeKey], catalogue: Catalogue, analysis: Analysis | None,
               problems: list[Diagnostic] | None = None) -> NodeView:
-    """What ``node`` shows, given the edges touching it; ``problems`` are its diagnostics when
-    the caller grouped them already."""
-    spec = CATALOGUE.get(node.type)
+    """What ``node`` shows, given the edges touching it and the catalogue its type is looked
+    up in; ``problems`` are its diagnostics when the caller grouped them already."""
+    spec = catalogue.get(node.type)
     ports = node_ports(node, spec, edges)
     targets = [target for _, target in edges if split_end(target)[0] == node.id]
     bare = len(ports.inputs) == 1 and node.id in targets

@@ -1,6 +1,8 @@
-"""The quick-add popup: type to filter the catalogue, Enter places the chosen layer."""
+"""The quick-add popup: type to filter the document's catalogue, Enter places the chosen layer."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QObject, QPoint, Qt, Signal
 from PySide6.QtGui import QKeyEvent, QPalette
@@ -15,9 +17,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from dlstudio.core.catalogue import families
 from dlstudio.core.layer_search import search_key
 from dlstudio.ui.canvas.style import plain_tooltip
+
+if TYPE_CHECKING:
+    from dlstudio.ui.document import GraphDocument
 
 TYPE_ROLE = Qt.ItemDataRole.UserRole
 
@@ -32,8 +36,9 @@ class QuickAdd(QFrame):
 
     chosen = Signal(str)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, document: GraphDocument, parent: QWidget | None = None) -> None:
         super().__init__(parent, Qt.WindowType.Popup)
+        self.document = document
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.search = QLineEdit(self)
         self.search.setPlaceholderText("Add layer…")
@@ -61,7 +66,7 @@ class QuickAdd(QFrame):
     def refilter(self, query: str) -> None:
         """Show the layers matching ``query``, best matches first; select the first."""
         found = []
-        for family, specs in families().items():
+        for family, specs in self.document.catalogue.families().items():
             for spec in specs:
                 key = matches(query, spec.type, family, spec.summary)
                 if key is not None:

@@ -106,6 +106,15 @@ class GraphScene(QGraphicsScene):
         if not self.sceneRect().contains(rect):
             self.setSceneRect(self.sceneRect().united(rect.adjusted(-ROOM, -ROOM, ROOM, ROOM)))
 
+    def input_rect(self) -> QRectF | None:
+        """The rectangle around the graph's Input nodes, or None without any."""
+        rects = [QRectF(item.pos(), QSizeF(item.width, item.height))
+                 for item in self.nodes.values() if item.view.type_name == "Input"]
+        united = rects[0] if rects else None
+        for rect in rects[1:]:
+            united = united.united(rect)
+        return united
+
     def boxes(self) -> dict[str, Box]:
         """Each node's size and port offsets, for auto-layout."""
         return {node_id: item.box() for node_id, item in self.nodes.items()}
@@ -225,7 +234,8 @@ class GraphScene(QGraphicsScene):
         node = self._node_obj.get(node_id)
         if item is None or node is None:
             return
-        view = node_view(node, list(self._edges_of.get(node_id, ())), analysis or self.document.analysis)
+        view = node_view(node, list(self._edges_of.get(node_id, ())), self.document.catalogue,
+                         analysis or self.document.analysis)
         if item.refresh(view):
             self.node_item_moved(node_id)
 
@@ -237,7 +247,8 @@ class GraphScene(QGraphicsScene):
             problems.setdefault(diagnostic.node or "", []).append(diagnostic)
         for node in self.document.graph.nodes:
             item = self.nodes.get(node.id)
-            view = node_view(node, list(self._edges_of.get(node.id, ())), analysis, problems.get(node.id, []))
+            view = node_view(node, list(self._edges_of.get(node.id, ())), self.document.catalogue, analysis,
+                             problems.get(node.id, []))
             if item is not None and item.refresh(view):
                 self.node_item_moved(node.id)
         bad_ports = _bad_ports(analysis)
@@ -269,7 +280,11 @@ class GraphScene(QGraphicsScene):
     def _channel(self, start: QPointF, end: QPointF, ends: set[NodeItem]) -> float | None:
         """The height a long edge should run at to pass below (or above) the nodes in its way,
         or None when the direct curve is clear."""
-        if end.x() - start.x() < 8 * CORNER or self._building:
+        if self._building:
+            return None
+        if end.x() < start.x() and end.y() > start.y() + 2 * CHANNEL_GAP:
+            return self._return_channel(start, end, ends)
+        if end.x() - start.x() < 8 * CORNER:
             return None
         low, high = min(start.y(), end.y()), max(start.y(), end.y())
         blocking = self._blocking(start.x(), end.x(), low - 8, high + 8, ends)
@@ -286,6 +301,18 @@ class GraphScene(QGraphicsScene):
             channel = (max(i.y() + i.height for i in more) + CHANNEL_GAP if channel >= middle
                        else min(i.y() for i in more) - CHANNEL_GAP)
         return channel
+
+    def _return_channel(self, start: QPointF, end: QPointF, ends: set[NodeItem]) -> float | None:
+        """The height at which an edge back to the left (to the next row of a wrapped layout)
+        crosses: just above the target's row, clear of nodes; None when there is no room."""
+        target = min(ends, key=lambda item: abs(item.x() - end.x()))
+        channel = target.y() - CHANNEL_GAP
+        for _ in range(4):
+            more = self._blocking(end.x() - CORNER, start.x() + CORNER, channel - 8, channel + 8, ends)
+            if not more:
+                return channel if start.y() + CHANNEL_GAP <= channel else None
+            channel = min(i.y() for i in more) - CHANNEL_GAP
+        return None
 
     def _blocking(self, left: float, right: float, top: float, bottom: float,
                   ends: set[NodeItem]) -> list[NodeItem]:

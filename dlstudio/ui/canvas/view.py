@@ -3,7 +3,8 @@
 Every change goes through the document's edit methods (one undo step each); the view only
 turns mouse and keyboard input into those calls and reports refusals in :attr:`status_message`.
 Pan with the middle button or space+drag, zoom to the cursor with the wheel, ``F`` fits all,
-``Tab`` or a double-click on empty canvas opens quick-add.
+``Tab`` or a double-click on empty canvas opens quick-add. A graph just opened is framed on its
+inputs at a zoom where node details are drawn (:meth:`GraphView.frame_opening`).
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ from PySide6.QtGui import (
     QKeySequence,
     QMouseEvent,
     QPainter,
+    QResizeEvent,
     QWheelEvent,
 )
 from PySide6.QtWidgets import QApplication, QGraphicsView, QWidget
 
-from dlstudio.core.catalogue import CATALOGUE
 from dlstudio.core.layout import estimate_box
-from dlstudio.ui import commands
+from dlstudio.core.wiring import end_name, first_ports
 from dlstudio.ui.canvas import style as st
 from dlstudio.ui.canvas.edge_item import EdgeItem
 from dlstudio.ui.canvas.quick_add import QuickAdd
@@ -41,6 +42,11 @@ MIN_ZOOM, MAX_ZOOM = 0.02, 4.0
 PORT_HIT_PX = 11.0
 EDGE_END_PX = 30.0
 WORLD = 1e6
+#: The least zoom a graph opens at: above BLOCK_LOD, so every node shows its title (drawn at a
+#: constant, legible size below DETAIL_LOD), and low enough that a wrapped row of a deep
+#: network fits a laptop-sized canvas.
+OPENING_ZOOM = st.BLOCK_LOD * 1.05
+FRAME_MARGIN = 40.0
 
 
 class GraphView(QGraphicsView):
@@ -59,6 +65,7 @@ class GraphView(QGraphicsView):
         self._space = False
         self._drop_edge: EdgeItem | None = None
         self._quick_add: QuickAdd | None = None
+        self._opening = False  # framing a graph just opened, until the user moves the view
         self._setup()
         self.scene_.selectionChanged.connect(self._emit_selection)
 
@@ -152,6 +159,24 @@ class GraphView(QGraphicsView):
         self.set_zoom(min(self.zoom(), 1.0))
         self.centerOn(rect.center())
 
+    def frame_opening(self) -> None:
+        """Frame a graph just opened: all of it when it fits at :data:`OPENING_ZOOM` or more,
+        else its start (the inputs, top left) at the zoom that fits its width, no less than
+        that. Resizes redo it (the window settles after opening) until the user moves the view."""
+        self._opening = True
+        rect = self.scene_.itemsBoundingRect()
+        self.fit_all()
+        if rect.isEmpty() or self.zoom() >= OPENING_ZOOM:
+            return
+        width_zoom = (self.viewport().width() - 2 * FRAME_MARGIN) / rect.width()
+        self.set_zoom(min(1.0, max(OPENING_ZOOM, width_zoom)))
+        visible = QRectF(self.mapToScene(self.viewport().rect()).boundingRect())
+        inputs = self.scene_.input_rect() or rect
+        margin = FRAME_MARGIN / self.zoom()
+        left = rect.left() if inputs.right() - rect.left() <= visible.width() - 2 * margin else inputs.left()
+        top = rect.top() if inputs.bottom() - rect.top() <= visible.height() - 2 * margin else inputs.top()
+        self.centerOn(left - margin + visible.width() / 2, top - margin + visible.height() / 2)
+
     def auto_layout(self) -> None:
         """Lay out the selection (two or more nodes) or the whole graph, as one undo step."""
         chosen = self.selected_node_ids()
@@ -166,17 +191,17 @@ class GraphView(QGraphicsView):
         if where is None:
             where = self.mapToScene(self.viewport().rect().center())
         if self._quick_add is None:
-            self._quick_add = QuickAdd(self)
+            self._quick_add = QuickAdd(self.document, self)
             self._quick_add.chosen.connect(lambda name: self.add_layer(name, self._quick_add_at))
         self._quick_add_at = where
         self._quick_add.popup(self.viewport().mapToGlobal(self.mapFromScene(where)))
 
     def add_layer(self, type_name: str, scene_pos: QPointF) -> str | None:
         """Add a layer centred at ``scene_pos`` (inserted into the edge there, if any); select it."""
-        if type_name not in CATALOGUE:
+        if type_name not in self.document.catalogue:
             self.status_message.emit(f"Unknown layer type '{type_name[:60]}'")
             return None
-        box = estimate_box(type_name)
+        box = estimate_box(type_name, self.document.catalogue)
         top_left = self.scene_.snap(scene_pos - QPointF(box.width / 2, st.HEADER / 2))
         position = (top_left.x(), top_left.y())
         edge = self._insertable_edge(type_name, scene_pos)
@@ -226,7 +251,7 @@ class GraphView(QGraphicsView):
         return min(pixels / max(self.zoom(), 1e-6), limit)
 
     def _insertable_edge(self, type_name: str, scene_pos: QPointF) -> EdgeItem | None:
-        first_in, first_out = commands.first_ports(type_name)
+        first_in, first_out = first_ports(type_name, self.document.catalogue)
         if first_in is None or first_out is None:
             return None
         return self.scene_.edge_at(scene_pos, self._scene_radius(6.0))
@@ -234,6 +259,7 @@ class GraphView(QGraphicsView):
     # ----- mouse ---------------------------------------------------------------------------------
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        self._opening = False
         pan = event.button() == Qt.MouseButton.MiddleButton or (
             event.button() == Qt.MouseButton.LeftButton and self._space)
         if pan:
@@ -253,7 +279,7 @@ class GraphView(QGraphicsView):
         if hit is not None:
             item, (port, is_input) = hit
             feeding = self.document.incoming_edge(
-                commands.end_name(item.view.type_name, item.node_id, port, False)) if is_input else None
+                end_name(item.view.type_name, item.node_id, port, False, self.document.catalogue)) if is_input else None
             if feeding is not None and (feeding.source, feeding.target) in self.scene_.edges:
                 key = (feeding.source, feeding.target)
                 source = self.scene_.end_port(key[0], True)
@@ -305,6 +331,7 @@ class GraphView(QGraphicsView):
         super().mouseDoubleClickEvent(event)
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
+        self._opening = False
         delta = event.angleDelta().y() or event.pixelDelta().y()
         if delta:
             self.zoom_at(self.zoom() * math.pow(1.0015, delta), event.position())
@@ -328,6 +355,7 @@ class GraphView(QGraphicsView):
         return super().event(event)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        self._opening = False
         key = event.key()
         if key == Qt.Key.Key_Space and not event.isAutoRepeat():
             self._space = True
@@ -406,6 +434,11 @@ class GraphView(QGraphicsView):
         self._drop_edge = edge
 
     # ----- look ----------------------------------------------------------------------------------
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        if self._opening:
+            self.frame_opening()
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QPointF
 
-from dlstudio.ui import commands
+from dlstudio.core.wiring import end_name
 from dlstudio.ui.canvas.edge_item import DragEdge, EdgeKey
 from dlstudio.ui.canvas.node_item import NodeItem
 from dlstudio.ui.canvas.port_item import PortKey, PortState
@@ -43,7 +43,8 @@ class Wiring:
     def _fixed_end(self, item: NodeItem) -> str:
         if self.moving is not None:
             return self.moving[1] if self.fixed_is_input else self.moving[0]
-        return commands.end_name(item.view.type_name, self.node_id, self.port, not self.fixed_is_input)
+        return end_name(item.view.type_name, self.node_id, self.port, not self.fixed_is_input,
+                        self.scene.document.catalogue)
 
     def _mark_targets(self) -> None:
         doc = self.scene.document
@@ -96,7 +97,7 @@ class Wiring:
         if is_input == self.fixed_is_input:
             kind = "inputs" if is_input else "outputs"
             return f"Cannot connect: both ends are {kind}; drag from an output to an input"
-        other = commands.end_name(item.view.type_name, item.node_id, port, not is_input)
+        other = end_name(item.view.type_name, item.node_id, port, not is_input, doc.catalogue)
         source, target = (other, self.fixed_end) if self.fixed_is_input else (self.fixed_end, other)
         try:
             if self.moving is not None:

@@ -32,8 +32,9 @@ from PySide6.QtWidgets import (
 )
 
 from dlstudio.core.analysis import analyze
-from dlstudio.core.codegen import INDENT, ModulePlan, construct_source, fit_assignment, plan_module
-from dlstudio.core.export import render_module
+from dlstudio.core.catalogue import Catalogue
+from dlstudio.core.codegen import Span, plan_module
+from dlstudio.core.export import module_code
 from dlstudio.core.io import graph_from_dict, graph_to_json, parse_json
 from dlstudio.core.naming import identifier
 from dlstudio.ui.document import GraphDocument
@@ -41,7 +42,6 @@ from dlstudio.ui.panels import plain_label
 from dlstudio.ui.theme import colors
 
 DEBOUNCE_MS = 120
-Span = tuple[int, int]  # first line, line count (0-based)
 
 
 @dataclass
@@ -54,64 +54,19 @@ class CodeResult:
     spans: dict[str, list[Span]] = field(default_factory=dict)
 
 
-def generate(snapshot: str, generation: int = 0) -> CodeResult:
-    """Export the graph in ``snapshot`` (JSON text) and locate every node's lines."""
+def generate(snapshot: str, generation: int = 0, catalogue: Catalogue | None = None) -> CodeResult:
+    """Export the graph in ``snapshot`` (JSON text), its layer types looked up in ``catalogue``
+    (default: the graph's), with the lines each node wrote."""
     graph = graph_from_dict(parse_json(snapshot))
-    analysis = analyze(graph)
+    analysis = analyze(graph, catalogue)
     if not analysis.ok:
         errors = analysis.errors
         lines = [f"# The graph has {len(errors)} error{'s' if len(errors) != 1 else ''}; "
                  "fix them to see its PyTorch code.", "#"]
         lines += [f"# - {d.one_line()}" for d in errors[:50]]
         return CodeResult(generation, "\n".join(lines) + "\n", False)
-    plan = plan_module(analysis)
-    source = render_module(plan, graph)
-    return CodeResult(generation, source, True, node_spans(plan, source))
-
-
-def node_spans(plan: ModulePlan, source: str) -> dict[str, list[Span]]:
-    """Which lines of ``source`` each node produced (its submodule, its forward lines, its I/O)."""
-    lines = source.splitlines()
-    spans: dict[str, list[Span]] = {}
-    cursor = 0
-    for sub in plan.submodules:
-        callee, args = construct_source(sub.construct)
-        block = fit_assignment(INDENT * 2, f"self.{sub.attr}", callee, args)
-        first = _find_block(lines, block, cursor)
-        if first is not None:
-            has_comment = bool(sub.comment) and first > 0 and lines[first - 1].strip().startswith("#")
-            start = first - 1 if has_comment else first
-            spans.setdefault(sub.node_id, []).append((start, first + len(block) - start))
-            cursor = first + len(block)
-    signature = _find_signature(lines)
-    if signature is not None:
-        for _name, node_id in plan.arguments:
-            spans.setdefault(node_id, []).append(signature)
-        cursor = signature[0]
-    for statement in plan.statements:
-        block = fit_assignment(INDENT * 2, statement.target, statement.callee, list(statement.args))
-        first = _find_block(lines, block, cursor)
-        if first is not None:
-            spans.setdefault(statement.node_id, []).append((first, len(block)))
-            cursor = first + len(block)
-    return spans
-
-
-def _find_block(lines: list[str], block: list[str], start: int) -> int | None:
-    for index in range(start, len(lines) - len(block) + 1):
-        if lines[index] == block[0] and lines[index:index + len(block)] == block:
-            return index
-    return None
-
-
-def _find_signature(lines: list[str]) -> Span | None:
-    for index, line in enumerate(lines):
-        if line.startswith(f"{INDENT}def forward("):
-            end = index
-            while end < len(lines) and not lines[end].rstrip().endswith(":"):
-                end += 1
-            return index, end - index + 1
-    return None
+    code = module_code(plan_module(analysis), graph)
+    return CodeResult(generation, code.text, True, code.spans)
 
 
 class PythonHighlighter(QSyntaxHighlighter):
@@ -244,11 +199,12 @@ class CodePanel(QWidget):
         self._pending = False
         self.generation += 1
         generation, snapshot = self.generation, graph_to_json(self.document.graph)
+        catalogue = self.document.catalogue  # read-only: safe to share with the worker
         bridge = self._bridge
 
         def work() -> None:
             try:
-                result = generate(snapshot, generation)
+                result = generate(snapshot, generation, catalogue)
             except Exception as error:  # noqa: BLE001  (shown in the panel, never lost silently)
                 result = CodeResult(generation, f"# Export failed: {type(error).__name__}: {error}\n", False)
             try:

@@ -28,7 +28,6 @@ from PySide6.QtWidgets import (
 )
 
 from dlstudio.core.analysis import Analysis, Diagnostic
-from dlstudio.core.catalogue import CATALOGUE
 from dlstudio.core.params import ParamProblem, resolve_params
 from dlstudio.core.spec import LayerSpec, Param
 from dlstudio.core.summary import frozen_note, unreached_note
@@ -124,7 +123,7 @@ class NodePage(QWidget):
         self.node_id = node_id
         node = document.node(node_id)
         self.node_type = node.type
-        self.spec = CATALOGUE.get(node.type)
+        self.spec = document.catalogue.get(node.type)
         self.rows: dict[str, ParamRow] = {}
         layout = QVBoxLayout(self)
         layout.setSpacing(6)

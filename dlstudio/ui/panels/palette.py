@@ -1,10 +1,13 @@
-"""The layer palette: every catalogue layer grouped by family, with a search box.
+"""The layer palette: every layer type of the document's catalogue grouped by family, with a
+search box.
 
 Drag a layer onto the canvas (mime ``application/x-dlstudio-layer``, data = the type name) or
 double-click it (or press Enter) to add it; :attr:`PalettePanel.add_requested` carries the type.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QMimeData, Qt, Signal
 from PySide6.QtGui import QFont, QIcon, QKeyEvent, QPainter, QPixmap
@@ -17,11 +20,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from dlstudio.core.catalogue import families
+from dlstudio.core.catalogue import Catalogue
 from dlstudio.core.layer_search import search_key
 from dlstudio.core.spec import LayerSpec
 from dlstudio.ui.canvas.style import canvas_style
 from dlstudio.ui.theme import plain_tooltip
+
+if TYPE_CHECKING:
+    from dlstudio.ui.document import GraphDocument
 
 LAYER_MIME = "application/x-dlstudio-layer"
 TYPE_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -75,12 +81,14 @@ class LayerTree(QTreeWidget):
 
 
 class PalettePanel(QWidget):
-    """Search box over the layer tree."""
+    """Search box over the tree of the document's layer types."""
 
     add_requested = Signal(str)  # layer type
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, document: GraphDocument, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.document = document
+        self._catalogue: Catalogue | None = None
         self.search = QLineEdit(self)
         self.search.setPlaceholderText("Search layers  (Ctrl+F)")
         self.search.setClearButtonEnabled(True)
@@ -94,12 +102,22 @@ class PalettePanel(QWidget):
         layout.setSpacing(6)
         layout.addWidget(self.search)
         layout.addWidget(self.tree)
-        self._populate()
+        document.reset.connect(self.refresh)
+        self.refresh()
 
-    def _populate(self) -> None:
+    def refresh(self) -> None:
+        """List the document's layer types (again when a newly opened graph brought others)."""
+        if self.document.catalogue is self._catalogue:
+            return
+        self._catalogue = self.document.catalogue
+        self.tree.clear()
+        self._populate(self._catalogue)
+        self.filter(self.search.text())
+
+    def _populate(self, catalogue: Catalogue) -> None:
         bold = QFont(self.tree.font())
         bold.setBold(True)
-        for family, specs in families().items():
+        for family, specs in catalogue.families().items():
             group = QTreeWidgetItem(self.tree, [f"{family}  ({len(specs)})"])
             group.setFont(0, bold)
             group.setIcon(0, family_icon(family))

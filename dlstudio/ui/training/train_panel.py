@@ -35,15 +35,16 @@ from PySide6.QtWidgets import (
 )
 
 from dlstudio.core.analysis import Analysis, Diagnostic
+from dlstudio.core.starter import suggest_training
 from dlstudio.core.training import (
     DATASETS,
     LOSSES,
     OPTIMIZERS,
     SCHEDULERS,
     TrainingConfig,
-    check_training,
     init_weights_path,
 )
+from dlstudio.core.training_checks import check_training
 from dlstudio.ui.document import GraphDocument
 from dlstudio.ui.panels import plain_label, set_text_colour
 from dlstudio.ui.theme import colors, plain_tooltip
@@ -69,24 +70,8 @@ def available_devices() -> list[tuple[str, str]]:
 
 
 def default_training(document: GraphDocument) -> dict[str, Any]:
-    """A starting training section: a built-in dataset whose samples fit the first Input."""
-    analysis = document.analysis
-    inputs = [n.id for n in document.graph.nodes if n.type == "Input"]
-    shape = analysis.ports.get((inputs[0], "output")) if inputs else None
-    name = "digits"
-    for candidate, decl in DATASETS.items():
-        try:
-            fields = decl.fields(decl.args.model_validate({}))
-        except Exception:  # noqa: BLE001  (a dataset that needs arguments, such as a path)
-            continue
-        if fields and shape is not None and "x" in fields and fields["x"].shape == tuple(shape.shape[1:]):
-            name = candidate
-            break
-    section: dict[str, Any] = {"dataset": {"name": name}, "optimizer": {"type": "Adam", "params": {"lr": 0.001}},
-                               "epochs": 10, "batch_size": 32}
-    if inputs:
-        section["dataset"]["inputs"] = {inputs[0]: "x"}
-    return section
+    """A starting training section: a built-in dataset and a loss that fit the Input and Output."""
+    return suggest_training(document.graph, document.analysis)
 
 
 def run_problems(document: GraphDocument, devices: list[str] | None) -> list[Diagnostic]:

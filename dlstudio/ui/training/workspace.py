@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, QStandardPaths, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from dlstudio.ui.first_paint import FirstPaint
 from dlstudio.ui.training.exports import FILTERS, SUFFIXES, ExportJob, ExportResult
 from dlstudio.ui.training.indicators import NodeIndicators
 from dlstudio.ui.training.runs_panel import EXPORT_KINDS, RunsPanel, run_label
@@ -86,8 +87,6 @@ class TrainingWorkspace(QObject):
         self._build_actions()
         self._connect()
         self._update_actions()
-        from dlstudio.ui.app import FirstPaint
-
         FirstPaint(window.view.viewport(), self._after_first_paint)
 
     # ----- construction ------------------------------------------------------------------------
@@ -222,13 +221,13 @@ class TrainingWorkspace(QObject):
         return self.session is not None and self.session.active
 
     def runs_root(self) -> Path:
-        """``runs/`` beside the graph file (an unsaved graph's go to the app's data folder)."""
+        """The runs folder of the command line too (``runs/`` in the working directory or
+        ``$DLSTUDIO_RUNS``), never the graph's folder: examples may be installed read-only."""
         if self.runs_root_override is not None:
             return self.runs_root_override
-        if self.document.folder is not None:
-            return self.document.folder / "runs"
-        base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppLocalDataLocation)
-        return Path(base or Path.home() / ".dlstudio") / "runs"
+        from dlstudio.train.rundir import runs_folder
+
+        return runs_folder()
 
     def start(self, max_steps: int | None = None) -> bool:
         """Train the document's graph as its training section says; False when it cannot start."""

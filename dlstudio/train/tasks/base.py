@@ -1,0 +1,131 @@
+"""The task interface: a task declares its optimizers, performs a step, validates and may sample.
+
+The trainer keeps the outer loop (stop, pause, checkpoints, divergence, distributed agreement,
+events, run folders); a task supplies what differs between kinds of training, in the manner of
+Lightning's ``LightningModule``: :meth:`Task.optimizers` names one optimizer per part of the
+network, :meth:`Task.step` returns named losses for one batch, :meth:`Task.validate` returns
+named metrics, :meth:`Task.sample` draws from a trained network where that means something.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from dlstudio.core.training import OptimizerConfig
+from dlstudio.train import distributed
+from dlstudio.train.errors import ConfigError
+from dlstudio.train.parts import Parts
+
+#: Every task class by the name ``training.task`` uses.
+TASKS: dict[str, type[Task]] = {}
+
+#: The key of the objective in the losses a step returns.
+TOTAL = "total"
+
+
+@dataclass(frozen=True)
+class OptimizerPlan:
+    """One optimizer a task asks for: its configuration and the parameters it updates."""
+
+    config: OptimizerConfig
+    parameters: list[nn.Parameter]
+
+
+class Task:
+    """One kind of training over the built parts of a run (:class:`~dlstudio.train.setup.Parts`).
+
+    Subclasses set ``name`` and implement :meth:`step` and :meth:`validate`; the rest has
+    defaults that suit a task with one optimizer over every trainable parameter.
+    """
+
+    name: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            if cls.name in TASKS:
+                raise ValueError(f"training task {cls.name!r} is declared twice")
+            TASKS[cls.name] = cls
+
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
+
+    # -- what the trainer asks of a task -------------------------------------------------------------
+
+    def optimizers(self) -> dict[str, OptimizerPlan]:
+        """One optimizer per named part of the network; by default ``model`` over all of it."""
+        return {"model": OptimizerPlan(self.parts.config.optimizer, list(self.parts.module.parameters()))}
+
+    def step(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Train on the samples at ``index``; returns named losses (detached), ``total`` among them."""
+        raise NotImplementedError
+
+    def validate(self) -> dict[str, float]:
+        """Named metrics over the validation split (``val_loss`` first), on every process's share."""
+        raise NotImplementedError
+
+    def sample(self, count: int, seed: int, **options: Any) -> Any:
+        """Draw ``count`` samples from the trained network (tasks that generate override this)."""
+        raise ConfigError(f"a {self.name} run has nothing to sample",
+                          "sampling needs a generative task (gan, diffusion, language_model, vae)")
+
+    def state_dict(self) -> dict[str, Any]:
+        """The task's own state to checkpoint (an EMA of the weights, say); none by default."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Put back what :meth:`state_dict` returned."""
+
+    # -- helpers for subclasses ----------------------------------------------------------------------
+
+    def optimize(self, loss: torch.Tensor, optimizer: str) -> None:
+        """Backward ``loss`` and step the named optimizer: zero the gradients first, scale them
+        under fp16, clip them to ``grad_clip``, and step the LR schedule when it runs per step."""
+        p = self.parts
+        opt = p.optimizers[optimizer]
+        opt.zero_grad(set_to_none=True)
+        clip = p.config.grad_clip
+        if p.scaler is None:
+            loss.backward()
+            if clip:
+                torch.nn.utils.clip_grad_norm_(_parameters(opt), clip)
+            opt.step()
+        else:
+            p.scaler.scale(loss).backward()
+            if clip:
+                p.scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(_parameters(opt), clip)
+            p.scaler.step(opt)
+            p.scaler.update()
+        schedule = p.schedules.get(optimizer)
+        if schedule is not None and schedule.interval == "step":
+            schedule.scheduler.step()
+
+
+    def reduce_metrics(self) -> None:
+        """Sum the validation metrics over every process, so that the result is exact."""
+        p = self.parts
+        if not p.world.distributed:
+            return
+        for key, value in list(p.metrics.sums.items()):
+            moved = value.to(p.collective_device)
+            distributed.all_reduce_sum(moved)
+            p.metrics.sums[key] = moved
+
+
+def _parameters(optimizer: torch.optim.Optimizer) -> Iterable[torch.Tensor]:
+    return [t for group in optimizer.param_groups for t in group["params"]]
+
+
+def task_class(name: str) -> type[Task]:
+    """The task registered as ``name``; an unknown name is a ConfigError naming the known ones."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        known = ", ".join(sorted(TASKS))
+        raise ConfigError(f"training task '{name}' is not known", f"use one of: {known}") from None

@@ -15,6 +15,8 @@ from dlstudio.train.events import (
     RunStarted,
     StepEnd,
     event_to_json,
+    is_loss,
+    loss_parts,
 )
 
 
@@ -33,6 +35,13 @@ def _format(name: str, value: float) -> str:
     if name.endswith(("accuracy", "f1")):
         return f"{100 * value:.2f}%"
     return f"{value:.4f}"
+
+
+def _losses(event: StepEnd) -> str:
+    """The step's loss, and its named parts when there are several: ``0.9000 (generator 0.7000, ...)``."""
+    parts = loss_parts(event.losses)
+    named = ", ".join(f"{name} {value:.4f}" for name, value in parts.items())
+    return f"{event.loss:.4f} ({named})" if parts else f"{event.loss:.4f}"
 
 
 class RichProgress(Callback):
@@ -78,13 +87,13 @@ class RichProgress(Callback):
         self.progress.start()
 
     def on_step_end(self, event: StepEnd) -> None:
-        self.progress.update(self.task, advance=1, epoch=event.epoch, loss=f"{event.loss:.4f}")
+        self.progress.update(self.task, advance=1, epoch=event.epoch, loss=_losses(event))
 
     def on_epoch_end(self, event: EpochEnd) -> None:
         self.history.append((event.epoch, event.metrics))
         shown = "  ".join(f"{k} {_format(k, v)}" for k, v in event.metrics.items())
         self.progress.console.print(f"epoch {event.epoch}/{self.epochs}  {shown}  ({event.seconds:.1f}s)")
-        metric = next((k for k in event.metrics if k.startswith("val_") and k != "val_loss"), "val_loss")
+        metric = next((k for k in event.metrics if k.startswith("val_") and not is_loss(k)), "val_loss")
         if metric in event.metrics:
             self.progress.update(self.task, metric=f"{metric} {_format(metric, event.metrics[metric])}")
 
@@ -114,7 +123,7 @@ class RichProgress(Callback):
         values = [(m[name], epoch) for epoch, m in self.history if name in m]
         if not values:
             return ""
-        pick = min if name.endswith(("loss", "mse", "mae")) else max
+        pick = min if is_loss(name) or name.endswith(("loss", "mse", "mae")) else max
         value, epoch = pick(values, key=lambda pair: pair[0])
         return f"{_format(name, value)} ({epoch})"
 

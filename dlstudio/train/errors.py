@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dlstudio.core.errors import DLStudioError
 from dlstudio.exits import EXIT_DIVERGED, EXIT_INVALID, EXIT_USAGE
+from dlstudio.train.events import FailureKind
 
 
 class TrainError(DLStudioError):
     """Base of training errors; ``exit_code`` is what ``dlstudio run`` returns for it."""
 
     exit_code = EXIT_INVALID
-    kind = "error"
+    kind: FailureKind = FailureKind.ERROR
 
     def __init__(self, message: str, advice: str = "") -> None:
         super().__init__(message)
@@ -20,14 +21,14 @@ class TrainError(DLStudioError):
 class ConfigError(TrainError):
     """The training configuration or the graph does not fit together (exit 1)."""
 
-    kind = "config"
+    kind = FailureKind.CONFIG
 
 
 class DataError(TrainError):
     """Data cannot be read or does not fit the graph: a missing file or column (exit 2)."""
 
     exit_code = EXIT_USAGE
-    kind = "data"
+    kind = FailureKind.DATA
 
 
 class RunDirError(TrainError):
@@ -40,10 +41,10 @@ class Diverged(TrainError):
     """The loss became NaN or infinite (exit 3)."""
 
     exit_code = EXIT_DIVERGED
-    kind = "diverged"
+    kind = FailureKind.DIVERGED
 
 
 class OutOfMemory(TrainError):
     """The device ran out of memory (exit 1)."""
 
-    kind = "out_of_memory"
+    kind = FailureKind.OUT_OF_MEMORY

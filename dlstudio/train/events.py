@@ -1,7 +1,15 @@
-"""Typed events the trainer emits, in the order a run produces them.
+"""Every message between the trainer, the worker process and the UI, in one place.
 
-Each is a small frozen dataclass of plain values (no tensors), so a Qt bridge can forward it
-as a signal argument and ``--json`` can print it as one line with :func:`event_to_json`.
+* Trainer events (:data:`Event`), in the order a run produces them: each a small frozen
+  dataclass of plain values (no tensors), so a Qt bridge can forward it as a signal argument
+  and ``--json`` can print it as one line with :func:`event_to_json`.
+* Insight reports (:data:`InsightReport`): what a probe saw inside the network while it trains.
+* The worker's messages: :class:`Job` and the commands (:data:`Command`) going in, :class:`Ready`
+  and :class:`RunEnded` coming out besides the events above.
+* How the UI sees a run: :class:`SessionState` and :class:`SessionMode`.
+
+Enums are ``StrEnum``: a member equals, formats and serialises as its string, so JSON lines
+stay what they were.
 """
 
 from __future__ import annotations
@@ -10,11 +18,34 @@ import json
 import math
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
-FinishReason = Literal["completed", "early_stopping", "stopped", "interrupted", "max_steps"]
-FailureKind = Literal["diverged", "out_of_memory", "data", "config", "error"]
+if TYPE_CHECKING:
+    import numpy as np
 
+
+class FinishReason(StrEnum):
+    """Why a run ended without error."""
+
+    COMPLETED = "completed"
+    EARLY_STOPPING = "early_stopping"
+    STOPPED = "stopped"
+    INTERRUPTED = "interrupted"
+    MAX_STEPS = "max_steps"
+
+
+class FailureKind(StrEnum):
+    """What kind of error stopped a run."""
+
+    DIVERGED = "diverged"
+    OUT_OF_MEMORY = "out_of_memory"
+    DATA = "data"
+    CONFIG = "config"
+    ERROR = "error"
+
+
+# --- trainer events -----------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class RunStarted:
@@ -69,7 +100,8 @@ class Throughput:
 
 @dataclass(frozen=True, slots=True)
 class EpochEnd:
-    """An epoch and its validation are done; ``metrics`` holds train_loss, val_loss, val_<metric>."""
+    """An epoch and its validation are done; ``metrics`` holds train_loss, val_loss, val_<metric>,
+    and for a task with several losses ``train_loss/<name>`` and ``val_loss/<name>`` too."""
 
     epoch: int
     step: int
@@ -111,6 +143,9 @@ class Finished:
     seconds: float
     run_dir: str | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", FinishReason(self.reason))  # a misspelt reason raises
+
 
 @dataclass(frozen=True, slots=True)
 class Failed:
@@ -122,13 +157,16 @@ class Failed:
     epoch: int = 0
     step: int = 0
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", FailureKind(self.kind))  # a misspelt kind raises
+
 
 Event = (RunStarted | StepEnd | LearningRate | Throughput | EpochEnd | ActivationSample
          | CheckpointSaved | Finished | Failed)
 
 
 def event_name(event: Event) -> str:
-    """``StepEnd`` -> ``step_end``: the name in JSON lines and in ``Callback.on_<name>``."""
+    """``StepEnd`` -> ``step_end``: the event's name in JSON lines."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", type(event).__name__).lower()
 
 
@@ -141,6 +179,22 @@ def event_to_json(event: Event) -> str:
     return json.dumps(event_to_dict(event), allow_nan=False, separators=(",", ":"))
 
 
+#: The key of a step's total loss in :attr:`StepEnd.losses`.
+TOTAL_LOSS = "loss/total"
+
+
+def loss_parts(losses: dict[str, float]) -> dict[str, float]:
+    """A step's named losses besides the total, by short name (``generator``); none when the
+    step has a single loss."""
+    parts = {key.removeprefix("loss/"): value for key, value in losses.items() if key != TOTAL_LOSS}
+    return parts if len(losses) > 1 else {}
+
+
+def is_loss(key: str) -> bool:
+    """Whether an epoch metric is a loss: ``train_loss``, ``val_loss`` or one of their named parts."""
+    return key in ("train_loss", "val_loss") or key.startswith(("train_loss/", "val_loss/"))
+
+
 def _finite(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
@@ -149,3 +203,180 @@ def _finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_finite(v) for v in value]
     return value
+
+
+# --- insight reports: what a probe saw inside the network -----------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class NodeStats:
+    """Summary of one node's output over the probe batch, and of its gradients."""
+
+    node: str
+    shape: tuple[int, ...]
+    mean: float
+    std: float
+    min: float
+    max: float
+    zero_fraction: float
+    dead_fraction: float  # output elements that are 0 for every probe sample
+    histogram: tuple[int, ...]
+    grad_norm: float | None = None  # |d loss / d output| on the probe batch
+    param_grad_norm: float | None = None  # |d loss / d parameters| at the last training step
+    param_norm: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeDetail:
+    """One probe sample's output of a node, shaped for a view: ``maps`` [C, H, W], ``heatmap``
+    [rows, cols] (a sequence, or attention weights) or ``vector`` [F]."""
+
+    node: str
+    port: str
+    kind: str
+    values: np.ndarray
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """An image classifier on one probe sample: the image, class probabilities and saliency."""
+
+    index: int
+    image: np.ndarray  # [H, W] or [H, W, 3], scaled to 0..1
+    saliency: np.ndarray  # [H, W], |d score / d input| scaled to 0..1
+    probabilities: np.ndarray
+    predicted: int
+    target: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeReport:
+    """Everything one probe saw; ``seconds`` is what it cost the training thread."""
+
+    epoch: int
+    step: int
+    stats: dict[str, NodeStats]
+    details: dict[str, NodeDetail] = field(default_factory=dict)
+    predictions: tuple[Prediction, ...] = ()
+    warnings: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ConfusionReport:
+    """The validation confusion matrix after an epoch (rows: true class, columns: predicted)."""
+
+    epoch: int
+    step: int
+    matrix: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeFailed:
+    """Probing stopped (training goes on): ``message`` says why."""
+
+    message: str
+
+
+InsightReport = ProbeReport | ConfusionReport | ProbeFailed
+
+
+# --- the worker process: a job and commands in, Ready and RunEnded out (besides the events) ---------
+
+@dataclass(frozen=True)
+class Job:
+    """One run: the graph as JSON text, the configuration as JSON-able data."""
+
+    graph_json: str
+    config: dict[str, Any]
+    run_dir: str | None = None
+    resume: bool = False
+    base_dir: str | None = None
+    max_steps: int | None = None
+    probe_interval: float = 0.5
+    details: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StartRun:
+    """Train ``job`` (ignored while a run is on)."""
+
+    job: Job
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """Hold the run before its next batch."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Continue a paused run."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """End the run before its next batch (a checkpoint is written first)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetDetails:
+    """Probes include these nodes' whole outputs; after a run, the worker probes at once."""
+
+    nodes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Quit:
+    """Let the trained network go and end the worker."""
+
+
+Control = Pause | Resume | Stop
+Command = StartRun | Control | SetDetails | Quit
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """The worker has imported the engine and waits for a run."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunEnded:
+    """``fit`` returned (``crashed``: it raised; the engine has sent Failed first)."""
+
+    crashed: bool = False
+
+
+# --- a run as the UI sees it ------------------------------------------------------------------------
+
+class SessionMode(StrEnum):
+    """Where a session trains: in a worker process (the app's choice) or on a thread (tests)."""
+
+    PROCESS = "process"
+    THREAD = "thread"
+
+
+class SessionState(StrEnum):
+    """``ready`` -> ``running`` <-> ``paused`` -> ``stopping`` -> ``finished``, ``stopped`` or ``failed``."""
+
+    READY = "ready"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPING = "stopping"
+    FINISHED = "finished"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+    @property
+    def active(self) -> bool:
+        """A run is on (perhaps paused, or on its way out)."""
+        return self in (SessionState.RUNNING, SessionState.PAUSED, SessionState.STOPPING)
+
+    @property
+    def controllable(self) -> bool:
+        """Pause, resume and stop apply."""
+        return self in (SessionState.RUNNING, SessionState.PAUSED)
+
+    @property
+    def ended(self) -> bool:
+        return self in (SessionState.FINISHED, SessionState.STOPPED, SessionState.FAILED)

@@ -13,14 +13,15 @@ import time
 from typing import TYPE_CHECKING
 
 from dlstudio.train.callbacks import Callback, CallbackFn
-from dlstudio.train.events import EpochEnd, RunStarted, StepEnd
-from dlstudio.train.probes import (
-    ConfusionMetrics,
+from dlstudio.train.events import (
     ConfusionReport,
-    ProbeCapture,
+    EpochEnd,
     ProbeFailed,
     ProbeReport,
+    RunStarted,
+    StepEnd,
 )
+from dlstudio.train.probes import ConfusionMetrics, ProbeCapture
 
 if TYPE_CHECKING:
     from dlstudio.train.trainer import Trainer

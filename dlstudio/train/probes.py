@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import re
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 
 from dlstudio.core.analysis import Analysis
 from dlstudio.core.codegen import ModulePlan, Statement
+from dlstudio.train.events import NodeDetail, NodeStats, Prediction, ProbeReport
 from dlstudio.train.metrics import Metrics
 
 #: Largest feature map side, sequence length and feature count kept for a detail view.
@@ -29,70 +29,6 @@ MAP_SIDE, MAX_MAPS, HEAT_SIDE, MAX_VALUES, IMAGE_SIDE = 48, 64, 256, 1024, 128
 BINS = 30
 #: A node's output gradient this many times smaller (larger) than at the loss output vanishes (explodes).
 VANISHING_RATIO, EXPLODING_RATIO = 1e-4, 1e4
-
-
-@dataclass(frozen=True, slots=True)
-class NodeStats:
-    """Summary of one node's output over the probe batch, and of its gradients."""
-
-    node: str
-    shape: tuple[int, ...]
-    mean: float
-    std: float
-    min: float
-    max: float
-    zero_fraction: float
-    dead_fraction: float  # output elements that are 0 for every probe sample
-    histogram: tuple[int, ...]
-    grad_norm: float | None = None  # |d loss / d output| on the probe batch
-    param_grad_norm: float | None = None  # |d loss / d parameters| at the last training step
-    param_norm: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class NodeDetail:
-    """One probe sample's output of a node, shaped for a view: ``maps`` [C, H, W], ``heatmap``
-    [rows, cols] (a sequence, or attention weights) or ``vector`` [F]."""
-
-    node: str
-    port: str
-    kind: str
-    values: np.ndarray
-    shape: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Prediction:
-    """An image classifier on one probe sample: the image, class probabilities and saliency."""
-
-    index: int
-    image: np.ndarray  # [H, W] or [H, W, 3], scaled to 0..1
-    saliency: np.ndarray  # [H, W], |d score / d input| scaled to 0..1
-    probabilities: np.ndarray
-    predicted: int
-    target: int
-
-
-@dataclass(frozen=True, slots=True)
-class ProbeReport:
-    """Everything one probe saw; ``seconds`` is what it cost the training thread."""
-
-    epoch: int
-    step: int
-    stats: dict[str, NodeStats]
-    details: dict[str, NodeDetail] = field(default_factory=dict)
-    predictions: tuple[Prediction, ...] = ()
-    warnings: dict[str, str] = field(default_factory=dict)
-    seconds: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class ConfusionReport:
-    """The validation confusion matrix after an epoch (rows: true class, columns: predicted)."""
-
-    epoch: int
-    step: int
-    matrix: np.ndarray
 
 
 class ConfusionMetrics(Metrics):
@@ -329,9 +265,3 @@ def gradient_warnings(stats: dict[str, NodeStats], reference: str | None) -> dic
                 warnings[node] = f"exploding gradient: {ratio:.1e} x the gradient at the output"
     return warnings
 
-
-@dataclass(frozen=True, slots=True)
-class ProbeFailed:
-    """Probing stopped (training goes on): ``message`` says why."""
-
-    message: str

@@ -1,15 +1,13 @@
 """A training worker process: the trainer away from the UI's interpreter and its lock.
 
 The app starts one with :func:`start_worker` (``multiprocessing`` *spawn*, so nothing of the
-UI process is inherited) ahead of time; it imports torch and waits. Commands go in over a
-pipe as plain tuples; events come back over a queue, in batches, as the engine's own event
-dataclasses (and the probe reports of :mod:`dlstudio.train.probes`). The graph travels as its JSON text
-and the configuration as a JSON-able dict, so no user file is ever unpickled. No Qt here.
+UI process is inherited) ahead of time; it imports torch and waits. Commands
+(:data:`~dlstudio.train.events.Command`) go in over a pipe; events come back over a queue, in
+batches, as the engine's own event dataclasses and insight reports. Every message is declared
+in :mod:`dlstudio.train.events`. The graph travels as its JSON text and the configuration as a
+JSON-able dict, so no user file is ever unpickled. No Qt here.
 
-Commands: ``("run", job)``, ``("pause",)``, ``("resume",)``, ``("stop",)``,
-``("details", [node ids])`` (probes include those nodes' whole outputs; after a run it probes
-at once), ``("quit",)``. After a run the worker keeps the trained network for probes until
-it is told to quit.
+After a run the worker keeps the trained network for probes until it is told to :class:`Quit`.
 """
 
 from __future__ import annotations
@@ -26,32 +24,22 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-
-@dataclass(frozen=True, slots=True)
-class Ready:
-    """The worker has imported the engine and waits for a run."""
-
-
-@dataclass(frozen=True, slots=True)
-class RunEnded:
-    """``fit`` returned (``crashed``: it raised; the engine has sent Failed first)."""
-
-    crashed: bool = False
-
-
-@dataclass(frozen=True)
-class Job:
-    """One run: the graph as JSON text, the configuration as JSON-able data."""
-
-    graph_json: str
-    config: dict[str, Any]
-    run_dir: str | None = None
-    resume: bool = False
-    base_dir: str | None = None
-    max_steps: int | None = None
-    probe_interval: float = 0.5
-    details: tuple[str, ...] = ()
-
+from dlstudio.train.events import (
+    Command,
+    Control,
+    Failed,
+    Finished,
+    Job,
+    Pause,
+    Quit,
+    Ready,
+    Resume,
+    RunEnded,
+    RunStarted,
+    SetDetails,
+    StartRun,
+    Stop,
+)
 
 #: Events are sent in batches at most this often while training (each send wakes a feeder
 #: thread that competes with the training thread for the interpreter).
@@ -63,7 +51,7 @@ class _Batcher:
     of its own sends them, so a paused run's last steps still arrive), and at once for the
     events that begin or end something, or outside a run."""
 
-    URGENT = frozenset({"Ready", "RunStarted", "Finished", "Failed", "RunEnded"})
+    URGENT = (Ready, RunStarted, Finished, Failed, RunEnded)
 
     def __init__(self, events: Any) -> None:
         self.events = events
@@ -75,7 +63,7 @@ class _Batcher:
     def __call__(self, event: Any) -> None:
         with self.lock:
             self.pending.append(event)
-            if not self.training or type(event).__name__ in self.URGENT:
+            if not self.training or isinstance(event, self.URGENT):
                 self._send()
 
     def _send(self) -> None:
@@ -90,11 +78,27 @@ class _Batcher:
                 self._send()
 
 
+@dataclass(frozen=True, slots=True)
+class _ProbeNow:
+    """The worker's own job: probe the trained network now (new details after a run)."""
+
+
+def steer(trainer: Any, command: Control) -> None:
+    """Pause, resume or stop ``trainer`` (from any thread)."""
+    match command:
+        case Pause():
+            trainer.request_pause()
+        case Resume():
+            trainer.request_resume()
+        case Stop():
+            trainer.request_stop()
+
+
 class _Worker:
     def __init__(self, commands: Connection, events: Any) -> None:
         self.commands = commands
         self.send = _Batcher(events)
-        self.jobs: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.jobs: queue.Queue[StartRun | Quit | _ProbeNow] = queue.Queue()
         self.trainer: Any = None
         self.tap: Any = None
 
@@ -102,24 +106,25 @@ class _Worker:
         """Commands from the UI (a thread: it must answer while ``fit`` runs)."""
         while True:
             try:
-                command, *args = self.commands.recv()
+                command: Command = self.commands.recv()
             except (EOFError, OSError):
-                command, args = "quit", []
-            if command in ("run", "quit"):
-                self.jobs.put((command, args[0] if args else None))
-                if command == "quit":
+                command = Quit()
+            match command:
+                case StartRun():
+                    self.jobs.put(command)
+                case Quit():
+                    self.jobs.put(command)
                     return
-            elif command == "details":
-                self._details(tuple(args[0]))
-            elif self.trainer is not None:
-                {"pause": self.trainer.request_pause, "resume": self.trainer.request_resume,
-                 "stop": self.trainer.request_stop}[command]()
+                case SetDetails(nodes):
+                    self._details(nodes)
+                case Pause() | Resume() | Stop() if self.trainer is not None:
+                    steer(self.trainer, command)
 
     def _details(self, nodes: tuple[str, ...]) -> None:
         if self.tap is not None:
             self.tap.details = nodes
             if nodes and not self.send.training:
-                self.jobs.put(("probe", None))
+                self.jobs.put(_ProbeNow())
 
     def serve(self) -> None:
         import dlstudio.train.trainer  # noqa: F401  (torch and the engine, before Ready)
@@ -127,13 +132,13 @@ class _Worker:
         threading.Thread(target=self.listen, name="dlstudio-commands", daemon=True).start()
         self.send(Ready())
         while True:
-            command, job = self.jobs.get()
-            if command == "quit":
-                return
-            if command == "run" and self.trainer is None:
-                self.run(job)
-            elif command == "probe" and self.tap is not None and self.trainer is not None:
-                self.tap.probe(self.trainer.state.epoch, self.trainer.state.step)
+            match self.jobs.get():
+                case Quit():
+                    return
+                case StartRun(job) if self.trainer is None:
+                    self.run(job)
+                case _ProbeNow() if self.tap is not None and self.trainer is not None:
+                    self.tap.probe(self.trainer.state.epoch, self.trainer.state.step)
 
     def run(self, job: Job) -> None:
         from dlstudio.core.io import graph_from_dict, parse_json
@@ -182,7 +187,7 @@ class WorkerHandle:
     commands: Connection
     events: Any
 
-    def send(self, *command: Any) -> bool:
+    def send(self, command: Command) -> bool:
         try:
             self.commands.send(command)
             return True
@@ -205,7 +210,7 @@ class WorkerHandle:
 
     def close(self, timeout: float = 5.0) -> None:
         """Ask the worker to quit; kill it if it does not within ``timeout`` seconds."""
-        self.send("quit")
+        self.send(Quit())
         self.process.join(timeout)
         if self.process.is_alive():
             self.process.kill()

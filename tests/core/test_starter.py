@@ -8,7 +8,8 @@ from dlstudio.core.analysis import analyze
 from dlstudio.core.graph import Edge, Graph, Node
 from dlstudio.core.io import load_graph
 from dlstudio.core.starter import TEMPLATES, suggest_training
-from dlstudio.core.training import TrainingConfig, check_training
+from dlstudio.core.training import TrainingConfig
+from dlstudio.core.training_checks import check_training
 from tests.conftest import GRAPHS
 
 

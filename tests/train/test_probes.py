@@ -14,15 +14,9 @@ from dlstudio.core.codegen import plan_module
 from dlstudio.core.compiler import build_module
 from dlstudio.core.io import graph_to_json, load_graph
 from dlstudio.train import Recorder, RunDir, Trainer
-from dlstudio.train.events import Finished, StepEnd
+from dlstudio.train.events import ConfusionReport, Finished, NodeStats, ProbeReport, StepEnd
 from dlstudio.train.insight import InsightTap
-from dlstudio.train.probes import (
-    ConfusionReport,
-    NodeStats,
-    ProbeCapture,
-    ProbeReport,
-    gradient_warnings,
-)
+from dlstudio.train.probes import ProbeCapture, gradient_warnings
 from dlstudio.train.runlist import list_runs
 from tests.conftest import GRAPHS
 from tests.train.helpers import dropout_mlp, graph_of, mlp
@@ -168,28 +162,29 @@ def test_runs_are_listed_from_the_runs_folder(tmp_path) -> None:
 
 
 def test_a_worker_process_trains_reports_and_stops(tmp_path) -> None:
-    from dlstudio.train.worker import Job, Ready, RunEnded, start_worker
+    from dlstudio.train.events import Job, Ready, RunEnded, SetDetails, StartRun, Stop
+    from dlstudio.train.worker import start_worker
 
     graph = graph_of(mlp(epochs=500))
     worker = start_worker()
     try:
         job = Job(graph_json=graph_to_json(graph), config=graph.training.model_dump(mode="json"),
                   run_dir=str(tmp_path / "run"), details=("fc1",))
-        assert worker.send("run", job)
+        assert worker.send(StartRun(job))
         seen: list = []
         deadline = time.monotonic() + 90
         while not any(isinstance(e, StepEnd) for e in seen) and time.monotonic() < deadline:
             seen += worker.poll()
             time.sleep(0.05)
         assert isinstance(seen[0], Ready) and any(isinstance(e, StepEnd) for e in seen)
-        worker.send("stop")
+        worker.send(Stop())
         while not any(isinstance(e, RunEnded) for e in seen) and time.monotonic() < deadline:
             seen += worker.poll()
             time.sleep(0.05)
         [finished] = [e for e in seen if isinstance(e, Finished)]
         assert finished.reason == "stopped" and finished.epoch < 500
         assert any(isinstance(e, ProbeReport) and "fc1" in e.details for e in seen)
-        worker.send("details", ["act"])  # after the run it probes again at once
+        worker.send(SetDetails(("act",)))  # after the run it probes again at once
         while not any(isinstance(e, ProbeReport) and "act" in e.details for e in seen) and time.monotonic() < deadline:
             seen += worker.poll()
             time.sleep(0.05)

@@ -24,6 +24,16 @@ from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
 from dlstudio.core.graph import Graph
 from dlstudio.core.training import TrainingConfig
+from dlstudio.train.events import (
+    Control,
+    Pause,
+    Resume,
+    SessionMode,
+    SessionState,
+    SetDetails,
+    StartRun,
+    Stop,
+)
 
 DRAIN_MS = 500
 #: After a run, or a probe asked for after it, how long to keep listening for its reports.
@@ -65,10 +75,10 @@ class _JobThread(QThread):
 class TrainingSession(QObject):
     """One training run of a snapshot of a graph, driven from the UI thread.
 
-    ``mode`` ``"process"`` (the app's choice) trains in a worker process, so the UI and the
-    training never wait for each other's interpreter lock; ``"thread"`` trains on a QThread in
-    this process. Both deliver the same signals. States: ``ready`` -> ``running`` <->
-    ``paused`` -> ``stopping`` -> ``finished``, ``stopped`` or ``failed``.
+    ``mode`` :attr:`~SessionMode.PROCESS` (the app's choice) trains in a worker process, so the
+    UI and the training never wait for each other's interpreter lock; :attr:`~SessionMode.THREAD`
+    trains on a QThread in this process. Both deliver the same signals. ``state`` is a
+    :class:`SessionState`.
     """
 
     started = Signal(object)  # RunStarted
@@ -82,11 +92,11 @@ class TrainingSession(QObject):
     notice = Signal(str)  # something worth a status message (probing gave up, ...)
     finished = Signal(object)  # Finished
     failed = Signal(object)  # Failed
-    state_changed = Signal(str)
+    state_changed = Signal(object)  # SessionState
 
     def __init__(self, graph: Graph, config: TrainingConfig | None = None, *, run_dir: Path | None = None,
                  resume: bool = False, base_dir: Path | None = None, max_steps: int | None = None,
-                 probe_interval: float = 0.5, mode: str = "process", worker: Any = None,
+                 probe_interval: float = 0.5, mode: SessionMode = SessionMode.PROCESS, worker: Any = None,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.graph = graph.model_copy(deep=True)
@@ -97,13 +107,13 @@ class TrainingSession(QObject):
         self.base_dir = base_dir
         self.max_steps = max_steps
         self.probe_interval = probe_interval
-        self.mode = mode
+        self.mode = SessionMode(mode)
         self.worker = worker
         self.queue = EventQueue()
         self.details: tuple[str, ...] = ()
         self.outcome: Any = None  # the Finished or Failed event
         self.run_started: Any = None
-        self.state = "ready"
+        self.state = SessionState.READY
         self.trainer: Any = None
         self.tap: Any = None
         self._ended = False
@@ -118,27 +128,28 @@ class TrainingSession(QObject):
     # ----- control ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self.state != "ready":
+        if self.state != SessionState.READY:
             raise RuntimeError(f"this session is {self.state}")
         if self.config is None:
             raise ValueError("the graph has no training section")
-        if self.mode == "thread":
+        if self.mode == SessionMode.THREAD:
             self._start_thread()
         else:
             self._start_process()
-        self._set_state("running")
+        self._set_state(SessionState.RUNNING)
         self._timer.start()
 
     def _start_process(self) -> None:
         from dlstudio.core.io import graph_to_json
-        from dlstudio.train.worker import Job, start_worker
+        from dlstudio.train.events import Job
+        from dlstudio.train.worker import start_worker
 
         self.worker = self.worker if self.worker is not None and self.worker.alive else start_worker()
-        self.worker.send("run", Job(
+        self.worker.send(StartRun(Job(
             graph_json=graph_to_json(self.graph), config=self.config.model_dump(mode="json"),
             run_dir=str(self.run_dir) if self.run_dir else None, resume=self.resume,
             base_dir=str(self.base_dir) if self.base_dir else None, max_steps=self.max_steps,
-            probe_interval=self.probe_interval, details=self.details))
+            probe_interval=self.probe_interval, details=self.details)))
 
     def _start_thread(self) -> None:
         from dlstudio.train.insight import InsightTap
@@ -161,7 +172,7 @@ class TrainingSession(QObject):
             self.tap.probe(self.trainer.state.epoch, self.trainer.state.step)
 
     def _thread_done(self) -> None:
-        from dlstudio.train.worker import RunEnded
+        from dlstudio.train.events import RunEnded
 
         if self._thread_ended:  # called by wait() and by the thread's finished signal
             return
@@ -169,32 +180,33 @@ class TrainingSession(QObject):
         self.queue(RunEnded(crashed=self._thread is not None and self._thread.error is not None))
         self.deliver()
 
-    def _command(self, name: str) -> None:
-        if self.mode == "process":
-            self.worker.send(name)
+    def _command(self, command: Control) -> None:
+        if self.mode == SessionMode.PROCESS:
+            self.worker.send(command)
         else:
-            {"pause": self.trainer.request_pause, "resume": self.trainer.request_resume,
-             "stop": self.trainer.request_stop}[name]()
+            from dlstudio.train.worker import steer
+
+            steer(self.trainer, command)
 
     def pause(self) -> None:
-        if self.state == "running":
-            self._command("pause")
-            self._set_state("paused")
+        if self.state == SessionState.RUNNING:
+            self._command(Pause())
+            self._set_state(SessionState.PAUSED)
 
     def resume_run(self) -> None:
-        if self.state == "paused":
-            self._command("resume")
-            self._set_state("running")
+        if self.state == SessionState.PAUSED:
+            self._command(Resume())
+            self._set_state(SessionState.RUNNING)
 
     def stop(self) -> None:
         """Stop before the next batch (a checkpoint is written first)."""
-        if self.state in ("running", "paused"):
-            self._command("stop")
-            self._set_state("stopping")
+        if self.state.controllable:
+            self._command(Stop())
+            self._set_state(SessionState.STOPPING)
 
     @property
     def active(self) -> bool:
-        return self.state in ("running", "paused", "stopping")
+        return self.state.active
 
     def wait(self, ms: int = 30_000) -> bool:
         """Block until the run has ended and its events are delivered (tests, shutdown)."""
@@ -225,10 +237,10 @@ class TrainingSession(QObject):
     def set_details(self, nodes: list[str]) -> None:
         """Nodes whose whole output the probes include; after a run, probes again at once."""
         self.details = tuple(nodes)
-        if self.state == "ready":
+        if self.state == SessionState.READY:
             return
-        if self.mode == "process":
-            if self.worker is not None and self.worker.send("details", list(self.details)):
+        if self.mode == SessionMode.PROCESS:
+            if self.worker is not None and self.worker.send(SetDetails(self.details)):
                 self._linger = time.monotonic() + LINGER_S
                 self._timer.start()
             return
@@ -259,15 +271,13 @@ class TrainingSession(QObject):
     def deliver(self) -> None:
         """Emit what the training side queued since the last call (UI thread)."""
         from dlstudio.train import events as ev
-        from dlstudio.train.probes import ConfusionReport, ProbeFailed, ProbeReport
-        from dlstudio.train.worker import RunEnded
 
-        events = self.queue.drain() if self.mode == "thread" else self._poll_worker()
+        events = self.queue.drain() if self.mode == SessionMode.THREAD else self._poll_worker()
         steps = [e for e in events if isinstance(e, ev.StepEnd)]
-        probes = [e for e in events if isinstance(e, ProbeReport)]
+        probes = [e for e in events if isinstance(e, ev.ProbeReport)]
         signals = {ev.LearningRate: self.learning_rate, ev.Throughput: self.throughput,
                    ev.EpochEnd: self.epoch_ended, ev.CheckpointSaved: self.checkpoint_saved,
-                   ConfusionReport: self.confusion}
+                   ev.ConfusionReport: self.confusion}
         for event in events:
             if isinstance(event, ev.StepEnd):
                 if event is steps[0]:
@@ -277,12 +287,12 @@ class TrainingSession(QObject):
                 self.started.emit(event)
             elif type(event) in signals:
                 signals[type(event)].emit(event)
-            elif isinstance(event, ProbeFailed):
+            elif isinstance(event, ev.ProbeFailed):
                 self.notice.emit(event.message)
             elif isinstance(event, ev.Finished | ev.Failed):
                 self.outcome = event
                 (self.finished if isinstance(event, ev.Finished) else self.failed).emit(event)
-            elif isinstance(event, RunEnded):
+            elif isinstance(event, ev.RunEnded):
                 self._ended = True
         if probes:
             self.probed.emit(probes[-1])
@@ -296,26 +306,26 @@ class TrainingSession(QObject):
             return []
         events = self.worker.poll()
         if not self.worker.alive and not self._ended and self.active:
-            from dlstudio.train.events import Failed
-            from dlstudio.train.worker import RunEnded
+            from dlstudio.train.events import Failed, FailureKind, RunEnded
 
             code = self.worker.process.exitcode
             events += self.worker.poll() + [
-                Failed("error", f"the training process ended unexpectedly (exit code {code})",
+                Failed(FailureKind.ERROR, f"the training process ended unexpectedly (exit code {code})",
                        "the machine may have run out of memory; try a smaller batch size"), RunEnded(True)]
         return events
 
     def _run_over(self) -> None:
-        from dlstudio.train.events import Finished
+        from dlstudio.train.events import Finished, FinishReason
 
         self._linger = time.monotonic() + LINGER_S  # the final probe may still be on its way
         if isinstance(self.outcome, Finished):
-            done = self.outcome.reason in ("completed", "early_stopping", "max_steps")
-            self._set_state("finished" if done else "stopped")
+            done = self.outcome.reason in (FinishReason.COMPLETED, FinishReason.EARLY_STOPPING,
+                                           FinishReason.MAX_STEPS)
+            self._set_state(SessionState.FINISHED if done else SessionState.STOPPED)
         else:
-            self._set_state("failed")
+            self._set_state(SessionState.FAILED)
 
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: SessionState) -> None:
         if state != self.state:
             self.state = state
             self.state_changed.emit(state)

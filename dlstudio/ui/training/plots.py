@@ -1,5 +1,9 @@
 """Live training curves (pyqtgraph): loss raw and smoothed, metrics, learning rate, throughput.
 
+A run whose task has several losses (``StepEnd.losses``, the ``train_loss/<name>`` and
+``val_loss/<name>`` epoch metrics) also gets one curve per named loss, in shades of the run's
+colour, named in a legend on the loss plot; a run with one loss shows just its total.
+
 Several runs share the plots, each in its own colour: the live run and any past runs reopened
 from their ``metrics.jsonl``. The x axis is the epoch (a step sits at its fraction of the
 epoch), so runs of different lengths line up. New points only mark a run dirty; the curves
@@ -33,6 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from dlstudio.train.events import loss_parts
 from dlstudio.ui.training.widgets import LegendStrip
 
 TICK_MS = 125
@@ -43,6 +48,8 @@ PLOTS = ("loss", "metrics", "lr", "speed")
 MIN_PAUSE_S = {"loss": 1.0, "metrics": 2.0, "lr": 3.0, "speed": 3.0}
 PALETTE = ("#4e8cf5", "#f28e2b", "#2ca58d", "#e15759", "#9d7cd8", "#d4a72c", "#e377c2", "#7f8c8d")
 LOSS_KEYS = ("train_loss", "val_loss")
+#: Hue offsets (degrees) from the run's colour for its named losses, in order.
+PART_HUES = (40, -40, 80, -80, 120, -120, 160)
 
 
 class LossAxis(pg.AxisItem):
@@ -106,6 +113,25 @@ class Smoother:
 
 
 @dataclass
+class StepCurve:
+    """One named loss, step by step: raw values and their moving average."""
+
+    smoother: Smoother
+    x: array = field(default_factory=lambda: array("d"))
+    raw: array = field(default_factory=lambda: array("d"))
+    smooth: array = field(default_factory=lambda: array("d"))
+
+    def add(self, x: float, value: float) -> None:
+        self.x.append(x)
+        self.raw.append(value)
+        self.smooth.append(self.smoother(value))
+
+    def resmooth(self, weight: float) -> None:
+        self.smoother = Smoother(weight)
+        self.smooth = array("d", (self.smoother(v) for v in self.raw))
+
+
+@dataclass
 class RunSeries:
     """Every point of one run the plots know."""
 
@@ -120,16 +146,27 @@ class RunSeries:
     smoother: Smoother = field(default_factory=lambda: Smoother(0.8))
     epochs: list[dict[str, float]] = field(default_factory=list)
     speed: list[tuple[float, float]] = field(default_factory=list)  # (epoch, samples/s)
+    parts: dict[str, StepCurve] = field(default_factory=dict)  # named losses besides the total, by name
     items: dict[str, pg.PlotDataItem] = field(default_factory=dict)
     drawn: dict[str, tuple] = field(default_factory=dict)
+    labelled: set[str] = field(default_factory=set)  # items named in the loss plot's legend
 
     def epoch_values(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         rows = [(r["epoch"], r[key]) for r in self.epochs if key in r]
         return (np.array([r[0] for r in rows], float), np.array([r[1] for r in rows], float))
 
     def metric_keys(self) -> list[str]:
-        keys = dict.fromkeys(k for r in self.epochs for k in r if k.startswith("val_") and k != "val_loss")
+        keys = dict.fromkeys(k for r in self.epochs for k in r if k.startswith("val_") and not k.startswith("val_loss"))
         return list(keys)
+
+    def loss_names(self) -> list[str]:
+        """The named losses besides the total (``generator``, ...), from steps and epoch metrics."""
+        epochs = (k.partition("/")[2] for r in self.epochs for k in r if k.startswith(("train_loss/", "val_loss/")))
+        return list(dict.fromkeys([*self.parts, *epochs]))
+
+    def part_colour(self, index: int) -> QColor:
+        hue, saturation, value, _ = self.colour.getHsv()
+        return QColor.fromHsv((max(hue, 0) + PART_HUES[index % len(PART_HUES)]) % 360, saturation, value)
 
 
 class PlotsPanel(QWidget):
@@ -242,6 +279,22 @@ class PlotsPanel(QWidget):
                 axis = plot.getAxis(side)
                 axis.setPen(pg.mkPen(muted))
                 axis.setTextPen(pg.mkPen(muted))
+        self._style_legend()
+
+    def _loss_legend(self) -> pg.LegendItem:
+        """The loss plot's legend of named losses (made on first need), on the plot's background."""
+        legend = self.loss.legend
+        if legend is None:
+            legend = self.loss.addLegend(offset=(-10, 10), labelTextSize="8pt")
+            self._style_legend()
+        return legend
+
+    def _style_legend(self) -> None:
+        if self.loss.legend is not None:
+            background = QColor(self.palette().color(QPalette.ColorRole.Base))
+            background.setAlpha(210)
+            self.loss.legend.setBrush(background)
+            self.loss.legend.setLabelTextColor(self.palette().color(QPalette.ColorRole.Text))
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802
         if event.type() == QEvent.Type.PaletteChange:
@@ -283,10 +336,15 @@ class PlotsPanel(QWidget):
     def add_steps(self, key: str, steps: list[Any]) -> None:
         series = self.runs[key]
         for s in steps:
-            series.step_x.append(s.epoch - 1 + s.batch / max(s.batches, 1))
+            x = s.epoch - 1 + s.batch / max(s.batches, 1)
+            series.step_x.append(x)
             series.step_loss.append(s.loss)
             series.step_lr.append(s.lr)
             series.step_smooth.append(series.smoother(s.loss))
+            for name, value in loss_parts(s.losses).items():
+                if name not in series.parts:
+                    series.parts[name] = StepCurve(Smoother(self.smoothing))
+                series.parts[name].add(x, value)
         self._mark(key, "loss", "lr")
 
     def add_epoch(self, key: str, epoch: int, metrics: dict[str, float], lr: float | None = None) -> None:
@@ -325,6 +383,8 @@ class PlotsPanel(QWidget):
         for key, series in self.runs.items():
             series.smoother = Smoother(self.smoothing)
             series.step_smooth = array("d", (series.smoother(v) for v in series.step_loss))
+            for part in series.parts.values():
+                part.resmooth(self.smoothing)
             self._mark(key, "loss")
 
     # ----- drawing -----------------------------------------------------------------------------------
@@ -373,19 +433,25 @@ class PlotsPanel(QWidget):
             view.setYRange(low - 0.25 * span, high + 0.1 * span, padding=0)  # room below: losses fall
 
     def _curve(self, series: RunSeries, name: str, plot: pg.PlotItem, x: np.ndarray, y: np.ndarray,
-               alpha: int = 255, width: float = 2.0, dashed: bool = False, symbol: str | None = None) -> None:
+               alpha: int = 255, width: float = 2.0, dashed: bool = False, symbol: str | None = None,
+               colour: QColor | None = None, label: str | None = None) -> None:
+        """Draw one curve of a run (created on first use); a ``label`` names it in the plot's legend."""
         item = series.items.get(name)
         if item is None:
-            colour = QColor(series.colour)
-            colour.setAlpha(alpha)
-            pen = pg.mkPen(colour, width=width, style=Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine)
+            base = QColor(colour if colour is not None else series.colour)
+            pen_colour = QColor(base)
+            pen_colour.setAlpha(alpha)
+            pen = pg.mkPen(pen_colour, width=width, style=Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine)
             item = pg.PlotDataItem(pen=pen, symbol=symbol, symbolSize=5,
-                                   symbolBrush=series.colour, symbolPen=None, connect="finite",
+                                   symbolBrush=base, symbolPen=None, connect="finite",
                                    antialias=width > 1.5)
             item.setDownsampling(auto=True, method="peak")
             item.setClipToView(True)
             plot.addItem(item)
             series.items[name] = item
+        if label is not None and name not in series.labelled:
+            series.labelled.add(name)
+            self._loss_legend().addItem(item, label)
         signature = (len(x), float(y[-1]) if len(y) else None, self.smoothing)
         if series.drawn.get(name) != signature:  # an unchanged curve must not repaint its plot
             series.drawn[name] = signature
@@ -395,17 +461,7 @@ class PlotsPanel(QWidget):
         before = series.step_x[0] if series.step_x else math.inf  # a resumed run's earlier epochs
         earlier = any(r["epoch"] <= before and "train_loss" in r for r in series.epochs)
         if plot == "loss":
-            if series.step_x:
-                x = np.array(series.step_x, dtype=float)  # copies: the arrays keep growing
-                self._curve(series, "train_loss_step", self.loss, x, np.array(series.step_loss, dtype=float),
-                            alpha=70, width=1.0)
-                self._curve(series, "train_loss_smoothed", self.loss, x, np.array(series.step_smooth, dtype=float))
-            if earlier:
-                ex, ey = series.epoch_values("train_loss")
-                self._curve(series, "train_loss", self.loss, ex[ex <= before], ey[ex <= before], symbol="o")
-            if any("val_loss" in r for r in series.epochs):
-                self._curve(series, "val_loss", self.loss, *series.epoch_values("val_loss"), dashed=True,
-                            symbol="o")
+            self._draw_losses(series, before, earlier)
         elif plot == "lr":
             if series.step_x:
                 self._curve(series, "lr_step", self.lr, np.array(series.step_x, dtype=float),
@@ -421,6 +477,38 @@ class PlotsPanel(QWidget):
             xs, ys = zip(*series.speed, strict=True)
             self._curve(series, "samples_per_s", self.speed, np.array(xs), np.array(ys), symbol="o")
 
+    def _draw_losses(self, series: RunSeries, before: float, earlier: bool) -> None:
+        """The total loss as ever; with several losses, each named one too, and a legend."""
+        names = series.loss_names()
+        total = "total" if names else None
+        if series.step_x:
+            x = np.array(series.step_x, dtype=float)  # copies: the arrays keep growing
+            self._curve(series, "train_loss_step", self.loss, x, np.array(series.step_loss, dtype=float),
+                        alpha=70, width=1.0)
+            self._curve(series, "train_loss_smoothed", self.loss, x, np.array(series.step_smooth, dtype=float),
+                        label=total)
+        self._epoch_losses(series, "", before, earlier, series.colour, None if series.step_x else total)
+        for index, name in enumerate(names):
+            colour = series.part_colour(index)
+            part = series.parts.get(name)
+            if part is not None:
+                self._curve(series, f"train_loss_smoothed/{name}", self.loss, np.array(part.x, dtype=float),
+                            np.array(part.smooth, dtype=float), colour=colour, label=name)
+            self._epoch_losses(series, f"/{name}", before, earlier, colour, None if part is not None else name)
+
+    def _epoch_losses(self, series: RunSeries, suffix: str, before: float, earlier: bool, colour: QColor,
+                      label: str | None) -> None:
+        """``train_loss<suffix>`` for epochs before the steps shown, and ``val_loss<suffix>`` dashed."""
+        train, val = f"train_loss{suffix}", f"val_loss{suffix}"
+        if earlier and any(train in r for r in series.epochs):
+            ex, ey = series.epoch_values(train)
+            self._curve(series, train, self.loss, ex[ex <= before], ey[ex <= before], symbol="o", colour=colour,
+                        label=label)
+            label = None
+        if any(val in r for r in series.epochs):
+            self._curve(series, val, self.loss, *series.epoch_values(val), dashed=True, symbol="o", colour=colour,
+                        label=label)
+
     # ----- export ------------------------------------------------------------------------------------
 
     def rows(self) -> list[tuple[str, str, float, float]]:
@@ -429,6 +517,8 @@ class PlotsPanel(QWidget):
         for series in self.runs.values():
             out += [(series.name, "train_loss_step", x, y) for x, y in zip(series.step_x, series.step_loss, strict=True)]
             out += [(series.name, "lr_step", x, y) for x, y in zip(series.step_x, series.step_lr, strict=True)]
+            for name, part in series.parts.items():
+                out += [(series.name, f"train_loss_step/{name}", x, y) for x, y in zip(part.x, part.raw, strict=True)]
             for record in series.epochs:
                 out += [(series.name, k, record["epoch"], v) for k, v in record.items() if k != "epoch"]
             out += [(series.name, "samples_per_s", x, y) for x, y in series.speed]

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from dlstudio.train.events import is_loss
 from dlstudio.ui.panels import plain_label
 from dlstudio.ui.theme import plain_tooltip
 
@@ -171,7 +172,7 @@ def _metric(value: float | None) -> str:
 
 
 def _main_metric(run: RunInfo) -> str:
-    name = next((k for k in run.metrics if k.startswith("val_") and k != "val_loss"), None)
+    name = next((k for k in run.metrics if k.startswith("val_") and not is_loss(k)), None)
     if name is None:
         return ""
     value = run.metrics[name]

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from dlstudio.train.events import FinishReason, SessionMode, SessionState
 from dlstudio.ui.first_paint import FirstPaint
 from dlstudio.ui.training.exports import FILTERS, SUFFIXES, ExportJob, ExportResult
 from dlstudio.ui.training.indicators import NodeIndicators
@@ -77,7 +78,7 @@ class TrainingWorkspace(QObject):
         self.runs_root_override: Path | None = None
         self.ask_save_path: Callable[[str, Path], Path | None] = self._ask_save_path
         self.jobs: list[Any] = []
-        self.mode = "process"  # or "thread" (tests)
+        self.mode = SessionMode.PROCESS  # or THREAD (tests)
         self.arranged = False
         # a spare worker costs a process; headless test and screenshot runs do without
         self.prewarm = QGuiApplication.platformName() != "offscreen"
@@ -209,7 +210,7 @@ class TrainingWorkspace(QObject):
 
     def warm_up(self) -> None:
         """Start a worker process now, so that Start begins training without waiting for torch."""
-        if self.prewarm and self.mode == "process" and (self.spare is None or not self.spare.alive):
+        if self.prewarm and self.mode == SessionMode.PROCESS and (self.spare is None or not self.spare.alive):
             from dlstudio.train.worker import start_worker
 
             self.spare = start_worker()
@@ -325,9 +326,9 @@ class TrainingWorkspace(QObject):
     def toggle_pause(self) -> None:
         if self.session is None:
             return
-        if self.session.state == "running":
+        if self.session.state == SessionState.RUNNING:
             self.session.pause()
-        elif self.session.state == "paused":
+        elif self.session.state == SessionState.PAUSED:
             self.session.resume_run()
 
     def stop(self) -> None:
@@ -353,10 +354,10 @@ class TrainingWorkspace(QObject):
 
     # ----- events from the run -----------------------------------------------------------------------
 
-    def _state_changed(self, state: str) -> None:
+    def _state_changed(self, state: SessionState) -> None:
         self._update_actions()
         self.runs.set_busy(self.running)
-        if state in ("finished", "stopped", "failed"):
+        if state.ended:
             self.plots.redraw()  # while training, a plot waits up to MIN_PAUSE_S between redraws
             self.refresh_runs()
             QTimer.singleShot(WARM_AFTER_MS, self.warm_up)
@@ -393,11 +394,12 @@ class TrainingWorkspace(QObject):
         self._raise(self.train_dock)
 
     def _finished(self, event: Any) -> None:
-        how = {"completed": "Finished", "early_stopping": "Stopped early (no improvement)",
-               "max_steps": "Reached the step limit", "stopped": "Stopped",
-               "interrupted": "Interrupted"}[event.reason]
-        metric = next((f" · {k} {_format(k, v)}" for k, v in event.metrics.items() if k != "train_loss"), "")
-        resume = " (checkpoint saved: resume it from Runs)" if event.reason == "stopped" else ""
+        how = {FinishReason.COMPLETED: "Finished", FinishReason.EARLY_STOPPING: "Stopped early (no improvement)",
+               FinishReason.MAX_STEPS: "Reached the step limit", FinishReason.STOPPED: "Stopped",
+               FinishReason.INTERRUPTED: "Interrupted"}[event.reason]
+        metric = next((f" · {k} {_format(k, v)}" for k, v in event.metrics.items()
+                       if not k.startswith("train_loss")), "")
+        resume = " (checkpoint saved: resume it from Runs)" if event.reason == FinishReason.STOPPED else ""
         self.panel.show_message(f"{how} after {event.epoch} epochs, {event.step} steps in "
                                 f"{event.seconds:.0f} s{metric}{resume}")
 
@@ -452,12 +454,12 @@ class TrainingWorkspace(QObject):
         self.refresh_runs()  # its colour beside its name
 
     def _update_actions(self) -> None:
-        state = self.session.state if self.session is not None else "ready"
+        state = self.session.state if self.session is not None else SessionState.READY
         active = self.running
         self.start_action.setEnabled(not active)
-        self.pause_action.setEnabled(state in ("running", "paused"))
-        self.pause_action.setText("Resume" if state == "paused" else "Pause")
-        self.stop_action.setEnabled(state in ("running", "paused"))
+        self.pause_action.setEnabled(state.controllable)
+        self.pause_action.setText("Resume" if state == SessionState.PAUSED else "Pause")
+        self.stop_action.setEnabled(state.controllable)
         if not active and self.session is None:
             self.panel.show_progress(0, 1, "ready" if self.panel.can_start else "fix the problems below")
 

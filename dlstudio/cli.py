@@ -103,6 +103,12 @@ def _add_gui(commands: Any) -> None:
 
 
 def _gui(args: argparse.Namespace) -> int:
+    from dlstudio.ui.platform_check import platform_problem
+
+    problem = platform_problem()  # before Qt, which would abort on a missing system library
+    if problem is not None:
+        print(f"dlstudio: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     from dlstudio.ui.app import run_app
 
     return run_app(args.graph)
@@ -141,7 +147,7 @@ def _validate(args: argparse.Namespace) -> int:
 def _add_summary(commands: Any) -> None:
     parser = _common(commands.add_parser("summary", help="table of shapes, parameters and FLOPs"))
     parser.add_argument("graph")
-    parser.add_argument("--batch", type=int, default=1, help="batch size for shapes and FLOPs")
+    parser.add_argument("--batch", type=int, help="batch size for shapes and FLOPs (default: N, FLOPs per sample)")
     parser.add_argument("--size", action="append", default=[], metavar="NAME=VALUE",
                         help="a value for a symbolic size an Input declares, e.g. T=128")
     parser.add_argument("--json", action="store_true", help="print JSON")
@@ -152,7 +158,7 @@ def _summary(args: argparse.Namespace) -> int:
     from dlstudio.core.io import load_graph
     from dlstudio.core.summary import summarize
 
-    if not 1 <= args.batch <= 2**31:
+    if args.batch is not None and not 1 <= args.batch <= 2**31:
         raise UsageError("--batch must be between 1 and 2^31")
     report = summarize(load_graph(args.graph), args.batch, _sizes(args.size))
     if not report.ok:

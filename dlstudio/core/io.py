@@ -106,7 +106,8 @@ def parse_json(raw: bytes | str, name: str = "<text>") -> Any:
     except UnicodeDecodeError:
         raise GraphFileError(name, "is not UTF-8 text") from None
     except json.JSONDecodeError as error:
-        raise GraphFileError(name, f"not valid JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
+        message = error.msg.removesuffix(" at")  # "Unterminated string starting at" + position
+        raise GraphFileError(name, f"not valid JSON: {message} at line {error.lineno} column {error.colno}") from None
     except RecursionError:
         raise GraphFileError(name, "JSON is nested too deeply") from None
     except ValueError as error:

@@ -183,6 +183,7 @@ class LayerSpec:
     (Split's ``out0`` .. ``out{k-1}``); ``outputs`` then lists those of the defaults.
     ``imports`` names what the exported file needs besides ``torch`` and ``nn``
     (``"F"``, ``"math"``); ``support`` names helper classes from :mod:`dlstudio.core.modules`.
+    A ``sink`` (Output) hands its value out of the model: the canvas offers no port to wire on.
     """
 
     type: str
@@ -202,6 +203,7 @@ class LayerSpec:
     output_rule: PortsRule | None = None
     imports: frozenset[str] = frozenset()
     support: tuple[str, ...] = ()
+    sink: bool = False
 
     def param(self, name: str) -> Param:
         for p in self.params:

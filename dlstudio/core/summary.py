@@ -1,6 +1,7 @@
 """A per-node report of a graph: type, output shapes, parameters and FLOPs, with totals.
 
-Shapes are shown for a given batch size; symbolic sizes an Input declares (a sequence length
+Shapes show the batch as ``N`` and FLOPs are per sample, as in the editor, unless a batch size
+is given; symbolic sizes an Input declares (a sequence length
 ``T``) can be given values too, which also makes their FLOPs countable.
 """
 
@@ -26,10 +27,10 @@ class Row:
 
 @dataclass
 class Summary:
-    """What ``dlstudio summary`` prints, for a given batch size."""
+    """What ``dlstudio summary`` prints, for a given batch size (None: ``N``, FLOPs per sample)."""
 
     analysis: Analysis
-    batch: int
+    batch: int | None
 
     @property
     def ok(self) -> bool:
@@ -40,8 +41,13 @@ class Summary:
         return [d.one_line() for d in self.analysis.errors]
 
     def _shape(self, shape: tuple[Dim, ...]) -> tuple[Dim, ...]:
-        """The shape with the batch filled in (expressions of the batch evaluated)."""
-        return tuple(_fill(d, self.batch) for d in shape)
+        """The shape with the batch filled in (expressions of the batch evaluated), if one is given."""
+        return shape if self.batch is None else tuple(_fill(d, self.batch) for d in shape)
+
+    @property
+    def samples(self) -> int:
+        """How many samples the FLOPs count: the batch, or one."""
+        return 1 if self.batch is None else self.batch
 
     def rows(self) -> list[Row]:
         ports: dict[str, dict[str, tuple[Dim, ...]]] = {}
@@ -52,13 +58,13 @@ class Summary:
             flops = self.analysis.flops.get(node_id)
             rows.append(Row(node_id, self.analysis.graph.node(node_id).type, ports.get(node_id, {}),
                             self.analysis.param_counts.get(node_id, 0),
-                            None if flops is None else flops * self.batch, node_id in self.analysis.live))
+                            None if flops is None else flops * self.samples, node_id in self.analysis.live))
         return rows
 
     @property
     def flops(self) -> int | None:
         total = self.analysis.total_flops
-        return None if total is None else total * self.batch
+        return None if total is None else total * self.samples
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -100,6 +106,13 @@ def frozen_note(total: int, trainable: int) -> str:
     return f" ({total - trainable:,} frozen)" if trainable != total else ""
 
 
+def unreached_note(analysis: Analysis) -> str:
+    """`` + 3,280 not reaching an Output`` after a parameter count when layers that are not (yet)
+    wired to an Output hold parameters the model will not: their nodes show those counts."""
+    unreached = sum(analysis.param_counts.values()) - analysis.total_params
+    return f" + {unreached:,} not reaching an Output" if unreached else ""
+
+
 def _fill(dim: Dim, batch: int) -> Dim:
     if isinstance(dim, int) or BATCH not in dim:
         return dim
@@ -127,6 +140,7 @@ def with_sizes(graph: Graph, sizes: dict[str, int]) -> Graph:
     return copy
 
 
-def summarize(graph: Graph, batch: int = 1, sizes: dict[str, int] | None = None) -> Summary:
-    """Analyse ``graph`` and report it for ``batch`` samples (and the given symbolic sizes)."""
+def summarize(graph: Graph, batch: int | None = None, sizes: dict[str, int] | None = None) -> Summary:
+    """Analyse ``graph`` and report it for ``batch`` samples, or per sample with the batch shown
+    as ``N`` (and the given symbolic sizes)."""
     return Summary(analyze(with_sizes(graph, sizes) if sizes else graph), batch)

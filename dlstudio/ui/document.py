@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -33,6 +34,14 @@ MAX_PASTE_BYTES = 16 * 1024 * 1024
 
 class GraphDocument(DocumentModel):
     """One open graph that views edit: every edit is one undo step."""
+
+    def save(self, path: str | Path | None = None) -> None:
+        """Save (see :meth:`DocumentModel.save`); a graph still called "untitled" takes the
+        file's name first, as an undoable step (saved as ``mlp.json``, the graph is "mlp")."""
+        target = Path(path) if path else self.path
+        if target is not None and target.stem and self.graph.name == Graph.model_fields["name"].default:
+            self.set_graph_field("name", target.stem[:200])
+        super().save(path)
 
     # ----- edits (each pushes one undo command) ---------------------------------------------
 

@@ -18,7 +18,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QWidget
 
 from dlstudio.core.analysis import Analysis
-from dlstudio.core.summary import frozen_note
+from dlstudio.core.summary import frozen_note, unreached_note
 from dlstudio.ui.canvas import GraphView
 from dlstudio.ui.document import GraphDocument
 from dlstudio.ui.files import (
@@ -250,7 +250,8 @@ class MainWindow(QMainWindow):
             self.status_problems.setText("No problems")
             set_text_colour(self.status_problems, colors().ok)
         self.status_params.setText(f"Params {analysis.total_params:,}"
-                                   + frozen_note(analysis.total_params, analysis.trainable_params))
+                                   + frozen_note(analysis.total_params, analysis.trainable_params)
+                                   + unreached_note(analysis))
         self.status_flops.setText(f"FLOPs {human_count(analysis.total_flops)}")
         outputs = analysis.outputs()
         text = "  ".join(f"{name} {tensor}" for name, tensor in outputs.items())

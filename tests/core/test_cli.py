@@ -115,6 +115,16 @@ def test_summary_table_lists_every_node_and_the_total(graph_file, capsys):
     assert lines[-1].split()[:2] == ["total", "2,410"]
 
 
+def test_summary_without_a_batch_says_n_and_counts_flops_per_sample(graph_file, capsys):
+    """As the editor shows shapes and FLOPs, not as if the batch were 1."""
+    code, out, _ = run(["summary", str(graph_file)], capsys)
+    assert code == 0 and out.splitlines()[3].split()[:3] == ["fc1", "Linear", "[N,"]
+    report = json.loads(run(["summary", str(graph_file), "--json"], capsys)[1])
+    analysis = analyze(load_graph(graph_file))
+    assert report["batch"] is None and report["outputs"] == {"logits": ["N", 10], "p": ["N", 10]}
+    assert report["flops"] == analysis.total_flops
+
+
 def test_summary_fills_symbolic_sizes_when_given(tmp_path, capsys):
     doc = {"format": "dlstudio.graph", "version": 1, "name": "seq",
            "nodes": [{"id": "x", "type": "Input", "params": {"shape": ["T", 8]}},
@@ -124,7 +134,7 @@ def test_summary_fills_symbolic_sizes_when_given(tmp_path, capsys):
     path = tmp_path / "seq.json"
     path.write_text(json.dumps(doc))
     report = json.loads(run(["summary", str(path), "--json"], capsys)[1])
-    assert report["outputs"] == {"out": [1, "T", 4]}
+    assert report["outputs"] == {"out": ["N", "T", 4]}
     report = json.loads(run(["summary", str(path), "--json", "--size", "T=5", "--batch", "3"], capsys)[1])
     assert report["outputs"] == {"out": [3, 5, 4]} and report["flops"] == 3 * 5 * 8 * 4
 

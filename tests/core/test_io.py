@@ -17,7 +17,7 @@ from dlstudio.cli import main
 from dlstudio.core import io as graph_io
 from dlstudio.core.errors import GraphFileError
 from dlstudio.core.graph import Graph
-from dlstudio.core.io import graph_to_json, write_atomic
+from dlstudio.core.io import graph_to_json, parse_json, write_atomic
 from tests.conftest import GRAPHS
 
 RICH = {
@@ -245,3 +245,15 @@ def test_an_interrupted_save_leaves_the_old_file_and_no_temporary(tmp_path, monk
         write_atomic(path, b"new")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["g.json"]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('{"name": "mlp', "not valid JSON: Unterminated string starting at line 1 column 10"),
+    ('{"name": "a\tb"}', "not valid JSON: Invalid control character at line 1 column 12"),
+    ('{"nodes": [1,]}', "not valid JSON: Expecting value at line 1 column 14"),
+])
+def test_a_json_error_names_its_place_once(text, message) -> None:
+    """Python's messages that end in "at" (before the position it appends) read as one phrase."""
+    with pytest.raises(GraphFileError) as raised:
+        parse_json(text, "g.json")
+    assert str(raised.value).endswith(message) and " at at " not in str(raised.value)

@@ -249,6 +249,43 @@ def test_quick_add_filters_and_places_with_enter(chain, qtbot):
     assert abs(node.position[0] + view.scene_.nodes[node.id].width / 2 - 600) <= 20
 
 
+@pytest.mark.parametrize(("query", "first"), [("relu", "ReLU"), ("linear", "Linear")])
+def test_quick_add_lists_the_exact_name_first_and_enter_adds_it(chain, qtbot, query, first):
+    doc, view = chain
+    view.show_quick_add(QPointF(600, 400))
+    popup = view._quick_add
+    qtbot.keyClicks(popup.search, query)
+    listed = [popup.list.topLevelItem(i).text(0) for i in range(popup.list.topLevelItemCount())]
+    assert listed[0] == first and popup.current_type() == first
+    description_only = next(i for i, name in enumerate(listed) if query not in name.lower())
+    assert all(query in name.lower() for name in listed[:description_only])
+    qtbot.keyClick(popup.search, Qt.Key.Key_Return)
+    assert doc.graph.nodes[-1].type == first
+
+
+def test_the_output_node_offers_no_output_port(chain, qtbot):
+    """Its shape shows, but there is no port disc to draw or to start a wire from."""
+    doc, view = chain
+    out = view.scene_.nodes["out"]
+    assert out.ports() == [("input", True)] and out.view.outputs == {"output": "[N, 4]"}
+    right_edge = out.port_scene_pos("output", False)
+    assert out.port_at(right_edge) is None
+    drag(qtbot, view, view.mapFromScene(right_edge), port_point(view, "fc1", "input", True))
+    assert ("out", "fc1") not in {edge_key(e) for e in doc.graph.edges}
+    assert ("output", False) in view.scene_.nodes["fc2"].ports()
+
+
+def test_an_edge_a_file_draws_from_an_output_keeps_its_port(qtbot):
+    graph = load_graph({**CHAIN, "nodes": [*CHAIN["nodes"], {"id": "tap", "type": "Identity",
+                                                             "position": [1500, 0]},
+                                           {"id": "out2", "type": "Output", "position": [1800, 0]}],
+                        "edges": [*CHAIN["edges"], {"source": "out", "target": "tap"},
+                                  {"source": "tap", "target": "out2"}]})
+    view = make_view(qtbot, GraphDocument(graph))
+    assert ("output", False) in view.scene_.nodes["out"].ports()
+    assert ("output", False) not in view.scene_.nodes["out2"].ports()
+
+
 def test_tab_and_double_click_open_quick_add(chain, qtbot):
     doc, view = chain
     view.setFocus()

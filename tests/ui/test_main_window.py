@@ -85,6 +85,18 @@ def test_title_names_the_file_and_marks_unsaved_changes(qtbot, window, opened) -
     assert window.windowTitle() == "untitled.json — DL Studio"
 
 
+def test_saving_an_untitled_graph_as_mlp_json_names_it_mlp(qtbot, window, tmp_path) -> None:
+    window.document.add_node("Input", (0, 0))
+    window.files.ask_save_path = lambda suggested, file_filter="": tmp_path / "mlp.json"
+    assert window.files.save_as()
+    assert window.document.graph.name == "mlp" and load_graph(tmp_path / "mlp.json").name == "mlp"
+    assert window.windowTitle() == "mlp.json — DL Studio"
+    window.document.set_graph_field("name", "my mlp")
+    window.files.ask_save_path = lambda suggested, file_filter="": tmp_path / "other.json"
+    assert window.files.save_as()
+    assert load_graph(tmp_path / "other.json").name == "my mlp"  # a name the user gave stays
+
+
 def test_every_shortcut_of_the_issue_is_bound(window) -> None:
     bound = {seq.toString() for action in window.findChildren(type(window.undo_action))
              for seq in action.shortcuts()}
@@ -218,6 +230,17 @@ def test_status_bar_shows_parameters_flops_and_outputs(qtbot, window, opened) ->
     assert window.status_flops.text() == "FLOPs 136"
     assert window.status_outputs.text() == "Out out [N, 8]"
     assert window.status_problems.text() == "No problems"
+
+
+def test_status_bar_counts_the_parameters_the_nodes_show_before_an_output_is_wired(
+        qtbot, window, opened) -> None:
+    """Building by hand, the layers show their counts before an Output is connected."""
+    window.document.remove_items(["out"])
+    window.document.reanalyse()
+    assert window.view.scene_.nodes["fc"].view.params == "136 params"
+    assert window.status_params.text() == "Params 0 + 136 not reaching an Output"
+    window.inspector.show_nodes([])
+    assert "Parameters: 0 + 136 not reaching an Output" in window.inspector.page.totals.text()
 
 
 def test_shape_mismatch_is_listed_and_clicking_it_centres_the_node(qtbot, window, opened) -> None:

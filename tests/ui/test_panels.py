@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QLineEdit
+from PySide6.QtWidgets import QApplication, QLabel, QLineEdit
 
 from dlstudio.core.analysis import analyze
 from dlstudio.core.catalogue import CATALOGUE, families
@@ -86,6 +86,44 @@ def test_palette_search_filters_and_enter_adds_first_match(qtbot) -> None:
     assert len(palette.visible_types()) == len(CATALOGUE)
     qtbot.keyClicks(palette.search, "no such layer at all")
     assert palette.visible_types() == []
+
+
+@pytest.mark.parametrize(("query", "first"), [("relu", "ReLU"), ("linear", "Linear")])
+def test_palette_highlights_the_best_match_and_enter_adds_it(qtbot, query, first) -> None:
+    """Not the first of the tree (Hardswish's summary mentions ReLU; Bilinear sorts first)."""
+    palette = PalettePanel(GraphDocument())
+    qtbot.addWidget(palette)
+    qtbot.keyClicks(palette.search, query)
+    assert palette.tree.currentItem().data(0, TYPE_ROLE) == first
+    assert palette.visible_types()[0] == first  # listed first too, not where the alphabet puts it
+    with qtbot.waitSignal(palette.add_requested) as added:
+        qtbot.keyClick(palette.search, Qt.Key.Key_Return)
+    assert added.args == [first]
+
+
+def test_palette_lists_a_family_best_match_first_and_alphabetically_without_a_search(qtbot) -> None:
+    palette = PalettePanel(GraphDocument())
+    qtbot.addWidget(palette)
+    alphabetical = palette.visible_types()
+    qtbot.keyClicks(palette.search, "relu")
+    assert palette.visible_types() == ["ReLU", "ReLU6", "LeakyReLU", "PReLU", "Hardswish"]
+    palette.search.clear()
+    assert palette.visible_types() == alphabetical
+
+
+def test_palette_family_counts_follow_the_search(qtbot) -> None:
+    palette = PalettePanel(GraphDocument())
+    qtbot.addWidget(palette)
+    activation = next(palette.tree.invisibleRootItem().child(i) for i in range(len(families()))
+                      if palette.tree.invisibleRootItem().child(i).data(0, Qt.ItemDataRole.UserRole)
+                      == "Activation")
+    total = len(families()["Activation"])
+    assert activation.text(0) == f"Activation  ({total})"
+    qtbot.keyClicks(palette.search, "relu")
+    shown = sum(not activation.child(j).isHidden() for j in range(activation.childCount()))
+    assert 0 < shown < total and activation.text(0) == f"Activation  ({shown})"
+    palette.search.clear()
+    assert activation.text(0) == f"Activation  ({total})"
 
 
 def test_palette_drag_data_and_double_click(qtbot) -> None:
@@ -285,6 +323,27 @@ def test_problems_lists_every_diagnostic_and_click_names_node(qtbot, document) -
     assert activated.args == ["fc"]
 
 
+def test_a_long_problem_wraps_to_show_all_of_itself(qtbot, document) -> None:
+    """Its whole text shows in the row (more lines), and on hover."""
+    from dlstudio.core.analysis import Analysis, Diagnostic
+
+    long = "expects a tensor of rank 4 " * 12
+    panel = ProblemsPanel()
+    qtbot.addWidget(panel)
+    panel.resize(700, 300)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.show_analysis(Analysis(document.graph, document.catalogue, diagnostics=[
+        Diagnostic("error", "conv", long.strip(), fix="Reshape first"),
+        Diagnostic("warning", "drop", "unused")]))
+    long_row, short_row = panel.topLevelItem(0), panel.topLevelItem(1)
+    line = panel.fontMetrics().height()
+    assert panel.visualItemRect(long_row).height() >= 3 * line
+    assert panel.visualItemRect(short_row).height() < 2 * line
+    assert panel.textElideMode() == Qt.TextElideMode.ElideNone
+    assert long.strip() in long_row.toolTip(2)
+
+
 def test_code_view_follows_edits_and_highlights_the_selected_node(qtbot, document) -> None:
     panel = CodePanel(document)
     qtbot.addWidget(panel)
@@ -358,3 +417,34 @@ def test_every_catalogue_layer_gets_an_editor_for_every_parameter(qtbot) -> None
             assert row.editor.focus_widget().isEnabled(), (spec.type, name)
         panel.deleteLater()
         document.deleteLater()
+
+
+@pytest.mark.parametrize("how", ["click", "tab"])
+def test_typing_into_a_focused_field_replaces_its_value(qtbot, document, inspector, how) -> None:
+    """Input's shape shows 1; the user clicks (or tabs) into it and types 64: the shape is 64."""
+    document.set_param("image", "shape", [1])
+    inspector.show()
+    page = page_of(inspector, "image")
+    line = page.rows["shape"].editor.line
+    assert line.text() == "1"
+    if how == "click":
+        qtbot.mouseClick(line, Qt.MouseButton.LeftButton, pos=line.rect().center())
+    else:
+        page.label_edit.setFocus()
+        qtbot.waitUntil(page.label_edit.hasFocus)
+        while not line.hasFocus():
+            qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)
+    qtbot.waitUntil(lambda: line.selectedText() == "1")
+    qtbot.keyClicks(line, "64")
+    qtbot.keyClick(line, Qt.Key.Key_Return)
+    assert document.node("image").params["shape"] == [64]
+
+
+def test_clicking_a_number_box_selects_its_number(qtbot, document, inspector) -> None:
+    inspector.show()
+    spin = page_of(inspector, "conv").rows["out_channels"].editor.spin
+    qtbot.mouseClick(spin.lineEdit(), Qt.MouseButton.LeftButton, pos=spin.lineEdit().rect().center())
+    qtbot.waitUntil(lambda: spin.lineEdit().selectedText() == "8")
+    qtbot.keyClicks(spin, "16")
+    qtbot.keyClick(spin, Qt.Key.Key_Return)
+    assert document.node("conv").params["out_channels"] == 16

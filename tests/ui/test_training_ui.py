@@ -446,3 +446,14 @@ def test_a_run_goes_on_while_another_graph_is_open(qtbot, window, tmp_path) -> N
     ws.stop()
     finish(qtbot, window)
     assert ws.panel.message.text().startswith("Stopped after")
+
+
+def test_quitting_does_not_wait_for_a_spare_worker_to_import_torch(qtbot, window) -> None:
+    from dlstudio.train.worker import start_worker
+
+    window.training.spare = spare = start_worker()  # what the app starts after its first paint
+    start = time.monotonic()
+    window.training.shutdown()
+    took = time.monotonic() - start
+    assert not spare.alive and window.training.spare is None
+    assert took < 2.0, f"quitting took {took:.2f} s"

@@ -34,7 +34,7 @@ register(
     ),
     layer(
         type="Output", family="Graph", summary="A model output, returned by forward in file order.",
-        outputs=("output",), infer=_pass_through,
+        outputs=("output",), infer=_pass_through, sink=True,
     ),
     layer(
         type="Identity", family="Graph", summary="Passes its input through unchanged.",

@@ -56,6 +56,7 @@ class NodeView:
     label: str = ""
     missing: bool = False
     connected: frozenset[PortKey] = frozenset()
+    sink: bool = False  # no output port to wire on (one an edge of the file uses still shows)
 
 
 def node_view(node: Node, edges: list[EdgeKey], catalogue: Catalogue, analysis: Analysis | None,
@@ -72,7 +73,7 @@ def node_view(node: Node, edges: list[EdgeKey], catalogue: Catalogue, analysis: 
     subtitle = f"{node.label}  ·  {node.id}" if node.label else node.id
     view = NodeView(node.type, spec.family if spec else "", node.type, subtitle, ports,
                     summary=spec.summary if spec else "", label=node.label or "", missing=spec is None,
-                    connected=frozenset(connected))
+                    connected=frozenset(connected), sink=bool(spec and spec.sink))
     if spec is None:
         view.subtitle = f"missing layer  ·  {subtitle}"
     if analysis is not None:
@@ -205,7 +206,10 @@ class NodeItem(QGraphicsItem):
         return self.mapToScene(self.port_local(port, is_input))
 
     def ports(self) -> list[PortKey]:
-        return [(p, True) for p in self.view.ports.inputs] + [(p, False) for p in self.view.ports.outputs]
+        outputs = [(p, False) for p in self.view.ports.outputs]
+        if self.view.sink:
+            outputs = [key for key in outputs if key in self.view.connected]
+        return [(p, True) for p in self.view.ports.inputs] + outputs
 
     def port_at(self, scene_pos: QPointF, radius: float = 10.0) -> PortKey | None:
         """The port within ``radius`` (scene units) of ``scene_pos``, nearest first."""

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from dlstudio.core.layer_search import search_key
 from dlstudio.ui.canvas.style import plain_tooltip
 
 if TYPE_CHECKING:
@@ -26,18 +27,8 @@ TYPE_ROLE = Qt.ItemDataRole.UserRole
 
 
 def matches(query: str, type_name: str, family: str, summary: str) -> tuple[int, str] | None:
-    """A sort key when ``query`` matches (type name first, then family, then summary)."""
-    q = query.strip().lower()
-    name = type_name.lower()
-    if not q:
-        return (3, name)
-    if name.startswith(q):
-        return (0, name)
-    if q in name:
-        return (1, name)
-    if q in family.lower() or q in summary.lower():
-        return (2, name)
-    return None
+    """A sort key when ``query`` matches: exact name, prefix, substring, then description."""
+    return search_key(query, type_name, f"{family} {summary}")
 
 
 class QuickAdd(QFrame):

@@ -6,9 +6,9 @@ document and its latest analysis, and changes it only through the document's edi
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QLabel, QWidget
+from PySide6.QtWidgets import QAbstractSpinBox, QLabel, QLineEdit, QWidget
 
 from dlstudio.ui.theme import colors
 
@@ -28,6 +28,21 @@ def plain_label(text: str = "", parent: QWidget | None = None, *, wrap: bool = F
         font.setPointSizeF(max(7.0, font.pointSizeF() * 0.88))
         label.setFont(font)
     return label
+
+
+class _SelectAllOnFocus(QObject):
+    """Selects a field's text when it gains focus, after the click that gave it focus has placed
+    the cursor, so that typing replaces the value as in every other application."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.FocusIn:
+            QTimer.singleShot(0, watched, watched.selectAll)  # dropped if the field is gone
+        return False
+
+
+def select_all_on_focus(field: QLineEdit | QAbstractSpinBox) -> None:
+    """Clicking or tabbing into ``field`` selects its content."""
+    field.installEventFilter(_SelectAllOnFocus(field))
 
 
 def set_text_colour(widget: QWidget, colour) -> None:  # noqa: ANN001  (QColor)

@@ -30,10 +30,10 @@ from PySide6.QtWidgets import (
 from dlstudio.core.analysis import Analysis, Diagnostic
 from dlstudio.core.params import ParamProblem, resolve_params
 from dlstudio.core.spec import LayerSpec, Param
-from dlstudio.core.summary import frozen_note
+from dlstudio.core.summary import frozen_note, unreached_note
 from dlstudio.core.tensor import format_shape
 from dlstudio.ui.document import GraphDocument
-from dlstudio.ui.panels import human_count, plain_label, set_text_colour
+from dlstudio.ui.panels import human_count, plain_label, select_all_on_focus, set_text_colour
 from dlstudio.ui.panels.param_editors import ParamEditor, editor_for
 from dlstudio.ui.theme import colors, plain_tooltip
 
@@ -146,12 +146,14 @@ class NodePage(QWidget):
         grid = QGridLayout()
         self.id_edit = QLineEdit()
         self.id_edit.setObjectName("node_id")
+        select_all_on_focus(self.id_edit)
         self.id_edit.editingFinished.connect(self._rename)
         self.id_error = plain_label("", wrap=True, small=True)
         set_text_colour(self.id_error, colors().error)
         self.id_error.hide()
         self.label_edit = QLineEdit()
         self.label_edit.setObjectName("node_label")
+        select_all_on_focus(self.label_edit)
         self.label_edit.setPlaceholderText("optional description")
         self.label_edit.editingFinished.connect(self._relabel)
         grid.addWidget(plain_label("id"), 0, 0)
@@ -290,6 +292,7 @@ class GraphPage(QWidget):
                                      wrap=True, muted=True))
         self.name_edit = QLineEdit()
         self.name_edit.setObjectName("graph_name")
+        select_all_on_focus(self.name_edit)
         self.name_edit.editingFinished.connect(self._rename)
         self.description = QPlainTextEdit()
         self.description.setObjectName("graph_description")
@@ -316,7 +319,7 @@ class GraphPage(QWidget):
         frozen = frozen_note(analysis.total_params, analysis.trainable_params)
         self.totals.setText(
             f"{len(graph.nodes)} nodes, {len(graph.edges)} edges\n"
-            f"Parameters: {analysis.total_params:,}{frozen}\n"
+            f"Parameters: {analysis.total_params:,}{frozen}{unreached_note(analysis)}\n"
             f"FLOPs: {human_count(analysis.total_flops)}\n"
             + (f"{errors} error{'s' if errors != 1 else ''}" if errors else "No errors"))
 

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from dlstudio.core.catalogue import Catalogue
+from dlstudio.core.layer_search import search_key
 from dlstudio.core.spec import LayerSpec
 from dlstudio.ui.canvas.style import canvas_style
 from dlstudio.ui.theme import plain_tooltip
@@ -130,7 +131,7 @@ class PalettePanel(QWidget):
     def _layer_item(group: QTreeWidgetItem, spec: LayerSpec) -> QTreeWidgetItem:
         item = QTreeWidgetItem(group, [spec.type])
         item.setData(0, TYPE_ROLE, spec.type)
-        item.setData(0, SEARCH_ROLE, f"{spec.type} {spec.family} {spec.summary}".lower())
+        item.setData(0, SEARCH_ROLE, f"{spec.family} {spec.summary}")
         item.setToolTip(0, plain_tooltip(f"{spec.type}\n{spec.summary}"))
         item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
                       | Qt.ItemFlag.ItemIsDragEnabled)
@@ -153,23 +154,35 @@ class PalettePanel(QWidget):
         return [item.data(0, TYPE_ROLE) for item in self.layer_items() if not item.isHidden()]
 
     def filter(self, text: str) -> None:
-        """Show the layers whose type, family or summary contains every word of ``text``."""
-        words = text.lower().split()
+        """Show the layers that match ``text`` best first in each family (see
+        :mod:`dlstudio.core.layer_search`), count them in the family's heading, and highlight
+        the best match of all for Enter to add."""
         root = self.tree.invisibleRootItem()
+        ranked: list[tuple[tuple[int, str], QTreeWidgetItem]] = []
         for i in range(root.childCount()):
             group = root.child(i)
-            shown = 0
-            for j in range(group.childCount()):
-                item = group.child(j)
-                haystack = str(item.data(0, SEARCH_ROLE))
-                hidden = not all(word in haystack for word in words)
-                item.setHidden(hidden)
-                shown += not hidden
-            group.setHidden(shown == 0)
+            shown = self._rank_group(group, text)
+            ranked += shown
+            group.setText(0, f"{group.data(0, Qt.ItemDataRole.UserRole)}  ({len(shown)})")
+            group.setHidden(not shown)
             group.setExpanded(True)
-        first = self._first_visible()
-        if first is not None and words:
-            self.tree.setCurrentItem(first)
+        if ranked and text.strip():
+            best = min(ranked, key=lambda pair: pair[0])[1]
+            self.tree.setCurrentItem(best)
+            self.tree.scrollToItem(best)
+
+    @staticmethod
+    def _rank_group(group: QTreeWidgetItem, text: str) -> list[tuple[tuple[int, str], QTreeWidgetItem]]:
+        """Order ``group``'s layers by how well they match ``text`` (by name when it is empty),
+        hide those that do not match, and return the others with their keys."""
+        keyed = [(search_key(text, item.data(0, TYPE_ROLE), str(item.data(0, SEARCH_ROLE))), item)
+                 for item in (group.child(j) for j in range(group.childCount()))]
+        keyed.sort(key=lambda pair: (pair[0] is None, pair[0] or (0, "")))
+        group.takeChildren()
+        group.addChildren([item for _, item in keyed])
+        for key, item in keyed:
+            item.setHidden(key is None)
+        return [(key, item) for key, item in keyed if key is not None]
 
     def focus_search(self) -> None:
         self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from dlstudio.core.params import HUGE
 from dlstudio.core.spec import Param
-from dlstudio.ui.panels import set_text_colour
+from dlstudio.ui.panels import select_all_on_focus, set_text_colour
 from dlstudio.ui.theme import colors
 
 SPIN_MIN, SPIN_MAX = -(2**31), 2**31 - 1  # what a QSpinBox holds
@@ -276,5 +276,8 @@ def editor_for(param: Param, parent: QWidget | None = None) -> ParamEditor:
     """The editor widget for ``param``'s kind."""
     editor = EDITORS[param.kind](param, parent)
     editor.setObjectName(f"param_{param.name}")
-    editor.focus_widget().setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+    field = editor.focus_widget()
+    field.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+    if isinstance(field, QLineEdit | QSpinBox):
+        select_all_on_focus(field)
     return editor

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QPainter, QPaintEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
     QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTreeWidget,
     QTreeWidgetItem,
     QWidget,
@@ -17,6 +19,19 @@ from dlstudio.core.analysis import Analysis, Diagnostic
 from dlstudio.ui.theme import colors, plain_tooltip
 
 NODE_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+class _WrappingDelegate(QStyledItemDelegate):
+    """Sizes a cell for its text wrapped to its column (a tree view asks with no width)."""
+
+    def __init__(self, view: QTreeWidget) -> None:
+        super().__init__(view)
+        self.view = view
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
+        sized = QStyleOptionViewItem(option)
+        sized.rect = QRect(0, 0, self.view.columnWidth(index.column()), max(option.rect.height(), 1))
+        return super().sizeHint(sized, index)
 
 
 class ProblemsPanel(QTreeWidget):
@@ -30,11 +45,11 @@ class ProblemsPanel(QTreeWidget):
         self.setColumnCount(len(self.COLUMNS))
         self.setHeaderLabels(list(self.COLUMNS))
         self.setRootIsDecorated(False)
-        self.setUniformRowHeights(True)
         self.setAlternatingRowColors(True)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.setWordWrap(False)
-        self.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.setWordWrap(True)  # a long message or fix takes more lines, never an ellipsis
+        self.setTextElideMode(Qt.TextElideMode.ElideNone)
+        self.setItemDelegate(_WrappingDelegate(self))
         header = self.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Fixed)
@@ -42,6 +57,7 @@ class ProblemsPanel(QTreeWidget):
         header.resizeSection(0, 28)
         header.resizeSection(1, 150)
         header.resizeSection(3, 320)
+        header.sectionResized.connect(lambda *_: self.scheduleDelayedItemsLayout())  # wrap anew
         self.itemClicked.connect(self._clicked)
         self.itemActivated.connect(self._clicked)
         self.diagnostics: list[Diagnostic] = []
@@ -77,6 +93,7 @@ class ProblemsPanel(QTreeWidget):
         tip = plain_tooltip(f"{diagnostic.severity}: {diagnostic.one_line()}")
         for column in range(len(self.COLUMNS)):
             item.setToolTip(column, tip)
+            item.setTextAlignment(column, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         return item
 
     def paintEvent(self, event: QPaintEvent) -> None:

@@ -18,6 +18,7 @@ from pydantic_core import PydanticUndefined
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLineEdit, QWidget
 
+from dlstudio.ui.panels import select_all_on_focus
 from dlstudio.ui.theme import plain_tooltip
 
 
@@ -107,6 +108,7 @@ class ArgsForm(QWidget):
                 n, None if c.itemData(i) == d else c.itemData(i)))
             return combo
         edit = QLineEdit()
+        select_all_on_focus(edit)
         if info.default is not PydanticUndefined and info.default is not None:
             edit.setPlaceholderText(show(info.default))
         elif info.default is None:

@@ -52,6 +52,53 @@ LOSS_KEYS = ("train_loss", "val_loss")
 PART_HUES = (40, -40, 80, -80, 120, -120, 160)
 
 
+class LossAxis(pg.AxisItem):
+    """A y axis whose log-scale labels never overlap.
+
+    pyqtgraph labels every 1..9 step of a decade, so a loss falling from 2 to 0.3 stacks
+    "0.3" .. "0.9" on top of each other, and a view inside one step (2.27 to 2.31, at the start
+    of training) has no label at all. Here decades are labelled first, then 2 and 5, then the
+    rest, each only where it has room; inside one step the ticks follow the values' own scale.
+    """
+
+    GAP_PX = 16  # a label's height, and a little air
+
+    def __init__(self, orientation: str = "left", **kwargs: Any) -> None:
+        super().__init__(orientation, **kwargs)
+        self.labelled: list[float] = []
+
+    def logTickValues(self, minVal: float, maxVal: float, size: float, stdTicks: list) -> list:  # noqa: N802, N803
+        values = sorted({v for _, level in super().logTickValues(minVal, maxVal, size, stdTicks) for v in level})
+        if len(values) < 2:
+            values = _linear_ticks(10**minVal, 10**maxVal)
+        room = self.GAP_PX * (maxVal - minVal) / max(size, 1.0)
+        self.labelled = []
+        for value in sorted(values, key=_log_tick_priority):
+            if all(abs(value - kept) >= room for kept in self.labelled):
+                self.labelled.append(value)
+        return [(None, values)]
+
+    def logTickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
+        return [f"{10**v:.3g}" if any(math.isclose(v, kept, abs_tol=1e-12) for kept in self.labelled) else ""
+                for v in values]
+
+
+def _log_tick_priority(value: float) -> int:
+    """Decades first, then 2 and 5 of a decade, then the other steps."""
+    mantissa = round(10 ** (value - math.floor(value)), 6)
+    return 0 if mantissa in (1.0, 10.0) else 1 if mantissa in (2.0, 5.0) else 2
+
+
+def _linear_ticks(low: float, high: float, count: int = 4) -> list[float]:
+    """About ``count`` round values between ``low`` and ``high`` (> 0), as log10 positions."""
+    if not 0 < low < high:
+        return []
+    step = 10 ** math.floor(math.log10((high - low) / count))
+    step *= next((m for m in (1, 2, 5, 10) if (high - low) / (step * m) <= count + 1), 10)
+    first = math.ceil(low / step) * step
+    return [math.log10(first + i * step) for i in range(int((high - first) / step) + 1)]
+
+
 class Smoother:
     """Debiased exponential moving average (as TensorBoard smooths), one value at a time."""
 
@@ -193,7 +240,7 @@ class PlotsPanel(QWidget):
         self._fit_y(self.loss, force=True)
 
     def _plot(self, grid: QGridLayout, row: int, col: int, title: str) -> pg.PlotItem:
-        view = pg.PlotWidget()
+        view = pg.PlotWidget(axisItems={"left": LossAxis("left")})
         view.setMinimumSize(160, 110)
         grid.addWidget(view, row, col)
         self.views.append(view)

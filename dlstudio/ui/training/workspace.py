@@ -34,6 +34,8 @@ from dlstudio.ui.training.train_panel import TrainPanel
 
 SNAPSHOT_NOTE = "Training a snapshot of the graph taken at Start: edits now apply to the next run."
 STOP_WAIT_MS = 60_000
+#: How long an idle spare worker may take to quit before it is killed (it holds no run).
+SPARE_QUIT_S = 0.5
 WARM_AFTER_MS = 1500
 
 
@@ -350,8 +352,8 @@ class TrainingWorkspace(QObject):
         """Stop a run (it saves a checkpoint) and wait for its thread: called on close and quit."""
         if self.session is not None:
             self.session.close()
-        if self.spare is not None:
-            self.spare.close()
+        if self.spare is not None:  # no run: if it is still importing torch, kill it, not wait
+            self.spare.close(timeout=SPARE_QUIT_S)
             self.spare = None
         for job in self.jobs:
             job.wait(STOP_WAIT_MS)

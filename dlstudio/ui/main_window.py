@@ -29,7 +29,7 @@ from dlstudio.ui.files import (
     RecoveryStore,
     dropped_graph,
 )
-from dlstudio.ui.panels import human_count, plain_label, set_text_colour
+from dlstudio.ui.panels import human_count, plain_label, select_all_on_focus_everywhere, set_text_colour
 from dlstudio.ui.panels.code_view import CodePanel
 from dlstudio.ui.panels.history import HistoryPanel
 from dlstudio.ui.panels.inspector import InspectorPanel
@@ -49,6 +49,7 @@ class MainWindow(QMainWindow):
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("main_window")
+        select_all_on_focus_everywhere()
         self.document = document or GraphDocument()
         self.document.setParent(self)
         self.settings = settings or QSettings()

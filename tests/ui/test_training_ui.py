@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import torch
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QMessageBox
 from safetensors.torch import load_file
 
@@ -457,3 +457,18 @@ def test_quitting_does_not_wait_for_a_spare_worker_to_import_torch(qtbot, window
     took = time.monotonic() - start
     assert not spare.alive and window.training.spare is None
     assert took < 2.0, f"quitting took {took:.2f} s"
+
+
+def test_clicking_the_epochs_box_and_typing_replaces_the_number(qtbot, window, tmp_path) -> None:
+    """Every field of the app selects its content on focus, the Training panel's too (a click
+    into Epochs showing 15 and typing 80 gave 1580)."""
+    open_graph(window, tmp_path, mlp(epochs=15))
+    window.training.train_dock.show()
+    window.training.train_dock.raise_()
+    epochs = window.training.panel.epochs
+    qtbot.waitUntil(lambda: epochs.isVisible() and epochs.value() == 15)
+    qtbot.mouseClick(epochs.lineEdit(), Qt.MouseButton.LeftButton, pos=epochs.lineEdit().rect().center())
+    qtbot.waitUntil(lambda: epochs.lineEdit().selectedText() == "15")
+    qtbot.keyClicks(epochs, "80")
+    qtbot.keyClick(epochs, Qt.Key.Key_Return)
+    assert window.document.graph.training.epochs == 80

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QAbstractSpinBox, QLabel, QLineEdit, QWidget
+from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QLabel, QLineEdit, QWidget
 
 from dlstudio.ui.theme import colors
 
@@ -43,6 +43,22 @@ class _SelectAllOnFocus(QObject):
 def select_all_on_focus(field: QLineEdit | QAbstractSpinBox) -> None:
     """Clicking or tabbing into ``field`` selects its content."""
     field.installEventFilter(_SelectAllOnFocus(field))
+
+
+def select_all_on_focus_everywhere() -> None:
+    """Every editable text or number field of the application selects its content when it gains
+    focus (the panels' forms are rebuilt as settings change, so no field is missed). Listens to
+    QApplication.focusChanged, which fires only when focus moves: no per-event cost."""
+    app = QApplication.instance()
+    if app is None or app.property("dlstudio_select_on_focus"):
+        return
+    app.setProperty("dlstudio_select_on_focus", True)
+    app.focusChanged.connect(_select_new_field)
+
+
+def _select_new_field(old: QWidget | None, new: QWidget | None) -> None:
+    if isinstance(new, QAbstractSpinBox) or (isinstance(new, QLineEdit) and not new.isReadOnly()):
+        QTimer.singleShot(0, new, new.selectAll)  # after the click that gave focus placed the cursor
 
 
 def set_text_colour(widget: QWidget, colour) -> None:  # noqa: ANN001  (QColor)

@@ -29,7 +29,12 @@ from dlstudio.ui.files import (
     RecoveryStore,
     dropped_graph,
 )
-from dlstudio.ui.panels import human_count, plain_label, select_all_on_focus_everywhere, set_text_colour
+from dlstudio.ui.panels import (
+    human_count,
+    plain_label,
+    select_all_on_focus_everywhere,
+    set_text_colour,
+)
 from dlstudio.ui.panels.code_view import CodePanel
 from dlstudio.ui.panels.history import HistoryPanel
 from dlstudio.ui.panels.inspector import InspectorPanel

@@ -83,6 +83,10 @@ def _same_dims(wanted: tuple[int | None, ...], actual: tuple[Dim, ...]) -> bool:
         w is None or isinstance(a, str) or w == a for w, a in zip(wanted, actual, strict=True))
 
 
+#: Distinct characters of the bundled Shakespeare text (the char tokenizer's vocabulary).
+SHAKESPEARE_CHARACTERS = 70
+
+
 # --- templates ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -92,13 +96,16 @@ class Template:
     title: str
     summary: str
     layers: tuple[tuple[str, str, dict[str, Any]], ...]  # (id, type, params), in data-flow order
+    #: the training section, for a task no suggestion picks (default: :func:`suggest_training`)
+    training: dict[str, Any] | None = None
 
     def graph(self) -> Graph:
         """The template as a new graph, with a training section that fits it."""
         nodes = [Node(id=node_id, type=type_name, params=dict(params)) for node_id, type_name, params in self.layers]
         edges = [Edge(source=_end(a, True), target=_end(b, False)) for a, b in zip(nodes, nodes[1:], strict=False)]
         graph = Graph(name=self.title.lower(), description=self.summary, nodes=nodes, edges=edges)
-        graph.training = TrainingConfig.model_validate(suggest_training(graph))
+        section = self.training if self.training is not None else suggest_training(graph)
+        graph.training = TrainingConfig.model_validate(section)
         return graph
 
 
@@ -125,4 +132,20 @@ TEMPLATES: dict[str, Template] = {
          ("embed", "Embedding", {"num_embeddings": 12, "embedding_dim": 32}),
          ("lstm", "LSTM", {"hidden_size": 64}), ("head", "Linear", {"out_features": 12}),
          ("logits", "Output", {}))),
+    "character_language_model": Template(
+        "Character language model",
+        "A small causal Transformer that learns Shakespeare character by character; sample it "
+        "with dlstudio sample.",
+        (("tokens", "Input", {"shape": ["T"], "dtype": "int64"}),
+         ("embed", "Embedding", {"num_embeddings": SHAKESPEARE_CHARACTERS, "embedding_dim": 64}),
+         ("position", "LearnedPositionalEmbedding", {"max_len": 64}),
+         ("block", "TransformerEncoderLayer", {"nhead": 4, "dim_feedforward": 256, "dropout": 0.0,
+                                              "causal": True, "norm_first": True}),
+         ("norm", "LayerNorm", {}), ("head", "Linear", {"out_features": SHAKESPEARE_CHARACTERS}),
+         ("logits", "Output", {})),
+        {"task": "language_model",
+         "dataset": {"name": "shakespeare", "params": {"length": 64}, "inputs": {"tokens": "x"}},
+         "loss": {"type": "CrossEntropyLoss", "output": "logits", "target": "y"},
+         "optimizer": {"type": "AdamW", "params": {"lr": 0.002}},
+         "epochs": 4, "batch_size": 64, "validation_split": 0.1, "grad_clip": 1.0}),
 }

@@ -245,8 +245,10 @@ class DocumentModel(QObject):
         self.graph = graph
         self.catalogue = catalogue_for(graph)
         self.undo_stack.clear()
+        self._timer.stop()
+        self.analysis = analyze(self.graph, self.catalogue)  # views rebuilding on reset read it
         self.reset.emit()
-        self.reanalyse()
+        self.analysed.emit(self.analysis)
 
     def place_unpositioned(self, boxes: dict[str, Box] | None = None) -> None:
         """Lay out the nodes that have no position, without an undo step or a modified mark.

@@ -58,3 +58,15 @@ def test_saved_positions_are_kept(window, tmp_path):
     window.files.open_path(path, ask=False)
     assert [window.document.node(n.id).position for n in graph.nodes] == [n.position for n in graph.nodes]
     assert not window.document.modified
+
+
+@pytest.mark.parametrize("path", sorted(GRAPHS.glob("*.json")), ids=lambda p: p.stem)
+def test_no_two_nodes_of_an_opened_example_overlap(window, path):
+    """Auto-layout uses the sizes the nodes are drawn at (it once used sizes made from the
+    previous graph's analysis, so a wide attention node covered the Add beside it)."""
+    window.files.open_path(GRAPHS / "mlp_iris.json", ask=False)  # another graph open before
+    assert window.files.open_path(path, ask=False)
+    items = window.view.scene_.nodes
+    body = {k: QRectF(v.pos().x(), v.pos().y(), v.width, v.height) for k, v in items.items()}
+    overlapping = [(a, b) for a in body for b in body if a < b and body[a].intersects(body[b])]
+    assert overlapping == []

@@ -52,6 +52,10 @@ def check_gan(config: TrainingConfig, analysis: Analysis, report: Callable[..., 
                        "build a discriminator from the real-data Input to an Output of its own, "
                        "and name that Output in training.gan.discriminator", SECTION)
         return
+    if gan.noise in config.dataset.inputs:
+        checker.report(gan.noise, f"the noise Input '{gan.noise}' is bound to dataset field "
+                       f"'{config.dataset.inputs[gan.noise]}', but the task feeds it noise",
+                       f"remove \"{gan.noise}\" from training.dataset.inputs", "training.dataset.inputs")
     roles = _roles(checker, gan)
     if roles is not None:
         _reads(checker, *roles)

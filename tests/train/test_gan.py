@@ -117,6 +117,12 @@ def test_noise_must_be_numbers_of_fixed_sizes():
     assert any("noise Input 'z' has shape [N, T]" in p for p in found)
 
 
+def test_the_noise_is_fed_by_the_task_not_the_data():
+    doc = tiny_gan(dataset={"name": "digits", "inputs": {"z": "y", "image": "x"}})
+    assert any("the noise Input 'z' is bound to dataset field 'y', but the task feeds it noise" in p
+               for p in problems(doc))
+
+
 def test_a_gan_section_under_another_task_is_reported_unused():
     doc = tiny_gan(task="supervised", loss={"type": "MSELoss", "output": "fake", "target": "x"},
                    dataset={"name": "digits", "inputs": {"z": "x", "image": "x"}})

@@ -90,7 +90,6 @@ class LanguageModelConfig(_Model):
 
 
 GanLoss = Literal["non_saturating", "hinge", "wgan_gp"]
-GAN_LOSSES: tuple[str, ...] = ("non_saturating", "hinge", "wgan_gp")
 
 
 class GanConfig(_Model):
@@ -464,6 +463,7 @@ def resolve_training(config: TrainingConfig, input_ids: list[str], output_ids: l
         data["language_model"] = language_model_settings(config).model_dump(mode="json")
     if config.task == "gan" and config.gan is not None:
         data["gan"] = config.gan.model_dump(mode="json")
+        # no loss compares an Output with a field: the real data is what the run keeps as target
         data["loss"]["target"] = next(iter(data["dataset"]["inputs"].values()), config.loss.target)
     return TrainingConfig.model_validate(data)
 

@@ -27,6 +27,7 @@ from dlstudio.core.naming import (
 )
 from dlstudio.core.pyformat import INDENT, format_assignment, format_def, format_return
 from dlstudio.core.spec import Construct, LayerSpec
+from dlstudio.core.wiring import live_nodes
 
 TENSOR = "torch.Tensor"
 Span = tuple[int, int]  # first line (0-based), line count
@@ -84,6 +85,21 @@ def plan_module(analysis: Analysis) -> ModulePlan:
     if not analysis.ok:
         raise GraphInvalidError(analysis.graph.name, analysis.errors)
     return _Planner(analysis).plan()
+
+
+def part_plan(plan: ModulePlan, analysis: Analysis, output: str) -> ModulePlan:
+    """The slice of ``plan`` that computes Output ``output``: the nodes it depends on, with the
+    whole plan's names, so a module built from it can share the whole module's submodules."""
+    needed = live_nodes([output], analysis.links)
+    statements = [s for s in plan.statements if s.node_id in needed]
+    used = {word for s in statements for word in re.findall(r"\w+", s.expression)}
+    submodules = [m for m in plan.submodules if m.node_id in needed]
+    used |= {m.construct.cls for m in submodules}
+    return ModulePlan(
+        class_name=plan.class_name, submodules=submodules,
+        arguments=[(name, node_id) for name, node_id in plan.arguments if node_id in needed],
+        statements=statements, returns=[plan.returns[plan.outputs.index(output)]], outputs=[output],
+        imports=set(plan.imports), support=[name for name in plan.support if name in used])
 
 
 class _Planner:

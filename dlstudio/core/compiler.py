@@ -42,8 +42,12 @@ def _as_graph(source: GraphSource) -> Graph:
     return source if isinstance(source, Graph) else load_graph(source)
 
 
-def build_module(plan: ModulePlan) -> Any:
-    """Instantiate the planned module: submodules from their constructs, forward from source."""
+def build_module(plan: ModulePlan, shared: Any = None) -> Any:
+    """Instantiate the planned module: submodules from their constructs, forward from source.
+
+    With ``shared`` (a module built from the plan that ``plan`` is a part of, see
+    :func:`~dlstudio.core.codegen.part_plan`), the submodules are that module's own, not new ones.
+    """
     import torch
     from torch import nn
 
@@ -62,6 +66,9 @@ def build_module(plan: ModulePlan) -> Any:
     def init(self: nn.Module) -> None:
         nn.Module.__init__(self)
         for sub in plan.submodules:
+            if shared is not None:
+                setattr(self, sub.attr, getattr(shared, sub.attr))
+                continue
             module = instantiate(sub.construct)
             setattr(self, sub.attr, module.requires_grad_(False) if sub.frozen else module)
 

@@ -89,6 +89,36 @@ class LanguageModelConfig(_Model):
                                     "vocabulary is saved with the run); byte: one per UTF-8 byte (256)")
 
 
+GanLoss = Literal["non_saturating", "hinge", "wgan_gp"]
+
+
+class GanConfig(_Model):
+    """Settings of the ``gan`` task (``training.gan``): which Output is the generator's and
+    which the discriminator's, the Inputs they read, the loss, and each part's learning rate.
+    The optimizer's type and other arguments come from ``training.optimizer``; its ``lr`` and
+    ``betas`` are replaced by these."""
+
+    generator: str | None = Field(default=None, max_length=100, description="the generator's Output node id")
+    discriminator: str | None = Field(default=None, max_length=100,
+                                      description="the discriminator's Output node id (one score per sample)")
+    noise: str | None = Field(default=None, max_length=100,
+                              description="the generator's Input node id: the task feeds it noise")
+    real: str | None = Field(default=None, max_length=100,
+                             description="the discriminator's Input node id: it gets the real data "
+                                         "(field x unless training.dataset.inputs binds another)")
+    loss: GanLoss = Field(default="non_saturating",
+                          description="non_saturating (the DCGAN loss), hinge, or wgan_gp (Wasserstein "
+                                      "with a gradient penalty)")
+    generator_lr: _Pos = 2e-4
+    discriminator_lr: _Pos = 2e-4
+    betas: tuple[_Unit, _Unit] = Field(default=(0.5, 0.999), description="Adam's betas for both parts")
+    discriminator_steps: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=1, description="discriminator updates per generator update (5 is usual for wgan_gp)")
+    gradient_penalty: _NonNeg = Field(default=10.0, description="weight of wgan_gp's gradient penalty")
+    grid: Annotated[int, Field(ge=1, le=1024)] = Field(
+        default=64, description="samples in the fixed-noise grid saved after each epoch")
+
+
 class TrainingConfig(_Model):
     """The ``training`` section of a graph file."""
 
@@ -96,6 +126,7 @@ class TrainingConfig(_Model):
                              description="the kind of training, see TASKS (default: supervised)")
     language_model: LanguageModelConfig | None = Field(
         default=None, description="settings of the language_model task (saved only when set)")
+    gan: GanConfig | None = Field(default=None, description="settings of the gan task (saved only when set)")
     dataset: DatasetConfig
     loss: LossConfig = Field(default_factory=LossConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
@@ -215,6 +246,7 @@ class BCEWithLogitsLossArgs(_Args):
 TASKS: dict[str, str] = {
     "supervised": "the Input fields go in; a loss compares an Output with a target field",
     "language_model": "predict the next token at every position of windows slid over a text",
+    "gan": "a generator and a discriminator, two Output-rooted parts of one graph, trained in turn",
 }
 DEFAULT_TASK = "supervised"
 
@@ -386,10 +418,14 @@ def dataset_fields(config: DatasetConfig) -> dict[str, FieldInfo] | None:
 # --- resolution --------------------------------------------------------------------------------
 
 def input_binding(config: TrainingConfig, input_ids: list[str]) -> dict[str, str]:
-    """``{Input node id: field}``: the declared binding, or ``x`` for a lone unbound Input."""
-    if config.dataset.inputs or len(input_ids) != 1:
+    """``{Input node id: field}``: the declared binding, or ``x`` for a lone unbound Input (a
+    GAN's real-data Input, whose noise Input the task feeds)."""
+    if config.dataset.inputs:
         return dict(config.dataset.inputs)
-    return {input_ids[0]: "x"}
+    if config.task == "gan":
+        real = config.gan.real if config.gan is not None else None
+        return {real: "x"} if real is not None else {}
+    return {input_ids[0]: "x"} if len(input_ids) == 1 else {}
 
 
 def loss_output(config: TrainingConfig, output_ids: list[str]) -> str | None:
@@ -405,7 +441,7 @@ def init_weights_path(source: str, base_dir: Path | None) -> Path:
 
 def default_metrics(config: TrainingConfig) -> list[str]:
     """The metrics as configured, or a sensible default for the loss (accuracy for classes)."""
-    if config.metrics:
+    if config.metrics or config.task == "gan":
         return list(config.metrics)
     if config.loss.type in CLASS_LOSSES or config.loss.type in BINARY_LOSSES:
         return ["accuracy"]
@@ -425,6 +461,10 @@ def resolve_training(config: TrainingConfig, input_ids: list[str], output_ids: l
     data["metrics"] = default_metrics(config)
     if config.task == "language_model":
         data["language_model"] = language_model_settings(config).model_dump(mode="json")
+    if config.task == "gan" and config.gan is not None:
+        data["gan"] = config.gan.model_dump(mode="json")
+        # no loss compares an Output with a field: the real data is what the run keeps as target
+        data["loss"]["target"] = next(iter(data["dataset"]["inputs"].values()), config.loss.target)
     return TrainingConfig.model_validate(data)
 
 
@@ -448,7 +488,8 @@ def _args_of(table: dict[str, type[_Args]], name: str, params: dict[str, Any]) -
 def metric_names(config: TrainingConfig) -> list[str]:
     """Names a monitor may use: train_loss, val_loss and val_<metric> for each metric (and
     val_bits_per_char for a language model)."""
-    task = ["val_bits_per_char"] if config.task == "language_model" else []
+    task = {"language_model": ["val_bits_per_char"],
+            "gan": ["val_loss/generator", "val_loss/discriminator"]}.get(config.task or "", [])
     return ["train_loss", "val_loss", *task] + [f"val_{m}" for m in default_metrics(config)]
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from dlstudio.core.findings import Analysis, Diagnostic
+from dlstudio.core.gan_checks import check_gan, gan_fed_inputs
 from dlstudio.core.tensor import FLOAT_DTYPES, TensorType, format_shape
 from dlstudio.core.training import (
     BINARY_LOSSES,
@@ -64,13 +65,19 @@ class TrainingChecker:
         self._task()
         fields = self._dataset()
         self._bindings(fields)
-        classes = self._loss(fields)
+        gan = self.config.task == "gan"
+        classes = None if gan else self._loss(fields)
         self._language_model()
-        self._auxiliary()
+        if gan:
+            check_gan(self.config, self.analysis, self._error)
+        else:
+            self._unused_gan()
+            self._auxiliary()
         self._named("optimizer", OPTIMIZERS, self.config.optimizer.type, self.config.optimizer.params)
         if self.config.scheduler is not None:
             self._scheduler()
-        self._metrics(classes)
+        if not gan:
+            self._metrics(classes)
         self._early_stopping()
         self._something_to_train()
         if not DEVICE_RE.fullmatch(self.config.device):
@@ -94,6 +101,7 @@ class TrainingChecker:
             "training": c, "training.dataset": c.dataset, "training.loss": c.loss,
             "training.optimizer": c.optimizer, "training.scheduler": c.scheduler,
             "training.early_stopping": c.early_stopping, "training.language_model": c.language_model,
+            "training.gan": c.gan,
         }
         for where, section in sections.items():
             for key in (section.model_extra or {}) if section is not None else {}:
@@ -118,6 +126,7 @@ class TrainingChecker:
 
     def _bindings(self, fields: dict[str, FieldInfo] | None) -> None:
         binding = input_binding(self.config, self.input_ids)
+        fed = gan_fed_inputs(self.config, self.input_ids)
         for node_id, field in binding.items():
             if node_id not in self.input_ids:
                 self._error(None, f"the dataset binds field '{field[:40]}' to '{node_id[:40]}', "
@@ -129,7 +138,7 @@ class TrainingChecker:
             elif fields is not None:
                 self._fit_input(node_id, field, fields[field])
         for node_id in self.input_ids:
-            if node_id not in binding:
+            if node_id not in binding and node_id not in fed:
                 self._error(node_id, f"Input '{node_id}' gets no dataset field",
                             f'add "{node_id}": "<field>" to training.dataset.inputs',
                             "training.dataset.inputs")
@@ -232,6 +241,12 @@ class TrainingChecker:
         if c.loss.type in LOSSES and c.loss.type not in CLASS_LOSSES:
             self._error(None, f"a language model scores every token of its vocabulary, which {c.loss.type} "
                         "does not compare", "use CrossEntropyLoss", "training.loss.type")
+
+    def _unused_gan(self) -> None:
+        if self.config.gan is not None:
+            self._error(None, f"training.gan is set but the task is {self.config.task or 'supervised'}, so "
+                        "it is not used", "set training.task to gan, or remove the section", "training.gan",
+                        "warning")
 
     def _vocabulary(self, output: str, scores: int | None, target: FieldInfo | None) -> None:
         size = vocabulary_size(self.config, target)

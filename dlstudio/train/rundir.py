@@ -8,6 +8,7 @@
         checkpoints/          step-NNNNNNNNN.safetensors + .json (the newest two)
         model.safetensors     final weights (state_dict keys as in model.py)
         model.py              the exported network
+        samples/              what a generative task draws after each epoch (epoch-NNN.png)
 """
 
 from __future__ import annotations
@@ -212,6 +213,14 @@ class RunDir:
             return None
         return (f"{METRICS}: dropped {corrupt} unreadable line{'s' if corrupt > 1 else ''} at its end "
                 f"(a crash or a full disk leaves them); the run resumes from its checkpoint at step {step}")
+
+    def write_file(self, name: str, data: bytes) -> None:
+        """Write ``data`` to ``name``, a relative path inside the run folder (atomically)."""
+        path = self.path / name
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise RunDirError(f"{name}: not a path inside the run folder")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, data)
 
     def write_final(self, state_dict: dict[str, Any], source: str) -> None:
         from safetensors.torch import save_file

@@ -1,9 +1,11 @@
 """``dlstudio sample RUN_DIR``: draw samples from a trained run, as its task draws them.
 
 The network is the run's graph snapshot with its final weights (model.safetensors, else the
-newest checkpoint); the record says how the run was set up (a language model's vocabulary).
-A language model prints the prompt's continuations, or writes them to a ``.txt`` file. A run
-whose task cannot sample says so in one line (exit 1).
+newest checkpoint); the record says how the run was set up (a language model's vocabulary, an
+image generator's value range). A language model prints the prompt's continuations, or writes
+them to a ``.txt`` file; an image generator (a GAN) writes a grid (``.png``) or an array
+``samples`` N x C x H x W in the data's original value range (``.npz``). A run whose task
+cannot sample says so in one line (exit 1).
 """
 
 from __future__ import annotations
@@ -13,18 +15,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from dlstudio.core.io import graph_from_dict, write_atomic
 from dlstudio.core.training import DEFAULT_TASK
 from dlstudio.exits import UsageError
 from dlstudio.train.errors import TrainError
 from dlstudio.train.exporting import trained_module
+from dlstudio.train.images import grid_png, npz_bytes
 from dlstudio.train.rundir import RunDir
 from dlstudio.train.tasks import task_class
 from dlstudio.train.tasks.language_model import DEFAULT_LENGTH
 
+#: What image samples are written as: a grid, or the array.
+IMAGE_SUFFIXES = (".png", ".npz")
+
 
 def add_sample_command(commands: Any) -> None:
-    parser = commands.add_parser("sample", help="draw samples from a trained run (a language model's text)")
+    parser = commands.add_parser("sample", help="draw samples from a trained run (a language model's text, "
+                                                "a GAN's images)")
     parser.add_argument("run", metavar="RUN_DIR", help="a run folder (runs/<name>-<timestamp>)")
     parser.add_argument("--n", type=int, default=1, help="how many samples (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="random seed: the same seed, the same samples")
@@ -36,7 +45,9 @@ def add_sample_command(commands: Any) -> None:
     parser.add_argument("--top-k", type=int, help="choose among the K likeliest tokens only")
     parser.add_argument("--top-p", type=float, default=1.0,
                         help="choose among the likeliest tokens whose probabilities add up to P")
-    parser.add_argument("-o", "--output", metavar="FILE", help="write a .txt file instead of printing")
+    parser.add_argument("-o", "--output", metavar="FILE",
+                        help="text: write a .txt file instead of printing; images: a grid (.png) or "
+                             "an array 'samples' N x C x H x W (.npz)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.set_defaults(handler=sample_command)
 
@@ -44,23 +55,50 @@ def add_sample_command(commands: Any) -> None:
 def sample_command(args: argparse.Namespace) -> int:
     _check_options(args)
     try:
-        texts = sample_run(RunDir(args.run), args.n, args.seed, prompt=args.prompt, length=args.length,
-                           temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+        samples = sample_run(RunDir(args.run), args.n, args.seed, prompt=args.prompt, length=args.length,
+                             temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+        if isinstance(samples, np.ndarray):
+            _write_images(samples, args.output, RunDir(args.run))
+        else:
+            _write_texts(samples, args.output)
     except TrainError as error:
         advice = f" ({error.advice})" if error.advice else ""
         print(f"dlstudio: {error}{advice}", file=sys.stderr)
         return error.exit_code
-    text = "".join(_shown(texts))
-    if args.output:
-        write_atomic(Path(args.output), text.encode("utf-8"))
-        print(f"wrote {args.output} ({len(texts)} sample{'s' if len(texts) > 1 else ''})", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
     return 0
 
 
-def sample_run(run_dir: RunDir, count: int, seed: int, **options: Any) -> list[str]:
-    """``count`` samples from the run in ``run_dir``, drawn by its task's sampler."""
+def _write_texts(texts: list[str], output: str | None) -> None:
+    if output and Path(output).suffix.lower() != ".txt":
+        raise UsageError(f"{output}: a language model writes text: give a .txt file")
+    text = "".join(_shown(texts))
+    if output:
+        write_atomic(Path(output), text.encode("utf-8"))
+        _wrote(output, len(texts))
+    else:
+        sys.stdout.write(text)
+
+
+def _write_images(images: np.ndarray, output: str | None, run_dir: RunDir) -> None:
+    suffix = Path(output).suffix.lower() if output else ""
+    if suffix not in IMAGE_SUFFIXES:
+        raise UsageError(f"{output or 'no output file'}: a generator draws images: give -o grid.png "
+                         "or -o samples.npz")
+    if suffix == ".png":
+        low, high = run_dir.read_record().get("data", {}).get("sample_range", [0.0, 1.0])
+        write_atomic(Path(output or ""), grid_png(images, float(low), float(high)))
+    else:
+        write_atomic(Path(output or ""), npz_bytes(images))
+    _wrote(output or "", len(images))
+
+
+def _wrote(output: str, count: int) -> None:
+    print(f"wrote {output} ({count} sample{'s' if count > 1 else ''})", file=sys.stderr)
+
+
+def sample_run(run_dir: RunDir, count: int, seed: int, **options: Any) -> list[str] | np.ndarray:
+    """``count`` samples from the run in ``run_dir``, drawn by its task's sampler: texts, or
+    images N x C x H x W."""
     record = run_dir.read_record()
     task = task_class(record["config"].get("task") or DEFAULT_TASK)
     from dlstudio.core.analysis import analyze
@@ -79,8 +117,8 @@ def _check_options(args: argparse.Namespace) -> None:
         raise UsageError("--temperature must be 0 or more")
     if not 0 < args.top_p <= 1:
         raise UsageError("--top-p must be above 0 and at most 1")
-    if args.output and Path(args.output).suffix.lower() != ".txt":
-        raise UsageError(f"{args.output}: a language model writes text: give a .txt file")
+    if args.output and Path(args.output).suffix.lower() not in (".txt", *IMAGE_SUFFIXES):
+        raise UsageError(f"{args.output}: give a .txt file (text), a .png grid or a .npz array (images)")
 
 
 def _shown(texts: list[str]) -> list[str]:

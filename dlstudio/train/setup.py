@@ -67,7 +67,8 @@ def prepare(graph: Graph, config: TrainingConfig, world: World, base_dir: Path |
     module = build_module(plan).to(device)
     model = _wrap(module, world, device)
     data_device = device if _fits_on_device(data, device) else torch.device("cpu")
-    fields = [config.dataset.inputs[node_id] for _, node_id in plan.arguments]
+    fields = [config.dataset.inputs[node_id] for _, node_id in plan.arguments
+              if node_id in config.dataset.inputs]  # a task feeds the others (a GAN's noise)
     target = config.loss.target
     train = {k: v.to(data_device) for k, v in data.train.items() if k in (*fields, target)}
     val = {k: v.to(data_device) for k, v in data.val.items() if k in (*fields, target)}

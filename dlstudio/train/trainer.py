@@ -269,6 +269,8 @@ class Trainer:
             self.run_dir.append_metrics({"epoch": state.epoch, "step": state.step, **metrics, "lr": lr,
                                          "train_seconds": round(train_seconds, 6),
                                          "seconds": round(state.seconds, 3)})
+            for name, data in self.task.epoch_files(state.epoch).items():  # type: ignore[union-attr]
+                self.run_dir.write_file(name, data)
         self.emit(EpochEnd(state.epoch, state.step, metrics, seconds))
         self._check_finite(metrics)
         self._checkpoint()

@@ -21,7 +21,8 @@ def _digits(args: Any, seed: int, base_dir: Path) -> Arrays:
     data = load_digits()
     pixels = data.images.astype(np.float32) / 16.0
     x = pixels[:, None, :, :] if args.layout == "image" else pixels.reshape(len(pixels), 64)
-    return Arrays({"x": x, "y": data.target}, classes={"y": 10})
+    # x holds pixel / 16; a generative task maps its samples back to the pixels' 0..16
+    return Arrays({"x": x, "y": data.target}, classes={"y": 10}, info={"original_range": {"x": [0.0, 16.0]}})
 
 
 def _table(loader_name: str) -> Callable[[Any, int, Path], Arrays]:

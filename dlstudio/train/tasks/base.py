@@ -100,6 +100,10 @@ class Task:
         """Draw ``count`` samples from the trained network (tasks that generate override this)."""
         raise _nothing_to_sample(self.name)
 
+    def epoch_files(self, epoch: int) -> dict[str, bytes]:
+        """Files to keep in the run folder after ``epoch`` (a sample grid), by path in it."""
+        return {}
+
     def state_dict(self) -> dict[str, Any]:
         """The task's own state to checkpoint (an EMA of the weights, say); none by default."""
         return {}

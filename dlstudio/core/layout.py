@@ -16,7 +16,7 @@ with its branches side by side instead of as one long line.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -333,8 +333,8 @@ def _row_breaks(order: list[list[str]], links: list[_Link], box: Mapping[str, Bo
     best one before a fork (so a block's input starts the row holding its branches), else at
     the last column that fits."""
     clean = _clean_breaks(order, links, box)
-    forks = {column for column, nodes in enumerate(order)
-             if len(nodes) == 1 and sum(link.source == nodes[0] for link in links) > 1}
+    fan_out = Counter(link.source for link in links)
+    forks = {column for column, nodes in enumerate(order) if len(nodes) == 1 and fan_out[nodes[0]] > 1}
     right = [lefts[k] + max((box[n].width for n in nodes), default=0.0) for k, nodes in enumerate(order)]
     rows: list[tuple[int, int]] = []
     first = 0

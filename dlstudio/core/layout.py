@@ -194,14 +194,21 @@ def _order(nodes: list[str], column: dict[str, int], links: list[_Link]) -> list
         preds[link.target].append(link.source)
         succs[link.source].append(link.target)
     best, best_cost = [list(c) for c in order], _crossings(order, succs)
+    still = 0  # sweeps in a row that changed nothing: after one each way, none ever will
     for sweep in range(SWEEPS):
         forward = sweep % 2 == 0
         indices = range(1, count) if forward else range(count - 2, -1, -1)
+        changed = False
         for i in indices:
             ref = {n: k for k, n in enumerate(order[i - 1 if forward else i + 1])}
             near = preds if forward else succs
-            order[i] = _by_barycentre(order[i], near, ref)
-        cost = _crossings(order, succs)
+            column = _by_barycentre(order[i], near, ref)
+            changed = changed or column != order[i]
+            order[i] = column
+        still = 0 if changed else still + 1
+        if still >= 2:
+            break
+        cost = _crossings(order, succs) if changed else best_cost
         if cost < best_cost:
             best, best_cost = [list(c) for c in order], cost
     return best
@@ -251,8 +258,10 @@ def _place_rows(order: list[list[str]], links: list[_Link], box: Mapping[str, Bo
     for link in links:
         incoming.setdefault(link.target, []).append(link)
         outgoing.setdefault(link.source, []).append(link)
+    still = 0  # sweeps in a row that moved nothing: after one each way, none ever will
     for sweep in range(SWEEPS):
         forward = sweep % 2 == 0
+        moved = False
         for nodes in order if forward else reversed(order):
             wanted = [_wanted(node, tops, (incoming if forward else outgoing).get(node, []), forward, box)
                       for node in nodes]
@@ -260,7 +269,11 @@ def _place_rows(order: list[list[str]], links: list[_Link], box: Mapping[str, Bo
                     for a, b in zip(nodes, nodes[1:], strict=False)]
             weights = [1.0 if box[n].width else LANE_WEIGHT for n in nodes]
             for node, top in zip(nodes, _isotonic(wanted, gaps, weights), strict=True):
+                moved = moved or top != tops[node]
                 tops[node] = top
+        still = 0 if moved else still + 1
+        if still >= 2:
+            break
     return tops
 
 

@@ -86,8 +86,9 @@ class GraphScene(QGraphicsScene):
         try:
             for node in self.document.graph.nodes:
                 self._make_node(node.id)
-            self.apply_analysis(self.document.analysis)
-            self.document.place_unpositioned(self.boxes())
+            if any(node.position is None for node in self.document.graph.nodes):
+                self.apply_analysis(self.document.analysis)  # the real sizes, for the layout
+                self.document.place_unpositioned(self.boxes())
             self._syncing = True
             for node in self.document.graph.nodes:
                 self.nodes[node.id].setPos(QPointF(*(node.position or (0.0, 0.0))))
@@ -341,7 +342,9 @@ class GraphScene(QGraphicsScene):
     def node_item_moved(self, node_id: str) -> None:
         """An item moved (dragged, or following the document): its edges follow."""
         self.overview_dirty()
-        if not self._building and node_id in self.nodes:
+        if self._building:  # every edge is placed at the end of the rebuild
+            return
+        if node_id in self.nodes:
             self._make_room(self.nodes[node_id])
         for key in self._edges_of.get(node_id, ()):
             item = self.edges.get(key)

@@ -34,6 +34,9 @@ ROW_GAP = 30.0
 LANE = 10.0
 LANE_WEIGHT = 0.01
 SWEEPS = 8
+#: Most columns an edge keeps a lane through; a longer one runs straight, so that the lane
+#: points stay in proportion to the edges (one Input feeding every layer would be quadratic).
+MAX_LANE_SPAN = 64
 #: Row width the editor wraps a layout at, the space between wrapped rows (room for the edge
 #: that returns from a row's end to the next row's start) and between wrapped columns (edges
 #: there are too short for a shape label; the source port shows the shape).
@@ -166,11 +169,15 @@ def _columns(ids: list[str], links: list[_Link]) -> dict[str, int]:
 
 
 def _split_long(links: list[_Link], column: dict[str, int]) -> tuple[list[_Link], list[str]]:
-    """Replace an edge spanning several columns by a chain through lane points."""
+    """Replace an edge spanning several columns (at most ``MAX_LANE_SPAN``) by a chain through
+    lane points."""
     short: list[_Link] = []
     lanes: list[str] = []
     for link in links:
         span = column[link.target] - column[link.source]
+        if span > MAX_LANE_SPAN:
+            short.append(link)
+            continue
         previous, out = link.source, link.out
         for step in range(1, span):
             lane = f"\0{len(lanes)}"

@@ -14,13 +14,15 @@ from dlstudio.core.graph import Graph
 from dlstudio.core.io import graph_from_dict, graph_to_json, parse_json
 from dlstudio.core.layout import WRAP, layered_layout
 from dlstudio.core.summary import summarize
-from tests.core.work_count import chain_document, growth, residual_document
+from tests.core.work_count import chain_document, fan_out_document, growth, residual_document
 
 #: How much more work twice the nodes may take: 2 when linear, with room for n log n sorting.
 LINEAR = 2.2
 
-#: Graphs of about n nodes: one line, and residual blocks (branches, joins, skip edges).
-SHAPES: dict[str, Callable[[int], dict]] = {"chain": chain_document, "residual": lambda n: residual_document(n // 4)}
+#: Graphs of about n nodes: one line, residual blocks (branches, joins, skip edges), and one
+#: node feeding every layer (edges as long as the graph).
+SHAPES: dict[str, Callable[[int], dict]] = {"chain": chain_document, "residual": lambda n: residual_document(n // 4),
+                                           "fan-out": fan_out_document}
 
 
 def _validate(document: dict) -> Callable[[], object]:

@@ -70,3 +70,19 @@ def residual_document(blocks: int) -> dict:
     nodes.append({"id": "out", "type": "Output"})
     edges.append({"source": previous, "target": "out"})
     return {"format": "dlstudio.graph", "version": 1, "name": "residual", "nodes": nodes, "edges": edges}
+
+
+def fan_out_document(total: int) -> dict:
+    """Input, then a line of Adds that each add the Input again: one node feeds every layer,
+    so its edges span from one column to every other."""
+    nodes: list[dict] = [{"id": "x", "type": "Input", "params": {"shape": [16]}}]
+    edges: list[dict] = []
+    previous = "x"
+    while len(nodes) < total - 1:
+        join = f"add{len(nodes)}"
+        nodes.append({"id": join, "type": "Add"})
+        edges += [{"source": previous, "target": f"{join}.in0"}, {"source": "x", "target": f"{join}.in1"}]
+        previous = join
+    nodes.append({"id": "out", "type": "Output"})
+    edges.append({"source": previous, "target": "out"})
+    return {"format": "dlstudio.graph", "version": 1, "name": "fan-out", "nodes": nodes, "edges": edges}

@@ -137,6 +137,7 @@ def main() -> int:
             print(row(kind, step, results[(kind, step)]), flush=True)
     if args.editor_sizes:
         open_file = editor_opener(folder)
+        open_file(folder / f"chain_{args.sizes[0]}.json")  # warm up: Qt, fonts, the panels
         for kind, make in GRAPHS.items():
             for nodes in args.editor_sizes:
                 path = folder / f"{kind}_{nodes}.json"

@@ -115,3 +115,27 @@ class Graph(_Model):
 
     def copy_deep(self) -> Graph:
         return self.model_copy(deep=True)
+
+
+class NodeIndex:
+    """Constant-time lookup of a graph's nodes by id that follows edits of its node list.
+
+    Each hit is checked against the list (the node at the remembered place still has that id);
+    a stale or missing entry re-indexes the list once, so a lookup in a loop stays O(1) where
+    :meth:`Graph.node` scans every node.
+    """
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self._places: dict[str, int] = {}
+
+    def get(self, node_id: str) -> Node | None:
+        """The node with ``node_id``, or None."""
+        nodes = self.graph.nodes
+        place = self._places.get(node_id)
+        if place is None or place >= len(nodes) or nodes[place].id != node_id:
+            self._places = {node.id: index for index, node in enumerate(nodes)}
+            place = self._places.get(node_id)
+            if place is None:
+                return None
+        return nodes[place]

@@ -16,7 +16,7 @@ with its branches side by side instead of as one long line.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -34,6 +34,9 @@ ROW_GAP = 30.0
 LANE = 10.0
 LANE_WEIGHT = 0.01
 SWEEPS = 8
+#: Most columns an edge keeps a lane through; a longer one runs straight, so that the lane
+#: points stay in proportion to the edges (one Input feeding every layer would be quadratic).
+MAX_LANE_SPAN = 64
 #: Row width the editor wraps a layout at, the space between wrapped rows (room for the edge
 #: that returns from a row's end to the next row's start) and between wrapped columns (edges
 #: there are too short for a shape label; the source port shows the shape).
@@ -166,11 +169,15 @@ def _columns(ids: list[str], links: list[_Link]) -> dict[str, int]:
 
 
 def _split_long(links: list[_Link], column: dict[str, int]) -> tuple[list[_Link], list[str]]:
-    """Replace an edge spanning several columns by a chain through lane points."""
+    """Replace an edge spanning several columns (at most ``MAX_LANE_SPAN``) by a chain through
+    lane points."""
     short: list[_Link] = []
     lanes: list[str] = []
     for link in links:
         span = column[link.target] - column[link.source]
+        if span > MAX_LANE_SPAN:
+            short.append(link)
+            continue
         previous, out = link.source, link.out
         for step in range(1, span):
             lane = f"\0{len(lanes)}"
@@ -194,14 +201,21 @@ def _order(nodes: list[str], column: dict[str, int], links: list[_Link]) -> list
         preds[link.target].append(link.source)
         succs[link.source].append(link.target)
     best, best_cost = [list(c) for c in order], _crossings(order, succs)
+    still = 0  # sweeps in a row that changed nothing: after one each way, none ever will
     for sweep in range(SWEEPS):
         forward = sweep % 2 == 0
         indices = range(1, count) if forward else range(count - 2, -1, -1)
+        changed = False
         for i in indices:
             ref = {n: k for k, n in enumerate(order[i - 1 if forward else i + 1])}
             near = preds if forward else succs
-            order[i] = _by_barycentre(order[i], near, ref)
-        cost = _crossings(order, succs)
+            column = _by_barycentre(order[i], near, ref)
+            changed = changed or column != order[i]
+            order[i] = column
+        still = 0 if changed else still + 1
+        if still >= 2:
+            break
+        cost = _crossings(order, succs) if changed else best_cost
         if cost < best_cost:
             best, best_cost = [list(c) for c in order], cost
     return best
@@ -251,8 +265,10 @@ def _place_rows(order: list[list[str]], links: list[_Link], box: Mapping[str, Bo
     for link in links:
         incoming.setdefault(link.target, []).append(link)
         outgoing.setdefault(link.source, []).append(link)
+    still = 0  # sweeps in a row that moved nothing: after one each way, none ever will
     for sweep in range(SWEEPS):
         forward = sweep % 2 == 0
+        moved = False
         for nodes in order if forward else reversed(order):
             wanted = [_wanted(node, tops, (incoming if forward else outgoing).get(node, []), forward, box)
                       for node in nodes]
@@ -260,7 +276,11 @@ def _place_rows(order: list[list[str]], links: list[_Link], box: Mapping[str, Bo
                     for a, b in zip(nodes, nodes[1:], strict=False)]
             weights = [1.0 if box[n].width else LANE_WEIGHT for n in nodes]
             for node, top in zip(nodes, _isotonic(wanted, gaps, weights), strict=True):
+                moved = moved or top != tops[node]
                 tops[node] = top
+        still = 0 if moved else still + 1
+        if still >= 2:
+            break
     return tops
 
 
@@ -333,8 +353,8 @@ def _row_breaks(order: list[list[str]], links: list[_Link], box: Mapping[str, Bo
     best one before a fork (so a block's input starts the row holding its branches), else at
     the last column that fits."""
     clean = _clean_breaks(order, links, box)
-    forks = {column for column, nodes in enumerate(order)
-             if len(nodes) == 1 and sum(link.source == nodes[0] for link in links) > 1}
+    fan_out = Counter(link.source for link in links)
+    forks = {column for column, nodes in enumerate(order) if len(nodes) == 1 and fan_out[nodes[0]] > 1}
     right = [lefts[k] + max((box[n].width for n in nodes), default=0.0) for k, nodes in enumerate(order)]
     rows: list[tuple[int, int]] = []
     first = 0

@@ -53,10 +53,11 @@ class Summary:
         ports: dict[str, dict[str, tuple[Dim, ...]]] = {}
         for (node_id, port), tensor in self.analysis.ports.items():
             ports.setdefault(node_id, {})[port] = self._shape(tensor.shape)
+        types = {node.id: node.type for node in self.analysis.graph.nodes}
         rows = []
         for node_id in self.analysis.order:
             flops = self.analysis.flops.get(node_id)
-            rows.append(Row(node_id, self.analysis.graph.node(node_id).type, ports.get(node_id, {}),
+            rows.append(Row(node_id, types[node_id], ports.get(node_id, {}),
                             self.analysis.param_counts.get(node_id, 0),
                             None if flops is None else flops * self.samples, node_id in self.analysis.live))
         return rows

@@ -60,18 +60,20 @@ def recording_source(plan: ModulePlan, analysis: Analysis) -> str:
     record = RECORD if RECORD not in taken else RECORD + "x"
     lines = [f"def probe(self, {', '.join(name for name, _ in plan.arguments)}):", f"    {record} = {{}}"]
     lines += [f"    {record}[{node!r}] = {{'output': {name}}}" for name, node in plan.arguments]
+    types = {node.id: node.type for node in analysis.graph.nodes}
     for statement in plan.statements:
         lines.append(f"    {statement.target} = {statement.expression}")
-        ports = ", ".join(f"{port!r}: {name}" for port, name in _port_names(analysis, statement).items())
+        names = _port_names(analysis, statement, types[statement.node_id])
+        ports = ", ".join(f"{port!r}: {name}" for port, name in names.items())
         lines.append(f"    {record}[{statement.node_id!r}] = {{{ports}}}")
     lines.append(f"    return {record}")
     return "\n".join(lines) + "\n"
 
 
-def _port_names(analysis: Analysis, statement: Statement) -> dict[str, str]:
+def _port_names(analysis: Analysis, statement: Statement, node_type: str) -> dict[str, str]:
     """Which variable holds which output port of a statement's node (``_`` ones left out)."""
     names = re.findall(r"[A-Za-z_]\w*", statement.target)
-    spec = analysis.catalogue[analysis.graph.node(statement.node_id).type]
+    spec = analysis.catalogue[node_type]
     if spec.unpack:
         ports = re.findall(r"\{(\w+)\}", spec.unpack)
     else:

@@ -18,7 +18,7 @@ from PySide6.QtGui import QUndoStack
 
 from dlstudio.core.analysis import Analysis, analyze
 from dlstudio.core.catalogue import Catalogue, catalogue_for
-from dlstudio.core.graph import Edge, Graph, Node, is_valid_id, split_end
+from dlstudio.core.graph import Edge, Graph, Node, NodeIndex, is_valid_id, split_end
 from dlstudio.core.io import graph_to_json, load_graph, save_graph
 from dlstudio.core.layout import WRAP, Box, layered_layout
 from dlstudio.core.wiring import resolve_end
@@ -49,6 +49,7 @@ class DocumentModel(QObject):
                  parent: QObject | None = None, catalogue: Catalogue | None = None) -> None:
         super().__init__(parent)
         self.graph = graph or Graph(name="untitled")
+        self._index = NodeIndex(self.graph)
         #: the layer types this graph may use: the views look types up here, never in a global
         self.catalogue = catalogue_for(self.graph) if catalogue is None else catalogue
         self.path = path
@@ -100,10 +101,18 @@ class DocumentModel(QObject):
     # ----- queries ---------------------------------------------------------------------------
 
     def node(self, node_id: str) -> Node:
-        return self.graph.node(node_id)
+        node = self._lookup(node_id)
+        if node is None:
+            raise KeyError(node_id)
+        return node
 
     def has_node(self, node_id: str) -> bool:
-        return any(n.id == node_id for n in self.graph.nodes)
+        return self._lookup(node_id) is not None
+
+    def _lookup(self, node_id: str) -> Node | None:
+        if self._index.graph is not self.graph:
+            self._index = NodeIndex(self.graph)
+        return self._index.get(node_id)
 
     def edges_of(self, node_id: str) -> list[Edge]:
         return [e for e in self.graph.edges if node_id in (e.source_node, e.target_node)]
@@ -246,7 +255,7 @@ class DocumentModel(QObject):
         self.catalogue = catalogue_for(graph)
         self.undo_stack.clear()
         self._timer.stop()
-        self.analysis = analyze(self.graph, self.catalogue)  # views rebuilding on reset read it
+        self.analysis = analyze(graph, self.catalogue)  # the views rebuild with this graph's shapes
         self.reset.emit()
         self.analysed.emit(self.analysis)
 

@@ -52,6 +52,7 @@ class GraphScene(QGraphicsScene):
         self._node_obj: dict[str, Node] = {}  # the document's node objects, by id
         self._syncing = False
         self._building = False
+        self._rebuilt_with: Analysis | None = None  # the analysis the last rebuild showed
         self.overview = False
         self._overview: Any = None
         self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.BspTreeIndex)
@@ -63,7 +64,7 @@ class GraphScene(QGraphicsScene):
         document.edge_added.connect(self._edge_added)
         document.edge_removed.connect(self._edge_removed)
         document.reset.connect(self.rebuild)
-        document.analysed.connect(self.apply_analysis)
+        document.analysed.connect(self._analysed)
         self.selectionChanged.connect(self.overview_dirty)
         self._stale: set[str] = set()
         self._stale_timer = QTimer(self, singleShot=True, interval=0)
@@ -85,17 +86,19 @@ class GraphScene(QGraphicsScene):
         try:
             for node in self.document.graph.nodes:
                 self._make_node(node.id)
-            self.apply_analysis(self.document.analysis)
-            self.document.place_unpositioned(self.boxes())
+            if any(node.position is None for node in self.document.graph.nodes):
+                self.apply_analysis(self.document.analysis)  # the real sizes, for the layout
+                self.document.place_unpositioned(self.boxes())
             self._syncing = True
             for node in self.document.graph.nodes:
                 self.nodes[node.id].setPos(QPointF(*(node.position or (0.0, 0.0))))
             self._syncing = False
             for edge in self.document.graph.edges:
                 self._edge_added(edge_key(edge))
+            self.apply_analysis(self.document.analysis)  # edges are placed once, below
         finally:
             self._building = self._syncing = False
-        self.apply_analysis(self.document.analysis)
+        self._rebuilt_with = self.document.analysis
         self.setSceneRect(self.itemsBoundingRect().adjusted(-ROOM, -ROOM, ROOM, ROOM))
         for item in self.edges.values():
             self._place_edge(item)
@@ -239,6 +242,12 @@ class GraphScene(QGraphicsScene):
         if item.refresh(view):
             self.node_item_moved(node_id)
 
+    def _analysed(self, analysis: Analysis) -> None:
+        """Show a new analysis; the one a rebuild has just shown (a graph replaced) is skipped."""
+        shown, self._rebuilt_with = self._rebuilt_with, None
+        if analysis is not shown:
+            self.apply_analysis(analysis)
+
     def apply_analysis(self, analysis: Analysis) -> None:
         """Show the latest shapes, counts and problems on every node and edge."""
         self._stale.clear()
@@ -333,7 +342,9 @@ class GraphScene(QGraphicsScene):
     def node_item_moved(self, node_id: str) -> None:
         """An item moved (dragged, or following the document): its edges follow."""
         self.overview_dirty()
-        if not self._building and node_id in self.nodes:
+        if self._building:  # every edge is placed at the end of the rebuild
+            return
+        if node_id in self.nodes:
             self._make_room(self.nodes[node_id])
         for key in self._edges_of.get(node_id, ()):
             item = self.edges.get(key)

@@ -1,0 +1,45 @@
+"""Opening a graph in the editor (layout of every node, the scene, the first analysis) does
+work in proportion to its size: twice the nodes run at most about twice the Python lines."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from dlstudio.ui.files import RecoveryStore
+from dlstudio.ui.main_window import MainWindow
+from tests.core.test_scaling import LINEAR, SHAPES
+from tests.core.work_count import growth
+
+
+@pytest.fixture
+def window(qtbot, tmp_path: Path, monkeypatch) -> MainWindow:
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: 0)
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    win = MainWindow(settings=settings, recovery=RecoveryStore(tmp_path / "recovery"))
+    qtbot.addWidget(win)
+    win.resize(1250, 760)
+    win.show()
+    qtbot.waitExposed(win)
+    return win
+
+
+@pytest.mark.parametrize("shape", ["chain", "residual"])
+def test_opening_twice_the_nodes_at_most_doubles_the_work(window, tmp_path, shape):
+    def step_for(nodes: int) -> Callable[[], object]:
+        path = tmp_path / f"{shape}_{nodes}.json"  # no positions: opening lays every node out
+        path.write_text(json.dumps(SHAPES[shape](nodes)))
+
+        def open_file() -> None:
+            assert window.files.open_path(path, ask=False)
+            QApplication.processEvents()
+
+        return open_file
+
+    assert growth(step_for, 400) <= LINEAR
+    assert len(window.view.scene_.nodes) == len(SHAPES[shape](400)["nodes"])  # opened last

@@ -192,3 +192,25 @@ def test_an_onnx_model_that_fails_at_other_sizes_is_one_line(tmp_path, capsys):
     assert "the ONNX model fails on other sizes than it was traced with" in err
     assert "(export --to torchscript, or give the Input fixed sizes)" in err
     assert "Fail:" not in err and "ONNXRuntimeError" not in err
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda record: record["config"]["dataset"].update(params="N"),
+     "its training configuration is not valid (dataset.params: Input should be a valid dictionary)"),
+    (lambda record: record.update(config=None), "its training configuration is not valid"),
+])
+def test_sampling_from_a_run_with_an_edited_record_is_a_run_folder_error(tmp_path, capsys, edit, message):
+    graph, out = _graph(tmp_path, {"name": "iris"}), tmp_path / "run"
+    assert main(["run", graph, "--max-steps", "1", "--out", str(out)]) == 0
+    record = json.loads((out / "graph.json").read_text())
+    edit(record)
+    (out / "graph.json").write_text(json.dumps(record))
+    (out / "deep").mkdir()
+    (out / "deep" / "graph.json").write_text('{"format": "dlstudio.run", "x": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    capsys.readouterr()
+    assert main(["sample", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "(start a new run)" in err
+    assert_plain(err)
+    assert main(["sample", str(out / "deep")]) == 2
+    assert "unreadable run record (nested too deeply)" in capsys.readouterr().err

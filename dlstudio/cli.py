@@ -53,6 +53,10 @@ def _one_line(error: BaseException) -> str:
     """The error as one printable line (control characters escaped)."""
     if isinstance(error, DLStudioError):
         return printable(str(error), 500) if str(error) else type(error).__name__
+    if isinstance(error, OSError) and error.strerror:  # a file problem: which file, and why
+        where = error.filename2 if error.filename2 is not None else error.filename
+        reason = error.strerror[:1].lower() + error.strerror[1:]
+        return f"{printable(str(where), 300)}: {reason}" if where is not None else reason
     text = " ".join(str(error).split())
     return f"{type(error).__name__}: {printable(text, 300)}" if text else type(error).__name__
 

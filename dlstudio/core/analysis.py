@@ -18,7 +18,7 @@ from dlstudio.core.graph import Graph, Node
 from dlstudio.core.io import paused_gc
 from dlstudio.core.params import ParamProblem, resolve_params
 from dlstudio.core.spec import InferContext, LayerSpec, ShapeError
-from dlstudio.core.tensor import MAX_ELEMENTS, TensorType, format_shape
+from dlstudio.core.tensor import MAX_DIM_CHARS, MAX_ELEMENTS, TensorType, format_shape
 from dlstudio.core.training_checks import check_training
 from dlstudio.core.wiring import Link, evaluation_order, live_nodes, resolve_links
 
@@ -327,6 +327,7 @@ def _gather_inputs(node: Node, spec: LayerSpec, links: list[Link],
 
 def _check_size(context: InferContext) -> None:
     for tensor in context.outputs.values():
+        _check_expressions(context, tensor)
         dims = tensor.shape[1:]
         if any(isinstance(d, int) and d < 0 for d in dims) or any(d == 0 for d in dims):
             context.fail(f"{context.where} would output an empty or negative shape {format_shape(tensor.shape)}",
@@ -338,3 +339,12 @@ def _check_size(context: InferContext) -> None:
         if total > MAX_ELEMENTS:
             context.fail(f"{context.where} would output {format_shape(tensor.shape)}: over 2^31 elements per sample",
                          "use smaller sizes")
+
+
+def _check_expressions(context: InferContext, tensor: TensorType) -> None:
+    """Refuse a symbolic size written longer than :data:`MAX_DIM_CHARS` (its shape stays unknown)."""
+    for d in tensor.shape:
+        if isinstance(d, str) and len(d) > MAX_DIM_CHARS:
+            context.fail(f"{context.where} would output a size expression of {len(d):,} characters, "
+                         f"over the limit of {MAX_DIM_CHARS} (MAX_DIM_CHARS)",
+                         "give the variable length a fixed size in the Input, or join fewer padded copies")

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from dlstudio.core.errors import GraphFileError
+from dlstudio.core.errors import GraphFileError, printable
 from dlstudio.core.graph import FORMAT, FORMAT_VERSION, ID_RULE, Graph
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
@@ -149,6 +149,9 @@ def graph_from_dict(data: Any, name: str = "<dict>") -> Graph:
     if data.get("format") != FORMAT:
         raise GraphFileError(name, f"not a DL Studio graph (missing \"format\": \"{FORMAT}\")")
     data = migrate(data, name)
+    for key, value in data.items():
+        if key not in ("nodes", "edges") and type(value) in (list, dict):
+            check_depth(value, name, where=f"'{printable(key, 40)}'")
     try:
         graph = Graph.model_validate(data)
     except ValidationError as error:
@@ -160,21 +163,22 @@ def graph_from_dict(data: Any, name: str = "<dict>") -> Graph:
 
 
 def check_free_values(graph: Graph, name: str) -> None:
-    """Refuse deep nesting in the parts pydantic leaves untyped: params and unknown keys."""
+    """Refuse deep nesting in the nodes' and edges' untyped parts: params and unknown keys
+    (the rest of the document, the training section included, is checked before validation)."""
     for node in graph.nodes:
         nested = [v for v in node.params.values() if type(v) in (list, dict)]
         if nested or node.__pydantic_extra__:
-            check_depth([nested, node.__pydantic_extra__], name)
-    check_depth([graph.model_extra, *(edge.model_extra for edge in graph.edges if edge.model_extra)], name)
+            check_depth([nested, node.__pydantic_extra__], name, where=f"node '{node.id}'")
+    check_depth([edge.model_extra for edge in graph.edges if edge.model_extra], name, where="'edges'")
 
 
-def check_depth(data: Any, name: str, limit: int = MAX_DEPTH) -> None:
+def check_depth(data: Any, name: str, limit: int = MAX_DEPTH, where: str = "document") -> None:
     """Refuse values nested deeper than ``limit`` (checked without recursion)."""
     stack: list[tuple[Any, int]] = [(data, 1)]
     while stack:
         value, depth = stack.pop()
         if depth > limit:
-            raise GraphFileError(name, f"document is nested more than {limit} levels deep")
+            raise GraphFileError(name, f"{where} is nested more than {limit} levels deep (MAX_DEPTH)")
         if isinstance(value, dict):
             stack.extend((item, depth + 1) for item in value.values())
         elif isinstance(value, list | tuple):

@@ -161,6 +161,22 @@ def numel(shape: Sequence[Dim], batch: bool = False) -> int | None:
     return math.prod(dims) if is_known(*dims) else None  # type: ignore[arg-type]
 
 
+#: Most inputs a variadic node (Add, Concat, ...) takes: ports ``in0`` .. ``in127``.
+MAX_VARIADIC_INPUTS = 128
+
+
+def variadic_index(port: str) -> int | None:
+    """The index of a variadic port ``in<k>`` (k below :data:`MAX_VARIADIC_INPUTS`, no leading
+    zeros), else None; checked on the text, so ``in99999999`` builds nothing."""
+    digits = port[2:]
+    if not port.startswith("in") or not digits.isascii() or not digits.isdigit():
+        return None
+    if len(digits) > 3 or (len(digits) > 1 and digits[0] == "0"):
+        return None
+    index = int(digits)
+    return index if index < MAX_VARIADIC_INPUTS else None
+
+
 InferRule = Callable[[InferContext], TensorType | dict[str, TensorType]]
 CountRule = Callable[[InferContext], int]
 FlopsRule = Callable[[InferContext], int | None]
@@ -225,7 +241,7 @@ class LayerSpec:
 
     def accepts_input(self, port: str) -> bool:
         if self.variadic:
-            return port.startswith("in") and port[2:].isdigit() and str(int(port[2:])) == port[2:]
+            return variadic_index(port) is not None
         return port in self.inputs
 
     @property

@@ -22,6 +22,9 @@ DTYPES = FLOAT_DTYPES + INT_DTYPES + ("bool",)
 
 #: Largest element count of one sample that shape inference accepts (refused before allocating).
 MAX_ELEMENTS = 2**31
+#: Longest symbolic size expression shape inference writes (``"(T + 2)//2"``); a longer one
+#: would grow with every node (padding and joining double it), so the node is refused instead.
+MAX_DIM_CHARS = 200
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from dlstudio.core.catalogue import BUILTINS, Catalogue, catalogue_for
 from dlstudio.core.errors import printable
 from dlstudio.core.graph import Graph, split_end
 from dlstudio.core.params import output_ports_of
-from dlstudio.core.spec import LayerSpec
+from dlstudio.core.spec import MAX_VARIADIC_INPUTS, LayerSpec
 
 #: ``report(severity, node, message, fix="", port=None)``
 Report = Callable[..., None]
@@ -101,7 +101,8 @@ def _end_port(end: str, specs: dict[str, LayerSpec | None],
     if port is None:
         return _bare_end(end, node_id, spec, ports, is_source, report)
     if not known:
-        more = ", ..." if spec.variadic and not is_source else ""
+        more = (f", ... in{MAX_VARIADIC_INPUTS - 1} (at most {MAX_VARIADIC_INPUTS} inputs, "
+                "MAX_VARIADIC_INPUTS)") if spec.variadic and not is_source else ""
         report("error", node_id, f"{spec.type} '{node_id}' has no port '{printable(port, 40)}'",
                "connect to one of: " + ", ".join(ports) + more, printable(port, 40))
         return None

@@ -23,7 +23,7 @@ from dlstudio.core.training import TrainingConfig
 from dlstudio.exits import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, UsageError
 from dlstudio.train.callbacks import CallbackFn
 from dlstudio.train.distributed import World, launch, watch_launcher, world_from_env
-from dlstudio.train.errors import TrainError
+from dlstudio.train.errors import ConfigError, TrainError
 from dlstudio.train.events import Finished
 from dlstudio.train.rundir import RECORD, RunDir, default_run_path
 from dlstudio.train.trainer import Trainer
@@ -98,7 +98,7 @@ def _plan_run(args: argparse.Namespace, graph: Graph, world: World) -> tuple[Run
         run_dir = RunDir(args.resume)
         return run_dir, _override(run_dir.recorded_config(graph), args)
     if graph.training is None:
-        raise UsageError(f"{args.graph}: has no training section (add one in the app's Training panel)")
+        raise ConfigError(f"{args.graph}: has no training section", "add one in the app's Training panel")
     out = Path(args.out) if args.out else default_run_path(graph.name)
     if world.is_main and (out / RECORD).exists():
         raise UsageError(f"{out}: already holds a run; continue it with --resume {out} or pick another --out")

@@ -54,7 +54,8 @@ def export_command(args: argparse.Namespace) -> int:
         else:
             report("TorchScript", output, export_torchscript(analysis, module, output))
     except (ConfigError, RunDirError) as error:
-        print(f"dlstudio: {error}", file=sys.stderr)
+        advice = f" ({error.advice})" if error.advice else ""
+        print(f"dlstudio: {error}{advice}", file=sys.stderr)
         return error.exit_code
     return 0
 
@@ -175,9 +176,14 @@ def export_onnx(analysis: Analysis, module: torch.nn.Module, output: Path) -> fl
                           dynamic_shapes=_dynamic_shapes(analysis), optimize=True, verbose=False)
     check_inputs, _ = example_inputs(analysis, batch=3, grow=3)
     options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3  # errors only: no notes on shape metadata of dynamic dims
+    options.log_severity_level = 4  # fatal only: a failing check is reported below, once
     session = onnxruntime.InferenceSession(str(output), options, providers=["CPUExecutionProvider"])
-    actual = session.run(None, {n: x.numpy() for n, x in zip(names, check_inputs, strict=True)})
+    try:
+        actual = session.run(None, {n: x.numpy() for n, x in zip(names, check_inputs, strict=True)})
+    except Exception as error:  # noqa: BLE001  (onnxruntime raises its own unrelated classes)
+        detail = ". ".join(" ".join(str(error).split()).split(". ")[-2:])[-200:]  # the last two sentences
+        raise ConfigError(f"{output}: the ONNX model fails on other sizes than it was traced with ({detail})",
+                          "export --to torchscript, or give the Input fixed sizes") from None
     with torch.no_grad():
         expected = module(*check_inputs)
     return _check(_largest_difference(expected, [torch.from_numpy(a) for a in actual]), "ONNX")

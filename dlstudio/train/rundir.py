@@ -27,7 +27,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from dlstudio.core.graph import Graph
-from dlstudio.core.io import graph_to_dict, special_file_problem, write_atomic
+from dlstudio.core.io import (
+    describe_validation_error,
+    graph_to_dict,
+    special_file_problem,
+    write_atomic,
+)
 from dlstudio.core.training import TrainingConfig
 from dlstudio.train.errors import RunDirError
 
@@ -139,6 +144,8 @@ class RunDir:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
             raise RunDirError(f"{path}: unreadable run record ({error})") from None
+        except RecursionError:
+            raise RunDirError(f"{path}: unreadable run record (nested too deeply)") from None
         if not isinstance(record, dict) or record.get("format") != RUN_FORMAT:
             raise RunDirError(f"{path}: not a DL Studio run record")
         return record
@@ -157,12 +164,7 @@ class RunDir:
         """The run's training configuration, checked as data: it must parse, and every file it
         reads (data, pretrained weights) must be the one ``graph``'s own section names, so an
         edited record cannot point a resumed run at another file."""
-        record = self.check_graph(graph)
-        try:
-            config = TrainingConfig.model_validate(record.get("config"))
-        except ValidationError as error:
-            raise RunDirError(f"{self.path / RECORD}: its training configuration is not valid "
-                              f"({error.errors()[0]['msg']})", "start a new run") from None
+        config = self.parse_config(self.check_graph(graph))
         own = graph.training
         for what, recorded, given in _file_settings(config, own):
             if recorded != given:
@@ -170,6 +172,14 @@ class RunDir:
                     f"{self.path / RECORD}: the run reads {what} '{recorded}' but the graph's training "
                     f"section names '{given}'", "resume with the graph the run started from, or start a new run")
         return config
+
+    def parse_config(self, record: dict[str, Any]) -> TrainingConfig:
+        """The training configuration ``record`` holds; a RunDirError when it is not valid."""
+        try:
+            return TrainingConfig.model_validate(record.get("config"))
+        except ValidationError as error:
+            raise RunDirError(f"{self.path / RECORD}: its training configuration is not valid "
+                              f"({describe_validation_error(error)})", "start a new run") from None
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         """One line of strict JSON; a NaN or infinite value (a diverging epoch) becomes null."""

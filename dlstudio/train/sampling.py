@@ -100,7 +100,7 @@ def sample_run(run_dir: RunDir, count: int, seed: int, **options: Any) -> list[s
     """``count`` samples from the run in ``run_dir``, drawn by its task's sampler: texts, or
     images N x C x H x W."""
     record = run_dir.read_record()
-    task = task_class(record["config"].get("task") or DEFAULT_TASK)
+    task = task_class(run_dir.parse_config(record).task or DEFAULT_TASK)
     from dlstudio.core.analysis import analyze
 
     graph = graph_from_dict(record["graph"], str(run_dir.path))

@@ -18,7 +18,7 @@ from dlstudio.core.analysis import Analysis
 from dlstudio.core.codegen import plan_module
 from dlstudio.core.compiler import build_module
 from dlstudio.core.graph import Graph
-from dlstudio.core.training import DEFAULT_TASK, TrainingConfig
+from dlstudio.core.training import CLASS_LOSSES, DEFAULT_TASK, TrainingConfig
 from dlstudio.core.training_checks import TrainingChecker
 from dlstudio.train import distributed
 from dlstudio.train.batches import Batches, eval_batches
@@ -33,6 +33,7 @@ from dlstudio.train.components import (
 from dlstudio.train.data import DataSplit, field_infos
 from dlstudio.train.distributed import World
 from dlstudio.train.errors import ConfigError
+from dlstudio.train.memory import check_memory
 from dlstudio.train.metrics import Metrics
 from dlstudio.train.parts import Parts, check_graph
 from dlstudio.train.tasks import Task, task_class
@@ -59,6 +60,7 @@ def prepare(graph: Graph, config: TrainingConfig, world: World, base_dir: Path |
     seed_everything(config.seed, config.deterministic)
     device = resolve_device(config.device, world.local_rank)
     distributed.init(world, device)
+    check_memory(analysis, config, device)
     task = task_class(config.task or DEFAULT_TASK)
     data = task.load_data(config, base_dir)
     _check_loaded(config, analysis, data)
@@ -115,6 +117,21 @@ def _check_loaded(config: TrainingConfig, analysis: Analysis, data: DataSplit) -
         raise ConfigError(f"dataset '{config.dataset.name}' does not fit the graph: {errors[0].one_line()}")
     if data.train_size < 1:
         raise ConfigError("no training samples left after the validation split")
+    _check_labels(config, data)
+
+
+def _check_labels(config: TrainingConfig, data: DataSplit) -> None:
+    """Class labels start at 0: a negative one (other than ``ignore_index``) is refused here,
+    not by the loss in the middle of a step."""
+    labels = data.arrays.fields.get(config.loss.target)
+    if config.loss.type not in CLASS_LOSSES or labels is None or labels.dtype.kind not in "iu":
+        return
+    ignored = config.loss.params.get("ignore_index", -100)
+    negative = labels[(labels < 0) & (labels != ignored)]
+    if negative.size:
+        raise ConfigError(f"dataset '{config.dataset.name}': target '{config.loss.target}' holds the class "
+                          f"label {int(negative[0])}, but class labels count from 0",
+                          f"number the classes 0, 1, 2, ...; mark samples to skip with ignore_index={ignored}")
 
 
 def _wrap(module: torch.nn.Module, world: World, device: torch.device) -> torch.nn.Module:

@@ -83,6 +83,7 @@ def restore(parts: Parts, task: Task, state: dict[str, Any]) -> LoopState:
     parts.module.load_state_dict({k: v.to(parts.device) for k, v in state["model"].items()})
     for name, optimizer in parts.optimizers.items():
         optimizer.load_state_dict(_named(state, "optimizers", "optimizer", name))
+        _check_optimizer_state(optimizer)
     for name, schedule in parts.schedules.items():
         saved = _named(state, "schedulers", "scheduler", name)
         if saved is not None:
@@ -94,6 +95,16 @@ def restore(parts: Parts, task: Task, state: dict[str, Any]) -> LoopState:
     if state["rng"]["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["rng"]["cuda"])
     return LoopState(**state["loop"])
+
+
+def _check_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
+    """Every per-parameter buffer (momentum, running averages) has its parameter's shape; an
+    edited checkpoint could otherwise fail only in the next step."""
+    for param, saved in optimizer.state.items():
+        for key, value in saved.items():
+            if isinstance(value, torch.Tensor) and value.dim() and value.shape != param.shape:
+                raise ValueError(f"optimizer state '{key}' has shape {list(value.shape)} for a "
+                                 f"parameter of shape {list(param.shape)}")
 
 
 def _named(state: dict[str, Any], key: str, single: str, name: str) -> Any:

@@ -327,7 +327,12 @@ class Trainer:
         path = latest_checkpoint(self.run_dir.checkpoints)
         if path is None:
             raise RunDirError(f"{self.run_dir.path}: has no complete checkpoint to resume from")
-        self.state = restore(self.parts, self.task, load_state(path))
+        try:
+            self.state = restore(self.parts, self.task, load_state(path))
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as error:
+            detail = f"no entry {error}" if isinstance(error, KeyError) else " ".join(str(error).split())[:160]
+            raise RunDirError(f"{path}: its saved state does not fit this run ({detail})",
+                              "resume from an earlier checkpoint or start a new run") from None
         if self._writes:
             note = self.run_dir.truncate_metrics(self.state.step)
             if note:

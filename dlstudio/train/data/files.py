@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import math
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,13 @@ from dlstudio.train.data.arrays import Arrays
 from dlstudio.train.errors import DataError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
-MAX_TEXT_BYTES = 256 * 2**20
+#: Largest text dataset, in bytes (its character ids take 12 bytes a character while loading).
+MAX_TEXT_BYTES = 64 * 2**20
+#: Most bytes a dataset's arrays may take once loaded or decompressed (an .npz's arrays, a CSV's
+#: encoded columns), checked before they are built.
+MAX_DATA_BYTES = 4 * 2**30
+#: Most distinct values a CSV text column may have: each becomes one one-hot column.
+MAX_CATEGORIES = 1000
 #: An integer target with at most this many distinct values counts as class labels.
 MAX_AUTO_CLASSES = 50
 
@@ -72,6 +79,10 @@ def _encode_column(name: str, values: list[str], categorical: bool) -> tuple[np.
         numbers[np.isnan(numbers)] = np.nanmean(numbers)
         return numbers[:, None], True
     categories = sorted({v.strip() for v in values})
+    if len(categories) > MAX_CATEGORIES:
+        raise DataError(f"column '{name}' holds {len(categories):,} distinct texts, over the limit of "
+                        f"{MAX_CATEGORIES} (MAX_CATEGORIES) for one-hot encoding",
+                        "leave the column out of 'features', or turn it into numbers")
     index = {c: i for i, c in enumerate(categories)}
     one_hot = np.zeros((len(values), len(categories)))
     one_hot[np.arange(len(values)), [index[v.strip()] for v in values]] = 1.0
@@ -100,14 +111,25 @@ def _csv(args: Any, seed: int, base_dir: Path) -> Arrays:
     if args.target not in columns:
         raise DataError(f"{path.name}: no column '{args.target}' (columns: {', '.join(header)})")
     features = args.features or [n for n in header if n != args.target]
+    if not features:
+        raise DataError(f"{path.name}: has no column besides the target '{args.target}'",
+                        "add feature columns, or name them in 'features'")
     missing = [n for n in features + list(args.categorical or []) if n not in columns]
     if missing:
         raise DataError(f"{path.name}: no column '{missing[0]}' (columns: {', '.join(header)})")
     parts, numeric = [], []
     for name in features:
-        block, is_numeric = _encode_column(name, columns[name], name in (args.categorical or []))
+        try:
+            block, is_numeric = _encode_column(name, columns[name], name in (args.categorical or []))
+        except DataError as error:
+            raise DataError(f"{path.name}: {error}", error.advice) from None
         parts.append(block)
         numeric += [is_numeric] * block.shape[1]
+    width = sum(block.shape[1] for block in parts)
+    if len(rows) * width * 8 > MAX_DATA_BYTES:
+        raise DataError(f"{path.name}: {len(rows):,} rows of {width:,} encoded columns would take "
+                        f"{len(rows) * width * 8 / 2**30:.1f} GiB, over the limit of "
+                        f"{MAX_DATA_BYTES // 2**30} GiB (MAX_DATA_BYTES)", "use fewer rows or columns")
     y, classes, names = _target(args.target, columns[args.target], args.task)
     return Arrays({"x": np.concatenate(parts, axis=1), "y": y},
                   classes={"y": classes} if classes else {},
@@ -119,10 +141,11 @@ def _csv(args: Any, seed: int, base_dir: Path) -> Arrays:
 
 def _npz(args: Any, seed: int, base_dir: Path) -> Arrays:
     path = resolve_path(args.path, base_dir)
+    check_npz_sizes(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
             fields = {name: archive[name] for name in archive.files}
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
         raise DataError(f"{path.name}: not a readable .npz file ({' '.join(str(error).split())[:120]})") from None
     if not fields:
         raise DataError(f"{path.name}: holds no arrays")
@@ -131,6 +154,36 @@ def _npz(args: Any, seed: int, base_dir: Path) -> Arrays:
         raise DataError(f"{path.name}: array '{scalar[0]}' is a single value, not one per sample")
     classes = {n: int(a.max()) + 1 for n, a in fields.items() if a.dtype.kind in "iu" and a.size and a.min() >= 0}
     return Arrays(fields, classes=classes)
+
+
+def check_npz_sizes(path: Path) -> None:
+    """Refuse an .npz whose arrays, by their zip and .npy headers, would take more than
+    :data:`MAX_DATA_BYTES` or more than the bytes the archive says it holds (a zip bomb)."""
+    total = 0
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.infolist():
+                with archive.open(member) as handle:
+                    claimed = _npy_bytes(handle)
+                if claimed is not None and claimed > member.file_size:
+                    raise DataError(f"{path.name}: array '{member.filename[:60]}' claims {claimed:,} bytes "
+                                    f"but holds {member.file_size:,}", "save the arrays again with numpy")
+                total += member.file_size
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+        raise DataError(f"{path.name}: not a readable .npz file ({' '.join(str(error).split())[:120]})") from None
+    if total > MAX_DATA_BYTES:
+        raise DataError(f"{path.name}: its arrays take {total / 2**30:.1f} GiB unpacked, over the limit of "
+                        f"{MAX_DATA_BYTES // 2**30} GiB (MAX_DATA_BYTES)", "use a smaller dataset")
+
+
+def _npy_bytes(handle: Any) -> int | None:
+    """The bytes an .npy stream's header says its array takes; None when it is not a plain array."""
+    version = np.lib.format.read_magic(handle)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read_header(handle)  # the header only, no data
+    if dtype.hasobject:
+        return None  # refused by np.load (allow_pickle=False)
+    return math.prod(shape) * dtype.itemsize
 
 
 def _image_folder(args: Any, seed: int, base_dir: Path) -> Arrays:
@@ -173,12 +226,15 @@ def read_text(path: str, base_dir: Path) -> str:
 
 def character_windows(text: str, length: int, name: str) -> Arrays:
     """Side-by-side windows of character ids; the target is each window shifted by one."""
-    vocab = sorted(set(text))
     windows = (len(text) - 1) // length
     if windows < 2:
         raise DataError(f"{name}: has {len(text)} characters, too few for windows of {length}")
-    index = {ch: i for i, ch in enumerate(vocab)}
-    ids = np.array([index[ch] for ch in text[: windows * length + 1]], dtype=np.int64)
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    present = np.flatnonzero(np.bincount(codes))  # the sorted code points: sorted(set(text))
+    lookup = np.zeros(int(present[-1]) + 1, dtype=np.int64)
+    lookup[present] = np.arange(len(present))
+    ids = lookup[codes[: windows * length + 1]]
+    vocab = [chr(c) for c in present]
     x = ids[:-1].reshape(windows, length)
     y = ids[1:].reshape(windows, length)
     return Arrays({"x": x, "y": y}, classes={"y": len(vocab)}, info={"vocab": "".join(vocab)})

@@ -133,3 +133,25 @@ def test_a_task_that_cannot_sample_says_so():
 def test_a_task_name_is_registered_once():
     with pytest.raises(ValueError, match="declared twice"):
         type("Again", (Task,), {"name": "supervised"})
+
+
+def test_a_checkpoint_from_before_tasks_resumes(tmp_path):
+    """Checkpoints written before optimizers were named held one ``optimizer`` and ``scheduler``."""
+    from dlstudio.train.checkpoint import save_state
+
+    doc = dropout_mlp(epochs=2, deterministic=True, scheduler={"type": "StepLR"})
+    run(doc, run_dir=RunDir(tmp_path / "whole"))
+    run(doc, run_dir=RunDir(tmp_path / "split"), max_steps=5)
+    folder = tmp_path / "split" / "checkpoints"
+    path = latest_checkpoint(folder)
+    state = load_state(path)
+    state["optimizer"] = state.pop("optimizers")["model"]
+    state["scheduler"] = state.pop("schedulers")["model"]
+    for old in folder.iterdir():
+        old.unlink()
+    save_state(folder, path.stem, state)
+    _, result, _ = run(doc, run_dir=RunDir(tmp_path / "split"), resume=True)
+    assert result.reason == "completed"
+    whole = load_file(str(tmp_path / "whole" / "model.safetensors"))
+    split = load_file(str(tmp_path / "split" / "model.safetensors"))
+    assert all(torch.equal(whole[k], split[k]) for k in whole)

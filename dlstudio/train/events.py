@@ -179,14 +179,20 @@ def event_to_json(event: Event) -> str:
     return json.dumps(event_to_dict(event), allow_nan=False, separators=(",", ":"))
 
 
-#: The key of a step's total loss in :attr:`StepEnd.losses`.
-TOTAL_LOSS = "loss/total"
+#: How :attr:`StepEnd.losses` names a task's losses, and the key of the total among them.
+LOSS_PREFIX = "loss/"
+TOTAL_LOSS = f"{LOSS_PREFIX}total"
+
+
+def step_losses(losses: dict[str, float]) -> dict[str, float]:
+    """A task's named losses (``total``, ``generator``) as :attr:`StepEnd.losses` keys them."""
+    return {f"{LOSS_PREFIX}{name}": value for name, value in losses.items()}
 
 
 def loss_parts(losses: dict[str, float]) -> dict[str, float]:
     """A step's named losses besides the total, by short name (``generator``); none when the
-    step has a single loss."""
-    parts = {key.removeprefix("loss/"): value for key, value in losses.items() if key != TOTAL_LOSS}
+    step has a single loss (the inverse of :func:`step_losses`)."""
+    parts = {key.removeprefix(LOSS_PREFIX): value for key, value in losses.items() if key != TOTAL_LOSS}
     return parts if len(losses) > 1 else {}
 
 

@@ -55,11 +55,6 @@ class LoopState:
         self.loss_sums = {}
 
 
-def loss_names(losses: dict[str, float]) -> dict[str, float]:
-    """A step's named losses as events and curves name them: ``loss/total``, ``loss/generator``."""
-    return {f"loss/{name}": value for name, value in losses.items()}
-
-
 def capture(parts: Parts, task: Task, loop: LoopState) -> dict[str, Any]:
     """Everything needed to continue the run, as tensors and plain values."""
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []

@@ -34,12 +34,13 @@ from dlstudio.train.events import (
     RunStarted,
     StepEnd,
     Throughput,
+    step_losses,
 )
 from dlstudio.train.parts import Parts
 from dlstudio.train.pretrained import load_pretrained
 from dlstudio.train.rundir import RunDir
 from dlstudio.train.setup import prepare, start_task
-from dlstudio.train.state import LoopState, capture, loss_names, restore
+from dlstudio.train.state import LoopState, capture, restore
 from dlstudio.train.tasks.base import TOTAL, Task
 
 
@@ -209,7 +210,7 @@ class Trainer:
                                "the last good checkpoint is kept",
                                "lower the learning rate, set grad_clip, or check the data for NaN values")
             self.emit(StepEnd(epoch + 1, state.step, index + 1, len(batches), loss_value,
-                              p.optimizer.param_groups[0]["lr"], loss_names(losses)))
+                              p.optimizer.param_groups[0]["lr"], step_losses(losses)))
             if self.probe is not None and self.probe.due(state.step):
                 for sample in self.probe.sample(state.step):
                     self.emit(sample)

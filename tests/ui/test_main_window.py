@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -24,6 +24,7 @@ from dlstudio.ui.panels.inspector import NodePage
 from dlstudio.ui.panels.palette import TYPE_ROLE
 from tests.conftest import GRAPHS, ROOT
 from tests.core.source_lines import lines_by_node
+from tests.ui.windows import open_window
 
 
 def mlp() -> Graph:
@@ -44,12 +45,7 @@ def messages(monkeypatch) -> list[str]:
 
 @pytest.fixture
 def window(qtbot, tmp_path: Path, messages) -> MainWindow:
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(settings=settings, recovery=RecoveryStore(tmp_path / "recovery"))
-    qtbot.addWidget(win)
-    win.resize(1400, 900)
-    win.show()
-    qtbot.waitExposed(win)
+    win = open_window(qtbot, tmp_path, (1400, 900))
     return win
 
 

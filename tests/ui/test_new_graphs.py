@@ -5,24 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMenu, QMessageBox
 
 from dlstudio.core.starter import TEMPLATES
 from dlstudio.train.rundir import RUNS_ENV
-from dlstudio.ui.files import RecoveryStore
 from dlstudio.ui.main_window import MainWindow
 from tests.conftest import GRAPHS
+from tests.ui.windows import open_window
 
 
 @pytest.fixture
 def window(qtbot, tmp_path: Path, monkeypatch) -> MainWindow:
     monkeypatch.setattr(QMessageBox, "exec", lambda box: 0)
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(settings=settings, recovery=RecoveryStore(tmp_path / "recovery"))
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
+    win = open_window(qtbot, tmp_path)
     yield win
     win.training.shutdown()
     win.document.undo_stack.setClean()

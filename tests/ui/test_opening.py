@@ -6,25 +6,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QRectF, QSettings, Qt
+from PySide6.QtCore import QRectF, Qt
 from PySide6.QtWidgets import QMessageBox
 
 from dlstudio.core.io import load_graph, save_graph
 from dlstudio.ui.canvas import style as st
-from dlstudio.ui.files import RecoveryStore
 from dlstudio.ui.main_window import MainWindow
 from tests.conftest import GRAPHS
+from tests.ui.windows import open_window
 
 
 @pytest.fixture
 def window(qtbot, tmp_path: Path, monkeypatch) -> MainWindow:
     monkeypatch.setattr(QMessageBox, "exec", lambda box: 0)
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(settings=settings, recovery=RecoveryStore(tmp_path / "recovery"))
-    qtbot.addWidget(win)
-    win.resize(1250, 760)
-    win.show()
-    qtbot.waitExposed(win)
+    win = open_window(qtbot, tmp_path, (1250, 760))
     return win
 
 

@@ -8,24 +8,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from dlstudio.ui.files import RecoveryStore
 from dlstudio.ui.main_window import MainWindow
 from tests.core.test_scaling import LINEAR, SHAPES
 from tests.core.work_count import growth
+from tests.ui.windows import open_window
 
 
 @pytest.fixture
 def window(qtbot, tmp_path: Path, monkeypatch) -> MainWindow:
     monkeypatch.setattr(QMessageBox, "exec", lambda box: 0)
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(settings=settings, recovery=RecoveryStore(tmp_path / "recovery"))
-    qtbot.addWidget(win)
-    win.resize(1250, 760)
-    win.show()
-    qtbot.waitExposed(win)
+    win = open_window(qtbot, tmp_path, (1250, 760))
     return win
 
 

@@ -11,16 +11,16 @@ from typing import Any
 
 import pytest
 import torch
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 from safetensors.torch import load_file
 
 from dlstudio.train import RunDir, Trainer
-from dlstudio.ui.files import RecoveryStore
 from dlstudio.ui.main_window import MainWindow
 from dlstudio.ui.training.insight import WAITING
 from tests.conftest import GRAPHS
 from tests.train.helpers import graph_of, mlp
+from tests.ui.windows import open_window
 
 LONG = 60_000
 
@@ -28,12 +28,7 @@ LONG = 60_000
 @pytest.fixture
 def window(qtbot, tmp_path: Path, monkeypatch) -> MainWindow:
     monkeypatch.setattr(QMessageBox, "exec", lambda box: 0)
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(settings=settings, recovery=RecoveryStore(tmp_path / "recovery"))
-    qtbot.addWidget(win)
-    win.resize(1500, 950)
-    win.show()
-    qtbot.waitExposed(win)
+    win = open_window(qtbot, tmp_path, (1500, 950))
     win.training.runs_root_override = tmp_path / "runs"
     win.training.mode = "thread"  # fast; one test below trains in the worker process the app uses
     yield win

@@ -11,9 +11,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from dlstudio.core.blocks import (
+    INDEX,
+    REPEAT,
+    BlockSpec,
+    ExpressionError,
+    copy_environment,
+    environment_key,
+)
+from dlstudio.core.blocks import instance_graph as block_graph
 from dlstudio.core.catalogue import Catalogue, catalogue_for
 from dlstudio.core.errors import printable
-from dlstudio.core.findings import Analysis, Diagnostic, Severity
+from dlstudio.core.findings import Analysis, BlockCopy, Diagnostic, Severity, Tie
 from dlstudio.core.graph import Graph, Node
 from dlstudio.core.io import paused_gc
 from dlstudio.core.params import ParamProblem, resolve_params
@@ -25,16 +34,19 @@ from dlstudio.core.wiring import Link, evaluation_order, live_nodes, resolve_lin
 #: Most parameters one node, or the whole model, may hold (refused before allocating).
 MAX_PARAMETERS = MAX_ELEMENTS
 
-def analyze(graph: Graph, catalogue: Catalogue | None = None) -> Analysis:
+def analyze(graph: Graph, catalogue: Catalogue | None = None,
+            port_types: dict[str, TensorType] | None = None) -> Analysis:
     """Validate ``graph`` and infer every port's type; never raises on a bad graph.
 
     Layer types are looked up in ``catalogue`` (default: :func:`catalogue_for` the graph).
+    ``port_types`` gives Input nodes their types directly (a block's graph, analysed for the
+    types arriving at its ports).
     """
     with paused_gc():
-        return _analyze(graph, catalogue_for(graph) if catalogue is None else catalogue)
+        return _analyze(graph, catalogue_for(graph) if catalogue is None else catalogue, port_types or {})
 
 
-def _analyze(graph: Graph, catalogue: Catalogue) -> Analysis:
+def _analyze(graph: Graph, catalogue: Catalogue, port_types: dict[str, TensorType]) -> Analysis:
     result = Analysis(graph, catalogue)
     nodes = {node.id: node for node in graph.nodes}
     lookup = catalogue.get
@@ -44,9 +56,14 @@ def _analyze(graph: Graph, catalogue: Catalogue) -> Analysis:
     result.links, result.dangling = resolve_links(graph, specs, _output_ports(nodes, specs), report)
     result.order = evaluation_order(list(nodes), result.links, report)
     _check_liveness(graph, result)
-    _infer_all(nodes, specs, result)
+    for node_id, tensor in port_types.items():
+        _store(result, node_id, {}, {"output": tensor}, 0, 0)
+    _infer_all(nodes, specs, result, set(port_types))
+    _check_ties(graph, specs, result)
     _check_in_place(nodes, result, report)
     _check_frozen(graph, result)
+    for problem in catalogue.problems:
+        report("error", None, problem, "give the block another name")
     if graph.training is not None:
         result.diagnostics += check_training(graph.training, result)
     return result
@@ -181,6 +198,7 @@ def clear_caches() -> None:
     """Forget every cached result (benchmarks measure cold analysis with this)."""
     _PARAMS_CACHE.clear()
     _NODE_CACHE.clear()
+    _COPY_CACHE.clear()
 
 
 def _freeze(value: Any) -> Any:
@@ -193,17 +211,20 @@ def _freeze(value: Any) -> Any:
     return (kind, value)
 
 
-def _infer_all(nodes: dict[str, Node], specs: dict[str, LayerSpec | None], result: Analysis) -> None:
+def _infer_all(nodes: dict[str, Node], specs: dict[str, LayerSpec | None], result: Analysis,
+               given: set[str]) -> None:
     incoming: dict[str, list[Link]] = {}
     for link in result.links:
         incoming.setdefault(link.target, []).append(link)
     for node_id in result.order:
         spec = specs[node_id]
-        if spec is None:
+        if spec is None or node_id in given:
             continue
         node, links = nodes[node_id], incoming.get(node_id, [])
         key = params_key(spec, node.params)
-        if not _known_single_input(node_id, spec, links, key, result):
+        if isinstance(spec, BlockSpec):
+            _infer_block(node, spec, links, result, key)
+        elif not _known_single_input(node_id, spec, links, key, result):
             _infer_node(node, spec, links, result, key)
     total = result.total_params
     if total > MAX_PARAMETERS:
@@ -275,6 +296,155 @@ def _store(result: Analysis, node_id: str, params: dict[str, Any], outputs: dict
     result.flops[node_id] = flops
     for port, tensor in outputs.items():
         result.ports[(node_id, port)] = tensor
+
+
+#: Analyses of a block's graph per (block, parameter values, input types): a block used many
+#: times, or repeated, is analysed once per distinct parameter set.
+_COPY_CACHE: dict[tuple, tuple[BlockSpec, BlockCopy]] = {}
+
+
+def _infer_block(node: Node, spec: BlockSpec, links: list[Link], result: Analysis, key: tuple | None) -> None:
+    """Analyse each copy of the block node ``node`` and store what the chain outputs."""
+    if spec.problem:
+        _report(result, "error", node.id, spec.problem, "change the blocks it uses")
+        return
+    try:
+        params = cached_params(spec, node.params, key)
+    except ParamProblem as problem:
+        _report(result, "error", node.id, f"{spec.type} '{node.id}': {printable(problem.message, 300)}",
+                "change or remove the value", param=problem.param)
+        return
+    result.params[node.id] = params
+    inputs = _gather_inputs(node, spec, links, result)
+    if inputs is None:
+        return
+    try:
+        copies = _block_copies(node.id, spec, params, inputs, result.catalogue)
+    except ShapeError as error:
+        _report(result, "error", node.id, error.message, error.fix, error.port)
+        return
+    result.blocks[node.id] = copies
+    flops = [copy.analysis.total_flops for copy in copies]
+    _store(result, node.id, params, copies[-1].outputs, sum(c.analysis.total_params for c in copies),
+           None if None in flops else sum(f or 0 for f in flops))
+    seen: set[str] = set()
+    for index, copy in enumerate(copies):
+        for warning in copy.analysis.diagnostics:
+            text = _inner_message(node.id, index if len(copies) > 1 else None, warning)
+            if text not in seen:
+                seen.add(text)
+                _report(result, "warning", node.id, text, warning.fix)
+
+
+def _block_copies(node_id: str, spec: BlockSpec, params: dict[str, Any], inputs: dict[str, TensorType],
+                  catalogue: Catalogue) -> list[BlockCopy]:
+    """The analysed copies of a block node; ShapeError names the first problem inside."""
+    repeat = params[REPEAT]
+    if repeat > 1 and (len(spec.inputs) != 1 or len(spec.outputs) != 1):
+        raise ShapeError(f"{spec.type} '{node_id}' repeats a block with {len(spec.inputs)} inputs and "
+                         f"{len(spec.outputs)} outputs", "repeat only blocks with one Input and one Output")
+    copies, types = [], dict(inputs)
+    for index in range(repeat):
+        try:
+            env = copy_environment(spec, params, index)
+        except ExpressionError as error:
+            raise ShapeError(f"{spec.type} '{node_id}': {error}", f"parameters may use '{INDEX}' (the copy, "
+                             "from 0) and numbers only") from None
+        copy = _analysed_copy(node_id, spec, env, types, catalogue)
+        errors = copy.analysis.errors
+        if errors:
+            raise ShapeError(_inner_message(node_id, index if repeat > 1 else None, errors[0]), errors[0].fix)
+        copies.append(copy)
+        types = {spec.inputs[0]: copy.outputs[spec.outputs[0]]}
+    return copies
+
+
+def _analysed_copy(node_id: str, spec: BlockSpec, env: dict[str, Any], types: dict[str, TensorType],
+                   catalogue: Catalogue) -> BlockCopy:
+    key = (id(spec), environment_key(env), tuple(sorted(types.items())))
+    hit = _COPY_CACHE.get(key)
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    try:
+        graph = block_graph(spec, env, spec.type)
+    except ExpressionError as error:
+        raise ShapeError(f"{node_id}.{error}", "check the expression and the block's parameters") from None
+    analysis = _analyze(graph, catalogue, types)
+    outputs = {port: analysis.ports[(port, "output")] for port in spec.outputs if (port, "output") in analysis.ports}
+    copy = BlockCopy(env, analysis, outputs)
+    if analysis.ok:
+        if len(_COPY_CACHE) >= _CACHE_LIMIT:
+            _COPY_CACHE.clear()
+        _COPY_CACHE[key] = (spec, copy)
+    return copy
+
+
+def _inner_message(node_id: str, index: int | None, diagnostic: Diagnostic) -> str:
+    """A diagnostic from inside a block, named by its path: ``stage2[1].conv1: ...``."""
+    prefix = node_id if index is None else f"{node_id}[{index}]"
+    inner, message = diagnostic.node, diagnostic.message
+    if inner is None:
+        return f"{prefix}: {message}"
+    if message.startswith((f"{inner}.", f"{inner}[")):
+        return f"{prefix}.{message}"
+    return f"{prefix}.{inner}: {message}"
+
+
+def _check_ties(graph: Graph, specs: dict[str, LayerSpec | None], result: Analysis) -> None:
+    """Each ``tie`` names a parameter of another node with the same shape; the shared tensor
+    is counted once (on the source)."""
+    for node in graph.nodes:
+        for param, reference in (node.tie or {}).items():
+            tie = _resolve_tie(node, param, reference, specs, result)
+            if tie is not None:
+                result.ties.append(tie)
+                result.param_counts[node.id] = result.param_counts.get(node.id, 0) - tie.numel
+
+
+def _resolve_tie(node: Node, param: str, reference: str, specs: dict[str, LayerSpec | None],
+                 result: Analysis) -> Tie | None:
+    source, _, source_param = reference.rpartition(".")
+    fix = "name a parameter as node.parameter, e.g. \"wte.weight\""
+    if source == node.id:
+        _report(result, "error", node.id, f"'{node.id}' ties its {param} to itself", fix)
+        return None
+    if not source or source not in specs:
+        _report(result, "error", node.id, f"'{node.id}' ties its {param} to '{printable(reference, 60)}', "
+                "which is not a node of this graph", fix)
+        return None
+    shapes = [_weight_shapes(node_id, specs, result) for node_id in (node.id, source)]
+    if shapes[0] is None or shapes[1] is None:
+        return None  # an error on the node already says why its parameters are unknown
+    if param not in shapes[0] or source_param not in shapes[1]:
+        missing, owner = (param, node.id) if param not in shapes[0] else (source_param, source)
+        known = ", ".join(shapes[0 if owner == node.id else 1]) or "none"
+        _report(result, "error", node.id, f"'{node.id}' ties '{missing}', which '{owner}' does not have "
+                f"(its shareable parameters: {known})", fix)
+        return None
+    mine, theirs = shapes[0][param], shapes[1][source_param]
+    if mine != theirs:
+        turned = "; the shapes are transposed" if tuple(reversed(mine)) == theirs else ""
+        _report(result, "error", node.id, f"'{node.id}'.{param} has shape {list(mine)} but "
+                f"'{source}'.{source_param} has {list(theirs)}{turned}",
+                "make the layers' sizes agree (a Linear tied to an Embedding maps embedding_dim to "
+                "num_embeddings)")
+        return None
+    numel = 1
+    for size in mine:
+        numel *= size
+    return Tie(node.id, param, source, source_param, numel)
+
+
+def _weight_shapes(node_id: str, specs: dict[str, LayerSpec | None],
+                   result: Analysis) -> dict[str, tuple[int, ...]] | None:
+    spec, params = specs[node_id], result.params.get(node_id)
+    if spec is None or params is None or node_id not in result.param_counts:
+        return None
+    if spec.weights is None:
+        _report(result, "error", node_id, f"{spec.type} '{node_id}' cannot share its parameters (ties "
+                "are declared for Linear and Embedding layers)", "remove the tie")
+        return None
+    return spec.weights(params)
 
 
 def _run_rules(context: InferContext) -> tuple[int, int | None]:

@@ -35,6 +35,28 @@ class Diagnostic:
         return f"{where}{self.message}{fix}"
 
 
+@dataclass(frozen=True)
+class BlockCopy:
+    """One copy of a block as a node uses it: the block's parameter values for this copy, the
+    analysis of the block's graph with them, and the types it outputs (shared by every copy
+    with the same parameters and input types)."""
+
+    env: dict[str, Any]
+    analysis: Analysis
+    outputs: dict[str, TensorType]
+
+
+@dataclass(frozen=True)
+class Tie:
+    """``target.param`` is the same tensor as ``source.source_param`` (counted once)."""
+
+    target: str
+    param: str
+    source: str
+    source_param: str
+    numel: int
+
+
 @dataclass
 class Analysis:
     """Everything known about a graph after validation and shape inference, and the
@@ -52,6 +74,10 @@ class Analysis:
     live: set[str] = field(default_factory=set)
     #: ``(node, port)`` inputs with an edge whose source is broken (reported on the edge).
     dangling: set[tuple[str, str]] = field(default_factory=set)
+    #: The copies of each block node (one per ``repeat``), in chain order.
+    blocks: dict[str, list[BlockCopy]] = field(default_factory=dict)
+    #: Parameters shared between nodes; ``param_counts`` counts each once (on its source).
+    ties: list[Tie] = field(default_factory=list)
 
     @property
     def errors(self) -> list[Diagnostic]:

@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from dlstudio.core.training import TrainingConfig
 
 FORMAT = "dlstudio.graph"
-FORMAT_VERSION = 1
+#: The newest format this version reads. Version 2 adds ``blocks`` and node ``tie``s; a file
+#: that uses neither is written as version 1, byte for byte as before.
+FORMAT_VERSION = 2
 
 ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 ID_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
@@ -53,6 +55,10 @@ class Node(_Model):
     position: tuple[Coordinate, Coordinate] | None = None
     frozen: bool = Field(default=False, description="keep this node's parameters as they are while "
                          "training (transfer learning); saved only when true")
+    tie: dict[str, str] | None = Field(
+        default=None, max_length=16,
+        description="share parameters with another node of the same graph or block: "
+                    "{\"weight\": \"wte.weight\"} makes this node's weight that node's weight")
 
 
 class Edge(_Model):
@@ -70,6 +76,42 @@ class Edge(_Model):
         return split_end(self.target)[0]
 
 
+class Block(_Model):
+    """A named subgraph defined once and used like a layer (format version 2).
+
+    Its Input nodes are its input ports and its Output nodes its output ports, both named by
+    node id. ``params`` declares the block's own parameters with their defaults; inner node
+    parameters refer to them as ``"$name"`` or a small expression (``"$channels * 4"``).
+    """
+
+    description: str = Field(default="", max_length=100_000)
+    params: dict[str, Any] = Field(default_factory=dict, max_length=64)
+    nodes: list[Node] = Field(default_factory=list)
+    edges: list[Edge] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Block:
+        _check_unique(self.nodes)
+        return self
+
+    def node(self, node_id: str) -> Node:
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        raise KeyError(node_id)
+
+
+def _check_unique(nodes: list[Node]) -> None:
+    seen: set[str] = set()
+    for node in nodes:
+        if node.id in seen:
+            raise ValueError(f"duplicate node id '{node.id}'")
+        seen.add(node.id)
+
+
+BlockName = Annotated[str, Field(pattern=ID_PATTERN, max_length=MAX_ID_LENGTH)]
+
+
 class Graph(_Model):
     """A whole network document."""
 
@@ -80,15 +122,21 @@ class Graph(_Model):
     nodes: list[Node] = Field(default_factory=list)
     edges: list[Edge] = Field(default_factory=list)
     training: TrainingConfig | None = Field(default=None, description="how to train: data, loss, optimizer")
+    blocks: dict[BlockName, Block] | None = Field(
+        default=None, max_length=256,
+        description="named subgraphs, each used as a layer type by nodes of this graph or of other blocks")
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Graph:
-        seen: set[str] = set()
-        for node in self.nodes:
-            if node.id in seen:
-                raise ValueError(f"duplicate node id '{node.id}'")
-            seen.add(node.id)
+        _check_unique(self.nodes)
         return self
+
+    @property
+    def needed_version(self) -> int:
+        """The oldest format version that holds this graph: 2 with blocks or ties, else 1."""
+        uses_ties = any(node.tie for node in self.nodes) or any(
+            node.tie for block in (self.blocks or {}).values() for node in block.nodes)
+        return 2 if self.blocks or uses_ties else 1
 
     def node(self, node_id: str) -> Node:
         for node in self.nodes:
@@ -111,6 +159,10 @@ class Graph(_Model):
         for index, edge in enumerate(self.edges):
             if edge.__pydantic_extra__:
                 found += [(edge.target_node, f"edges[{index}].{key}") for key in edge.__pydantic_extra__]
+        for name, block in (self.blocks or {}).items():
+            found += [(None, f"blocks.{name}.{key}") for key in block.__pydantic_extra__ or {}]
+            for node in block.nodes:
+                found += [(None, f"blocks.{name}.{node.id}.{key}") for key in node.__pydantic_extra__ or {}]
         return found
 
     def copy_deep(self) -> Graph:

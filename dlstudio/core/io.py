@@ -28,7 +28,7 @@ MAX_INT_DIGITS = 30
 MAX_DEPTH = 64
 
 #: ``MIGRATIONS[n]`` turns a version-n document (a dict) into a version n+1 document.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: dict}  # 2 only adds fields
 
 GraphSource = str | os.PathLike[str] | dict[str, Any] | Graph
 
@@ -233,13 +233,35 @@ def graph_to_json(graph: Graph) -> str:
     for index, (key, value) in enumerate(items):
         comma = "," if index < len(items) - 1 else ""
         if key in ("nodes", "edges") and value:
-            rows = [f"    {_compact(item)}" for item in value]
-            lines.append(f'  "{key}": [\n' + ",\n".join(rows) + f"\n  ]{comma}")
+            lines.append(f'  "{key}": ' + _rows(value, 1) + comma)
+        elif key == "blocks" and value:
+            lines.append('  "blocks": ' + _blocks_text(value) + comma)
         else:
             body = json.dumps(value, indent=2, ensure_ascii=True, allow_nan=False)
             lines.append(f"  {json.dumps(key)}: " + body.replace("\n", "\n  ") + comma)
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _rows(items: list[Any], depth: int) -> str:
+    """A JSON list with one compact item per line, indented for ``depth``."""
+    pad = "  " * depth
+    return "[\n" + ",\n".join(f"{pad}  {_compact(item)}" for item in items) + f"\n{pad}]"
+
+
+def _blocks_text(blocks: dict[str, Any]) -> str:
+    """The blocks section: each block's nodes and edges one per line, as at the top level."""
+    entries = []
+    for name, block in blocks.items():
+        fields = []
+        for key, value in block.items():
+            if key in ("nodes", "edges") and value:
+                text = _rows(value, 3)
+            else:
+                text = _compact(value)
+            fields.append(f"      {json.dumps(key)}: {text}")
+        entries.append(f"    {json.dumps(name)}: {{\n" + ",\n".join(fields) + "\n    }")
+    return "{\n" + ",\n".join(entries) + "\n  }"
 
 
 def _compact(value: Any) -> str:
@@ -250,19 +272,32 @@ def graph_to_dict(graph: Graph) -> dict[str, Any]:
     """The document as plain JSON values, keys in the order the file writes them."""
     doc: dict[str, Any] = {
         "format": FORMAT,
-        "version": FORMAT_VERSION,
+        "version": graph.needed_version,
         "name": graph.name,
         "description": graph.description,
     }
     for field_name in type(graph).model_fields:
-        if field_name not in doc and field_name not in ("nodes", "edges"):
+        if field_name not in doc and field_name not in ("nodes", "edges", "blocks"):
             value = getattr(graph, field_name)
             if value is not None:
                 doc[field_name] = _plain(value)
+    if graph.blocks is not None:
+        doc["blocks"] = {name: _block_dict(block) for name, block in graph.blocks.items()}
     doc["nodes"] = [_node_dict(node) for node in graph.nodes]
     doc["edges"] = [{"source": e.source, "target": e.target, **_sorted(e.model_extra)} for e in graph.edges]
     doc.update(_sorted(graph.model_extra))
     return doc
+
+
+def _block_dict(block: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if block.description:
+        out["description"] = block.description
+    out["params"] = {key: _plain(value) for key, value in block.params.items()}
+    out["nodes"] = [_node_dict(node) for node in block.nodes]
+    out["edges"] = [{"source": e.source, "target": e.target, **_sorted(e.model_extra)} for e in block.edges]
+    out.update(_sorted(block.model_extra))
+    return out
 
 
 def _node_dict(node: Any) -> dict[str, Any]:
@@ -275,6 +310,8 @@ def _node_dict(node: Any) -> dict[str, Any]:
         out["position"] = [_number(v) for v in node.position]
     if node.frozen:
         out["frozen"] = True
+    if node.tie:
+        out["tie"] = dict(node.tie)
     out.update(_sorted(node.model_extra))
     return out
 

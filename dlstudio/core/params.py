@@ -66,6 +66,8 @@ def _annotation(p: Param) -> Any:
             ann = ann | item
         if p.choices:
             ann = ann | Literal[p.choices]  # type: ignore[valid-type]
+    if p.expression_ok:
+        ann = ann | Annotated[StrictStr, Field(pattern=r"^\$", max_length=201)]
     return ann | None if p.nullable else ann
 
 

@@ -27,6 +27,8 @@ class Param:
     value that follows from the input: None means "infer it". ``ctor`` is False for a
     parameter the torch constructor does not take. With ``none_items`` the items of an
     ``ints`` list may be None (adaptive pooling's output_size: None keeps the input size).
+    With ``expression_ok`` a ``"$..."`` expression is accepted too (a block's parameters,
+    whose values a repeat may compute per copy).
     """
 
     name: str
@@ -42,6 +44,7 @@ class Param:
     inferred: bool = False
     ctor: bool = True
     none_items: bool = False
+    expression_ok: bool = False
 
     @property
     def nullable(self) -> bool:
@@ -183,6 +186,7 @@ FlopsRule = Callable[[InferContext], int | None]
 ModuleRule = Callable[[dict[str, Any]], Construct]
 CallRule = Callable[[dict[str, Any], list[str], str], str | tuple[str, Sequence[str]]]
 PortsRule = Callable[[dict[str, Any]], tuple[str, ...]]
+WeightsRule = Callable[[dict[str, Any]], dict[str, tuple[int, ...]]]
 
 
 @dataclass(frozen=True)
@@ -200,6 +204,8 @@ class LayerSpec:
     ``imports`` names what the exported file needs besides ``torch`` and ``nn``
     (``"F"``, ``"math"``); ``support`` names helper classes from :mod:`dlstudio.core.modules`.
     A ``sink`` (Output) hands its value out of the model: the canvas offers no port to wire on.
+    ``weights`` gives the shapes of the module's parameters by name (``{"weight": (out, in)}``)
+    for resolved parameters: a node may share (tie) only a parameter it declares.
     """
 
     type: str
@@ -220,6 +226,7 @@ class LayerSpec:
     imports: frozenset[str] = frozenset()
     support: tuple[str, ...] = ()
     sink: bool = False
+    weights: WeightsRule | None = None
 
     def param(self, name: str) -> Param:
         for p in self.params:

@@ -127,8 +127,8 @@ def test_unknown_parameters_are_errors_but_survive_a_save():
 
 
 def test_a_newer_version_is_refused_with_the_release_that_reads_it():
-    doc = {**RICH, "version": 2}
-    with pytest.raises(GraphFileError, match=r"requires DL Studio >= 0\.2"):
+    doc = {**RICH, "version": 3}
+    with pytest.raises(GraphFileError, match=r"requires DL Studio >= 0\.3"):
         load_graph(doc)
 
 
@@ -172,9 +172,10 @@ def test_old_versions_are_migrated_step_by_step(version_two, tmp_path):
     assert graph.version == 2 and graph.node("fc").type == "Linear"
     assert analyze(graph).ok
     save_graph(graph, tmp_path / "g.json")
-    assert json.loads((tmp_path / "g.json").read_text())["version"] == 2
+    # written as the oldest version that holds it (version 2 only adds blocks and ties)
+    assert json.loads((tmp_path / "g.json").read_text())["version"] == graph.needed_version == 1
     assert load_graph(tmp_path / "g.json").node("fc").type == "Linear"
-    assert version_two == [1]  # a current file needs no step
+    assert version_two == [1, 1]  # written as version 1, it is read through the step again
 
 
 def test_the_input_document_is_not_changed_by_a_migration(version_two):

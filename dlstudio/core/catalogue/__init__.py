@@ -11,14 +11,13 @@ that two open files may each define a type of the same name without seeing each 
 from __future__ import annotations
 
 import importlib
+import json
 import pkgutil
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING
 
+from dlstudio.core.blocks import block_specs
+from dlstudio.core.graph import Graph
 from dlstudio.core.spec import CATALOGUE, LayerSpec
-
-if TYPE_CHECKING:
-    from dlstudio.core.graph import Graph
 
 
 def _load_families() -> None:
@@ -47,6 +46,8 @@ class Catalogue(Mapping[str, LayerSpec]):
     def __init__(self, specs: Mapping[str, LayerSpec], base: Catalogue | None = None) -> None:
         self._specs = specs
         self.base = base
+        #: Why some of a file's own types were left out (a block named like a built-in).
+        self.problems: list[str] = []
 
     def __getitem__(self, type_name: str) -> LayerSpec:
         return self._specs[type_name]
@@ -91,9 +92,33 @@ class Catalogue(Mapping[str, LayerSpec]):
 BUILTINS = Catalogue(CATALOGUE)
 
 
+#: Scopes made for files with blocks, by the blocks' text: re-analysing after an edit outside
+#: the blocks finds the same layer types (and their cached analyses).
+_SCOPES: dict[str, Catalogue] = {}
+_SCOPE_LIMIT = 64
+
+
 def catalogue_for(graph: Graph) -> Catalogue:
-    """The layer types ``graph`` may use: the built-ins (a file's own blocks will join them)."""
-    return BUILTINS
+    """The layer types ``graph`` may use: the built-ins and the file's own blocks."""
+    if not graph.blocks:
+        return BUILTINS
+    key = json.dumps({name: block.model_dump(mode="json") for name, block in graph.blocks.items()},
+                     sort_keys=True, default=str)
+    scope = _SCOPES.get(key)
+    if scope is None:
+        if len(_SCOPES) >= _SCOPE_LIMIT:
+            _SCOPES.clear()
+        scope = _SCOPES[key] = _scope_of(block_specs(graph))
+    return scope
+
+
+def _scope_of(specs: list[LayerSpec]) -> Catalogue:
+    """A scope with ``specs``; one named like a built-in is left out and named in ``problems``."""
+    clashes = [spec for spec in specs if spec.type in BUILTINS]
+    scope = BUILTINS.scoped(spec for spec in specs if spec.type not in BUILTINS)
+    scope.problems = [f"block '{spec.type}' has the name of a built-in layer type: rename the block"
+                      for spec in clashes]
+    return scope
 
 
 def families() -> dict[str, list[LayerSpec]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from dlstudio.core.spec import InferContext, Param, layer, numel, register, torch_module
 
 _BIAS = Param("bias", "bool", default=True, help="Learn an additive bias.")
@@ -13,6 +15,11 @@ def _linear(ctx: InferContext) -> object:
     ctx.require_float(x)
     ctx.infer_param("in_features", x.shape[-1], "last dimension")
     return x.with_shape((*x.shape[:-1], ctx.params["out_features"]))
+
+
+def _linear_weights(params: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    shapes = {"weight": (params["out_features"], params["in_features"])}
+    return {**shapes, "bias": (params["out_features"],)} if params["bias"] else shapes
 
 
 def _linear_params(ctx: InferContext) -> int:
@@ -50,7 +57,7 @@ def _bilinear_flops(ctx: InferContext) -> int | None:
 register(
     layer(
         type="Linear", family="Dense", summary="Fully connected layer: y = x W^T + b on the last dimension.",
-        infer=_linear, count_params=_linear_params, flops=_linear_flops,
+        infer=_linear, count_params=_linear_params, flops=_linear_flops, weights=_linear_weights,
         module=torch_module("nn.Linear", positional=("in_features", "out_features")),
         params=(
             Param("in_features", "int", min=1, inferred=True, help="Size of the input's last dimension."),

@@ -146,6 +146,7 @@ register(
     layer(
         type="Embedding", family="Sequence", summary="Looks up a learned vector for each token id.",
         infer=_embedding, count_params=_embedding_params, flops=lambda ctx: 0,
+        weights=lambda p: {"weight": (p["num_embeddings"], p["embedding_dim"])},
         module=torch_module("nn.Embedding", positional=("num_embeddings", "embedding_dim")),
         params=(
             Param("num_embeddings", "int", default=1000, min=1, help="Vocabulary size (ids 0 .. size-1)."),

@@ -39,15 +39,41 @@ def helpers(catalogue: Catalogue) -> frozenset[str]:
 
 
 @dataclass(frozen=True)
+class BlockUse:
+    """A block node's module: one plan per copy (the same plan object for copies that are
+    alike), with each copy's block parameters; ``repeated`` makes an ``nn.ModuleList``."""
+
+    block: str
+    plans: tuple[ModulePlan, ...]
+    envs: tuple[dict[str, Any], ...]
+    repeated: bool
+
+
+@dataclass(frozen=True)
 class Submodule:
     """``self.<attr> = <construct>``, built for node ``node_id``; a frozen one's parameters
-    do not train (``requires_grad_(False)``)."""
+    do not train (``requires_grad_(False)``). A block node has a ``block`` instead of a
+    torch construct (its ``construct`` names the block)."""
 
     attr: str
     node_id: str
     construct: Construct
     comment: str
     frozen: bool = False
+    block: BlockUse | None = None
+    node_type: str = ""
+    #: The node's resolved parameters (what a block class's constructor arguments follow).
+    params: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class TiePlan:
+    """``self.<attr>.<param> = self.<source_attr>.<source_param>``: one shared tensor."""
+
+    attr: str
+    param: str
+    source_attr: str
+    source_param: str
 
 
 @dataclass(frozen=True)
@@ -60,6 +86,8 @@ class Statement:
     target: str
     callee: str | None
     args: tuple[str, ...]
+    #: A repeated block: ``target = args[0]`` then ``for block in callee: target = block(target)``.
+    loop: bool = False
 
     @property
     def expression(self) -> str:
@@ -78,13 +106,23 @@ class ModulePlan:
     outputs: list[str] = field(default_factory=list)  # the Output node ids, in return order
     imports: set[str] = field(default_factory=set)
     support: list[str] = field(default_factory=list)
+    ties: list[TiePlan] = field(default_factory=list)
+
+    def block_plans(self) -> list[ModulePlan]:
+        """Every block plan below this one, inner ones first, each once."""
+        found: dict[int, ModulePlan] = {}
+        for sub in self.submodules:
+            for plan in sub.block.plans if sub.block else ():
+                for inner in [*plan.block_plans(), plan]:
+                    found.setdefault(id(inner), inner)
+        return list(found.values())
 
 
 def plan_module(analysis: Analysis) -> ModulePlan:
     """Plan a module for a valid graph; raises :class:`GraphInvalidError` otherwise."""
     if not analysis.ok:
         raise GraphInvalidError(analysis.graph.name, analysis.errors)
-    return _Planner(analysis).plan()
+    return _Planner(analysis, {}).plan()
 
 
 def part_plan(plan: ModulePlan, analysis: Analysis, output: str) -> ModulePlan:
@@ -105,8 +143,9 @@ def part_plan(plan: ModulePlan, analysis: Analysis, output: str) -> ModulePlan:
 class _Planner:
     """Walks the nodes in order, naming attributes and variables through two namespaces."""
 
-    def __init__(self, analysis: Analysis) -> None:
+    def __init__(self, analysis: Analysis, block_plans: dict[int, ModulePlan]) -> None:
         self.analysis = analysis
+        self.block_plans = block_plans  # per analysed copy: copies that are alike share a plan
         self.attributes = Namespace(ATTRIBUTE_RESERVED)
         self.variables = Namespace(RESERVED | helpers(analysis.catalogue))
         self.values: dict[tuple[str, str], str] = {}
@@ -127,8 +166,25 @@ class _Planner:
             self._node(self.nodes[node_id])
         plan.outputs = [n.id for n in graph.nodes if n.type == "Output"]
         plan.returns = [self.values[(node_id, "output")] for node_id in plan.outputs]
-        plan.class_name = class_name(graph.name, frozenset(plan.support))
+        plan.class_name = class_name(graph.name, frozenset(plan.support) | self._block_names())
+        attrs = {sub.node_id: sub.attr for sub in plan.submodules}
+        plan.ties = [TiePlan(attrs[tie.target], tie.param, attrs[tie.source], tie.source_param)
+                     for tie in self.analysis.ties if tie.target in attrs and tie.source in attrs]
         return plan
+
+    def _block_names(self) -> frozenset[str]:
+        return frozenset(p.class_name for p in self.result.block_plans())
+
+    def _block_use(self, node: Node) -> BlockUse:
+        copies = self.analysis.blocks[node.id]
+        plans = []
+        for copy in copies:
+            plan = self.block_plans.get(id(copy.analysis))
+            if plan is None:
+                plan = self.block_plans[id(copy.analysis)] = _Planner(copy.analysis, self.block_plans).plan()
+                plan.class_name = node.type
+            plans.append(plan)
+        return BlockUse(node.type, tuple(plans), tuple(c.env for c in copies), len(copies) > 1)
 
     def _node(self, node: Node) -> None:
         if node.type == "Output":
@@ -140,21 +196,24 @@ class _Planner:
         args = [self.values[self.incoming[(node.id, p)]] if (node.id, p) in self.incoming else "None"
                 for p in ports]
         attr = ""
-        if spec.module is not None:
+        block = self._block_use(node) if node.id in self.analysis.blocks else None
+        if spec.module is not None or block is not None:
             attr = self.attributes.name(node.id)
             comment = safe_text(node.label or "")
             frozen = node.frozen and self.analysis.param_counts.get(node.id, 0) > 0
-            plan.submodules.append(Submodule(attr, node.id, spec.module(params), comment, frozen))
+            construct = Construct(node.type) if block else spec.module(params)  # type: ignore[misc]
+            plan.submodules.append(Submodule(attr, node.id, construct, comment, frozen, block, node.type, params))
         callee, call_args = _callee(spec, params, args, f"self.{attr}")
         single = len(spec.outputs) == 1
         outputs = {port: self.variables.name(node.id if single else f"{node.id}_{port}")
                    for port in spec.output_ports(params)}
         self.values.update({(node.id, port): name for port, name in outputs.items()})
-        statement = Statement(node.id, node.type, _target(spec, outputs), callee, call_args)
+        target = ", ".join(outputs.values()) if block else _target(spec, outputs)
+        statement = Statement(node.id, node.type, target, callee, call_args, bool(block and block.repeated))
         plan.statements.append(statement)
         plan.imports |= spec.imports
         used = set(re.findall(r"\w+", statement.expression))
-        used |= {plan.submodules[-1].construct.cls} if spec.module is not None else set()
+        used |= {plan.submodules[-1].construct.cls} if spec.module is not None and not block else set()
         plan.support += [name for name in spec.support if name not in plan.support and name in used]
 
 
@@ -234,10 +293,19 @@ def forward_code(plan: ModulePlan, annotate: bool = True) -> Code:
     code.write(format_def(1, "forward", params, return_annotation(len(plan.returns)) if annotate else None),
                *(node_id for _, node_id in plan.arguments))
     for statement in plan.statements:
-        code.write(fit_assignment(INDENT * 2, statement.target, statement.callee, list(statement.args)),
-                   statement.node_id)
+        code.write(statement_lines(statement), statement.node_id)
     code.write(format_return(2, plan.returns), *plan.outputs)
     return code
+
+
+def statement_lines(statement: Statement) -> list[str]:
+    """A forward statement's lines; a repeated block is a loop over its copies."""
+    if not statement.loop:
+        return fit_assignment(INDENT * 2, statement.target, statement.callee, list(statement.args))
+    target = statement.target
+    return [*fit_assignment(INDENT * 2, target, None, list(statement.args)),
+            f"{INDENT * 2}for block in {statement.callee}:",
+            *fit_assignment(INDENT * 3, target, "block", [target])]
 
 
 def forward_source(plan: ModulePlan, annotate: bool = True) -> str:

@@ -20,7 +20,7 @@ from types import CodeType, TracebackType
 from typing import Any
 
 from dlstudio.core.analysis import Analysis, analyze
-from dlstudio.core.codegen import Code, ModulePlan, forward_code, plan_module
+from dlstudio.core.codegen import BlockUse, Code, ModulePlan, forward_code, plan_module
 from dlstudio.core.errors import NodeRuntimeError
 from dlstudio.core.graph import Graph
 from dlstudio.core.io import GraphSource, load_graph
@@ -47,7 +47,14 @@ def build_module(plan: ModulePlan, shared: Any = None) -> Any:
 
     With ``shared`` (a module built from the plan that ``plan`` is a part of, see
     :func:`~dlstudio.core.codegen.part_plan`), the submodules are that module's own, not new ones.
+    Blocks become modules of their own class (one class per block plan, made once), a repeat
+    an ``nn.ModuleList``; tied parameters are one ``nn.Parameter``.
     """
+    return module_class(plan, {}, shared)()
+
+
+def module_class(plan: ModulePlan, classes: dict[int, type], shared: Any = None) -> type:
+    """The ``nn.Module`` class of ``plan``; block classes are made once each, in ``classes``."""
     import torch
     from torch import nn
 
@@ -69,12 +76,26 @@ def build_module(plan: ModulePlan, shared: Any = None) -> Any:
             if shared is not None:
                 setattr(self, sub.attr, getattr(shared, sub.attr))
                 continue
-            module = instantiate(sub.construct)
+            module = _block_module(sub.block, classes) if sub.block else instantiate(sub.construct)
             setattr(self, sub.attr, module.requires_grad_(False) if sub.frozen else module)
+        for tie in plan.ties if shared is None else ():
+            setattr(getattr(self, tie.attr), tie.param, getattr(getattr(self, tie.source_attr), tie.source_param))
 
-    cls = type(plan.class_name, (nn.Module,), {"__init__": init, "forward": forward,
-                                               "__module__": "dlstudio.compiled"})
-    return cls()
+    return type(plan.class_name, (nn.Module,), {"__init__": init, "forward": forward,
+                                                "__module__": "dlstudio.compiled"})
+
+
+def _block_module(block: BlockUse, classes: dict[int, type]) -> Any:
+    """A block node's module: one instance of its class per copy, in a ModuleList if repeated."""
+    from torch import nn
+
+    copies = []
+    for plan in block.plans:
+        cls = classes.get(id(plan))
+        if cls is None:
+            cls = classes[id(plan)] = module_class(plan, classes)
+        copies.append(cls())
+    return nn.ModuleList(copies) if block.repeated else copies[0]
 
 
 def _guarded(source: str, filename: str) -> CodeType:

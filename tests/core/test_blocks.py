@@ -1,0 +1,123 @@
+"""Blocks (named subgraphs used as layers), repeats and tied parameters, end to end in core."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from dlstudio.core.analysis import analyze
+from dlstudio.core.blocks import ExpressionError, bind, evaluate
+from dlstudio.core.io import graph_to_json, load_graph
+
+RESIDUAL = Path(__file__).parent / "blocks_data" / "residual.json"
+
+
+def _doc() -> dict:
+    return json.loads(RESIDUAL.read_text())
+
+
+def test_a_block_is_analysed_per_copy_and_counts_once_what_is_tied():
+    analysis = analyze(load_graph(RESIDUAL))
+    assert analysis.ok, [d.one_line() for d in analysis.diagnostics]
+    copies = analysis.blocks["h"]
+    assert [c.env for c in copies] == [{"width": 32, "scale": 4}, {"width": 32, "scale": 2}] + [
+        {"width": 32, "scale": 2}]
+    assert copies[1] is copies[2]  # alike copies are analysed once
+    # embedding 100x32, copy 0: 32->128->32, copies 1-2: 32->64->32, the head shares the embedding
+    expected = 3200 + (32 * 128 + 128 + 128 * 32 + 32) + 2 * (32 * 64 + 64 + 64 * 32 + 32)
+    assert analysis.total_params == expected
+    assert analysis.param_counts["head"] == 0
+    assert str(analysis.outputs()["out"]) .startswith("[N, T, 100]")
+
+
+def test_files_with_blocks_save_as_version_two_and_round_trip_byte_identically(tmp_path):
+    graph = load_graph(RESIDUAL)
+    text = graph_to_json(graph)
+    assert json.loads(text)["version"] == 2
+    (tmp_path / "g.json").write_text(text)
+    assert graph_to_json(load_graph(tmp_path / "g.json")) == text
+
+
+def test_a_problem_inside_a_block_is_named_by_its_path():
+    doc = _doc()
+    doc["blocks"]["Residual"]["nodes"][3]["params"]["out_features"] = 7  # fc2 no longer fits the Add
+    analysis = analyze(load_graph(doc))
+    messages = [d.message for d in analysis.errors]
+    assert any(m.startswith("h[0].add: ") for m in messages), messages
+    assert all(d.node == "h" for d in analysis.errors)
+
+
+def test_a_block_that_uses_itself_is_a_diagnostic_naming_the_cycle():
+    doc = _doc()
+    doc["blocks"]["Loop"] = copy.deepcopy(doc["blocks"]["Residual"])
+    doc["blocks"]["Loop"]["nodes"][2]["type"] = "Residual"
+    doc["blocks"]["Residual"]["nodes"][2] = {"id": "act", "type": "Loop"}
+    analysis = analyze(load_graph(doc))
+    assert any("uses itself: Residual -> Loop -> Residual" in d.message for d in analysis.errors)
+
+
+def test_a_block_named_like_a_built_in_is_refused():
+    doc = _doc()
+    doc["blocks"]["Linear"] = doc["blocks"].pop("Residual")
+    analysis = analyze(load_graph(doc))
+    assert any("has the name of a built-in layer type" in d.message for d in analysis.errors)
+
+
+def test_a_tie_between_shapes_that_differ_names_both_shapes_and_the_fix():
+    doc = _doc()
+    doc["nodes"][3]["params"]["out_features"] = 99
+    analysis = analyze(load_graph(doc))
+    (error,) = [d for d in analysis.errors if d.node == "head"]
+    assert "[99, 32]" in error.message and "[100, 32]" in error.message and error.fix
+
+
+def test_a_tie_to_a_missing_parameter_lists_what_can_be_shared():
+    doc = _doc()
+    doc["nodes"][3]["tie"] = {"weight": "wte.bias"}
+    (error,) = analyze(load_graph(doc)).errors
+    assert "'bias', which 'wte' does not have" in error.message and "weight" in error.message
+
+
+def test_repeat_needs_one_input_and_one_output():
+    doc = _doc()
+    block = doc["blocks"]["Residual"]
+    block["nodes"].append({"id": "z", "type": "Output"})
+    block["edges"].append({"source": "fc1", "target": "z"})
+    errors = analyze(load_graph(doc)).errors
+    assert any("repeats a block with 1 inputs and 2 outputs" in d.message for d in errors)
+
+
+def test_expressions_are_evaluated_without_running_code():
+    assert evaluate("$channels * 4", {"channels": 16}) == 64
+    assert evaluate("$2 if index == 0 else 1", {"index": 0}) == 2
+    assert bind("$width * scale + index", {"width": 3, "scale": 2}) == "$3 * 2 + index"
+    for hostile in ("$__import__('os').system('true')", "$(1).__class__", "$[x for x in range(9)]",
+                    "$9 ** 9 ** 9", "$" + "1+" * 200 + "1", "$lambda: 1"):
+        with pytest.raises(ExpressionError):
+            evaluate(hostile, {})
+
+
+def test_compiled_keys_follow_the_nesting_and_the_export_computes_the_same(tmp_path):
+    torch = pytest.importorskip("torch")
+    from dlstudio.core.compiler import compile_graph
+    from dlstudio.core.export import export_python
+
+    graph = load_graph(RESIDUAL)
+    module = compile_graph(graph)
+    keys = list(module.state_dict())
+    assert keys[:3] == ["wte.weight", "h.0.fc1.weight", "h.0.fc1.bias"] and "h.2.fc2.bias" in keys
+    assert module.head.weight is module.wte.weight
+    assert sum(p.numel() for p in module.parameters()) == analyze(graph).total_params
+    source = export_python(graph)
+    assert source.count("class Residual(nn.Module):") == 1
+    assert "[Residual(scale=4 if index == 0 else 2) for index in range(3)]" in source
+    namespace: dict = {}
+    exec(compile(source, "exported.py", "exec"), namespace)  # noqa: S102  (our own export)
+    exported = namespace["Blocky"]()
+    exported.load_state_dict(module.state_dict(), strict=True)
+    assert exported.head.weight is exported.wte.weight
+    tokens = torch.randint(0, 100, (2, 7))
+    torch.testing.assert_close(exported(tokens), module(tokens), rtol=0, atol=0)

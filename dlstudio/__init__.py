@@ -15,7 +15,7 @@ from dlstudio.core import (
     save_graph,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Analysis",

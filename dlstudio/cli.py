@@ -154,6 +154,8 @@ def _add_summary(commands: Any) -> None:
     parser.add_argument("--batch", type=int, help="batch size for shapes and FLOPs (default: N, FLOPs per sample)")
     parser.add_argument("--size", action="append", default=[], metavar="NAME=VALUE",
                         help="a value for a symbolic size an Input declares, e.g. T=128")
+    parser.add_argument("--depth", type=int, default=1, metavar="N",
+                        help="list the nodes inside blocks down to N levels (default 1: the graph's own nodes)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(handler=_summary)
 
@@ -164,7 +166,9 @@ def _summary(args: argparse.Namespace) -> int:
 
     if args.batch is not None and not 1 <= args.batch <= 2**31:
         raise UsageError("--batch must be between 1 and 2^31")
-    report = summarize(load_graph(args.graph), args.batch, _sizes(args.size))
+    if not 1 <= args.depth <= 64:
+        raise UsageError("--depth must be between 1 and 64")
+    report = summarize(load_graph(args.graph), args.batch, _sizes(args.size), args.depth)
     if not report.ok:
         for line in report.errors:
             print(f"{printable(args.graph, 500)}: {printable(line, 1000)}", file=sys.stderr)

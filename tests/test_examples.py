@@ -32,6 +32,8 @@ def test_example_runs_end_to_end(path):
 
 
 def test_resnet18_matches_torchvision_published_size():
-    analysis = analyze(load_graph(GRAPHS / "resnet18.json"))
+    graph = load_graph(GRAPHS / "resnet18.json")
+    analysis = analyze(graph)
     assert analysis.total_params == 11_689_512
     assert analysis.outputs()["logits"].concrete({"N": 1}) == (1, 1000)
+    assert len(graph.nodes) <= 25 and graph.blocks

@@ -340,9 +340,9 @@ def _block_copies(node_id: str, spec: BlockSpec, params: dict[str, Any], inputs:
                   catalogue: Catalogue) -> list[BlockCopy]:
     """The analysed copies of a block node; ShapeError names the first problem inside."""
     repeat = params[REPEAT]
-    if repeat > 1 and (len(spec.inputs) != 1 or len(spec.outputs) != 1):
-        raise ShapeError(f"{spec.type} '{node_id}' repeats a block with {len(spec.inputs)} inputs and "
-                         f"{len(spec.outputs)} outputs", "repeat only blocks with one Input and one Output")
+    if repeat > 1 and len(spec.outputs) != 1:
+        raise ShapeError(f"{spec.type} '{node_id}' repeats a block with {len(spec.outputs)} outputs",
+                         "repeat only blocks with one Output: it feeds the first Input of the next copy")
     copies, types = [], dict(inputs)
     for index in range(repeat):
         try:
@@ -355,7 +355,7 @@ def _block_copies(node_id: str, spec: BlockSpec, params: dict[str, Any], inputs:
         if errors:
             raise ShapeError(_inner_message(node_id, index if repeat > 1 else None, errors[0]), errors[0].fix)
         copies.append(copy)
-        types = {spec.inputs[0]: copy.outputs[spec.outputs[0]]}
+        types = {**types, spec.inputs[0]: copy.outputs[spec.outputs[0]]}  # the other inputs go to every copy
     return copies
 
 

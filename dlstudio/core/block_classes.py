@@ -71,11 +71,12 @@ class BlockClasses:
         return code
 
     def use_lines(self, sub: Submodule, raw: Mapping[str, Any], envs: list[Env] | None = None,
-                  uses: list[BlockUse] | None = None) -> str | None:
+                  uses: list[BlockUse] | None = None, owner: BlockClass | None = None) -> str | None:
         """The constructor text of block node ``sub`` (``raw``: its parameters as written).
 
-        ``uses``/``envs``: the node's use in each copy of the enclosing block, whose
-        parameters are in scope; None for a node of the model itself.
+        ``uses``/``envs``: the node's use in each copy of the enclosing block ``owner``, whose
+        parameters are in scope (a value nothing explains becomes an argument of ``owner``);
+        None for a node of the model itself. None when no one text fits every copy.
         """
         uses = uses or [sub.block]  # type: ignore[list-item]
         envs = envs or [{}]
@@ -87,33 +88,39 @@ class BlockClasses:
         assert isinstance(spec, BlockSpec)
         keys = [p.name for p in spec.params if p.name != REPEAT] + list(cls.extras)
         if not uses[0].repeated:
-            call = self._call(cls.name, keys, spec, raw, envs, [[self._value(use, 0, key) for use in uses]
-                                                                   for key in keys], None)
-            return call
-        counts = [len(use.plans) for use in uses]
-        count = _symbolic(counts, _candidates(raw.get(REPEAT), envs, spec_names(envs)))
+            columns = {key: [self._value(use, 0, key) for use in uses] for key in keys}
+            return self._call(cls.name, spec, raw, envs, columns, list(range(len(uses))), owner, sub.attr)
+        count = _value_text([len(use.plans) for use in uses], raw.get(REPEAT), envs)
         if count is None:
             return None
-        per_copy = [[self._value(use, k, key) for use in uses for k in range(len(use.plans))] for key in keys]
-        copy_envs = [{**env, INDEX: k} for env, use in zip(envs, uses, strict=True) for k in range(len(use.plans))]
-        call = self._call(cls.name, keys, spec, raw, copy_envs, per_copy, INDEX)
+        entries = [(i, k) for i, use in enumerate(uses) for k in range(len(use.plans))]
+        columns = {key: [self._value(uses[i], k, key) for i, k in entries] for key in keys}
+        copy_envs = [{**envs[i], INDEX: k} for i, k in entries]
+        call = self._call(cls.name, spec, raw, copy_envs, columns, [i for i, _ in entries], owner, sub.attr)
         if call is None:
             return None
-        variable = INDEX if f"{INDEX}" in _words(call) else "_"
+        variable = INDEX if INDEX in _words(call) else "_"
         return f"nn.ModuleList([{call} for {variable} in range({count})])"
 
     def _value(self, use: BlockUse, copy: int, key: str) -> Any:
         cls, place = self.by_plan[id(use.plans[copy])]
         return cls.extras[key][place] if key in cls.extras else use.envs[copy].get(key)
 
-    def _call(self, name: str, keys: list[str], spec: BlockSpec, raw: Mapping[str, Any], envs: list[Env],
-              values: list[list[Any]], index: str | None) -> str | None:
+    @staticmethod
+    def _call(name: str, spec: BlockSpec, raw: Mapping[str, Any], envs: list[Env], columns: dict[str, list[Any]],
+              owners: list[int], owner: BlockClass | None, attr: str) -> str | None:
+        """``Name(key=value, ...)``: what the file writes, what is not the default, and what
+        only the enclosing class's own arguments can give (added to them)."""
         args = []
         defaults = spec.defaults
-        for key, column in zip(keys, values, strict=True):
-            if key in defaults and all(literal(v) == literal(_plain(defaults[key])) for v in column):
+        for key, column in columns.items():
+            given = raw.get(key)
+            if given is None and key in defaults and all(
+                    literal(_plain(v)) == literal(_plain(defaults[key])) for v in column):
                 continue
-            text = _symbolic(column, _candidates(raw.get(key), envs, spec_names(envs)))
+            text = _value_text(column, given, envs)
+            if text is None:
+                text = _owner_argument(owner, f"{attr}_{key}", column, owners)
             if text is None:
                 return None
             args.append(f"{key}={text}")
@@ -146,8 +153,8 @@ class BlockClasses:
             self.by_plan[id(plan)] = (cls, place)
 
     def _structure(self, plan: ModulePlan) -> str:
-        subs = [(s.attr, s.construct.cls, s.block and tuple(self.by_plan[id(p)][0].name for p in s.block.plans))
-                for s in plan.submodules]
+        subs = [(s.attr, s.construct.cls, s.block and (s.block.repeated, sorted(
+                 {self.by_plan[id(p)][0].name for p in s.block.plans}))) for s in plan.submodules]
         return repr((forward_code(plan).text, subs, plan.ties))
 
     def _explain(self, cls: BlockClass) -> bool:
@@ -159,7 +166,8 @@ class BlockClasses:
         for index, sub in enumerate(cls.plans[0].submodules):
             if sub.block is not None:
                 uses = [plan.submodules[index].block for plan in cls.plans]
-                if len(cls.plans) > 1 and self.use_lines(sub, _raw(spec, sub.node_id), cls.envs, uses) is None:  # type: ignore[arg-type]
+                if len(cls.plans) > 1 and self.use_lines(sub, _raw(spec, sub.node_id), cls.envs, uses,  # type: ignore[arg-type]
+                                                         cls) is None:
                     return False
                 continue
             subs = [plan.submodules[index] for plan in cls.plans]
@@ -220,7 +228,7 @@ class BlockClasses:
     def _member(self, cls: BlockClass, spec: BlockSpec, index: int, sub: Submodule) -> str:
         if sub.block is not None:
             uses = [plan.submodules[index].block for plan in cls.plans]
-            text = self.use_lines(sub, _raw(spec, sub.node_id), cls.envs, uses)  # type: ignore[arg-type]
+            text = self.use_lines(sub, _raw(spec, sub.node_id), cls.envs, uses, cls)  # type: ignore[arg-type]
             return text if text is not None else _copies_text(self, sub)
         subs = [plan.submodules[index] for plan in cls.plans]
         args = []
@@ -230,6 +238,29 @@ class BlockClasses:
             text = extra if extra in cls.extras else self._column_text(spec, sub.node_id, name, column, cls.envs)
             args.append(f"{text}" if key.startswith("#") else f"{key}={text}")
         return f"{sub.construct.cls}({', '.join(args)})"
+
+
+def _value_text(column: list[Any], given: Any, envs: list[Env]) -> str | None:
+    """An expression the file gives (if it fits every copy), else the value all copies share,
+    else a parameter of the enclosing block that fits."""
+    if is_expression(given):
+        found = _symbolic(column, _candidates(given, envs, []), prefer_candidates=True)
+        if found is not None:
+            return found
+    return _symbolic(column, _candidates(None, envs, spec_names(envs)))
+
+
+def _owner_argument(owner: BlockClass | None, name: str, column: list[Any], owners: list[int]) -> str | None:
+    """Make ``name`` an argument of the enclosing class, when each of its copies passes one
+    value (not one per repeat copy)."""
+    if owner is None:
+        return None
+    values: dict[int, Any] = {}
+    for place, value in zip(owners, column, strict=True):
+        if literal(_plain(values.setdefault(place, value))) != literal(_plain(value)):
+            return None
+    owner.extras[name] = [values[place] for place in range(len(owner.plans))]
+    return name
 
 
 def model_member(classes: BlockClasses, sub: Submodule, raw: Mapping[str, Any]) -> str:
@@ -277,6 +308,8 @@ def _construct_columns(subs: list[Submodule], defaults: Mapping[str, Any]) -> di
     keys: list[str] = []
     for sub in subs:
         keys += [key for key in sub.construct.kwargs if key not in keys]
+    order = {name: place for place, name in enumerate(defaults)}
+    keys.sort(key=lambda key: order.get(key, len(order)))  # in the layer's own order, as one copy writes them
     for key in keys:
         if any(key not in sub.construct.kwargs for sub in subs) and key not in defaults:
             return None

@@ -350,6 +350,12 @@ def environment_key(env: Mapping[str, Any]) -> str:
     return json.dumps([[key, type(value).__name__, value] for key, value in sorted(env.items())])
 
 
+def is_repeated(node: Node) -> bool:
+    """A node that sets ``repeat`` holds a list of copies (even of one), so that its
+    state_dict keys (``layer.0.conv.weight``) do not change form with the count."""
+    return REPEAT in node.params
+
+
 def is_block(node: Node, specs: Mapping[str, LayerSpec | None]) -> bool:
     return isinstance(specs.get(node.type), BlockSpec)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dlstudio.core.analysis import Analysis
+from dlstudio.core.blocks import is_repeated
 from dlstudio.core.catalogue import Catalogue
 from dlstudio.core.errors import GraphInvalidError
 from dlstudio.core.graph import Node
@@ -86,7 +87,8 @@ class Statement:
     target: str
     callee: str | None
     args: tuple[str, ...]
-    #: A repeated block: ``target = args[0]`` then ``for block in callee: target = block(target)``.
+    #: A repeated block: ``target = args[0]`` then ``for block in callee: target = block(target,
+    #: *args[1:])`` (the first input chains, the others reach every copy).
     loop: bool = False
 
     @property
@@ -184,7 +186,7 @@ class _Planner:
                 plan = self.block_plans[id(copy.analysis)] = _Planner(copy.analysis, self.block_plans).plan()
                 plan.class_name = node.type
             plans.append(plan)
-        return BlockUse(node.type, tuple(plans), tuple(c.env for c in copies), len(copies) > 1)
+        return BlockUse(node.type, tuple(plans), tuple(c.env for c in copies), is_repeated(node))
 
     def _node(self, node: Node) -> None:
         if node.type == "Output":
@@ -302,10 +304,10 @@ def statement_lines(statement: Statement) -> list[str]:
     """A forward statement's lines; a repeated block is a loop over its copies."""
     if not statement.loop:
         return fit_assignment(INDENT * 2, statement.target, statement.callee, list(statement.args))
-    target = statement.target
-    return [*fit_assignment(INDENT * 2, target, None, list(statement.args)),
+    target, first, *others = statement.target, *statement.args
+    return [*fit_assignment(INDENT * 2, target, None, [first]),
             f"{INDENT * 2}for block in {statement.callee}:",
-            *fit_assignment(INDENT * 3, target, "block", [target])]
+            *fit_assignment(INDENT * 3, target, "block", [target, *others])]
 
 
 def forward_source(plan: ModulePlan, annotate: bool = True) -> str:

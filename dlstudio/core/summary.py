@@ -11,26 +11,33 @@ from dataclasses import dataclass
 from typing import Any
 
 from dlstudio.core.analysis import Analysis, analyze
+from dlstudio.core.blocks import is_repeated
 from dlstudio.core.graph import Graph
 from dlstudio.core.tensor import BATCH, Dim, format_shape, resolve_dim
 
 
 @dataclass(frozen=True)
 class Row:
+    """One node; inside a block, ``node`` is its path (``h.0.attn``, as in the state_dict)
+    and ``level`` how deep it sits."""
+
     node: str
     type: str
     shapes: dict[str, tuple[Dim, ...]]
     params: int
     flops: int | None
     live: bool
+    level: int = 0
 
 
 @dataclass
 class Summary:
-    """What ``dlstudio summary`` prints, for a given batch size (None: ``N``, FLOPs per sample)."""
+    """What ``dlstudio summary`` prints, for a given batch size (None: ``N``, FLOPs per sample);
+    ``depth`` 2 or more also lists the nodes inside blocks, that many levels down."""
 
     analysis: Analysis
     batch: int | None
+    depth: int = 1
 
     @property
     def ok(self) -> bool:
@@ -50,16 +57,27 @@ class Summary:
         return 1 if self.batch is None else self.batch
 
     def rows(self) -> list[Row]:
+        return self._rows(self.analysis, "", 0)
+
+    def _rows(self, analysis: Analysis, prefix: str, level: int) -> list[Row]:
         ports: dict[str, dict[str, tuple[Dim, ...]]] = {}
-        for (node_id, port), tensor in self.analysis.ports.items():
+        for (node_id, port), tensor in analysis.ports.items():
             ports.setdefault(node_id, {})[port] = self._shape(tensor.shape)
-        types = {node.id: node.type for node in self.analysis.graph.nodes}
+        types = {node.id: node.type for node in analysis.graph.nodes}
+        repeated = {node.id for node in analysis.graph.nodes if is_repeated(node)}
         rows = []
-        for node_id in self.analysis.order:
-            flops = self.analysis.flops.get(node_id)
-            rows.append(Row(node_id, types[node_id], ports.get(node_id, {}),
-                            self.analysis.param_counts.get(node_id, 0),
-                            None if flops is None else flops * self.samples, node_id in self.analysis.live))
+        for node_id in analysis.order:
+            if level and types[node_id] in ("Input", "Output"):
+                continue  # a block's ports: the rows around it show what passes
+            flops = analysis.flops.get(node_id)
+            rows.append(Row(prefix + node_id, types[node_id], ports.get(node_id, {}),
+                            analysis.param_counts.get(node_id, 0),
+                            None if flops is None else flops * self.samples, node_id in analysis.live, level))
+            copies = analysis.blocks.get(node_id, [])
+            if level + 1 < self.depth:
+                for index, copy in enumerate(copies):
+                    inner = f"{prefix}{node_id}.{index}." if node_id in repeated else f"{prefix}{node_id}."
+                    rows += self._rows(copy.analysis, inner, level + 1)
         return rows
 
     @property
@@ -77,7 +95,7 @@ class Summary:
             "outputs": {k: list(self._shape(t.shape)) for k, t in self.analysis.outputs().items()},
             "nodes": [
                 {"id": r.node, "type": r.type, "outputs": {p: list(s) for p, s in r.shapes.items()},
-                 "params": r.params, "flops": r.flops, "reaches_output": r.live}
+                 "params": r.params, "flops": r.flops, "reaches_output": r.live, "level": r.level}
                 for r in self.rows()
             ],
         }
@@ -85,7 +103,7 @@ class Summary:
     def as_table(self) -> str:
         header = ("node", "type", "output shape", "params", "FLOPs")
         frozen = {node.id for node in self.analysis.graph.nodes if node.frozen}
-        body = [(r.node + ("" if r.live else " (unused)") + (" (frozen)" if r.node in frozen else ""),
+        body = [("  " * r.level + r.node + ("" if r.live else " (unused)") + (" (frozen)" if r.node in frozen else ""),
                  r.type, _shapes_text(r.shapes), f"{r.params:,}",
                  "?" if r.flops is None else f"{r.flops:,}") for r in self.rows()]
         flops = "?" if self.flops is None else f"{self.flops:,}"
@@ -141,7 +159,8 @@ def with_sizes(graph: Graph, sizes: dict[str, int]) -> Graph:
     return copy
 
 
-def summarize(graph: Graph, batch: int | None = None, sizes: dict[str, int] | None = None) -> Summary:
+def summarize(graph: Graph, batch: int | None = None, sizes: dict[str, int] | None = None,
+              depth: int = 1) -> Summary:
     """Analyse ``graph`` and report it for ``batch`` samples, or per sample with the batch shown
-    as ``N`` (and the given symbolic sizes)."""
-    return Summary(analyze(with_sizes(graph, sizes) if sizes else graph), batch)
+    as ``N`` (and the given symbolic sizes); ``depth`` levels of blocks are listed."""
+    return Summary(analyze(with_sizes(graph, sizes) if sizes else graph), batch, depth)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from dlstudio.core import layout
 from dlstudio.core.catalogue import BUILTINS
@@ -114,7 +115,7 @@ def extent(graph: Graph, positions: dict) -> tuple[float, float]:
 
 
 def test_resnet18_wraps_into_a_column_of_blocks_with_branches_side_by_side():
-    graph = load_graph("graphs/resnet18.json")
+    graph = load_graph(Path(__file__).parent / "data" / "resnet18_flat.json")
     positions = layered_layout(graph, wrap=layout.WRAP)
     width, height = extent(graph, positions)
     assert height > width and width <= layout.WRAP

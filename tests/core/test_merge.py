@@ -37,6 +37,7 @@ CASES = [
     ("SelectIndex", {"dim": 0, "index": 0}, [(6,)], None),
     ("Mean", {"dim": [1, 2]}, [(6, 4, 3)], None),
     ("Sum", {"keepdim": True}, [(6, 4)], None),
+    ("Scale", {"factor": 22.627416997969522}, [(3, 4)], None),
     ("Sum", {"dim": -1}, [(6, 4)], ["bool"]),
 ]
 

@@ -43,6 +43,11 @@ def _operator(symbol: str) -> Any:
     return call
 
 
+def _scale(ctx: InferContext) -> TensorType:
+    ctx.require_float(ctx.input)
+    return ctx.input
+
+
 # --- Concat and Stack ---
 
 
@@ -270,6 +275,10 @@ register(
            _select, _select_call,
            Param("dim", "int", default=1, min=-8, max=8, help="Dimension to pick from. " + _DIM),
            Param("index", "int", default=-1, min=-(2**31), help="Index along dim; -1 is the last.")),
+    _merge("Scale", "Multiplies by a constant: a Transformer scales its embedding by sqrt(d_model).",
+           _scale, lambda p, args, attr: f"{args[0]} * {literal(p['factor'])}",
+           Param("factor", "float", default=1.0, min=-1e9, max=1e9, help="The constant to multiply by."),
+           flops=lambda ctx: numel(ctx.output.shape)),
     _merge("Mean", "Average over the given dims.", _reduce, _reduce_call("mean"), *_REDUCE,
            flops=_reduce_flops),
     _merge("Sum", "Sum over the given dims.", _reduce, _reduce_call("sum"), *_REDUCE,

@@ -109,6 +109,8 @@ class ModulePlan:
     imports: set[str] = field(default_factory=set)
     support: list[str] = field(default_factory=list)
     ties: list[TiePlan] = field(default_factory=list)
+    #: The analysis this plan was made from (a block plan's is its copy's analysis).
+    analysis: Analysis | None = field(default=None, repr=False, compare=False)
 
     def block_plans(self) -> list[ModulePlan]:
         """Every block plan below this one, inner ones first, each once."""
@@ -155,7 +157,7 @@ class _Planner:
                          for link in analysis.links}
         self.in_degree = Counter(link.target for link in analysis.links)
         self.nodes = {node.id: node for node in analysis.graph.nodes}
-        self.result = ModulePlan("Model")
+        self.result = ModulePlan("Model", analysis=analysis)
 
     def plan(self) -> ModulePlan:
         graph, plan = self.analysis.graph, self.result

@@ -96,8 +96,13 @@ class Analysis:
     def trainable_params(self) -> int:
         """Parameters an optimizer updates: those of live nodes that are not frozen."""
         frozen = {node.id for node in self.graph.nodes if node.frozen}
-        return sum(count for node, count in self.param_counts.items()
+        return sum(self._trainable(node, count) for node, count in self.param_counts.items()
                    if node in self.live and node not in frozen)
+
+    def _trainable(self, node: str, count: int) -> int:
+        """A block node trains what its copies' unfrozen nodes hold."""
+        copies = self.blocks.get(node)
+        return sum(copy.analysis.trainable_params for copy in copies) if copies else count
 
     @property
     def total_flops(self) -> int | None:

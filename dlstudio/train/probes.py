@@ -55,19 +55,71 @@ RECORD = "_probe_record_"
 
 
 def recording_source(plan: ModulePlan, analysis: Analysis) -> str:
-    """``probe(self, *inputs)``: the forward's statements, returning {node: {port: value}}."""
-    taken = {name for name, _ in plan.arguments} | {s.target for s in plan.statements}
+    """``probe(self, *inputs)``: the forward's statements, returning {node: {port: value}}.
+
+    A block node is run by a recording function of its own plan (``probe_1`` ...), whose
+    nodes are recorded under their paths (``h.0.fc1``, as in the state_dict)."""
+    functions: dict[int, str] = {}
+    sources: list[str] = []
+    _recording_function(plan, analysis, "probe", functions, sources, top=True)
+    return "\n".join(sources)
+
+
+def _recording_function(plan: ModulePlan, analysis: Analysis, name: str, functions: dict[int, str],
+                        sources: list[str], top: bool = False) -> None:
+    taken = {arg for arg, _ in plan.arguments} | {word for s in plan.statements for word in re.findall(r"\w+", s.target)}
     record = RECORD if RECORD not in taken else RECORD + "x"
-    lines = [f"def probe(self, {', '.join(name for name, _ in plan.arguments)}):", f"    {record} = {{}}"]
-    lines += [f"    {record}[{node!r}] = {{'output': {name}}}" for name, node in plan.arguments]
+    lines = [f"def {name}(self, {', '.join(arg for arg, _ in plan.arguments)}):", f"    {record} = {{}}"]
+    if top:
+        lines += [f"    {record}[{node!r}] = {{'output': {arg}}}" for arg, node in plan.arguments]
     types = {node.id: node.type for node in analysis.graph.nodes}
+    blocks = {sub.node_id: sub.block for sub in plan.submodules if sub.block is not None}
     for statement in plan.statements:
-        lines.append(f"    {statement.target} = {statement.expression}")
+        block = blocks.get(statement.node_id)
+        if block is None:
+            lines.append(f"    {statement.target} = {statement.expression}")
+        else:
+            lines += _block_lines(statement, block, record, functions, sources)
         names = _port_names(analysis, statement, types[statement.node_id])
-        ports = ", ".join(f"{port!r}: {name}" for port, name in names.items())
+        ports = ", ".join(f"{port!r}: {var}" for port, var in names.items())
         lines.append(f"    {record}[{statement.node_id!r}] = {{{ports}}}")
-    lines.append(f"    return {record}")
-    return "\n".join(lines) + "\n"
+    result = plan.returns[0] if len(plan.returns) == 1 else f"({', '.join(plan.returns)},)"
+    lines.append(f"    return {record}" if top else f"    return {record}, {result}")
+    sources.append("\n".join(lines) + "\n")
+
+
+def _block_lines(statement: Statement, block: Any, record: str, functions: dict[int, str],
+                 sources: list[str]) -> list[str]:
+    """Run a block node's copies through their recording functions, keeping what they record."""
+    names = []
+    for plan in block.plans:
+        if id(plan) not in functions:
+            functions[id(plan)] = f"probe_{len(functions) + 1}"
+            _recording_function(plan, plan.analysis, functions[id(plan)], functions, sources)
+        names.append(functions[id(plan)])
+    node, callee, args = statement.node_id, statement.callee, list(statement.args)
+    if not statement.loop:
+        return [f"    _inner, {statement.target} = {names[0]}({callee}, {', '.join(args)})",
+                f"    {record}.update({{{node!r} + '.' + key: value for key, value in _inner.items()}})"]
+    target, others = statement.target, "".join(f", {arg}" for arg in args[1:])
+    return [f"    {target} = {args[0]}",
+            f"    for _index, (_copy, _function) in enumerate(zip({callee}, ({', '.join(names)},))):",
+            f"        _inner, {target} = _function(_copy, {target}{others})",
+            f"        {record}.update({{f'{node}.{{_index}}.{{key}}': value for key, value in _inner.items()}})"]
+
+
+def module_parameters(module: torch.nn.Module, plan: ModulePlan, prefix: str = "") -> dict[str, list[Any]]:
+    """Each node's parameters by path (a node inside a block: ``h.0.fc1``)."""
+    found: dict[str, list[Any]] = {}
+    for sub in plan.submodules:
+        child = getattr(module, sub.attr)
+        found[prefix + sub.node_id] = list(child.parameters())
+        if sub.block is None:
+            continue
+        for index, copy in enumerate(sub.block.plans):
+            inner = f"{prefix}{sub.node_id}.{index}." if sub.block.repeated else f"{prefix}{sub.node_id}."
+            found.update(module_parameters(child[index] if sub.block.repeated else child, copy, inner))
+    return found
 
 
 def _port_names(analysis: Analysis, statement: Statement, node_type: str) -> dict[str, str]:
@@ -107,7 +159,7 @@ class ProbeCapture:
         self.output_index = output_index
         self.output_var = plan.returns[output_index or 0] if plan.returns else None
         self.loss_node = _producer(plan, self.output_var)
-        self.params = {sub.node_id: list(getattr(module, sub.attr).parameters()) for sub in plan.submodules}
+        self.params = module_parameters(module, plan)
         first = self.inputs[0] if self.inputs else None
         self.image_classifier = (class_loss and len(self.inputs) == 1 and first is not None
                                  and first.is_floating_point() and first.dim() == 4 and first.shape[1] in (1, 3))

@@ -138,3 +138,53 @@ def test_summary_lists_the_nodes_inside_blocks_by_their_state_dict_paths():
     assert [r.node for r in rows if r.level == 1][:3] == ["h.0.fc1", "h.0.act", "h.0.fc2"]
     assert sum(r.params for r in rows if r.level == 1) == next(r.params for r in rows if r.node == "h")
     assert all(r.level == 0 for r in summarize(load_graph(RESIDUAL)).rows())
+
+
+def test_a_node_frozen_inside_a_block_is_frozen_in_every_copy():
+    torch = pytest.importorskip("torch")
+    from dlstudio.core.compiler import compile_graph
+
+    doc = _doc()
+    doc["blocks"]["Residual"]["nodes"][1]["frozen"] = True  # fc1
+    analysis = analyze(load_graph(doc))
+    fc1 = (32 * 128 + 128) + 2 * (32 * 64 + 64)
+    assert analysis.trainable_params == analysis.total_params - fc1
+    module = compile_graph(analysis)
+    assert all(not module.h[i].fc1.weight.requires_grad for i in range(3))
+    assert sum(p.numel() for p in module.parameters() if p.requires_grad) == analysis.trainable_params
+    assert isinstance(module.h[0].fc2.weight, torch.nn.Parameter) and module.h[0].fc2.weight.requires_grad
+
+
+def test_probes_record_the_nodes_inside_blocks_by_path():
+    torch = pytest.importorskip("torch")
+    from dlstudio.core.codegen import plan_module
+    from dlstudio.core.compiler import build_module
+    from dlstudio.train.probes import ProbeCapture
+
+    analysis = analyze(load_graph(RESIDUAL))
+    plan = plan_module(analysis)
+    module = build_module(plan)
+    tokens = torch.randint(0, 100, (4, 6))
+    target = torch.randint(0, 100, (4, 6))
+
+    def loss(scores, labels):
+        return torch.nn.functional.cross_entropy(scores.transpose(1, 2), labels)
+
+    report = ProbeCapture(module, plan, analysis, [tokens], target, loss, None, False).run(0, 0)
+    assert {"h", "h.0.fc1", "h.2.add", "head"} <= set(report.stats)
+    assert report.stats["h.1.fc2"].grad_norm is not None and report.stats["h.1.fc2"].param_norm > 0
+    with torch.no_grad():
+        assert report.stats["head"].mean == pytest.approx(float(module(tokens[:16]).mean()), rel=1e-5)
+
+
+def test_a_lora_adapter_inside_a_block_takes_the_pretrained_linear_weights_by_nested_key():
+    pytest.importorskip("torch")
+    from dlstudio.core.compiler import compile_graph
+
+    plain = compile_graph(load_graph(RESIDUAL))
+    doc = _doc()
+    doc["blocks"]["Residual"]["nodes"][1] = {"id": "fc1", "type": "LoRALinear",
+                                             "params": {"out_features": "$width * scale", "r": 4}}
+    adapted = compile_graph(load_graph(doc))
+    missing, unexpected = adapted.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(".fc1.lora_" in key for key in missing)

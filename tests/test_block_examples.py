@@ -11,7 +11,7 @@ import torch
 
 from dlstudio import analyze, load_graph
 from tests.conftest import GRAPHS
-from tests.core.torch_agree import exported_matches_compiled
+from tests.core.torch_agree import exported_matches_compiled, ruff_problems
 
 #: name -> (parameters, most nodes at the top level, output shape at batch 1, sizes to run at)
 PUBLISHED = {
@@ -37,6 +37,7 @@ def test_published_size_output_and_export(name):
     source = exported_matches_compiled(analysis, sizes)
     for block in graph.blocks:
         assert source.count(f"class {block}(nn.Module):") == 1, f"one class per block: {block}"
+    assert not ruff_problems(source)
 
 
 def test_tied_heads_share_one_tensor_and_count_once():

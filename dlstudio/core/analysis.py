@@ -403,8 +403,9 @@ def _check_ties(graph: Graph, specs: dict[str, LayerSpec | None], result: Analys
 
 def _resolve_tie(node: Node, param: str, reference: str, specs: dict[str, LayerSpec | None],
                  result: Analysis) -> Tie | None:
-    source, _, source_param = reference.rpartition(".")
-    fix = "name a parameter as node.parameter, e.g. \"wte.weight\""
+    transpose = reference.endswith(".T")
+    source, _, source_param = reference.removesuffix(".T").rpartition(".")
+    fix = "name a parameter as node.parameter, e.g. \"wte.weight\" (\"enc.weight.T\" for its transpose)"
     if source == node.id:
         _report(result, "error", node.id, f"'{node.id}' ties its {param} to itself", fix)
         return None
@@ -422,17 +423,19 @@ def _resolve_tie(node: Node, param: str, reference: str, specs: dict[str, LayerS
                 f"(its shareable parameters: {known})", fix)
         return None
     mine, theirs = shapes[0][param], shapes[1][source_param]
-    if mine != theirs:
-        turned = "; the shapes are transposed" if tuple(reversed(mine)) == theirs else ""
+    wanted = tuple(reversed(theirs)) if transpose else theirs
+    if mine != wanted or (transpose and len(mine) != 2):
+        turned = tuple(reversed(mine)) == theirs and len(mine) == 2
+        hint = f"; they are transposed: write \"{source}.{source_param}.T\"" if turned and not transpose else ""
         _report(result, "error", node.id, f"'{node.id}'.{param} has shape {list(mine)} but "
-                f"'{source}'.{source_param} has {list(theirs)}{turned}",
+                f"'{source}'.{source_param}{'.T' if transpose else ''} has {list(wanted)}{hint}",
                 "make the layers' sizes agree (a Linear tied to an Embedding maps embedding_dim to "
                 "num_embeddings)")
         return None
     numel = 1
     for size in mine:
         numel *= size
-    return Tie(node.id, param, source, source_param, numel)
+    return Tie(node.id, param, source, source_param, numel, transpose)
 
 
 def _weight_shapes(node_id: str, specs: dict[str, LayerSpec | None],

@@ -11,6 +11,7 @@ that differ in structure (another forward) get a class each (``Block``, ``Block_
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -213,7 +214,11 @@ class BlockClasses:
         code = Code()
         code.write([f"class {cls.name}(nn.Module):"])
         if spec.block.description:
-            code.write([f'{INDENT}"""{spec.block.description.splitlines()[0]}"""', ""])
+            lines = textwrap.wrap(spec.block.description.splitlines()[0], 88 - len(INDENT) - 6)
+            if len(lines) == 1:
+                code.write([f'{INDENT}"""{lines[0]}"""', ""])
+            else:
+                code.write([f'{INDENT}"""{lines[0]}', *[INDENT + line for line in lines[1:]], f'{INDENT}"""', ""])
         code.write([*format_def(1, "__init__", params, "None"), f"{INDENT * 2}super().__init__()"])
         for index, sub in enumerate(plan.submodules):
             if sub.comment:
@@ -290,7 +295,8 @@ def frozen_and_ties(code: Code, plan: ModulePlan) -> None:
     for sub in frozen:
         code.write(format_call(2, f"self.{sub.attr}.requires_grad_(False)"), sub.node_id)
     for tie in plan.ties:
-        code.write([f"{INDENT * 2}self.{tie.attr}.{tie.param} = self.{tie.source_attr}.{tie.source_param}"])
+        for line in tie.lines():
+            code.write(format_call(2, line) if line.startswith("nn.") else [f"{INDENT * 2}{line}"])
 
 
 _ABSENT = object()  # a block parameter a copy does not have

@@ -69,12 +69,23 @@ class Submodule:
 
 @dataclass(frozen=True)
 class TiePlan:
-    """``self.<attr>.<param> = self.<source_attr>.<source_param>``: one shared tensor."""
+    """``self.<attr>.<param> = self.<source_attr>.<source_param>``: one shared tensor; with
+    ``transpose``, the parameter is read through a ``Transposed`` parametrization of it."""
 
     attr: str
     param: str
     source_attr: str
     source_param: str
+    transpose: bool = False
+
+    def lines(self) -> list[str]:
+        """The ``__init__`` statements that tie the parameter."""
+        source = f"self.{self.source_attr}.{self.source_param}"
+        if not self.transpose:
+            return [f"self.{self.attr}.{self.param} = {source}"]
+        return [f'nn.utils.parametrize.register_parametrization(self.{self.attr}, "{self.param}", '
+                "Transposed(), unsafe=True)",
+                f"self.{self.attr}.parametrizations.{self.param}.original = {source}"]
 
 
 @dataclass(frozen=True)
@@ -172,8 +183,10 @@ class _Planner:
         plan.returns = [self.values[(node_id, "output")] for node_id in plan.outputs]
         plan.class_name = class_name(graph.name, frozenset(plan.support) | self._block_names())
         attrs = {sub.node_id: sub.attr for sub in plan.submodules}
-        plan.ties = [TiePlan(attrs[tie.target], tie.param, attrs[tie.source], tie.source_param)
+        plan.ties = [TiePlan(attrs[tie.target], tie.param, attrs[tie.source], tie.source_param, tie.transpose)
                      for tie in self.analysis.ties if tie.target in attrs and tie.source in attrs]
+        if any(tie.transpose for tie in plan.ties) and "Transposed" not in plan.support:
+            plan.support.append("Transposed")
         return plan
 
     def _block_names(self) -> frozenset[str]:

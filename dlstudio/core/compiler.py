@@ -20,7 +20,7 @@ from types import CodeType, TracebackType
 from typing import Any
 
 from dlstudio.core.analysis import Analysis, analyze
-from dlstudio.core.codegen import BlockUse, Code, ModulePlan, forward_code, plan_module
+from dlstudio.core.codegen import BlockUse, Code, ModulePlan, TiePlan, forward_code, plan_module
 from dlstudio.core.errors import NodeRuntimeError
 from dlstudio.core.graph import Graph
 from dlstudio.core.io import GraphSource, load_graph
@@ -79,10 +79,24 @@ def module_class(plan: ModulePlan, classes: dict[int, type], shared: Any = None)
             module = _block_module(sub.block, classes) if sub.block else instantiate(sub.construct)
             setattr(self, sub.attr, module.requires_grad_(False) if sub.frozen else module)
         for tie in plan.ties if shared is None else ():
-            setattr(getattr(self, tie.attr), tie.param, getattr(getattr(self, tie.source_attr), tie.source_param))
+            _tie(self, tie)
 
     return type(plan.class_name, (nn.Module,), {"__init__": init, "forward": forward,
                                                 "__module__": "dlstudio.compiled"})
+
+
+def _tie(module: Any, tie: TiePlan) -> None:
+    """Make the tied parameter the source's tensor (through ``Transposed`` if transposed)."""
+    from torch.nn.utils import parametrize
+
+    from dlstudio.core.helpers import SUPPORT
+
+    target, shared = getattr(module, tie.attr), getattr(getattr(module, tie.source_attr), tie.source_param)
+    if not tie.transpose:
+        setattr(target, tie.param, shared)
+        return
+    parametrize.register_parametrization(target, tie.param, SUPPORT["Transposed"](), unsafe=True)
+    getattr(target.parametrizations, tie.param).original = shared
 
 
 def _block_module(block: BlockUse, classes: dict[int, type]) -> Any:

@@ -48,13 +48,15 @@ class BlockCopy:
 
 @dataclass(frozen=True)
 class Tie:
-    """``target.param`` is the same tensor as ``source.source_param`` (counted once)."""
+    """``target.param`` is the same tensor as ``source.source_param`` (counted once), or that
+    tensor transposed (a reference written ``source.weight.T``)."""
 
     target: str
     param: str
     source: str
     source_param: str
     numel: int
+    transpose: bool = False
 
 
 @dataclass

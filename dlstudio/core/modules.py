@@ -69,3 +69,11 @@ def causal_mask(x: torch.Tensor, dim: int = 1) -> torch.Tensor:
     return nn.Transformer.generate_square_subsequent_mask(
         x.size(dim), device=x.device, dtype=x.dtype
     )
+
+
+@support
+class Transposed(nn.Module):
+    """A parametrization that reads a weight as another one transposed (a tied decoder)."""
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight.T

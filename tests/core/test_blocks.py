@@ -188,3 +188,40 @@ def test_a_lora_adapter_inside_a_block_takes_the_pretrained_linear_weights_by_ne
     adapted = compile_graph(load_graph(doc))
     missing, unexpected = adapted.load_state_dict(plain.state_dict(), strict=False)
     assert not unexpected and missing and all(".fc1.lora_" in key for key in missing)
+
+
+TIED_AUTOENCODER = {
+    "format": "dlstudio.graph", "version": 2, "name": "tied autoencoder",
+    "nodes": [
+        {"id": "x", "type": "Input", "params": {"shape": [16]}},
+        {"id": "enc", "type": "Linear", "params": {"out_features": 4}},
+        {"id": "dec", "type": "Linear", "params": {"out_features": 16}, "tie": {"weight": "enc.weight.T"}},
+        {"id": "out", "type": "Output"},
+    ],
+    "edges": [{"source": "x", "target": "enc"}, {"source": "enc", "target": "dec"},
+              {"source": "dec", "target": "out"}],
+}
+
+
+def test_a_transposed_tie_is_named_explicitly_and_shares_one_tensor():
+    torch = pytest.importorskip("torch")
+    from dlstudio.core.compiler import compile_graph
+    from dlstudio.core.export import export_python
+
+    plain = copy.deepcopy(TIED_AUTOENCODER)
+    plain["nodes"][2]["tie"] = {"weight": "enc.weight"}
+    (error,) = analyze(load_graph(plain)).errors
+    assert 'they are transposed: write "enc.weight.T"' in error.message
+    analysis = analyze(load_graph(TIED_AUTOENCODER))
+    assert analysis.ok and analysis.total_params == (16 * 4 + 4) + 16
+    module = compile_graph(analysis)
+    assert module.dec.parametrizations.weight.original is module.enc.weight
+    assert sum(p.numel() for p in module.parameters()) == analysis.total_params
+    torch.testing.assert_close(module.dec.weight, module.enc.weight.T)
+    namespace: dict = {}
+    exec(compile(export_python(analysis), "tied.py", "exec"), namespace)  # noqa: S102  (our own export)
+    exported = namespace["TiedAutoencoder"]()
+    exported.load_state_dict(module.state_dict(), strict=True)
+    x = torch.randn(3, 16)
+    torch.testing.assert_close(exported(x), module(x), rtol=0, atol=0)
+    assert exported.dec.parametrizations.weight.original is exported.enc.weight

@@ -20,12 +20,12 @@ def test_example_runs_end_to_end(path):
     analysis = analyze(graph)
     assert analysis.ok, [d.one_line() for d in analysis.errors]
     module = compile_graph(analysis).eval()
-    inputs = sample_inputs(analysis, {"T": 7})
+    inputs = sample_inputs(analysis, {"T": 7, "S": 5})
     with torch.no_grad():
         result = module(*inputs)
     results = result if isinstance(result, tuple) else (result,)
     for tensor, expected in zip(results, analysis.outputs().values(), strict=True):
-        assert tuple(tensor.shape) == expected.concrete({"N": 2, "T": 7})
+        assert tuple(tensor.shape) == expected.concrete({"N": 2, "T": 7, "S": 5})
     assert analysis.total_params == sum(p.numel() for p in module.parameters())
     namespace: dict = {}
     exec(compile(export_python(analysis), str(path), "exec"), namespace)

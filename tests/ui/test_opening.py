@@ -38,8 +38,8 @@ def test_an_example_opens_readable_on_its_inputs_and_f_fits_all(window, qtbot, n
     assert visible(window).contains(scene.itemsBoundingRect())
 
 
-def test_resnet18_opens_as_a_column_of_rows(window):
-    window.files.new_from_example(GRAPHS / "resnet18.json")
+def test_a_long_flat_network_opens_as_a_column_of_rows(window):
+    window.files.new_from_example(Path(__file__).parent.parent / "core" / "data" / "resnet18_flat.json")
     rect = window.view.scene_.itemsBoundingRect()
     assert rect.height() > rect.width()
 

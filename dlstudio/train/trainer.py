@@ -119,6 +119,9 @@ class Trainer:
                                           "or precision bf16"))
         except Exception as error:
             self._crashed = True
+            lost = distributed.rank_lost(self.world) if self.world.distributed else None
+            if lost is not None:  # a collective failed because a peer died: name it, not torch's error
+                return self._fail(lost)
             self._fail(TrainError(f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"))
             raise
         finally:

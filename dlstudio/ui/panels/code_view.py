@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from dlstudio.bugs import report_bug
 from dlstudio.core.analysis import analyze
 from dlstudio.core.catalogue import Catalogue
 from dlstudio.core.codegen import Span, plan_module
@@ -206,7 +207,7 @@ class CodePanel(QWidget):
             try:
                 result = generate(snapshot, generation, catalogue)
             except Exception as error:  # noqa: BLE001  (shown in the panel, never lost silently)
-                result = CodeResult(generation, f"# Export failed: {type(error).__name__}: {error}\n", False)
+                result = CodeResult(generation, f"# Export failed: {report_bug(error, 'code view')}\n", False)
             try:
                 bridge.done.emit(result)
             except RuntimeError:  # the panel was closed while the worker ran

@@ -353,7 +353,8 @@ class GraphScene(QGraphicsScene):
                   ends: set[NodeItem]) -> list[NodeItem] | None:
         """The nodes other than ``ends`` crossing the band; None when too many do."""
         found = self._grid.crossing((left + CORNER, top, right - CORNER, bottom), ROUTE_LIMIT + len(ends))
-        return None if found is None else [i for i in found if i not in ends]
+        found = None if found is None else [i for i in found if i not in ends]
+        return None if found is None or len(found) > ROUTE_LIMIT else found
 
     def _label_edge(self, item: EdgeItem, analysis: Analysis,
                     bad_ports: set[tuple[str, str | None]] | None = None) -> None:

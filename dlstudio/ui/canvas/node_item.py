@@ -110,10 +110,9 @@ class NodeItem(QGraphicsItem):
         self.hovered = False
         self.pointed: PortKey | None = None
         self.width, self.height = st.MIN_WIDTH, st.HEADER + st.ROW + st.BOTTOM
-        self._paths: dict[str, QPainterPath] = {}
         self.setFlags(FLAGS)
         self.setAcceptHoverEvents(True)
-        self._relayout()
+        self._paths = _paths(self.width, self.height)  # sized for its view by the first refresh
 
     # ----- data ----------------------------------------------------------------------------------
 

@@ -66,6 +66,7 @@ class GraphView(QGraphicsView):
         self._drop_edge: EdgeItem | None = None
         self._quick_add: QuickAdd | None = None
         self._opening = False  # framing a graph just opened, until the user moves the view
+        self._detail_held = False  # while framing: the level of detail is set once, at the end
         self._setup()
         self.scene_.selectionChanged.connect(self._emit_selection)
 
@@ -162,8 +163,16 @@ class GraphView(QGraphicsView):
     def frame_opening(self) -> None:
         """Frame a graph just opened: all of it when it fits at :data:`OPENING_ZOOM` or more,
         else its start (the inputs, top left) at the zoom that fits its width, no less than
-        that. Resizes redo it (the window settles after opening) until the user moves the view."""
-        self._opening = True
+        that. Resizes redo it (the window settles after opening) until the user moves the view.
+        The zoom passes through several values; the items' level of detail follows only the last."""
+        self._opening = self._detail_held = True
+        try:
+            self._frame_start()
+        finally:
+            self._detail_held = False
+            self._update_detail()
+
+    def _frame_start(self) -> None:
         rect = self.scene_.itemsBoundingRect()
         self.fit_all()
         if rect.isEmpty() or self.zoom() >= OPENING_ZOOM:
@@ -234,7 +243,8 @@ class GraphView(QGraphicsView):
         self._update_detail()
 
     def _update_detail(self) -> None:
-        self.scene_.set_overview(self.zoom() < st.BLOCK_LOD)
+        if not self._detail_held:
+            self.scene_.set_overview(self.zoom() < st.BLOCK_LOD)
 
     # ----- helpers -------------------------------------------------------------------------------
 

@@ -105,16 +105,26 @@ class GraphScene(QGraphicsScene):
             for node in self.document.graph.nodes:
                 self.nodes[node.id].setPos(QPointF(*(node.position or (0.0, 0.0))))
             self._label_edges(analysis)
+            self._building = self._syncing = False
+            for item in self.nodes.values():
+                self._grid.place(item, _node_rect(item))
+            for edge in self.edges.values():
+                self._place_edge(edge, grow=False)
         finally:
             self._building = self._syncing = False
-            self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.BspTreeIndex)
+            self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.BspTreeIndex)  # indexed once, as placed
         self._rebuilt_with = analysis
-        self.setSceneRect(self.itemsBoundingRect().adjusted(-ROOM, -ROOM, ROOM, ROOM))
-        for item in self.nodes.values():
-            self._grid.place(item, _node_rect(item))
-        for item in self.edges.values():
-            self._place_edge(item)
+        self.setSceneRect(self._nodes_rect().adjusted(-ROOM, -ROOM, ROOM, ROOM))
         self.overview_dirty()
+
+    def _nodes_rect(self) -> QRectF:
+        """The rectangle around every node (the edges keep within :data:`ROOM` of it), found
+        without asking each item for its bounds."""
+        if not self.nodes:
+            return QRectF()
+        rects = [_node_rect(item) for item in self.nodes.values()]
+        left, top = min(r[0] for r in rects), min(r[1] for r in rects)
+        return QRectF(left, top, max(r[2] for r in rects) - left, max(r[3] for r in rects) - top)
 
     def _make_room(self, item: QGraphicsItem) -> None:
         """Grow the scene rect in big steps: the BSP index is rebuilt whenever it changes."""
@@ -298,14 +308,16 @@ class GraphScene(QGraphicsScene):
         names = item.view.ports.outputs if is_source else item.view.ports.inputs
         return item, (port if port in names else (names[0] if names else ""))
 
-    def _place_edge(self, item: EdgeItem) -> None:
+    def _place_edge(self, item: EdgeItem, grow: bool = True) -> None:
+        """Run the edge between its ports (around the nodes in its way); with ``grow``, the
+        scene rect grows to hold it."""
         source = self.end_port(item.key[0], True)
         target = self.end_port(item.key[1], False)
         if source and target:
             start = source[0].port_scene_pos(source[1], False)
             end = target[0].port_scene_pos(target[1], True)
             item.set_ends(start, end, self._channel(start, end, {source[0], target[0]}))
-            if not self._building:
+            if grow and not self._building:
                 self._make_room(item)
 
     def _channel(self, start: QPointF, end: QPointF, ends: set[NodeItem]) -> float | None:

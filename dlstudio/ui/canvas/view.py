@@ -149,8 +149,9 @@ class GraphView(QGraphicsView):
     def duplicate_selection(self) -> None:
         self.select_nodes(self.document.duplicate(self.selected_node_ids()))
 
-    def fit_all(self) -> None:
-        rect = self.scene_.itemsBoundingRect()
+    def fit_all(self, rect: QRectF | None = None) -> None:
+        """Show every item (``rect``: their bounds, when the caller has them)."""
+        rect = self.scene_.itemsBoundingRect() if rect is None else rect
         if rect.isEmpty():
             self.resetTransform()
             self._update_detail()
@@ -174,7 +175,7 @@ class GraphView(QGraphicsView):
 
     def _frame_start(self) -> None:
         rect = self.scene_.itemsBoundingRect()
-        self.fit_all()
+        self.fit_all(rect)
         if rect.isEmpty() or self.zoom() >= OPENING_ZOOM:
             return
         width_zoom = (self.viewport().width() - 2 * FRAME_MARGIN) / rect.width()

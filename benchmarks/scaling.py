@@ -122,11 +122,13 @@ def editor_opener(folder: Path) -> Callable[[Path], None]:
 
 
 def row(kind: str, step: str, times: dict[int, tuple[float, float]]) -> str:
+    """One step's times by size, each with its ratio to linear in wall-clock and in CPU time
+    (on a loaded machine the CPU ratio is the steadier one)."""
     first = min(times)
-    per_node = times[first][0] / first
-    cells = [f"{n // 1000:>3}k {wall:7.3f}s ({cpu:6.3f} cpu) x{wall / n / per_node:4.2f}"
+    per_node, per_node_cpu = times[first][0] / first, max(times[first][1], 1e-9) / first
+    cells = [f"{n // 1000:>3}k {wall:7.3f}s x{wall / n / per_node:4.2f} ({cpu:6.3f} cpu x{cpu / n / per_node_cpu:4.2f})"
              for n, (wall, cpu) in sorted(times.items())]
-    return f"{kind:<9}{step:<9}" + "   ".join(cells)
+    return f"{kind:<9}{step:<9}" + "  ".join(cells)
 
 
 def main() -> int:
@@ -137,7 +139,7 @@ def main() -> int:
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="dlstudio-scaling-"))
     print(f"cores: {os.cpu_count()}, load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print("seconds: wall (cpu) and xR = time per node relative to the smallest size (1.0 = linear)")
+    print("seconds: wall and (cpu); xR = time per node relative to the smallest size (1.0 = linear)")
     results: dict[tuple[str, str], dict[int, tuple[float, float]]] = {}
     for kind, make in GRAPHS.items():
         for nodes in args.sizes:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dlstudio.bugs import InternalError, report_bug
-from dlstudio.core.errors import DLStudioError, GraphFileError, printable
+from dlstudio.core.errors import DLStudioError, GraphFileError, os_error_line, printable
 from dlstudio.exits import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_USAGE, UsageError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -64,9 +64,7 @@ def _one_line(error: BaseException, doing: str = "dlstudio") -> str:
     if isinstance(error, DLStudioError) and str(error):
         return printable(str(error), 500)
     if isinstance(error, OSError) and error.strerror:  # a file problem: which file, and why
-        where = error.filename2 if error.filename2 is not None else error.filename
-        reason = error.strerror[:1].lower() + error.strerror[1:]
-        return f"{printable(str(where), 300)}: {reason}" if where is not None else reason
+        return os_error_line(error)
     return report_bug(error, doing)
 
 

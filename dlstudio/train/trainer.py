@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from dlstudio.bugs import InternalError, report_bug
-from dlstudio.core.errors import DLStudioError
+from dlstudio.core.errors import DLStudioError, os_error_line
 from dlstudio.core.export import render_module
 from dlstudio.core.graph import Graph
 from dlstudio.core.training import TrainingConfig, monitor_mode
@@ -124,8 +124,8 @@ class Trainer:
             lost = distributed.rank_lost(self.world) if self.world.distributed else None
             if lost is not None:  # a collective failed because a peer died: name it, not torch's error
                 return self._fail(lost)
-            if isinstance(error, DLStudioError):  # ours, with its message: a node failing at run time
-                self._fail(TrainError(str(error)))
+            if isinstance(error, DLStudioError | OSError):  # a node failing at run time, a file problem
+                self._fail(TrainError(os_error_line(error) if isinstance(error, OSError) else str(error)))
                 raise
             line = report_bug(error, "training")  # a bug: the details go to the log
             self._fail(TrainError(line))

@@ -1,8 +1,10 @@
 """How the cost of validate, analyze, summary, export and opening in the editor grows with the
 graph (targets: linear; `summary` of 16k nodes under 2 s; opening 16k nodes under 3 s).
 
-Two generated graphs per size: a chain of Linear/ReLU nodes and the deep residual network of
-``analysis_speed.py`` (branches, Add joins, long skip edges). For each step the table gives the
+Three generated graphs per size: a chain of Linear/ReLU nodes, the deep residual network of
+``analysis_speed.py`` (branches, Add joins, long skip edges), and a fan-out: one Input feeding
+every Add of a line, so one node has as many edges as the graph has nodes, each spanning from
+it to its target (routing those edges was quadratic). For each step the table gives the
 wall-clock seconds (median of ``--runs``), the CPU seconds, and the ratio to linear: time per
 node relative to the smallest size's, so 1.0 is linear and a quadratic step doubles it at every
 4x. "validate" is what ``dlstudio validate`` does (parse the JSON, build the document, analyse);
@@ -49,7 +51,18 @@ def chain_graph(total: int) -> dict:
             "nodes": b.nodes, "edges": b.edges}
 
 
-GRAPHS: dict[str, Callable[[int], dict]] = {"chain": chain_graph, "residual": residual_graph}
+def fan_out_graph(total: int) -> dict:
+    """Input, then a line of Adds that each add the Input again, then Output."""
+    b = _Builder()
+    x = y = b.add("Input", None, shape=[16])
+    while len(b.nodes) < total - 1:
+        y = b.add("Add", [y, x])
+    b.add("Output", y)
+    return {"format": "dlstudio.graph", "version": 1, "name": "fan-out", "description": "",
+            "nodes": b.nodes, "edges": b.edges}
+
+
+GRAPHS: dict[str, Callable[[int], dict]] = {"chain": chain_graph, "residual": residual_graph, "fan-out": fan_out_graph}
 
 
 def unplaced(document: dict) -> dict:
@@ -109,11 +122,13 @@ def editor_opener(folder: Path) -> Callable[[Path], None]:
 
 
 def row(kind: str, step: str, times: dict[int, tuple[float, float]]) -> str:
+    """One step's times by size, each with its ratio to linear in wall-clock and in CPU time
+    (on a loaded machine the CPU ratio is the steadier one)."""
     first = min(times)
-    per_node = times[first][0] / first
-    cells = [f"{n // 1000:>3}k {wall:7.3f}s ({cpu:6.3f} cpu) x{wall / n / per_node:4.2f}"
+    per_node, per_node_cpu = times[first][0] / first, max(times[first][1], 1e-9) / first
+    cells = [f"{n // 1000:>3}k {wall:7.3f}s x{wall / n / per_node:4.2f} ({cpu:6.3f} cpu x{cpu / n / per_node_cpu:4.2f})"
              for n, (wall, cpu) in sorted(times.items())]
-    return f"{kind:<9}{step:<9}" + "   ".join(cells)
+    return f"{kind:<9}{step:<9}" + "  ".join(cells)
 
 
 def main() -> int:
@@ -124,7 +139,7 @@ def main() -> int:
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="dlstudio-scaling-"))
     print(f"cores: {os.cpu_count()}, load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print("seconds: wall (cpu) and xR = time per node relative to the smallest size (1.0 = linear)")
+    print("seconds: wall and (cpu); xR = time per node relative to the smallest size (1.0 = linear)")
     results: dict[tuple[str, str], dict[int, tuple[float, float]]] = {}
     for kind, make in GRAPHS.items():
         for nodes in args.sizes:

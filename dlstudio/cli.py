@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from dlstudio.core.errors import DLStudioError, GraphFileError, printable
+from dlstudio.bugs import InternalError, report_bug
+from dlstudio.core.errors import DLStudioError, GraphFileError, os_error_line, printable
 from dlstudio.exits import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_USAGE, UsageError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -28,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser(args_list[0])
     except ImportError as error:  # a module of the package itself is missing or broken
-        print(f"dlstudio: broken install, {_one_line(error)} (reinstall DL Studio)", file=sys.stderr)
+        print(f"dlstudio: broken install, {printable(str(error), 300)} (reinstall DL Studio)", file=sys.stderr)
         return EXIT_INVALID
     try:
         args = parser.parse_args(args_list)
@@ -45,20 +46,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001  (the one place errors become exit codes)
         if getattr(args, "debug", False):
             raise
-        print(f"dlstudio: {_one_line(error)}", file=sys.stderr)
+        print(f"dlstudio: {_one_line(error, _doing(args))}", file=sys.stderr)
         return EXIT_USAGE if isinstance(error, GraphFileError | UsageError | OSError) else EXIT_INVALID
 
 
-def _one_line(error: BaseException) -> str:
-    """The error as one printable line (control characters escaped)."""
-    if isinstance(error, DLStudioError):
-        return printable(str(error), 500) if str(error) else type(error).__name__
+def _doing(args: argparse.Namespace) -> str:
+    """What the command was doing, for an error without a message of its own: ``FILE: COMMAND``."""
+    files = [args.graph] if getattr(args, "graph", None) else getattr(args, "graphs", None) or []
+    return f"{printable(str(files[0]), 300)}: {args.command}" if len(files) == 1 else str(args.command)
+
+
+def _one_line(error: BaseException, doing: str = "dlstudio") -> str:
+    """The error as one printable line (control characters escaped); an exception that is not
+    a refusal of ours is a bug: its details go to the log (:mod:`dlstudio.bugs`)."""
+    if isinstance(error, InternalError):  # a bug already logged where it happened
+        return f"{doing}: {printable(str(error), 500)}"
+    if isinstance(error, DLStudioError) and str(error):
+        return printable(str(error), 500)
     if isinstance(error, OSError) and error.strerror:  # a file problem: which file, and why
-        where = error.filename2 if error.filename2 is not None else error.filename
-        reason = error.strerror[:1].lower() + error.strerror[1:]
-        return f"{printable(str(where), 300)}: {reason}" if where is not None else reason
-    text = " ".join(str(error).split())
-    return f"{type(error).__name__}: {printable(text, 300)}" if text else type(error).__name__
+        return os_error_line(error)
+    return report_bug(error, doing)
 
 
 #: Commands that need neither torch nor Qt to start (validate, summary and schema never load

@@ -14,6 +14,14 @@ def printable(text: str, limit: int = 80) -> str:
     return shown + ("..." if len(text) > limit else "")
 
 
+def os_error_line(error: OSError) -> str:
+    """A file problem as ``<file>: <reason>`` (``reason`` alone without a file name)."""
+    where = error.filename2 if error.filename2 is not None else error.filename
+    reason = (error.strerror or str(error) or "cannot be used")
+    reason = reason[:1].lower() + reason[1:]
+    return f"{printable(str(where), 300)}: {reason}" if where is not None else reason
+
+
 class DLStudioError(Exception):
     """Base of every error DL Studio raises on purpose; ``str()`` is a one-line message."""
 

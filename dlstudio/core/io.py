@@ -26,6 +26,10 @@ MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_INT_DIGITS = 30
 #: Deepest nesting of lists and objects a document may have (a graph needs about 6).
 MAX_DEPTH = 64
+#: The most nodes and edges one file may hold, those inside blocks included (far above the
+#: 64k-node graphs the benchmarks open; checked before any of them is built).
+MAX_NODES = 200_000
+MAX_EDGES = 400_000
 
 #: ``MIGRATIONS[n]`` turns a version-n document (a dict) into a version n+1 document.
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: dict}  # 2 only adds fields
@@ -149,6 +153,7 @@ def graph_from_dict(data: Any, name: str = "<dict>") -> Graph:
     if data.get("format") != FORMAT:
         raise GraphFileError(name, f"not a DL Studio graph (missing \"format\": \"{FORMAT}\")")
     data = migrate(data, name)
+    check_counts(data, name)
     for key, value in data.items():
         if key not in ("nodes", "edges") and type(value) in (list, dict):
             check_depth(value, name, where=f"'{printable(key, 40)}'")
@@ -160,6 +165,18 @@ def graph_from_dict(data: Any, name: str = "<dict>") -> Graph:
         raise GraphFileError(name, "document is nested too deeply") from None
     check_free_values(graph, name)
     return graph
+
+
+def check_counts(data: dict[str, Any], name: str) -> None:
+    """Refuse more than :data:`MAX_NODES` nodes or :data:`MAX_EDGES` edges, counting the
+    graph's own and every block's, before anything is built from them."""
+    blocks = data.get("blocks")
+    parts = [data, *(b for b in blocks.values() if isinstance(b, dict))] if isinstance(blocks, dict) else [data]
+    for key, limit, constant in (("nodes", MAX_NODES, "MAX_NODES"), ("edges", MAX_EDGES, "MAX_EDGES")):
+        count = sum(len(part[key]) for part in parts if isinstance(part.get(key), list))
+        if count > limit:
+            raise GraphFileError(name, f"has {count:,} {key}, more than the {limit:,} a graph file may hold "
+                                       f"({constant}; split it into smaller graphs)")
 
 
 def check_free_values(graph: Graph, name: str) -> None:

@@ -23,7 +23,7 @@ from dlstudio.core.training import TrainingConfig
 from dlstudio.exits import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, UsageError
 from dlstudio.train.callbacks import CallbackFn
 from dlstudio.train.distributed import World, launch, watch_launcher, world_from_env
-from dlstudio.train.errors import ConfigError, TrainError
+from dlstudio.train.errors import ConfigError, RankLost, TrainError
 from dlstudio.train.events import Finished
 from dlstudio.train.rundir import RECORD, RunDir, default_run_path
 from dlstudio.train.trainer import Trainer
@@ -73,7 +73,8 @@ def run_command(args: argparse.Namespace) -> int:
         result = trainer.fit()
     if isinstance(result, Finished):
         return EXIT_INTERRUPTED if result.reason == "interrupted" else EXIT_OK
-    if world.is_main and not args.json:
+    lost = isinstance(trainer.error, RankLost)  # every surviving rank says which one died
+    if (world.is_main or lost) and not (args.json and world.is_main):
         advice = f" ({trainer.error.advice})" if trainer.error and trainer.error.advice else ""
         print(f"dlstudio: {result.message}{advice}", file=sys.stderr)
     return trainer.error.exit_code if trainer.error else EXIT_INVALID

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+
+from dlstudio.train.errors import RankLost
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,62 @@ def init(world: World, device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init_process_group(backend, init_method="env://", rank=world.rank, world_size=world.size)
+    _learn_peers(world, device)
+
+
+#: Every rank's (host checksum, process id), learnt when the group forms: a rank whose
+#: process is gone can then be named when a collective fails.
+_peers: list[tuple[int, int]] = []
+
+
+def _host() -> int:
+    return zlib.crc32(socket.gethostname().encode())
+
+
+def _learn_peers(world: World, device: torch.device) -> None:
+    import torch.distributed as dist
+
+    mine = torch.tensor([_host(), os.getpid()], dtype=torch.int64, device=device)
+    every = [torch.zeros_like(mine) for _ in range(world.size)]
+    dist.all_gather(every, mine)
+    _peers[:] = [(int(host), int(pid)) for host, pid in (t.tolist() for t in every)]
+
+
+def dead_ranks(peers: list[tuple[int, int]] | None = None, host: int | None = None) -> list[int]:
+    """The ranks on this machine whose process has ended (ranks elsewhere cannot be seen)."""
+    here = _host() if host is None else host
+    return [rank for rank, (where, pid) in enumerate(_peers if peers is None else peers)
+            if where == here and not process_alive(pid)]
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, killed but not yet reaped, has ended)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
+def rank_lost(world: World, wait_s: float = 2.0) -> RankLost | None:
+    """After a collective failed: the error naming the rank(s) whose process died, or None
+    when every rank this machine can see still runs. Waits a moment, since a peer's
+    connection can close just before its process has fully ended."""
+    deadline = time.monotonic() + wait_s
+    while not (dead := dead_ranks()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not dead:
+        return None
+    names = ", ".join(str(rank) for rank in dead)
+    return RankLost(f"rank{'s' if len(dead) > 1 else ''} {names} of {world.size} died, "
+                    f"so rank {world.rank} stopped too",
+                    "its own output or the launcher's says why; continue with --resume RUN_FOLDER")
 
 
 def shutdown(together: bool) -> None:

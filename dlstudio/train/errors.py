@@ -44,6 +44,10 @@ class Diverged(TrainError):
     kind = FailureKind.DIVERGED
 
 
+class RankLost(TrainError):
+    """Another process of a distributed run died, so this one stopped too (exit 1)."""
+
+
 class OutOfMemory(TrainError):
     """The device ran out of memory (exit 1)."""
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from dlstudio.bugs import report_bug
 from dlstudio.train.callbacks import Callback, CallbackFn
 from dlstudio.train.events import (
     ConfusionReport,
@@ -111,5 +112,4 @@ class InsightTap(Callback):
 
     def _give_up(self, error: Exception) -> None:
         self.capture = None
-        text = " ".join(str(error).split())[:200]
-        self.sink(ProbeFailed(f"looking inside stopped: {type(error).__name__}: {text}"))
+        self.sink(ProbeFailed(f"looking inside stopped: {report_bug(error, 'probe')}"))

@@ -8,6 +8,7 @@ limit (``ulimit -v``), less what the process already maps.
 from __future__ import annotations
 
 import resource
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -18,21 +19,28 @@ from dlstudio.core.training import TrainingConfig
 from dlstudio.train.errors import ConfigError
 
 
-def check_memory(analysis: Analysis, config: TrainingConfig, device: torch.device) -> None:
-    """Raise a ConfigError naming the estimate and the fix when training would not fit."""
+def cuda_free(device: torch.device) -> int:
+    """The free bytes CUDA reports for ``device``."""
+    return int(torch.cuda.mem_get_info(device)[0])
+
+
+def check_memory(analysis: Analysis, config: TrainingConfig, device: torch.device,
+                 gpu_free: Callable[[torch.device], int] = cuda_free) -> None:
+    """Raise a ConfigError naming the estimate and the fix when training would not fit.
+    ``gpu_free`` tells a GPU's free bytes (default: what CUDA reports)."""
     estimate = training_memory(analysis, config)
-    free = free_memory(device)
+    free = free_memory(device, gpu_free)
     if free is not None and estimate.total > free:
         raise ConfigError(
             f"training '{analysis.graph.name}' needs {estimate.describe(config.batch_size)}, "
-            f"but {device.type} has {gib(free)} free; nothing was allocated",
+            f"but {device} has {gib(free)} free; nothing was allocated",
             "use smaller layers, a smaller batch size, or a device with more memory")
 
 
-def free_memory(device: torch.device) -> int | None:
+def free_memory(device: torch.device, gpu_free: Callable[[torch.device], int] = cuda_free) -> int | None:
     """Bytes the run can still allocate on ``device``; None where it cannot be told."""
     if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
+        return gpu_free(device)
     if device.type != "cpu":
         return None
     limits = [_proc_value("/proc/meminfo", "MemAvailable:")]

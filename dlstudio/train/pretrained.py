@@ -56,7 +56,7 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        first = str(error).splitlines()[0] if str(error) else "unreadable"
         raise DataError(f"{path}: not a readable safetensors file ({first})",
                         "export weights with safetensors.torch.save_file(model.state_dict(), path)") from None
 

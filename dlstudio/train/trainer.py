@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from dlstudio.bugs import InternalError, report_bug
+from dlstudio.core.errors import DLStudioError, os_error_line
 from dlstudio.core.export import render_module
 from dlstudio.core.graph import Graph
 from dlstudio.core.training import TrainingConfig, monitor_mode
@@ -119,8 +121,15 @@ class Trainer:
                                           "or precision bf16"))
         except Exception as error:
             self._crashed = True
-            self._fail(TrainError(f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"))
-            raise
+            lost = distributed.rank_lost(self.world) if self.world.distributed else None
+            if lost is not None:  # a collective failed because a peer died: name it, not torch's error
+                return self._fail(lost)
+            if isinstance(error, DLStudioError | OSError):  # a node failing at run time, a file problem
+                self._fail(TrainError(os_error_line(error) if isinstance(error, OSError) else str(error)))
+                raise
+            line = report_bug(error, "training")  # a bug: the details go to the log
+            self._fail(TrainError(line))
+            raise InternalError(line) from error
         finally:
             self._leave_group()
 

@@ -19,7 +19,7 @@ from PySide6.QtGui import QUndoStack
 from dlstudio.core.analysis import Analysis, analyze
 from dlstudio.core.catalogue import Catalogue, catalogue_for
 from dlstudio.core.graph import Edge, Graph, Node, NodeIndex, is_valid_id, split_end
-from dlstudio.core.io import graph_to_json, load_graph, save_graph
+from dlstudio.core.io import graph_to_json, load_graph, paused_gc, save_graph
 from dlstudio.core.layout import WRAP, Box, layered_layout
 from dlstudio.core.wiring import resolve_end
 
@@ -255,9 +255,10 @@ class DocumentModel(QObject):
         self.catalogue = catalogue_for(graph)
         self.undo_stack.clear()
         self._timer.stop()
-        self.analysis = analyze(graph, self.catalogue)  # the views rebuild with this graph's shapes
-        self.reset.emit()
-        self.analysed.emit(self.analysis)
+        with paused_gc():  # thousands of items and views are made, none in a cycle to collect
+            self.analysis = analyze(graph, self.catalogue)  # the views rebuild with this graph's shapes
+            self.reset.emit()
+            self.analysed.emit(self.analysis)
 
     def place_unpositioned(self, boxes: dict[str, Box] | None = None) -> None:
         """Lay out the nodes that have no position, without an undo step or a modified mark.

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from dlstudio import analyze, load_graph
 from dlstudio.core.errors import GraphFileError
 from dlstudio.core.export import export_python
-from dlstudio.core.io import MAX_DEPTH, graph_to_json
+from dlstudio.core.io import MAX_DEPTH, MAX_EDGES, MAX_NODES, graph_to_json
 from dlstudio.core.memory import training_memory
 from dlstudio.core.spec import MAX_VARIADIC_INPUTS
 from dlstudio.core.tensor import MAX_DIM_CHARS
@@ -102,6 +102,44 @@ def test_the_widest_add_allowed_validates_and_exports():
     compile(source, "exported.py", "exec")
     assert not analyze(load_graph(add_of(MAX_VARIADIC_INPUTS))).errors
     assert analyze(load_graph(add_of(MAX_VARIADIC_INPUTS + 1))).errors
+
+
+# --- number of nodes and edges ----------------------------------------------------------------------
+
+
+def _many(nodes: int, edges: int = 0, block_nodes: int = 0) -> dict:
+    """A document of ``nodes`` ReLUs (and ``edges`` edges), with a block of ``block_nodes`` more."""
+    doc = _doc([{"id": f"n{i}", "type": "ReLU"} for i in range(nodes)], [("n0", "n1")] * edges)
+    if block_nodes:
+        doc["blocks"] = {"big": {"nodes": [{"id": f"b{i}", "type": "ReLU"} for i in range(block_nodes)]}}
+    return doc
+
+
+@pytest.mark.parametrize(("nodes", "edges", "block_nodes", "limit"), [
+    (MAX_NODES + 1, 0, 0, f"{MAX_NODES:,} a graph file may hold (MAX_NODES"),
+    (2, MAX_EDGES + 1, 0, f"{MAX_EDGES:,} a graph file may hold (MAX_EDGES"),
+    (MAX_NODES - 5, 0, 10, "MAX_NODES"),  # a block's nodes count too
+])
+def test_too_many_nodes_or_edges_are_refused_before_any_is_built(nodes, edges, block_nodes, limit):
+    doc = _many(nodes, edges, block_nodes)
+    started = time.perf_counter()
+    with pytest.raises(GraphFileError) as refused:
+        load_graph(doc)
+    assert time.perf_counter() - started < 0.5  # counted, not validated
+    message = str(refused.value)
+    assert message.startswith("<dict>: has ") and limit in message and "\n" not in message
+
+
+def test_a_graph_at_the_node_limit_loads():
+    assert len(load_graph(_many(MAX_NODES)).nodes) == MAX_NODES
+
+
+def test_too_many_nodes_is_a_file_error_on_the_command_line(tmp_path):
+    result = run_limited(["validate", _write(tmp_path, _many(MAX_NODES + 1))], memory_gib=1.5, timeout=60)
+    assert result.returncode == 2
+    assert_plain(result.stderr)
+    [line] = result.stderr.splitlines()
+    assert "g.json: has 200,001 nodes" in line and "MAX_NODES" in line
 
 
 # --- nesting depth anywhere in the file: whatever loads, saves --------------------------------------

@@ -11,16 +11,18 @@ import zipfile
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dlstudio.cli import main
+from dlstudio.core.memory import gib
 from dlstudio.core.training import DatasetConfig
 from dlstudio.train.data import files, load_arrays
 from dlstudio.train.data.files import MAX_CATEGORIES, MAX_TEXT_BYTES, character_windows
 from dlstudio.train.errors import DataError
 from tests.hostile import assert_plain, run_limited
-from tests.train.helpers import mlp
+from tests.train.helpers import graph_of, mlp
 
 
 def _graph(tmp_path, dataset: dict, name: str = "g.json", **changes) -> str:
@@ -130,6 +132,43 @@ def test_a_model_that_does_not_fit_in_memory_is_refused_before_allocation(tmp_pa
     assert "(use smaller layers, a smaller batch size" in result.stderr
     assert_plain(result.stderr)
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:1"])
+def test_a_gpu_without_room_for_the_estimate_refuses_the_run_and_one_with_room_passes(device):
+    """The GPU branch, on any machine: the device's free bytes are told to the check."""
+    from dlstudio import analyze
+    from dlstudio.core.memory import training_memory
+    from dlstudio.train.errors import ConfigError
+    from dlstudio.train.memory import check_memory, free_memory
+
+    graph = graph_of(mlp(batch_size=64))
+    analysis = analyze(graph)
+    needed = training_memory(analysis, graph.training).total
+    asked: list[torch.device] = []
+
+    def free(gpu: torch.device) -> int:
+        asked.append(gpu)
+        return needed - 1
+
+    with pytest.raises(ConfigError) as refused:
+        check_memory(analysis, graph.training, torch.device(device), gpu_free=free)
+    assert asked == [torch.device(device)]
+    message = f"{refused.value} ({refused.value.advice})"
+    assert message.startswith(f"training 'test mlp' needs about {gib(needed)} (")
+    assert f"at batch size 64), but {device} has {gib(needed - 1)} free; nothing was allocated" in message
+    assert message.endswith("(use smaller layers, a smaller batch size, or a device with more memory)")
+    assert_plain(message)
+    check_memory(analysis, graph.training, torch.device(device), gpu_free=lambda gpu: needed)  # fits exactly
+    assert free_memory(torch.device(device), lambda gpu: 123) == 123
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_a_real_gpu_reports_its_free_memory():
+    from dlstudio.train.memory import free_memory
+
+    total = torch.cuda.get_device_properties(0).total_memory
+    assert 0 < free_memory(torch.device("cuda", 0)) <= total
 
 
 def test_negative_class_labels_are_refused_before_training(tmp_path, capsys):

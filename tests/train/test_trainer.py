@@ -269,6 +269,6 @@ def test_an_error_inside_the_graph_names_its_node():
     with pytest.raises(NodeRuntimeError):
         trainer.fit()
     [failed] = recorder.of_type(Failed)
-    assert failed.message == ("NodeRuntimeError: node 'fc1' (Linear): mat1 and mat2 shapes cannot be "
+    assert failed.message == ("node 'fc1' (Linear): mat1 and mat2 shapes cannot be "
                               "multiplied (16x13 and 4x16)")
     assert str(trainer.error) == failed.message

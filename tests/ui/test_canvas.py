@@ -423,3 +423,40 @@ def test_every_layer_family_has_its_own_colour_and_unknown_types_stay_grey(qtbot
     assert style.family("").saturation() == 0
     assert style.family("Some family") == style.family("Some family")
     assert style.family("Some family").saturation() > 0
+
+
+def _skip_over(between: int) -> GraphDocument:
+    """x feeds an Add far to its right, over ``between`` ReLUs in a line."""
+    nodes = [{"id": "x", "type": "Input", "params": {"shape": [4]}, "position": [0, 0]}]
+    edges, previous = [], "x"
+    for index in range(between):
+        nodes.append({"id": f"r{index}", "type": "ReLU", "position": [300 * (index + 1), 0]})
+        edges.append({"source": previous, "target": f"r{index}"})
+        previous = f"r{index}"
+    nodes += [{"id": "add", "type": "Add", "position": [300 * (between + 1), 0]},
+              {"id": "out", "type": "Output", "position": [300 * (between + 2), 0]}]
+    edges += [{"source": previous, "target": "add.in0"}, {"source": "x", "target": "add.in1"},
+              {"source": "add", "target": "out"}]
+    return GraphDocument(load_graph({"format": "dlstudio.graph", "version": 1, "name": "skip",
+                                     "nodes": nodes, "edges": edges}))
+
+
+def test_a_long_edge_runs_around_the_nodes_in_its_way_and_follows_a_move(qtbot):
+    from dlstudio.ui.canvas.scene import GraphScene
+
+    scene = GraphScene(_skip_over(3))
+    skip = scene.edges[("x", "add.in1")]
+    assert skip.channel is not None  # clear of the three ReLUs
+    blockers = [scene.nodes[f"r{i}"] for i in range(3)]
+    assert skip.channel > max(n.y() + n.height for n in blockers) or skip.channel < min(n.y() for n in blockers)
+    assert scene.edges[("r2", "add.in0")].channel is None  # a short edge runs straight
+    scene.document.move_nodes({**{f"r{i}": (300.0 * (i + 1), 600.0) for i in range(3)}, "x": (0.0, 10.0)})
+    assert skip.channel is None  # the way is clear now (the edge is placed again when an end moves)
+
+
+def test_an_edge_over_more_nodes_than_the_route_limit_runs_straight(qtbot):
+    from dlstudio.ui.canvas.scene import ROUTE_LIMIT, GraphScene
+
+    routed, crowded = GraphScene(_skip_over(ROUTE_LIMIT)), GraphScene(_skip_over(ROUTE_LIMIT + 1))
+    assert routed.edges[("x", "add.in1")].channel is not None
+    assert crowded.edges[("x", "add.in1")].channel is None

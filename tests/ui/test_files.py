@@ -237,6 +237,19 @@ def test_open_error_shows_one_line_reason_and_app_stays_up(qtbot, tmp_path, sett
     assert window.document.graph.name == "resnet18"
 
 
+def test_a_file_with_too_many_nodes_is_refused_in_one_line(qtbot, tmp_path, settings, messages) -> None:
+    from dlstudio.core.io import MAX_NODES
+
+    window = make_window(qtbot, tmp_path, settings)
+    big = tmp_path / "big.json"
+    nodes = ",".join(f'{{"id": "n{i}", "type": "ReLU"}}' for i in range(MAX_NODES + 1))
+    big.write_text(f'{{"format": "dlstudio.graph", "version": 1, "nodes": [{nodes}]}}')
+    assert not window.files.open_path(big)
+    [message] = messages
+    assert message.startswith(f"Cannot open file: {big}: has 200,001 nodes") and "(MAX_NODES" in message
+    assert "\n" not in message and window.document.path is None and not window.document.graph.nodes
+
+
 def test_save_reopen_and_compare(qtbot, tmp_path, settings, saved, messages) -> None:
     window = make_window(qtbot, tmp_path, settings)
     assert window.files.open_path(saved)

@@ -448,3 +448,23 @@ def test_clicking_a_number_box_selects_its_number(qtbot, document, inspector) ->
     qtbot.keyClicks(spin, "16")
     qtbot.keyClick(spin, Qt.Key.Key_Return)
     assert document.node("conv").params["out_channels"] == 16
+
+
+def test_a_code_view_bug_shows_one_plain_line_and_logs_the_details(qtbot, document, tmp_path, monkeypatch) -> None:
+    from dlstudio.bugs import LOG_DIR_ENV, LOG_NAME
+    from tests.hostile import assert_plain
+
+    def planted(*args: object) -> None:
+        raise KeyError("planted")
+
+    monkeypatch.setenv(LOG_DIR_ENV, str(tmp_path))
+    monkeypatch.setattr("dlstudio.ui.panels.code_view.generate", planted)
+    panel = CodePanel(document)
+    qtbot.addWidget(panel)
+    panel.show()
+    with qtbot.waitSignal(panel.updated, timeout=10_000):
+        panel.regenerate()
+    text = panel.editor.toPlainText()
+    assert text.startswith("# Export failed: code view: internal error (details for a bug report in ")
+    assert_plain(text)
+    assert "KeyError: 'planted'" in (tmp_path / LOG_NAME).read_text()

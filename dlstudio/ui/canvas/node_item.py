@@ -37,6 +37,12 @@ NO_PEN = QPen(Qt.PenStyle.NoPen)
 NO_BRUSH = QBrush(Qt.BrushStyle.NoBrush)
 ALIGN_LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
 ALIGN_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+FLAGS = (QGraphicsItem.GraphicsItemFlag.ItemIsSelectable | QGraphicsItem.GraphicsItemFlag.ItemIsMovable
+         | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
+# itemChange runs for every change of every item (thousands on open): compared as plain names
+MOVING = QGraphicsItem.GraphicsItemChange.ItemPositionChange
+MOVED = QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged
+SELECTED = QGraphicsItem.GraphicsItemChange.ItemSelectedHasChanged
 
 
 @dataclass
@@ -104,12 +110,9 @@ class NodeItem(QGraphicsItem):
         self.hovered = False
         self.pointed: PortKey | None = None
         self.width, self.height = st.MIN_WIDTH, st.HEADER + st.ROW + st.BOTTOM
-        self._paths: dict[str, QPainterPath] = {}
-        self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
-                      | QGraphicsItem.GraphicsItemFlag.ItemIsMovable
-                      | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
+        self.setFlags(FLAGS)
         self.setAcceptHoverEvents(True)
-        self._relayout()
+        self._paths = _paths(self.width, self.height)  # sized for its view by the first refresh
 
     # ----- data ----------------------------------------------------------------------------------
 
@@ -225,15 +228,15 @@ class NodeItem(QGraphicsItem):
     # ----- events --------------------------------------------------------------------------------
 
     def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value: Any) -> Any:  # noqa: N802
-        scene = self.scene()
-        if change == QGraphicsItem.GraphicsItemChange.ItemPositionChange and scene is not None:
-            return scene.snap(value) if hasattr(scene, "snap") else value
-        if change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged and scene is not None:
-            if hasattr(scene, "node_item_moved"):
+        if change == MOVING or change == MOVED:
+            scene = self.scene()
+            if change == MOVING and scene is not None:
+                return scene.snap(value) if hasattr(scene, "snap") else value
+            if scene is not None and hasattr(scene, "node_item_moved"):
                 scene.node_item_moved(self.node_id)
-        if change == QGraphicsItem.GraphicsItemChange.ItemSelectedHasChanged:
+        elif change == SELECTED:
             self.setZValue(1.0 if value else 0.0)
-        return super().itemChange(change, value)
+        return value  # what QGraphicsItem.itemChange returns
 
     def hoverEnterEvent(self, event: Any) -> None:  # noqa: N802
         self.hovered = True

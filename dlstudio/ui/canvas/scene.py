@@ -20,6 +20,7 @@ from dlstudio.core.graph import Node, split_end
 from dlstudio.core.layout import Box
 from dlstudio.ui.canvas import style as st
 from dlstudio.ui.canvas.edge_item import CORNER, EdgeItem, EdgeKey
+from dlstudio.ui.canvas.grid import Rect, RectGrid
 from dlstudio.ui.canvas.node_item import NodeItem, node_view
 from dlstudio.ui.canvas.port_item import PortKey
 from dlstudio.ui.document import GraphDocument, edge_key
@@ -27,6 +28,8 @@ from dlstudio.ui.document import GraphDocument, edge_key
 NO_PEN = QPen(Qt.PenStyle.NoPen)
 #: How far an edge routed around nodes keeps from them.
 CHANNEL_GAP = 30.0
+#: The most nodes an edge is routed around; past it the edge is drawn straight (see ``grid``).
+ROUTE_LIMIT = 32
 #: Margin added around the items when the scene rect grows.
 ROOM = 4000.0
 NO_BRUSH = QBrush(Qt.BrushStyle.NoBrush)
@@ -50,6 +53,7 @@ class GraphScene(QGraphicsScene):
         self.edges: dict[EdgeKey, EdgeItem] = {}
         self._edges_of: dict[str, set[EdgeKey]] = {}
         self._node_obj: dict[str, Node] = {}  # the document's node objects, by id
+        self._grid: RectGrid[NodeItem] = RectGrid()  # where the nodes are, for routing edges
         self._syncing = False
         self._building = False
         self._rebuilt_with: Analysis | None = None  # the analysis the last rebuild showed
@@ -76,32 +80,51 @@ class GraphScene(QGraphicsScene):
     # ----- building ------------------------------------------------------------------------------
 
     def rebuild(self) -> None:
-        """Recreate every item from the document (on open, and when the graph is replaced)."""
+        """Recreate every item from the document (on open, and when the graph is replaced).
+
+        Each item is made, sized and placed once, with the scene's index off while they are
+        added, and each edge is routed once at the end: the cost grows with nodes + edges."""
         self.clear()
         self.nodes.clear()
         self.edges.clear()
         self._edges_of.clear()
+        self._grid.clear()
         self._node_obj = {node.id: node for node in self.document.graph.nodes}
+        analysis = self.document.analysis
         self._building = True
+        self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
         try:
             for node in self.document.graph.nodes:
                 self._make_node(node.id)
+            for edge in self.document.graph.edges:
+                self._edge_added(edge_key(edge))
+            self._show_nodes(analysis)  # the real sizes, for the layout
             if any(node.position is None for node in self.document.graph.nodes):
-                self.apply_analysis(self.document.analysis)  # the real sizes, for the layout
                 self.document.place_unpositioned(self.boxes())
             self._syncing = True
             for node in self.document.graph.nodes:
                 self.nodes[node.id].setPos(QPointF(*(node.position or (0.0, 0.0))))
-            self._syncing = False
-            for edge in self.document.graph.edges:
-                self._edge_added(edge_key(edge))
-            self.apply_analysis(self.document.analysis)  # edges are placed once, below
+            self._label_edges(analysis)
+            self._building = self._syncing = False
+            for item in self.nodes.values():
+                self._grid.place(item, _node_rect(item))
+            for edge in self.edges.values():
+                self._place_edge(edge, grow=False)
         finally:
             self._building = self._syncing = False
-        self._rebuilt_with = self.document.analysis
-        self.setSceneRect(self.itemsBoundingRect().adjusted(-ROOM, -ROOM, ROOM, ROOM))
-        for item in self.edges.values():
-            self._place_edge(item)
+            self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.BspTreeIndex)  # indexed once, as placed
+        self._rebuilt_with = analysis
+        self.setSceneRect(self._nodes_rect().adjusted(-ROOM, -ROOM, ROOM, ROOM))
+        self.overview_dirty()
+
+    def _nodes_rect(self) -> QRectF:
+        """The rectangle around every node (the edges keep within :data:`ROOM` of it), found
+        without asking each item for its bounds."""
+        if not self.nodes:
+            return QRectF()
+        rects = [_node_rect(item) for item in self.nodes.values()]
+        left, top = min(r[0] for r in rects), min(r[1] for r in rects)
+        return QRectF(left, top, max(r[2] for r in rects) - left, max(r[3] for r in rects) - top)
 
     def _make_room(self, item: QGraphicsItem) -> None:
         """Grow the scene rect in big steps: the BSP index is rebuilt whenever it changes."""
@@ -131,7 +154,8 @@ class GraphScene(QGraphicsScene):
 
     def _make_node(self, node_id: str) -> NodeItem:
         item = NodeItem(node_id, self.style)
-        item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents, self.overview)
+        if self.overview:
+            item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents)
         self.nodes[node_id] = item
         self._edges_of.setdefault(node_id, set())
         self.addItem(item)
@@ -152,6 +176,7 @@ class GraphScene(QGraphicsScene):
         item = self.nodes.pop(node_id, None)
         self._node_obj.pop(node_id, None)
         if item is not None:
+            self._grid.remove(item)
             self._remove(item)
         self.overview_dirty()
 
@@ -187,16 +212,17 @@ class GraphScene(QGraphicsScene):
         if source not in self.nodes or target not in self.nodes or key in self.edges:
             return
         item = EdgeItem(key, self.style)
-        item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents, self.overview)
+        if self.overview:
+            item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents)
         self.edges[key] = item
         self._edges_of[source].add(key)
         self._edges_of[target].add(key)
         self.addItem(item)
-        if not self._building:
-            self._refresh_later(source, target)
+        if self._building:  # placed and labelled once the nodes are
+            return
+        self._refresh_later(source, target)
         self._place_edge(item)
-        if not self._building:
-            self._label_edge(item, self.document.analysis)
+        self._label_edge(item, self.document.analysis)
         self.overview_dirty()
 
     def _edge_removed(self, key: EdgeKey) -> None:
@@ -250,6 +276,11 @@ class GraphScene(QGraphicsScene):
 
     def apply_analysis(self, analysis: Analysis) -> None:
         """Show the latest shapes, counts and problems on every node and edge."""
+        self._show_nodes(analysis)
+        self._label_edges(analysis)
+        self.overview_dirty()
+
+    def _show_nodes(self, analysis: Analysis) -> None:
         self._stale.clear()
         problems: dict[str, list[Diagnostic]] = {}
         for diagnostic in analysis.diagnostics:
@@ -260,10 +291,11 @@ class GraphScene(QGraphicsScene):
                              problems.get(node.id, []))
             if item is not None and item.refresh(view):
                 self.node_item_moved(node.id)
+
+    def _label_edges(self, analysis: Analysis) -> None:
         bad_ports = _bad_ports(analysis)
         for item in self.edges.values():
             self._label_edge(item, analysis, bad_ports)
-        self.overview_dirty()
 
     # ----- geometry ------------------------------------------------------------------------------
 
@@ -276,14 +308,16 @@ class GraphScene(QGraphicsScene):
         names = item.view.ports.outputs if is_source else item.view.ports.inputs
         return item, (port if port in names else (names[0] if names else ""))
 
-    def _place_edge(self, item: EdgeItem) -> None:
+    def _place_edge(self, item: EdgeItem, grow: bool = True) -> None:
+        """Run the edge between its ports (around the nodes in its way); with ``grow``, the
+        scene rect grows to hold it."""
         source = self.end_port(item.key[0], True)
         target = self.end_port(item.key[1], False)
         if source and target:
             start = source[0].port_scene_pos(source[1], False)
             end = target[0].port_scene_pos(target[1], True)
             item.set_ends(start, end, self._channel(start, end, {source[0], target[0]}))
-            if not self._building:
+            if grow and not self._building:
                 self._make_room(item)
 
     def _channel(self, start: QPointF, end: QPointF, ends: set[NodeItem]) -> float | None:
@@ -297,7 +331,7 @@ class GraphScene(QGraphicsScene):
             return None
         low, high = min(start.y(), end.y()), max(start.y(), end.y())
         blocking = self._blocking(start.x(), end.x(), low - 8, high + 8, ends)
-        if not blocking:
+        if not blocking:  # clear, or too crowded to route around
             return None
         below = max(i.y() + i.height for i in blocking) + CHANNEL_GAP
         above = min(i.y() for i in blocking) - CHANNEL_GAP
@@ -305,6 +339,8 @@ class GraphScene(QGraphicsScene):
         channel = below if below - middle <= middle - above else above
         for _ in range(3):
             more = self._blocking(start.x(), end.x(), channel - 8, channel + 8, ends)
+            if more is None:
+                return None
             if not more:
                 break
             channel = (max(i.y() + i.height for i in more) + CHANNEL_GAP if channel >= middle
@@ -318,15 +354,19 @@ class GraphScene(QGraphicsScene):
         channel = target.y() - CHANNEL_GAP
         for _ in range(4):
             more = self._blocking(end.x() - CORNER, start.x() + CORNER, channel - 8, channel + 8, ends)
+            if more is None:
+                return None
             if not more:
                 return channel if start.y() + CHANNEL_GAP <= channel else None
             channel = min(i.y() for i in more) - CHANNEL_GAP
         return None
 
     def _blocking(self, left: float, right: float, top: float, bottom: float,
-                  ends: set[NodeItem]) -> list[NodeItem]:
-        band = QRectF(left + CORNER, top, right - left - 2 * CORNER, bottom - top)
-        return [i for i in self.items(band) if isinstance(i, NodeItem) and i not in ends]
+                  ends: set[NodeItem]) -> list[NodeItem] | None:
+        """The nodes other than ``ends`` crossing the band; None when too many do."""
+        found = self._grid.crossing((left + CORNER, top, right - CORNER, bottom), ROUTE_LIMIT + len(ends))
+        found = None if found is None else [i for i in found if i not in ends]
+        return None if found is None or len(found) > ROUTE_LIMIT else found
 
     def _label_edge(self, item: EdgeItem, analysis: Analysis,
                     bad_ports: set[tuple[str, str | None]] | None = None) -> None:
@@ -345,6 +385,7 @@ class GraphScene(QGraphicsScene):
         if self._building:  # every edge is placed at the end of the rebuild
             return
         if node_id in self.nodes:
+            self._grid.place(self.nodes[node_id], _node_rect(self.nodes[node_id]))
             self._make_room(self.nodes[node_id])
         for key in self._edges_of.get(node_id, ()):
             item = self.edges.get(key)
@@ -445,6 +486,13 @@ class GraphScene(QGraphicsScene):
                 moved[node_id] = here
         if moved:
             self.document.move_nodes(moved)
+
+
+def _node_rect(item: NodeItem) -> Rect:
+    """The rectangle a node occupies (its shape: the body and its ports), in the scene."""
+    margin = st.PORT_RADIUS + 3
+    x, y = item.x(), item.y()
+    return x - margin, y, x + item.width + margin, y + item.height
 
 
 def _bad_ports(analysis: Analysis) -> set[tuple[str, str | None]]:

@@ -66,6 +66,7 @@ class GraphView(QGraphicsView):
         self._drop_edge: EdgeItem | None = None
         self._quick_add: QuickAdd | None = None
         self._opening = False  # framing a graph just opened, until the user moves the view
+        self._detail_held = False  # while framing: the level of detail is set once, at the end
         self._setup()
         self.scene_.selectionChanged.connect(self._emit_selection)
 
@@ -148,8 +149,9 @@ class GraphView(QGraphicsView):
     def duplicate_selection(self) -> None:
         self.select_nodes(self.document.duplicate(self.selected_node_ids()))
 
-    def fit_all(self) -> None:
-        rect = self.scene_.itemsBoundingRect()
+    def fit_all(self, rect: QRectF | None = None) -> None:
+        """Show every item (``rect``: their bounds, when the caller has them)."""
+        rect = self.scene_.itemsBoundingRect() if rect is None else rect
         if rect.isEmpty():
             self.resetTransform()
             self._update_detail()
@@ -162,10 +164,18 @@ class GraphView(QGraphicsView):
     def frame_opening(self) -> None:
         """Frame a graph just opened: all of it when it fits at :data:`OPENING_ZOOM` or more,
         else its start (the inputs, top left) at the zoom that fits its width, no less than
-        that. Resizes redo it (the window settles after opening) until the user moves the view."""
-        self._opening = True
+        that. Resizes redo it (the window settles after opening) until the user moves the view.
+        The zoom passes through several values; the items' level of detail follows only the last."""
+        self._opening = self._detail_held = True
+        try:
+            self._frame_start()
+        finally:
+            self._detail_held = False
+            self._update_detail()
+
+    def _frame_start(self) -> None:
         rect = self.scene_.itemsBoundingRect()
-        self.fit_all()
+        self.fit_all(rect)
         if rect.isEmpty() or self.zoom() >= OPENING_ZOOM:
             return
         width_zoom = (self.viewport().width() - 2 * FRAME_MARGIN) / rect.width()
@@ -234,7 +244,8 @@ class GraphView(QGraphicsView):
         self._update_detail()
 
     def _update_detail(self) -> None:
-        self.scene_.set_overview(self.zoom() < st.BLOCK_LOD)
+        if not self._detail_held:
+            self.scene_.set_overview(self.zoom() < st.BLOCK_LOD)
 
     # ----- helpers -------------------------------------------------------------------------------
 

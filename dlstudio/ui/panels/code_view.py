@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from PySide6.QtCore import QObject, QRegularExpression, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import (
@@ -31,11 +32,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from dlstudio.bugs import report_bug
 from dlstudio.core.analysis import analyze
 from dlstudio.core.catalogue import Catalogue
 from dlstudio.core.codegen import Span, plan_module
 from dlstudio.core.export import module_code
-from dlstudio.core.io import graph_from_dict, graph_to_json, parse_json
+from dlstudio.core.graph import Graph
+from dlstudio.core.io import graph_from_dict, parse_json, paused_gc
 from dlstudio.core.naming import identifier
 from dlstudio.ui.document import GraphDocument
 from dlstudio.ui.panels import plain_label
@@ -54,10 +57,10 @@ class CodeResult:
     spans: dict[str, list[Span]] = field(default_factory=dict)
 
 
-def generate(snapshot: str, generation: int = 0, catalogue: Catalogue | None = None) -> CodeResult:
-    """Export the graph in ``snapshot`` (JSON text), its layer types looked up in ``catalogue``
-    (default: the graph's), with the lines each node wrote."""
-    graph = graph_from_dict(parse_json(snapshot))
+def generate(snapshot: str | dict[str, Any], generation: int = 0, catalogue: Catalogue | None = None) -> CodeResult:
+    """Export the graph in ``snapshot`` (JSON text, or a graph's ``model_dump()``), its layer
+    types looked up in ``catalogue`` (default: the graph's), with the lines each node wrote."""
+    graph = Graph.model_validate(snapshot) if isinstance(snapshot, dict) else graph_from_dict(parse_json(snapshot))
     analysis = analyze(graph, catalogue)
     if not analysis.ok:
         errors = analysis.errors
@@ -198,7 +201,8 @@ class CodePanel(QWidget):
         """Snapshot the graph here and export it on a worker thread."""
         self._pending = False
         self.generation += 1
-        generation, snapshot = self.generation, graph_to_json(self.document.graph)
+        with paused_gc():  # a copy in plain values, made in pydantic-core (the worker validates it)
+            generation, snapshot = self.generation, self.document.graph.model_dump()
         catalogue = self.document.catalogue  # read-only: safe to share with the worker
         bridge = self._bridge
 
@@ -206,7 +210,7 @@ class CodePanel(QWidget):
             try:
                 result = generate(snapshot, generation, catalogue)
             except Exception as error:  # noqa: BLE001  (shown in the panel, never lost silently)
-                result = CodeResult(generation, f"# Export failed: {type(error).__name__}: {error}\n", False)
+                result = CodeResult(generation, f"# Export failed: {report_bug(error, 'code view')}\n", False)
             try:
                 bridge.done.emit(result)
             except RuntimeError:  # the panel was closed while the worker ran

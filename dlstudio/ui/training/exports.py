@@ -14,6 +14,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal
 
+from dlstudio.bugs import report_bug
+
 SUFFIXES = {"weights": ".safetensors", "python": ".py", "onnx": ".onnx", "torchscript": ".pt"}
 FILTERS = {"weights": "safetensors (*.safetensors)", "python": "Python (*.py)", "onnx": "ONNX (*.onnx)",
            "torchscript": "TorchScript (*.pt)"}
@@ -71,4 +73,4 @@ class ExportJob(QThread):
         try:
             self.result = export_run(*self.args)
         except Exception as error:  # noqa: BLE001  (an exporter bug must not take the app down)
-            self.result = ExportResult(False, f"Export failed: {type(error).__name__}: {error}")
+            self.result = ExportResult(False, f"Export failed: {report_bug(error, str(self.args[0]))}")

@@ -33,6 +33,8 @@ from dlstudio.core.wiring import Link, evaluation_order, live_nodes, resolve_lin
 
 #: Most parameters one node, or the whole model, may hold (refused before allocating).
 MAX_PARAMETERS = MAX_ELEMENTS
+#: Most nodes a model may hold once its blocks' copies are expanded (what compile builds).
+MAX_EXPANDED_NODES = 1_000_000
 
 def analyze(graph: Graph, catalogue: Catalogue | None = None,
             port_types: dict[str, TensorType] | None = None) -> Analysis:
@@ -59,6 +61,8 @@ def _analyze(graph: Graph, catalogue: Catalogue, port_types: dict[str, TensorTyp
     for node_id, tensor in port_types.items():
         _store(result, node_id, {}, {"output": tensor}, 0, 0)
     _infer_all(nodes, specs, result, set(port_types))
+    result.expanded_nodes = len(nodes) + sum(copy.analysis.expanded_nodes for copies in result.blocks.values()
+                                             for copy in copies)
     _check_ties(graph, specs, result)
     _check_in_place(nodes, result, report)
     _check_frozen(graph, result)
@@ -322,6 +326,11 @@ def _infer_block(node: Node, spec: BlockSpec, links: list[Link], result: Analysi
         copies = _block_copies(node.id, spec, params, inputs, result.catalogue)
     except ShapeError as error:
         _report(result, "error", node.id, error.message, error.fix, error.port)
+        return
+    expanded = sum(copy.analysis.expanded_nodes for copy in copies)
+    if expanded > MAX_EXPANDED_NODES:
+        _report(result, "error", node.id, f"{spec.type} '{node.id}' expands to {expanded:,} nodes, over the "
+                f"limit of {MAX_EXPANDED_NODES:,} (MAX_EXPANDED_NODES)", "repeat fewer copies")
         return
     result.blocks[node.id] = copies
     flops = [copy.analysis.total_flops for copy in copies]

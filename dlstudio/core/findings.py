@@ -80,6 +80,8 @@ class Analysis:
     blocks: dict[str, list[BlockCopy]] = field(default_factory=dict)
     #: Parameters shared between nodes; ``param_counts`` counts each once (on its source).
     ties: list[Tie] = field(default_factory=list)
+    #: Nodes the model holds with every block copy expanded (what compile builds).
+    expanded_nodes: int = 0
 
     @property
     def errors(self) -> list[Diagnostic]:

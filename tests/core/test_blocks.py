@@ -225,3 +225,23 @@ def test_a_transposed_tie_is_named_explicitly_and_shares_one_tensor():
     x = torch.randn(3, 16)
     torch.testing.assert_close(exported(x), module(x), rtol=0, atol=0)
     assert exported.dec.parametrizations.weight.original is exported.enc.weight
+
+
+def test_repeats_of_repeats_that_would_build_too_many_nodes_are_refused_quickly():
+    import time
+
+    blocks = {"L0": {"params": {}, "nodes": [{"id": "x", "type": "Input"}, {"id": "r", "type": "ReLU"},
+                                             {"id": "y", "type": "Output"}],
+                     "edges": [{"source": "x", "target": "r"}, {"source": "r", "target": "y"}]}}
+    for level in range(1, 8):
+        blocks[f"L{level}"] = {"params": {}, "nodes": [
+            {"id": "x", "type": "Input"}, {"id": "b", "type": f"L{level - 1}", "params": {"repeat": 1000}},
+            {"id": "y", "type": "Output"}], "edges": [{"source": "x", "target": "b"}, {"source": "b", "target": "y"}]}
+    doc = {"format": "dlstudio.graph", "version": 2, "name": "bomb", "blocks": blocks,
+           "nodes": [{"id": "x", "type": "Input", "params": {"shape": [4]}}, {"id": "b", "type": "L7"},
+                     {"id": "out", "type": "Output"}],
+           "edges": [{"source": "x", "target": "b"}, {"source": "b", "target": "out"}]}
+    started = time.perf_counter()
+    errors = analyze(load_graph(doc)).errors
+    assert time.perf_counter() - started < 10
+    assert any("MAX_EXPANDED_NODES" in d.message for d in errors)

@@ -30,8 +30,8 @@ from dlstudio.train.tasks.language_model import DEFAULT_LENGTH, sampling_options
 
 #: What image samples are written as: a grid, or the array.
 IMAGE_SUFFIXES = (".png", ".npz")
-#: How many samples the app draws at a time: texts, or images in a grid.
-VIEW_TEXTS, VIEW_IMAGES = 3, 64
+#: How many samples the app draws at a time: texts (of VIEW_LENGTH tokens), or images in a grid.
+VIEW_TEXTS, VIEW_LENGTH, VIEW_IMAGES = 3, DEFAULT_LENGTH, 64
 
 
 def add_sample_command(commands: Any) -> None:
@@ -164,7 +164,7 @@ def draw_to_view(run_dir: RunDir, seed: int) -> Drawn:
     record = run_dir.read_record()
     config = TrainingConfig.model_validate(record["config"])
     text = config.task == "language_model"
-    options = sampling_options(config) if text else {}
+    options = {**sampling_options(config), "length": VIEW_LENGTH} if text else {}
     samples = sample_run(run_dir, VIEW_TEXTS if text else VIEW_IMAGES, seed, **options)
     if not isinstance(samples, np.ndarray):
         return Drawn(seed, texts=tuple(samples))

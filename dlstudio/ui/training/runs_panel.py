@@ -72,20 +72,23 @@ class RunsPanel(QWidget):
         layout.addWidget(self.tree, 1)
         self._selection_changed()
 
-    def _toolbar(self) -> QHBoxLayout:
+    def _toolbar(self) -> QVBoxLayout:
+        """Two rows, so the dock stays narrow: refresh, export, sample, open; then resume."""
+        resume = QHBoxLayout()
+        self.resume_button = QToolButton()
+        self.resume_button.setText("Resume")
+        self.resume_button.setToolTip(plain_tooltip("Continue the selected run from its last checkpoint"))
+        self.resume_button.clicked.connect(self._resume)
+        resume.addWidget(self.resume_button)
+        resume.addWidget(QLabel("up to epoch"))
+        self.resume_epochs = QSpinBox(minimum=1, maximum=100_000)
+        resume.addWidget(self.resume_epochs)
+        resume.addStretch(1)
         row = QHBoxLayout()
         refresh = QToolButton()
         refresh.setText("Refresh")
         refresh.clicked.connect(self.refresh_requested.emit)
         row.addWidget(refresh)
-        self.resume_button = QToolButton()
-        self.resume_button.setText("Resume")
-        self.resume_button.setToolTip(plain_tooltip("Continue the selected run from its last checkpoint"))
-        self.resume_button.clicked.connect(self._resume)
-        row.addWidget(self.resume_button)
-        row.addWidget(QLabel("up to epoch"))
-        self.resume_epochs = QSpinBox(minimum=1, maximum=100_000)
-        row.addWidget(self.resume_epochs)
         self.export_button = QToolButton()
         self.export_button.setText("Export")
         self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
@@ -104,7 +107,10 @@ class RunsPanel(QWidget):
         self.open_button.clicked.connect(self._open_folder)
         row.addWidget(self.open_button)
         row.addStretch(1)
-        return row
+        rows = QVBoxLayout()
+        rows.addLayout(row)
+        rows.addLayout(resume)
+        return rows
 
     def show_runs(self, runs: list[RunInfo], shown: set[Path], folder: Path | None = None,
                   colours: dict[Path, QColor] | None = None) -> None:

@@ -127,7 +127,6 @@ class TrainingWorkspace(QObject):
         if problems is not None:
             w.splitDockWidget(problems, self.curves_dock, Qt.Orientation.Horizontal)
         w.splitDockWidget(self.curves_dock, self.inside_dock, Qt.Orientation.Horizontal)
-        w.tabifyDockWidget(self.inside_dock, self.samples_dock)
         self.curves_dock.hide()
         self.inside_dock.hide()
         self.samples_dock.hide()
@@ -442,7 +441,13 @@ class TrainingWorkspace(QObject):
             return
         self.samples.add_epoch_sample(event)
         if len(self.live_samples) == 1:
-            self._raise(self.samples_dock)
+            self._show_samples()
+
+    def _show_samples(self) -> None:
+        """Bring the Samples view up, in a tab beside Inside the first time."""
+        if not self.samples_dock.isVisible() and self.inside_dock.isVisible():
+            self.window.tabifyDockWidget(self.inside_dock, self.samples_dock)
+        self._raise(self.samples_dock)
 
     def _failed(self, event: Any) -> None:
         if not self.live_shown:
@@ -604,7 +609,7 @@ class TrainingWorkspace(QObject):
             return
         self.window.statusBar().showMessage(f"Drew samples from {run_label(result.run)}", 6000)
         self.samples.show_drawn(run_label(result.run), result.drawn)
-        self._raise(self.samples_dock)
+        self._show_samples()
 
     # ----- exports ---------------------------------------------------------------------------------------
 

@@ -90,9 +90,11 @@ class LanguageModelConfig(_Model):
                                     "vocabulary is saved with the run); byte: one per UTF-8 byte (256)")
     sample_temperature: _NonNeg | None = Field(
         default=None, description="temperature of the text drawn after each epoch and by Sample: below 1 "
-                                  "safer choices, above 1 wilder, 0 always the likeliest (default 1)")
+                                  "safer choices, above 1 wilder, 0 always the likeliest (default 1)",
+        json_schema_extra={"unset": "1"})
     sample_top_k: _PosInt | None = Field(
-        default=None, description="draw sample text from the K likeliest tokens only (default: all)")
+        default=None, description="draw sample text from the K likeliest tokens only (default: all)",
+        json_schema_extra={"unset": "all"})
 
 
 GanLoss = Literal["non_saturating", "hinge", "wgan_gp"]

@@ -47,6 +47,8 @@ def test_the_task_picker_shows_each_tasks_own_settings_and_is_one_undo_step(qtbo
     training = doc.graph.training
     assert training.task == "language_model" and training.gan is None
     assert list(panel.task_args.editors) == ["tokenizer", "sample_temperature", "sample_top_k"]
+    assert [panel.task_args.editors[n].placeholderText() for n in ("sample_temperature", "sample_top_k")] == \
+        ["1", "all"]
     assert panel.loss.isVisibleTo(panel) and panel.lr.isVisibleTo(panel) and "betas" in panel.optimizer_args.editors
     assert any("a language model learns from text, and dataset 'digits' is not a text" in p
                for p in problem_lines(panel))

@@ -3,8 +3,8 @@
 The argument models in :mod:`dlstudio.core.training` are the single declaration of what each
 named thing accepts; this form reads their fields: a check box for a flag, a choice for a
 ``Literal``, a choice of the graph's nodes for a field that names one (its ``json_schema_extra``
-says ``{"node": "Output"}``), a text field (placeholder: the default) for numbers, lists and
-text. An empty field means "the default" and removes the key. Values are not judged here: whatever the user
+says ``{"node": "Output"}``), a text field (placeholder: the default, or what its ``unset``
+extra says leaving it empty means) for numbers, lists and text. An empty field means "the default" and removes the key. Values are not judged here: whatever the user
 types goes to the document, and the training checks report a bad value as a diagnostic.
 """
 
@@ -32,10 +32,14 @@ def _base(annotation: Any) -> tuple[Any, bool]:
     return annotation, False
 
 
+def _extra(info: Any) -> dict[str, Any]:
+    extra = info.json_schema_extra
+    return extra if isinstance(extra, dict) else {}
+
+
 def node_kind(info: Any) -> str | None:
     """The node type a field names (``Input``, ``Output``), when it names one."""
-    extra = info.json_schema_extra
-    return extra.get("node") if isinstance(extra, dict) else None
+    return _extra(info).get("node")
 
 
 def parse(text: str, annotation: Any) -> Any:
@@ -128,8 +132,8 @@ class ArgsForm(QWidget):
         select_all_on_focus(edit)
         if info.default is not PydanticUndefined and info.default is not None:
             edit.setPlaceholderText(show(info.default))
-        elif info.default is None:
-            edit.setPlaceholderText("auto")
+        elif info.default is None:  # what leaving it unset means, when the field says
+            edit.setPlaceholderText(str(_extra(info).get("unset", "auto")))
         edit.editingFinished.connect(lambda n=name, e=edit, a=info.annotation: self._edited(n, e, a))
         return edit
 

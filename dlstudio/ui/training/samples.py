@@ -150,7 +150,8 @@ class SamplesPanel(QWidget):
         self.slider.blockSignals(False)
         self.slider.setVisible(len(epochs) > 1)
         self.source.setVisible(self.source.count() > 1)
-        self.epoch_label.setText(f"{len(epochs)} epochs" if len(epochs) > 1 else "")
+        self.epoch_label.setText(f"{len(epochs)} epochs")
+        self.epoch_label.setVisible(len(epochs) > 1)
 
     def _show_current(self) -> None:
         picture = self.shown()

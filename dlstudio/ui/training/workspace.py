@@ -444,9 +444,15 @@ class TrainingWorkspace(QObject):
             self._show_samples()
 
     def _show_samples(self) -> None:
-        """Bring the Samples view up, in a tab beside Inside the first time."""
-        if not self.samples_dock.isVisible() and self.inside_dock.isVisible():
-            self.window.tabifyDockWidget(self.inside_dock, self.samples_dock)
+        """Bring the Samples view up: in a tab beside Inside, or else with room of its own."""
+        if not self.samples_dock.isVisible():
+            if self.inside_dock.isVisible():
+                self.window.tabifyDockWidget(self.inside_dock, self.samples_dock)
+            else:
+                self.samples_dock.show()
+                w = self.window
+                w.resizeDocks([self.samples_dock], [int(w.width() * 0.4)], Qt.Orientation.Horizontal)
+                w.resizeDocks([self.samples_dock], [int(w.height() * 0.42)], Qt.Orientation.Vertical)
         self._raise(self.samples_dock)
 
     def _failed(self, event: Any) -> None:

@@ -10,10 +10,11 @@ classes) so the binding to Input nodes is checked without loading data. No torch
 from __future__ import annotations
 
 import re
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -87,6 +88,13 @@ class LanguageModelConfig(_Model):
     tokenizer: Literal["char", "byte"] = Field(
         default="char", description="char: one token per distinct character of the text (the "
                                     "vocabulary is saved with the run); byte: one per UTF-8 byte (256)")
+    sample_temperature: _NonNeg | None = Field(
+        default=None, description="temperature of the text drawn after each epoch and by Sample: below 1 "
+                                  "safer choices, above 1 wilder, 0 always the likeliest (default 1)",
+        json_schema_extra={"unset": "1"})
+    sample_top_k: _PosInt | None = Field(
+        default=None, description="draw sample text from the K likeliest tokens only (default: all)",
+        json_schema_extra={"unset": "all"})
 
 
 GanLoss = Literal["non_saturating", "hinge", "wgan_gp"]
@@ -98,14 +106,21 @@ class GanConfig(_Model):
     The optimizer's type and other arguments come from ``training.optimizer``; its ``lr`` and
     ``betas`` are replaced by these."""
 
-    generator: str | None = Field(default=None, max_length=100, description="the generator's Output node id")
+    #: entries of the training section this task does not use (see :func:`replaced_settings`)
+    replaces: ClassVar[tuple[str, ...]] = ("loss", "optimizer.params.lr", "optimizer.params.betas")
+
+    generator: str | None = Field(default=None, max_length=100, description="the generator's Output node id",
+                                  json_schema_extra={"node": "Output"})
     discriminator: str | None = Field(default=None, max_length=100,
-                                      description="the discriminator's Output node id (one score per sample)")
+                                      description="the discriminator's Output node id (one score per sample)",
+                                      json_schema_extra={"node": "Output"})
     noise: str | None = Field(default=None, max_length=100,
-                              description="the generator's Input node id: the task feeds it noise")
+                              description="the generator's Input node id: the task feeds it noise",
+                              json_schema_extra={"node": "Input"})
     real: str | None = Field(default=None, max_length=100,
                              description="the discriminator's Input node id: it gets the real data "
-                                         "(field x unless training.dataset.inputs binds another)")
+                                         "(field x unless training.dataset.inputs binds another)",
+                             json_schema_extra={"node": "Input"})
     loss: GanLoss = Field(default="non_saturating",
                           description="non_saturating (the DCGAN loss), hinge, or wgan_gp (Wasserstein "
                                       "with a gradient penalty)")
@@ -460,12 +475,29 @@ def resolve_training(config: TrainingConfig, input_ids: list[str], output_ids: l
         data["scheduler"]["params"] = _args_of(SCHEDULERS, config.scheduler.type, config.scheduler.params)
     data["metrics"] = default_metrics(config)
     if config.task == "language_model":
-        data["language_model"] = language_model_settings(config).model_dump(mode="json")
+        data["language_model"] = language_model_settings(config).model_dump(mode="json", exclude_none=True)
     if config.task == "gan" and config.gan is not None:
         data["gan"] = config.gan.model_dump(mode="json")
         # no loss compares an Output with a field: the real data is what the run keeps as target
         data["loss"]["target"] = next(iter(data["dataset"]["inputs"].values()), config.loss.target)
     return TrainingConfig.model_validate(data)
+
+
+def task_settings(task: str) -> type[BaseModel] | None:
+    """The model of a task's own settings, kept under ``training.<task>`` (``training.gan``): the
+    training section's field named as the task, so a task declares its settings once, there."""
+    info = TrainingConfig.model_fields.get(task) if task in TASKS else None
+    if info is None:
+        return None
+    kinds = typing.get_args(info.annotation) or (info.annotation,)
+    return next((k for k in kinds if isinstance(k, type) and issubclass(k, BaseModel)), None)
+
+
+def replaced_settings(task: str) -> tuple[str, ...]:
+    """Entries of the training section that ``task`` replaces by its own settings and so does not
+    use (the GAN's ``loss`` and ``optimizer.params.lr``), as its settings model declares them."""
+    model = task_settings(task)
+    return tuple(getattr(model, "replaces", ())) if model is not None else ()
 
 
 def language_model_settings(config: TrainingConfig) -> LanguageModelConfig:

@@ -11,6 +11,7 @@ from dlstudio.train.events import (
     ActivationSample,
     CheckpointSaved,
     EpochEnd,
+    EpochSample,
     Event,
     Failed,
     Finished,
@@ -36,7 +37,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "ActivationRequest", "ActivationSample", "Callback", "CheckpointSaved", "EpochEnd", "Event",
+    "ActivationRequest", "ActivationSample", "Callback", "CheckpointSaved", "EpochEnd", "EpochSample", "Event",
     "Failed", "Finished", "LearningRate", "Recorder", "RunDir", "RunStarted", "StepEnd",
     "Throughput", "Trainer", "event_to_json",
 ]

@@ -18,6 +18,7 @@ from dlstudio.train.events import (
     ActivationSample,
     CheckpointSaved,
     EpochEnd,
+    EpochSample,
     Event,
     Failed,
     Finished,
@@ -54,6 +55,9 @@ class Callback:
     def on_activation_sample(self, event: ActivationSample) -> None:
         """What a node produced for the probe batch."""
 
+    def on_epoch_sample(self, event: EpochSample) -> None:
+        """The task drew a picture or a text after an epoch."""
+
     def on_checkpoint_saved(self, event: CheckpointSaved) -> None:
         """A checkpoint is complete on disk."""
 
@@ -82,6 +86,7 @@ HOOKS: dict[type, Callable[[Any, Any], None]] = {
     RunStarted: Callback.on_run_started, StepEnd: Callback.on_step_end,
     LearningRate: Callback.on_learning_rate, Throughput: Callback.on_throughput,
     EpochEnd: Callback.on_epoch_end, ActivationSample: Callback.on_activation_sample,
+    EpochSample: Callback.on_epoch_sample,
     CheckpointSaved: Callback.on_checkpoint_saved, Finished: Callback.on_finished, Failed: Callback.on_failed,
 }
 HOOK_NAMES = tuple(hook.__name__ for hook in HOOKS.values())

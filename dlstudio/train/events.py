@@ -14,11 +14,13 @@ stay what they were.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -161,8 +163,43 @@ class Failed:
         object.__setattr__(self, "kind", FailureKind(self.kind))  # a misspelt kind raises
 
 
+@dataclass(frozen=True, slots=True)
+class EpochSample:
+    """What the task drew after an epoch, to watch it learn: a picture (``png``: a fixed-noise grid,
+    input/reconstruction pairs) or a ``text``. ``name`` is the file the run folder keeps it as
+    (``samples/epoch-003.png``), whether or not the run keeps a folder."""
+
+    epoch: int
+    step: int
+    name: str
+    png: bytes = b""
+    text: str = ""
+
+    @property
+    def title(self) -> str:
+        """What it shows, from its folder (``samples``, ``reconstructions``) or else its name."""
+        path = PurePosixPath(self.name)
+        return path.parent.name or path.stem
+
+
+#: Epoch files shown while training, by suffix: PNG pictures and UTF-8 texts.
+SAMPLE_SUFFIXES = (".png", ".txt")
+
+
+def epoch_samples(epoch: int, step: int, files: dict[str, bytes]) -> list[EpochSample]:
+    """The pictures and texts among a task's epoch files (:meth:`Task.epoch_files`) as events."""
+    found = []
+    for name, data in files.items():
+        suffix = PurePosixPath(name).suffix.lower()
+        if suffix == ".png":
+            found.append(EpochSample(epoch, step, name, png=data))
+        elif suffix == ".txt":
+            found.append(EpochSample(epoch, step, name, text=data.decode("utf-8", errors="replace")))
+    return found
+
+
 Event = (RunStarted | StepEnd | LearningRate | Throughput | EpochEnd | ActivationSample
-         | CheckpointSaved | Finished | Failed)
+         | EpochSample | CheckpointSaved | Finished | Failed)
 
 
 def event_name(event: Event) -> str:
@@ -202,6 +239,9 @@ def is_loss(key: str) -> bool:
 
 
 def _finite(value: Any) -> Any:
+    """JSON values: non-finite floats as None, bytes (a PNG) as base64 text."""
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):

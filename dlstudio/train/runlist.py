@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dlstudio.core.graph import Graph
+from dlstudio.core.training import DEFAULT_TASK
 from dlstudio.train.errors import RunDirError
 from dlstudio.train.rundir import RECORD, RunDir, network_hash
 
@@ -33,6 +34,7 @@ class RunInfo:
     complete: bool = False  # model.safetensors was written
     resumable: bool = False  # has a checkpoint
     same_network: bool = True  # the graph still defines the network this run trained
+    task: str = DEFAULT_TASK  # the training task (training.task)
 
     @property
     def name(self) -> str:
@@ -78,6 +80,7 @@ def read_run(folder: Path, digest: str | None = None) -> RunInfo | None:
         metrics={k: float(v) for k, v in last.items() if _number(v) and k not in ("epoch", "step")},
         complete=run.weights.is_file(), resumable=_has_checkpoint(run.checkpoints),
         same_network=digest is None or record.get("network_sha256") == digest,
+        task=str(config.get("task") or DEFAULT_TASK),
     )
 
 

@@ -5,30 +5,33 @@ newest checkpoint); the record says how the run was set up (a language model's v
 image generator's value range). A language model prints the prompt's continuations, or writes
 them to a ``.txt`` file; an image generator (a GAN) writes a grid (``.png``) or an array
 ``samples`` N x C x H x W in the data's original value range (``.npz``). A run whose task
-cannot sample says so in one line (exit 1).
+cannot sample says so in one line (exit 1). The app draws through :func:`draw_to_view`.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dlstudio.core.io import graph_from_dict, write_atomic
-from dlstudio.core.training import DEFAULT_TASK
+from dlstudio.core.training import DEFAULT_TASK, TASKS, TrainingConfig
 from dlstudio.exits import UsageError
 from dlstudio.train.errors import TrainError
 from dlstudio.train.exporting import trained_module
 from dlstudio.train.images import grid_png, npz_bytes
 from dlstudio.train.rundir import RunDir
-from dlstudio.train.tasks import task_class
-from dlstudio.train.tasks.language_model import DEFAULT_LENGTH
+from dlstudio.train.tasks import Task, task_class
+from dlstudio.train.tasks.language_model import DEFAULT_LENGTH, sampling_options
 
 #: What image samples are written as: a grid, or the array.
 IMAGE_SUFFIXES = (".png", ".npz")
+#: How many samples the app draws at a time: texts (of VIEW_LENGTH tokens), or images in a grid.
+VIEW_TEXTS, VIEW_LENGTH, VIEW_IMAGES = 3, DEFAULT_LENGTH, 64
 
 
 def add_sample_command(commands: Any) -> None:
@@ -127,3 +130,43 @@ def _shown(texts: list[str]) -> list[str]:
     if len(ended) == 1:
         return ended
     return [f"--- sample {i} ---\n{t}" for i, t in enumerate(ended, start=1)]
+
+
+# --- for the app ----------------------------------------------------------------------------------
+
+def sample_refusal(task: str) -> str | None:
+    """Why a run of ``task`` cannot be sampled, in a line; None when its task draws samples."""
+    if task not in TASKS:
+        return f"task '{task}' is not known to this DL Studio"
+    if _samples(task):
+        return None
+    generative = ", ".join(t for t in TASKS if _samples(t))
+    return f"a {task.replace('_', ' ')} run has nothing to sample: sampling needs a generative task ({generative})"
+
+
+def _samples(task: str) -> bool:
+    """Whether ``task``'s class says how to sample a finished run."""
+    return task_class(task).sampler.__func__ is not Task.sampler.__func__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """Samples drawn to look at: a grid of images (``png``) or ``texts``, by ``seed``."""
+
+    seed: int
+    png: bytes = b""
+    texts: tuple[str, ...] = ()
+
+
+def draw_to_view(run_dir: RunDir, seed: int) -> Drawn:
+    """A few texts, or a grid of images, drawn from a finished or stopped run as its task draws
+    them (a language model with the run's own temperature and top-k)."""
+    record = run_dir.read_record()
+    config = TrainingConfig.model_validate(record["config"])
+    text = config.task == "language_model"
+    options = {**sampling_options(config), "length": VIEW_LENGTH} if text else {}
+    samples = sample_run(run_dir, VIEW_TEXTS if text else VIEW_IMAGES, seed, **options)
+    if not isinstance(samples, np.ndarray):
+        return Drawn(seed, texts=tuple(samples))
+    low, high = record.get("data", {}).get("sample_range", [0.0, 1.0])
+    return Drawn(seed, png=grid_png(samples, float(low), float(high)))

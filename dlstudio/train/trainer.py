@@ -36,6 +36,7 @@ from dlstudio.train.events import (
     RunStarted,
     StepEnd,
     Throughput,
+    epoch_samples,
     step_losses,
 )
 from dlstudio.train.parts import Parts
@@ -273,15 +274,18 @@ class Trainer:
         state.history.append(metrics)
         seconds = time.perf_counter() - epoch_started
         state.seconds += seconds
+        files = self.task.epoch_files(state.epoch) if self.world.is_main else {}  # type: ignore[union-attr]
         if self._writes:
             assert self.run_dir is not None
             lr = p.optimizer.param_groups[0]["lr"]
             self.run_dir.append_metrics({"epoch": state.epoch, "step": state.step, **metrics, "lr": lr,
                                          "train_seconds": round(train_seconds, 6),
                                          "seconds": round(state.seconds, 3)})
-            for name, data in self.task.epoch_files(state.epoch).items():  # type: ignore[union-attr]
+            for name, data in files.items():
                 self.run_dir.write_file(name, data)
         self.emit(EpochEnd(state.epoch, state.step, metrics, seconds))
+        for sample in epoch_samples(state.epoch, state.step, files):
+            self.emit(sample)
         self._check_finite(metrics)
         self._checkpoint()
         return metrics

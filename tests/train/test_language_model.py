@@ -128,7 +128,7 @@ def test_a_run_reports_bits_per_character_and_saves_its_vocabulary(tmp_path, tex
     record = RunDir(tmp_path / "run").read_record()
     assert record["data"]["tokenizer"] == "char"
     assert record["data"]["vocabulary"] == "".join(sorted(set(TEXT)))
-    assert record["config"]["language_model"] == {"tokenizer": "char"}
+    assert record["config"]["language_model"] == {"tokenizer": "char", "sample_temperature": None, "sample_top_k": None}
     windows = math.ceil((len(TEXT) - round(len(TEXT) * 0.1)) / 16)
     assert result.step == 2 * math.ceil(windows / 16)
 

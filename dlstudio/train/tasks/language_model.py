@@ -37,6 +37,8 @@ from dlstudio.train.tokenizers import Tokenizer, tokenizer_for, tokenizer_from_r
 
 #: Characters a sample continues the prompt by, unless told.
 DEFAULT_LENGTH = 300
+#: Characters of the text drawn after each epoch.
+EPOCH_LENGTH = 160
 
 
 class LanguageModelTask(SupervisedTask):
@@ -68,11 +70,26 @@ class LanguageModelTask(SupervisedTask):
         tokenizer = tokenizer_from_record(p.data.arrays.info)
         return TextSampler.of(p.module, p.analysis, p.config, tokenizer).sample(count, seed, **options)
 
+    def epoch_files(self, epoch: int) -> dict[str, bytes]:
+        """A text drawn after this epoch, by the run's seed and sampling settings."""
+        text, = self.sample(1, self.parts.config.seed, length=EPOCH_LENGTH,
+                            **sampling_options(self.parts.config))
+        return {f"samples/epoch-{epoch:03d}.txt": text.encode("utf-8")}
+
     @classmethod
     def sampler(cls, module: nn.Module, record: dict[str, Any]) -> TextSampler:
         config = TrainingConfig.model_validate(record["config"])
         analysis, config = check_graph(graph_from_dict(record["graph"], "the run record"), config)
         return TextSampler.of(module, analysis, config, tokenizer_from_record(record.get("data", {})))
+
+
+def sampling_options(config: TrainingConfig) -> dict[str, Any]:
+    """The temperature and top-k that ``training.language_model`` sets for sample text."""
+    settings = language_model_settings(config)
+    options: dict[str, Any] = {"top_k": settings.sample_top_k}
+    if settings.sample_temperature is not None:
+        options["temperature"] = settings.sample_temperature
+    return options
 
 
 # --- data ------------------------------------------------------------------------------------------

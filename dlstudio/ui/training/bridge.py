@@ -89,6 +89,7 @@ class TrainingSession(QObject):
     checkpoint_saved = Signal(object)  # CheckpointSaved
     probed = Signal(object)  # ProbeReport (only the newest of each delivery)
     confusion = Signal(object)  # ConfusionReport
+    sampled = Signal(object)  # EpochSample: a picture or text the task drew after an epoch
     notice = Signal(str)  # something worth a status message (probing gave up, ...)
     finished = Signal(object)  # Finished
     failed = Signal(object)  # Failed
@@ -277,7 +278,7 @@ class TrainingSession(QObject):
         probes = [e for e in events if isinstance(e, ev.ProbeReport)]
         signals = {ev.LearningRate: self.learning_rate, ev.Throughput: self.throughput,
                    ev.EpochEnd: self.epoch_ended, ev.CheckpointSaved: self.checkpoint_saved,
-                   ev.ConfusionReport: self.confusion}
+                   ev.ConfusionReport: self.confusion, ev.EpochSample: self.sampled}
         for event in events:
             if isinstance(event, ev.StepEnd):
                 if event is steps[0]:

@@ -2,8 +2,9 @@
 
 The argument models in :mod:`dlstudio.core.training` are the single declaration of what each
 named thing accepts; this form reads their fields: a check box for a flag, a choice for a
-``Literal``, a text field (placeholder: the default) for numbers, lists and text. An empty
-field means "the default" and removes the key. Values are not judged here: whatever the user
+``Literal``, a choice of the graph's nodes for a field that names one (its ``json_schema_extra``
+says ``{"node": "Output"}``), a text field (placeholder: the default, or what its ``unset``
+extra says leaving it empty means) for numbers, lists and text. An empty field means "the default" and removes the key. Values are not judged here: whatever the user
 types goes to the document, and the training checks report a bad value as a diagnostic.
 """
 
@@ -29,6 +30,16 @@ def _base(annotation: Any) -> tuple[Any, bool]:
         rest = [a for a in args if a is not type(None)]
         return (rest[0] if len(rest) == 1 else Any), True
     return annotation, False
+
+
+def _extra(info: Any) -> dict[str, Any]:
+    extra = info.json_schema_extra
+    return extra if isinstance(extra, dict) else {}
+
+
+def node_kind(info: Any) -> str | None:
+    """The node type a field names (``Input``, ``Output``), when it names one."""
+    return _extra(info).get("node")
 
 
 def parse(text: str, annotation: Any) -> Any:
@@ -67,13 +78,18 @@ class ArgsForm(QWidget):
         super().__init__(parent)
         self.model: type[BaseModel] | None = None
         self.editors: dict[str, QWidget] = {}
+        self.nodes: dict[str, list[str]] = {}  # node ids by type, for the fields that name a node
+        self.skip: tuple[str, ...] = ()
         self.layout_ = QFormLayout(self)
         self.layout_.setContentsMargins(0, 0, 0, 0)
         self.layout_.setVerticalSpacing(4)
 
-    def set_model(self, model: type[BaseModel] | None, values: dict[str, Any], skip: tuple[str, ...] = ()) -> None:
-        """Show ``values`` in editors for ``model`` (rebuilt only when the model changes)."""
-        if model is not self.model:
+    def set_model(self, model: type[BaseModel] | None, values: dict[str, Any], skip: tuple[str, ...] = (),
+                  nodes: dict[str, list[str]] | None = None) -> None:
+        """Show ``values`` in editors for ``model`` (rebuilt only when the model or ``skip``
+        changes); ``nodes`` lists the graph's node ids by type for the fields naming a node."""
+        self.nodes = nodes or {}
+        if model is not self.model or skip != self.skip:
             self._rebuild(model, skip)
         for name, editor in self.editors.items():
             self._show(name, editor, values.get(name))
@@ -83,6 +99,7 @@ class ArgsForm(QWidget):
         while self.layout_.rowCount():
             self.layout_.removeRow(0)
         self.model = model
+        self.skip = skip
         self.editors = {}
         for name, info in (model.model_fields.items() if model is not None else ()):
             if name in skip:
@@ -96,6 +113,10 @@ class ArgsForm(QWidget):
 
     def _editor(self, name: str, info: Any) -> QWidget:
         base, _ = _base(info.annotation)
+        if node_kind(info) is not None:
+            nodes = QComboBox()
+            nodes.activated.connect(lambda i, n=name, c=nodes: self.changed.emit(n, c.itemData(i) or None))
+            return nodes
         if base is bool:
             box = QCheckBox()
             box.toggled.connect(lambda on, n=name, d=info.default: self.changed.emit(n, None if on == d else on))
@@ -111,8 +132,8 @@ class ArgsForm(QWidget):
         select_all_on_focus(edit)
         if info.default is not PydanticUndefined and info.default is not None:
             edit.setPlaceholderText(show(info.default))
-        elif info.default is None:
-            edit.setPlaceholderText("auto")
+        elif info.default is None:  # what leaving it unset means, when the field says
+            edit.setPlaceholderText(str(_extra(info).get("unset", "auto")))
         edit.editingFinished.connect(lambda n=name, e=edit, a=info.annotation: self._edited(n, e, a))
         return edit
 
@@ -128,6 +149,8 @@ class ArgsForm(QWidget):
         editor.blockSignals(True)
         if isinstance(editor, QCheckBox):
             editor.setChecked(bool(shown))
+        elif isinstance(editor, QComboBox) and info is not None and node_kind(info) is not None:
+            self._show_nodes(editor, node_kind(info) or "", value)
         elif isinstance(editor, QComboBox):
             index = editor.findData(shown)
             editor.setCurrentIndex(max(index, 0))
@@ -135,3 +158,15 @@ class ArgsForm(QWidget):
             editor.setText(show(value))
             editor.setModified(False)
         editor.blockSignals(False)
+
+    def _show_nodes(self, combo: QComboBox, kind: str, value: Any) -> None:
+        """The graph's nodes of ``kind`` to choose from, ``value`` chosen (named even when missing)."""
+        ids = self.nodes.get(kind, [])
+        items = [("not set", ""), *((i, i) for i in ids)]
+        if value and value not in ids:
+            items.append((f"{value} (no such {kind})", value))
+        if [(combo.itemText(i), combo.itemData(i)) for i in range(combo.count())] != items:
+            combo.clear()
+            for text, data in items:
+                combo.addItem(text, data)
+        combo.setCurrentIndex(max(combo.findData(value or ""), 0))

@@ -1,6 +1,8 @@
 """The Training panel: the graph's training section as a form, problems to fix, and run controls.
 
-Every edit goes through the document's undoable ``set_graph_field("training", ...)``; the form
+The task (:data:`~dlstudio.core.training.TASKS`) comes first; its own settings form is generated
+from its settings model (:func:`~dlstudio.core.training.task_settings`), and the entries it
+replaces (a GAN's loss and learning rate) are hidden, so a new task needs no code here. Every edit goes through the document's undoable ``set_graph_field("training", ...)``; the form
 redraws from the document after each analysis (undo included), touching only editors whose
 value changed. Problems that would stop a run (graph errors, training checks, a device this
 machine lacks) are listed before the run starts, and Start stays off until they are fixed.
@@ -38,11 +40,15 @@ from dlstudio.core.analysis import Analysis, Diagnostic
 from dlstudio.core.starter import suggest_training
 from dlstudio.core.training import (
     DATASETS,
+    DEFAULT_TASK,
     LOSSES,
     OPTIMIZERS,
     SCHEDULERS,
+    TASKS,
     TrainingConfig,
     init_weights_path,
+    replaced_settings,
+    task_settings,
 )
 from dlstudio.core.training_checks import check_training
 from dlstudio.ui.document import GraphDocument
@@ -174,6 +180,7 @@ class TrainPanel(QWidget):
 
     def _build_form(self, layout: QVBoxLayout) -> None:
         layout.setContentsMargins(0, 0, 0, 0)
+        self._task_group(layout)
         data = self._group(layout, "Data")
         self.dataset = self._combo(list(DATASETS), ("dataset", "name"))
         for i, (name, decl) in enumerate(DATASETS.items()):
@@ -188,7 +195,7 @@ class TrainPanel(QWidget):
         self.batch = QSpinBox(minimum=1, maximum=2**20)
         self.batch.editingFinished.connect(lambda: self._set(("batch_size",), self.batch.value()))
         data.addRow("Batch size", self.batch)
-        objective = self._group(layout, "Loss and optimizer")
+        self.objective = objective = self._group(layout, "Loss and optimizer")
         self.loss = self._combo(list(LOSSES), ("loss", "type"))
         objective.addRow("Loss", self.loss)
         self.loss_args = ArgsForm()
@@ -223,6 +230,20 @@ class TrainPanel(QWidget):
         run.addRow("Start from", self._init_weights_row())
         layout.addStretch(1)
 
+    def _task_group(self, layout: QVBoxLayout) -> None:
+        form = self._group(layout, "Task")
+        self.task = QComboBox()
+        self.task.setObjectName("task")
+        for i, (name, summary) in enumerate(TASKS.items()):
+            self.task.addItem(name.replace("_", " "), name)
+            self.task.setItemData(i, plain_tooltip(f"{name}: {summary}"), Qt.ItemDataRole.ToolTipRole)
+        self.task.activated.connect(lambda i: self.set_task(self.task.itemData(i)))
+        form.addRow("Task", self.task)
+        self.task_args = ArgsForm()
+        self.task_args.setObjectName("task_settings")
+        self.task_args.changed.connect(lambda n, v: self._set((self.task_name, n), v))
+        form.addRow(self.task_args)
+
     def _init_weights_row(self) -> QHBoxLayout:
         self.init_weights = QLineEdit()
         self.init_weights.setObjectName("init_weights")
@@ -249,6 +270,25 @@ class TrainPanel(QWidget):
     def add_section(self) -> None:
         self.document.set_graph_field("training", default_training(self.document))
 
+    @property
+    def task_name(self) -> str:
+        config = self.config
+        return (config.task if config is not None else None) or DEFAULT_TASK
+
+    def set_task(self, task: str) -> None:
+        """Train the graph as ``task`` (one undo step); the other tasks' settings go."""
+        config = self.config
+        if config is None or task == self.task_name:
+            return
+        data = config.model_dump(mode="json", exclude_none=True)
+        for other in TASKS:
+            if other != task and task_settings(other) is not None:
+                data.pop(other, None)
+        data.pop("task", None)
+        if task != DEFAULT_TASK:
+            data["task"] = task
+        self._commit(data)
+
     def _set(self, key: tuple[str, ...], value: Any) -> None:
         """Change one entry of the training section (None removes it) as one undo step."""
         config = self.config
@@ -269,6 +309,9 @@ class TrainPanel(QWidget):
                 target.pop(key[-1], None)
             else:
                 target[key[-1]] = value
+        self._commit(data)
+
+    def _commit(self, data: dict[str, Any]) -> None:
         try:
             self.document.set_graph_field("training", data)
         except ValueError as error:
@@ -315,7 +358,22 @@ class TrainPanel(QWidget):
             self._show_config(config)
         self._show_problems()
 
+    def _show_task(self, c: TrainingConfig) -> tuple[str, ...]:
+        """The task and its settings; returns the entries it replaces, which the form hides."""
+        task = self.task_name
+        _choose(self.task, task)
+        settings = getattr(c, task, None) if task_settings(task) is not None else None
+        values = settings.model_dump(mode="json", exclude_unset=True) if settings is not None else {}
+        nodes: dict[str, list[str]] = {}
+        for node in self.document.graph.nodes:
+            nodes.setdefault(node.type, []).append(node.id)
+        self.task_args.set_model(task_settings(task), values, nodes=nodes)
+        return replaced_settings(task)
+
     def _show_config(self, c: TrainingConfig) -> None:
+        replaced = self._show_task(c)
+        optimizer_skip = tuple(k.removeprefix("optimizer.params.") for k in replaced
+                               if k.startswith("optimizer.params."))
         _choose(self.dataset, c.dataset.name)
         decl = DATASETS.get(c.dataset.name)
         self.dataset_args.set_model(decl.args if decl else None, c.dataset.params)
@@ -329,7 +387,8 @@ class TrainPanel(QWidget):
             self.lr.setText(show(lr))
             default = OPTIMIZERS[c.optimizer.type].model_fields["lr"].default if c.optimizer.type in OPTIMIZERS else ""
             self.lr.setPlaceholderText(show(default))
-        self.optimizer_args.set_model(OPTIMIZERS.get(c.optimizer.type), c.optimizer.params, skip=("lr",))
+        self.optimizer_args.set_model(OPTIMIZERS.get(c.optimizer.type), c.optimizer.params,
+                                      skip=tuple(dict.fromkeys(("lr", *optimizer_skip))))
         _choose(self.schedule, c.scheduler.type if c.scheduler else NO_SCHEDULE)
         self.schedule_args.set_model(SCHEDULERS.get(c.scheduler.type) if c.scheduler else None,
                                      c.scheduler.params if c.scheduler else {})
@@ -339,6 +398,14 @@ class TrainPanel(QWidget):
         _value(self.seed, c.seed)
         if not self.init_weights.hasFocus():
             self.init_weights.setText(c.init_weights or "")
+        self._hide_replaced(replaced)
+
+    def _hide_replaced(self, replaced: tuple[str, ...]) -> None:
+        """Hide the loss and learning rate rows when the task replaces them by its own."""
+        self.objective.setRowVisible(self.loss, "loss" not in replaced)
+        if "loss" in replaced:  # otherwise the argument form shows itself when it has fields
+            self.objective.setRowVisible(self.loss_args, False)
+        self.objective.setRowVisible(self.lr, "optimizer.params.lr" not in replaced)
 
     def _show_problems(self) -> None:
         devices = [value for value, _ in self.devices] if self.devices is not None else None

@@ -77,6 +77,8 @@ class TrainingWorkspace(QObject):
         self.live_step: Any = None  # the newest StepEnd, ProbeReport and ConfusionReport of the run
         self.live_report: Any = None
         self.live_confusion: Any = None
+        self.live_samples: list[Any] = []  # the run's EpochSamples, to show again when its graph is back
+        self.sample_seed = 0  # each Sample draws with the next seed
         self.last_run: Path | None = None
         self.shown_runs: set[Path] = set()
         self.runs_root_override: Path | None = None
@@ -110,10 +112,12 @@ class TrainingWorkspace(QObject):
         self.runs = RunsPanel()
         self.plots_holder = LazyPanel(self._make_plots)
         self.insight_holder = LazyPanel(self._make_insight)
+        self.samples_holder = LazyPanel(self._make_samples)
         self.train_dock = self._dock("Training", "training_dock", self.panel, right)
         self.runs_dock = self._dock("Runs", "runs_dock", self.runs, right)
         self.curves_dock = self._dock("Curves", "curves_dock", self.plots_holder, bottom)
         self.inside_dock = self._dock("Inside", "inside_dock", self.insight_holder, bottom)
+        self.samples_dock = self._dock("Samples", "samples_dock", self.samples_holder, bottom)
         anchor = getattr(w, "history_dock", None)
         if anchor is not None:  # join the right-hand tab group
             w.tabifyDockWidget(anchor, self.train_dock)
@@ -125,6 +129,7 @@ class TrainingWorkspace(QObject):
         w.splitDockWidget(self.curves_dock, self.inside_dock, Qt.Orientation.Horizontal)
         self.curves_dock.hide()
         self.inside_dock.hide()
+        self.samples_dock.hide()
 
     def _make_plots(self) -> QWidget:
         from dlstudio.ui.training.plots import PlotsPanel
@@ -141,6 +146,15 @@ class TrainingWorkspace(QObject):
         insight.details_wanted.connect(self._details_wanted)
         insight.select(self.window.view.selected_node_ids())
         return insight
+
+    def _make_samples(self) -> QWidget:
+        from dlstudio.ui.training.samples import SamplesPanel
+
+        return SamplesPanel()
+
+    @property
+    def samples(self) -> Any:
+        return self.samples_holder.get()
 
     @property
     def plots(self) -> Any:
@@ -180,7 +194,7 @@ class TrainingWorkspace(QObject):
         self.export_actions = {kind: exports.addAction(text, lambda k=kind: self.export(k))
                                for kind, text in EXPORT_KINDS}
         menu.addSeparator()
-        for dock in (self.train_dock, self.curves_dock, self.inside_dock, self.runs_dock):
+        for dock in (self.train_dock, self.curves_dock, self.inside_dock, self.samples_dock, self.runs_dock):
             menu.addAction(dock.toggleViewAction())
         self.toolbar = self.window.addToolBar("Training")
         self.toolbar.setObjectName("training_toolbar")
@@ -198,6 +212,8 @@ class TrainingWorkspace(QObject):
         self.runs.curves_toggled.connect(self.show_run_curves)
         self.runs.resume_requested.connect(self.resume_run)
         self.runs.export_requested.connect(self.export)
+        self.runs.sample_requested.connect(self.sample)
+        self.runs.task_refusal = _task_refusal
         self.runs.refresh_requested.connect(self.refresh_runs)
         self.window.installEventFilter(self)
         app = QApplication.instance()
@@ -205,7 +221,7 @@ class TrainingWorkspace(QObject):
             app.aboutToQuit.connect(self.shutdown)
 
     def _after_first_paint(self) -> None:
-        for holder in (self.plots_holder, self.insight_holder):
+        for holder in (self.plots_holder, self.insight_holder, self.samples_holder):
             holder.ready = True
             if holder.isVisible():
                 holder.get()
@@ -286,6 +302,9 @@ class TrainingWorkspace(QObject):
         self.live_key = str(path)
         self.live_owner = (self.document.path, self.document.graph)
         self.live_step = self.live_report = self.live_confusion = None
+        self.live_samples = []
+        if self.samples_holder.content is not None:
+            self.samples.clear()
         self.last_run = path
         self.indicators.clear()
         self._arrange()
@@ -332,6 +351,7 @@ class TrainingWorkspace(QObject):
         s.throughput.connect(lambda e: self.plots.add_throughput(self.live_key, e.epoch, e.samples_per_s))
         s.probed.connect(self._probed)
         s.confusion.connect(self._confusion)
+        s.sampled.connect(self._sampled)
         s.notice.connect(lambda text: self.window.statusBar().showMessage(text, 8000))
         s.failed.connect(self._failed)
         s.finished.connect(self._finished)
@@ -369,7 +389,7 @@ class TrainingWorkspace(QObject):
 
     def _state_changed(self, state: SessionState) -> None:
         self._update_actions()
-        self.runs.set_busy(self.running)
+        self.runs.set_busy(self.running, self.last_run)
         if state.ended:
             self.plots.redraw()  # while training, a plot waits up to MIN_PAUSE_S between redraws
             self.refresh_runs()
@@ -414,6 +434,27 @@ class TrainingWorkspace(QObject):
         if self.live_shown:
             self.insight.show_confusion(report)
 
+    def _sampled(self, event: Any) -> None:
+        """A picture or text the run drew after an epoch: the first brings the Samples view up."""
+        self.live_samples.append(event)
+        if not self.live_shown:
+            return
+        self.samples.add_epoch_sample(event)
+        if len(self.live_samples) == 1:
+            self._show_samples()
+
+    def _show_samples(self) -> None:
+        """Bring the Samples view up: in a tab beside Inside, or else with room of its own."""
+        if not self.samples_dock.isVisible():
+            if self.inside_dock.isVisible():
+                self.window.tabifyDockWidget(self.inside_dock, self.samples_dock)
+            else:
+                self.samples_dock.show()
+                w = self.window
+                w.resizeDocks([self.samples_dock], [int(w.width() * 0.4)], Qt.Orientation.Horizontal)
+                w.resizeDocks([self.samples_dock], [int(w.height() * 0.42)], Qt.Orientation.Vertical)
+        self._raise(self.samples_dock)
+
     def _failed(self, event: Any) -> None:
         if not self.live_shown:
             return
@@ -457,6 +498,8 @@ class TrainingWorkspace(QObject):
                 self._load_curves(path)
         if self.insight_holder.content is not None:
             self.insight.clear()
+        if self.samples_holder.content is not None:
+            self.samples.clear()
         if self.live_shown:
             self._show_live_run()
         else:
@@ -475,6 +518,8 @@ class TrainingWorkspace(QObject):
             self._probed(self.live_report)
         if self.live_confusion is not None:
             self.insight.show_confusion(self.live_confusion)
+        for sample in self.live_samples:
+            self.samples.add_epoch_sample(sample)
         if self.live_step is not None:
             self._show_step(self.live_step)
         self.panel.status.setText(SNAPSHOT_NOTE if self.running else "")
@@ -548,6 +593,30 @@ class TrainingWorkspace(QObject):
         dock.show()
         dock.raise_()
 
+    # ----- samples -------------------------------------------------------------------------------------
+
+    def sample(self, run: Path) -> Any:
+        """Draw samples from ``run`` on a worker thread; they show in the Samples view."""
+        from dlstudio.ui.training.samples import SampleJob
+
+        self.sample_seed += 1
+        job = SampleJob(Path(run), self.sample_seed, self)
+        job.done.connect(self._drawn)
+        self.jobs.append(job)
+        self.window.statusBar().showMessage(f"Drawing samples from {run_label(Path(run))}…")
+        job.start()
+        return job
+
+    def _drawn(self, result: Any) -> None:
+        self.jobs = [j for j in self.jobs if j.isRunning()]
+        if result.drawn is None:
+            self.window.statusBar().showMessage(result.message, 10000)
+            self.panel.show_message(result.message, error=True)
+            return
+        self.window.statusBar().showMessage(f"Drew samples from {run_label(result.run)}", 6000)
+        self.samples.show_drawn(run_label(result.run), result.drawn)
+        self._show_samples()
+
     # ----- exports ---------------------------------------------------------------------------------------
 
     def export(self, kind: str, run: Path | None = None) -> ExportJob | None:
@@ -593,6 +662,12 @@ class TrainingWorkspace(QObject):
         path = Path(name)
         ok = self.plots.write_png(path) if kind == "png" else self.plots.write_csv(path) >= 0
         self.window.statusBar().showMessage(f"Wrote {path.name}" if ok else f"Could not write {path}", 8000)
+
+
+def _task_refusal(task: str) -> str | None:
+    from dlstudio.train.sampling import sample_refusal  # imports the tasks, so torch
+
+    return sample_refusal(task)
 
 
 def _format(name: str, value: float) -> str:

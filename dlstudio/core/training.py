@@ -145,6 +145,11 @@ class TrainingConfig(_Model):
         default=None, max_length=4096,
         description="start from these weights (transfer learning): a .safetensors file or an earlier "
                     "run's folder, relative to the graph file; matched by <node id>.<parameter>")
+    init_weights_map: str | None = Field(
+        default=None, max_length=4096,
+        description="how the init_weights file's keys become the graph's: a built-in map "
+                    "(torchvision-resnet, torchvision-vgg, torchvision-mobilenet, hf-gpt2) or a JSON "
+                    "rename file; unset: keys as they are, or a built-in map that fits them exactly")
 
 
 # --- argument declarations of named things --------------------------------------------------

@@ -153,7 +153,8 @@ class Trainer:
         if self.resume:
             self._restore()
         elif p.config.init_weights:
-            pretrained = load_pretrained(p.module, p.config.init_weights, self.base_dir)
+            pretrained = load_pretrained(p.module, p.config.init_weights, self.base_dir,
+                                         p.config.init_weights_map)
         if not self.resume and self._writes:
             assert self.run_dir is not None
             extra = {"world_size": self.world.size, "data": {

@@ -71,14 +71,16 @@ def _as_numbers(values: list[str]) -> np.ndarray | None:
         return None
 
 
-def _encode_column(name: str, values: list[str], categorical: bool) -> tuple[np.ndarray, bool]:
-    """(columns, is_numeric): numbers with gaps filled by the mean, or a one-hot encoding."""
+def _encode_column(name: str, values: list[str], categorical: bool) -> tuple[np.ndarray, dict[str, Any]]:
+    """(columns, encoding): numbers with gaps filled by the mean, or a one-hot encoding; the
+    encoding (the fill value, or the categories in column order) is what prediction repeats."""
     numbers = None if categorical else _as_numbers(values)
     if numbers is not None:
         if np.isnan(numbers).all():
             raise DataError(f"column '{name}' is empty")
-        numbers[np.isnan(numbers)] = np.nanmean(numbers)
-        return numbers[:, None], True
+        fill = float(np.nanmean(numbers))
+        numbers[np.isnan(numbers)] = fill
+        return numbers[:, None], {"name": name, "kind": "number", "fill": fill}
     categories = sorted({v.strip() for v in values})
     if len(categories) > MAX_CATEGORIES:
         raise DataError(f"column '{name}' holds {len(categories):,} distinct texts, over the limit of "
@@ -87,7 +89,7 @@ def _encode_column(name: str, values: list[str], categorical: bool) -> tuple[np.
     index = {c: i for i, c in enumerate(categories)}
     one_hot = np.zeros((len(values), len(categories)))
     one_hot[np.arange(len(values)), [index[v.strip()] for v in values]] = 1.0
-    return one_hot, False
+    return one_hot, {"name": name, "kind": "category", "categories": categories}
 
 
 def _target(name: str, values: list[str], task: str) -> tuple[np.ndarray, int | None, list[str]]:
@@ -118,14 +120,15 @@ def _csv(args: Any, seed: int, base_dir: Path) -> Arrays:
     missing = [n for n in features + list(args.categorical or []) if n not in columns]
     if missing:
         raise DataError(f"{path.name}: no column '{missing[0]}' (columns: {', '.join(header)})")
-    parts, numeric = [], []
+    parts, numeric, encodings = [], [], []
     for name in features:
         try:
-            block, is_numeric = _encode_column(name, columns[name], name in (args.categorical or []))
+            block, encoding = _encode_column(name, columns[name], name in (args.categorical or []))
         except DataError as error:
             raise DataError(f"{path.name}: {error}", error.advice) from None
         parts.append(block)
-        numeric += [is_numeric] * block.shape[1]
+        encodings.append(encoding)
+        numeric += [encoding["kind"] == "number"] * block.shape[1]
     width = sum(block.shape[1] for block in parts)
     if len(rows) * width * 8 > MAX_DATA_BYTES:
         raise DataError(f"{path.name}: {len(rows):,} rows of {width:,} encoded columns would take "
@@ -135,7 +138,7 @@ def _csv(args: Any, seed: int, base_dir: Path) -> Arrays:
     return Arrays({"x": np.concatenate(parts, axis=1), "y": y},
                   classes={"y": classes} if classes else {},
                   standardize={"x": np.array(numeric, dtype=bool)},
-                  info={"features": features, "class_names": names})
+                  info={"features": features, "class_names": names, "columns": encodings})
 
 
 # --- NumPy, images, text -----------------------------------------------------------------------

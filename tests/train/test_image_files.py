@@ -124,3 +124,15 @@ def test_training_on_files_gives_the_same_weights_with_or_without_workers(tmp_pa
         weights.append(load_file(str(out / "model.safetensors")))
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_augment_on_data_not_read_from_image_files_is_a_warning():
+    from dlstudio.core.analysis import analyze
+    from tests.train.helpers import graph_of, mlp
+
+    analysis = analyze(graph_of(mlp(augment={"flip": True})))
+    warning = next(d for d in analysis.diagnostics if d.param == "training.augment")
+    assert warning.severity == "warning" and "is not read from image files" in warning.message
+    doc = cnn(augment={"mean": [0.5, 0.5]})
+    problem = next(d for d in analyze(graph_of(doc)).diagnostics if d.param == "training.augment.mean")
+    assert problem.severity == "error" and "2 values for 3-channel images" in problem.message

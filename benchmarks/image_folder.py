@@ -58,7 +58,7 @@ def graph(folder: Path, workers: int) -> dict:
              ("flatten", "Flatten", {}), ("fc", "Linear", {"out_features": CLASSES}), ("logits", "Output", {})]
     return {"format": "dlstudio.graph", "version": 1, "name": "image folder benchmark",
             "nodes": [{"id": i, "type": t, "params": p} for i, t, p in chain],
-            "edges": [{"source": a[0], "target": b[0]} for a, b in zip(chain, chain[1:])],
+            "edges": [{"source": a[0], "target": b[0]} for a, b in zip(chain, chain[1:], strict=False)],
             "training": {"dataset": {"name": "image_folder", "params": {"path": str(folder), "size": [SIZE, SIZE]},
                                      "inputs": {"image": "x"}},
                          "epochs": 1, "batch_size": 64, "validation_split": 0.1, "num_workers": workers,

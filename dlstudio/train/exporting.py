@@ -162,7 +162,8 @@ def export_python_with_weights(analysis: Analysis, module: torch.nn.Module, outp
     print(f"wrote {output} and {weights}; load them with:", file=sys.stderr)
     print(loading_snippet(output.stem, plan.class_name, weights.name))
     if preprocessing is not None:
-        print(f"from {output.stem} import preprocess; probabilities = model(preprocess(INPUT)).softmax(-1)")
+        print(f"and preprocess new data as the run did with: from {output.stem} import preprocess; "
+              "probabilities = model(preprocess(INPUT)).softmax(-1)", file=sys.stderr)
 
 
 def _run_preprocessing(run_dir: RunDir) -> dict[str, Any] | None:

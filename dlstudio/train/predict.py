@@ -28,7 +28,7 @@ from dlstudio.core.compiler import build_module
 from dlstudio.core.io import graph_from_dict, special_file_problem
 from dlstudio.exits import EXIT_OK
 from dlstudio.train.data.files import IMAGE_SUFFIXES, MAX_TEXT_BYTES
-from dlstudio.train.errors import DataError, RunDirError, TrainError
+from dlstudio.train.errors import DataError, TrainError
 from dlstudio.train.exporting import run_weights
 from dlstudio.train.parts import check_graph
 from dlstudio.train.preprocess import preprocess, read_preprocessing

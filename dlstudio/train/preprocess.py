@@ -18,6 +18,7 @@ import json
 import pprint
 from typing import Any
 
+from dlstudio.core.io import special_file_problem
 from dlstudio.core.training import (
     BINARY_LOSSES,
     CLASS_LOSSES,
@@ -25,7 +26,6 @@ from dlstudio.core.training import (
     TrainingConfig,
     dataset_args,
 )
-from dlstudio.core.io import special_file_problem
 from dlstudio.train.data import DataSplit
 from dlstudio.train.errors import RunDirError
 from dlstudio.train.rundir import RunDir

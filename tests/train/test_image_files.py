@@ -109,7 +109,7 @@ def cnn(**training) -> dict:
              ("logits", "Output", {})]
     return {"format": "dlstudio.graph", "version": 1, "name": "tiny cnn",
             "nodes": [{"id": i, "type": t, "params": p} for i, t, p in chain],
-            "edges": [{"source": a[0], "target": b[0]} for a, b in zip(chain, chain[1:])],
+            "edges": [{"source": a[0], "target": b[0]} for a, b in zip(chain, chain[1:], strict=False)],
             "training": section}
 
 
@@ -136,3 +136,15 @@ def test_augment_on_data_not_read_from_image_files_is_a_warning():
     doc = cnn(augment={"mean": [0.5, 0.5]})
     problem = next(d for d in analyze(graph_of(doc)).diagnostics if d.param == "training.augment.mean")
     assert problem.severity == "error" and "2 values for 3-channel images" in problem.message
+
+
+def test_resume_from_the_middle_of_an_epoch_sees_the_same_augmented_pixels(tmp_path):
+    image_folder(tmp_path / "imgs")
+    graph = tmp_path / "g.json"
+    graph.write_text(json.dumps(cnn(num_workers=1, deterministic=True)))
+    whole, split = str(tmp_path / "whole"), str(tmp_path / "split")
+    assert main(["run", str(graph), "--out", whole, "--json"]) == 0
+    assert main(["run", str(graph), "--out", split, "--max-steps", "2", "--json"]) == 0
+    assert main(["run", str(graph), "--resume", split, "--json"]) == 0
+    a, b = load_file(f"{whole}/model.safetensors"), load_file(f"{split}/model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -189,7 +189,7 @@ def test_torchvision_vgg_layout_loads_into_a_graph_named_by_module_path(tmp_path
 def _chain_doc(chain: list[tuple[str, str, dict]]) -> dict:
     return {"format": "dlstudio.graph", "version": 1, "name": "chain",
             "nodes": [{"id": i, "type": t, "params": p} for i, t, p in chain],
-            "edges": [{"source": a[0], "target": b[0]} for a, b in zip(chain, chain[1:])]}
+            "edges": [{"source": a[0], "target": b[0]} for a, b in zip(chain, chain[1:], strict=False)]}
 
 
 # --- Hugging Face GPT-2: Conv1D stores [in, out] --------------------------------------------------

@@ -23,7 +23,7 @@ from dlstudio.train.rundir import RunDir
 def chain_doc(chain: list[tuple[str, str, dict]], training: dict, name: str = "predict test") -> dict:
     return {"format": "dlstudio.graph", "version": 1, "name": name,
             "nodes": [{"id": i, "type": t, "params": p} for i, t, p in chain],
-            "edges": [{"source": a[0], "target": b[0]} for a, b in zip(chain, chain[1:])],
+            "edges": [{"source": a[0], "target": b[0]} for a, b in zip(chain, chain[1:], strict=False)],
             "training": training}
 
 
@@ -96,7 +96,7 @@ def test_the_exported_file_preprocesses_as_predict_does(digits_run, tmp_path, ca
     graph.write_text(json.dumps(RunDir(digits_run).read_record()["graph"]))
     output = tmp_path / "digits_model.py"
     assert main(["export", str(graph), "--weights", digits_run, "-o", str(output)]) == 0
-    assert "import preprocess" in capsys.readouterr().out
+    assert "import preprocess" in capsys.readouterr().err
     spec = importlib.util.spec_from_file_location("digits_model", output)
     exported = importlib.util.module_from_spec(spec)
     sys.modules["digits_model"] = exported

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -35,8 +36,9 @@ MAX_DEFAULT_WORKERS = 4
 
 def default_workers() -> int:
     """Worker processes for decoding: none inside a daemon process (the app's trainer, which may
-    not start children), else up to MAX_DEFAULT_WORKERS, one core fewer than the machine has."""
-    if multiprocessing.current_process().daemon:
+    not start children) or off the main thread (forking a threaded process is unsafe), else up
+    to MAX_DEFAULT_WORKERS, one core fewer than the machine has."""
+    if multiprocessing.current_process().daemon or threading.current_thread() is not threading.main_thread():
         return 0
     return max(0, min(MAX_DEFAULT_WORKERS, (os.cpu_count() or 1) - 1))
 

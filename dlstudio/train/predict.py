@@ -120,6 +120,9 @@ class Predictor:
         if self.kind == "tokens":
             yield (_read_text(path), argument) if _is_file(path) else (argument, repr(argument[:40]))
             return
+        if self.kind not in ("image", "table", "array"):
+            raise DataError(f"{argument}: this run's task makes its network's input (a generator's noise), "
+                            "so there is nothing to predict from a file", "draw samples with dlstudio sample")
         _check_file(path, self.record)
         if self.kind == "image":
             yield _open_image(path), argument

@@ -74,8 +74,10 @@ def _input_record(config: TrainingConfig, data: DataSplit, field: str) -> dict[s
                 "flatten": flat, "dark_background": True}
     if name in TABLES:
         return _table_record(info, data.statistics.get(field))
-    shape = data.arrays.fields[field].shape[1:]
-    return {"kind": "array", "shape": list(shape), "dtype": str(data.arrays.fields[field].dtype)}
+    array = data.arrays.fields.get(field)
+    if array is None:  # the task feeds the network itself (a GAN's noise)
+        return {"kind": "none"}
+    return {"kind": "array", "shape": list(array.shape[1:]), "dtype": str(array.dtype)}
 
 
 def _table_record(info: dict[str, Any], statistics: dict[str, list[float]] | None) -> dict[str, Any]:
@@ -115,7 +117,8 @@ def preprocess(item: Any, record: dict[str, Any]) -> Any:
         return _table_input(item, record)
     if kind == "tokens":
         return _tokens_input(item, record)
-    raise ValueError(f"the network reads an array of shape {record.get('shape')}, not an image, row or text")
+    raise ValueError(f"the network reads {record['kind']} input (shape {record.get('shape')}), "
+                     "not an image, a table row or a text")
 
 
 def _image_input(item: Any, record: dict[str, Any]) -> Any:

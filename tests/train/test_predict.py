@@ -178,3 +178,26 @@ def test_a_language_model_predicts_the_next_character(tmp_path, capsys):
     assert line["predictions"][0]["probability"] > 0.5
     assert main(["predict", run, "xyz"]) == 2
     assert "characters outside the training text's vocabulary: 'xyz'" in capsys.readouterr().err
+
+
+# --- arrays -----------------------------------------------------------------------------------
+
+def test_array_inputs_come_from_npy_files_and_a_missing_field_records_no_input(tmp_path, capsys):
+    from dlstudio.core.training import TrainingConfig
+    from dlstudio.train.preprocess import preprocessing_record
+
+    chain = [("x", "Input", {"shape": [2]}), ("fc", "Linear", {"out_features": 2}), ("out", "Output", {})]
+    training = {"dataset": {"name": "moons", "params": {"samples": 100}, "inputs": {"x": "x"}}, "epochs": 1}
+    run = trained(tmp_path, chain_doc(chain, training), "moons_run")
+    points = np.array([[0.0, 0.5], [1.0, -0.5], [2.0, 0.0]], np.float32)
+    np.save(tmp_path / "points.npy", points)
+    capsys.readouterr()
+    assert main(["predict", run, str(tmp_path / "points.npy"), "--json", "--top-k", "1"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["input"] for line in lines] == [f"{tmp_path / 'points.npy'}[{i}]" for i in range(3)]
+    np.save(tmp_path / "wrong.npy", np.zeros((3, 5), np.float32))
+    assert main(["predict", run, str(tmp_path / "wrong.npy")]) == 2
+    assert "holds an array of shape [3, 5], not samples of [2]" in capsys.readouterr().err
+    config = TrainingConfig.model_validate({**training, "dataset": {**training["dataset"], "inputs": {"z": "noise"}}})
+    data = load_data(config.dataset, 0.2, 0)
+    assert preprocessing_record(config, data)["kind"] == "none"

@@ -134,6 +134,22 @@ class GanConfig(_Model):
         default=64, description="samples in the fixed-noise grid saved after each epoch")
 
 
+class AugmentConfig(_Model):
+    """Image augmentations of an image dataset read from files (``training.augment``): the
+    random ones change training samples only, drawn by seed, epoch and sample; ``mean`` and
+    ``std`` normalise every sample, in training, validation and prediction alike."""
+
+    crop_padding: _Count = Field(default=0, description="pad by this many pixels, then crop back at a "
+                                                        "random place (0: no random crop)")
+    flip: bool = Field(default=False, description="mirror left to right, half of the time")
+    brightness: Annotated[float, Field(ge=0, le=1)] = Field(default=0.0, description="colour jitter")
+    contrast: Annotated[float, Field(ge=0, le=1)] = Field(default=0.0, description="colour jitter")
+    saturation: Annotated[float, Field(ge=0, le=1)] = Field(default=0.0, description="colour jitter")
+    mean: list[Annotated[float, Field(allow_inf_nan=False)]] | None = Field(
+        default=None, min_length=1, max_length=3, description="per channel, of pixels scaled to 0..1")
+    std: list[_Pos] | None = Field(default=None, min_length=1, max_length=3, description="per channel")
+
+
 class TrainingConfig(_Model):
     """The ``training`` section of a graph file."""
 
@@ -160,6 +176,15 @@ class TrainingConfig(_Model):
         default=None, max_length=4096,
         description="start from these weights (transfer learning): a .safetensors file or an earlier "
                     "run's folder, relative to the graph file; matched by <node id>.<parameter>")
+    init_weights_map: str | None = Field(
+        default=None, max_length=4096,
+        description="how the init_weights file's keys become the graph's: a built-in map "
+                    "(torchvision-resnet, torchvision-vgg, torchvision-mobilenet, hf-gpt2) or a JSON "
+                    "rename file; unset: keys as they are, or a built-in map that fits them exactly")
+    augment: AugmentConfig | None = Field(
+        default=None, description="augmentations of images read from files (image_folder, image_csv)")
+    num_workers: Annotated[int, Field(ge=0, le=64)] | None = Field(
+        default=None, description="processes decoding images read from files (default: a few, by CPU count)")
 
 
 # --- argument declarations of named things --------------------------------------------------
@@ -359,6 +384,18 @@ class ImageFolderArgs(_Args):
     path: _Path
     size: tuple[_PosInt, _PosInt] = (32, 32)
     channels: Literal[1, 3] = 3
+    val_path: _Path | None = Field(default=None, description="a folder of validation images, sorted in "
+                                                             "the same class sub-folders (replaces validation_split)")
+
+
+class ImageCsvArgs(_Args):
+    path: _Path
+    image_column: str = Field(default="image", description="column of image paths, relative to the CSV file")
+    label_column: str = Field(default="label", description="column of class labels (names or numbers)")
+    size: tuple[_PosInt, _PosInt] = (32, 32)
+    channels: Literal[1, 3] = 3
+    val_path: _Path | None = Field(default=None, description="a CSV file of validation images (replaces "
+                                                             "validation_split)")
 
 
 _Length = Annotated[int, Field(ge=2, le=100_000)]
@@ -376,6 +413,8 @@ class ShakespeareArgs(_Args):
 #: The bundled text (dlstudio/resources/shakespeare.txt): Hamlet, Macbeth and Julius Caesar from
 #: Project Gutenberg (public domain), 393,594 characters of which this many are distinct.
 SHAKESPEARE_CHARACTERS = 70
+#: Datasets of image files, decoded lazily batch by batch (augmentations apply to these).
+IMAGE_FILE_DATASETS = ("image_folder", "image_csv")
 #: Datasets that are one text, which the language_model task reads whole.
 TEXT_DATASETS = ("text", "shakespeare")
 #: The tokens of the byte tokenizer.
@@ -412,6 +451,8 @@ DATASETS: dict[str, DatasetDecl] = {
     "npz": DatasetDecl("a NumPy .npz file: every array is a field", NpzArgs, lambda a: None),
     "image_folder": DatasetDecl("a folder with one sub-folder of images per class", ImageFolderArgs,
                                 lambda a: _xy((a.channels, *a.size), "float32", ())),
+    "image_csv": DatasetDecl("a CSV file of image paths and class labels", ImageCsvArgs,
+                             lambda a: _xy((a.channels, *a.size), "float32", ())),
     "text": DatasetDecl("a text file tokenised by character; the target is the next character", TextArgs,
                         lambda a: _xy((a.length,), "int64", (a.length,))),
     "shakespeare": DatasetDecl("three Shakespeare plays shipped with DL Studio (394 KB of text); the "

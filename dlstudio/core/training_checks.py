@@ -19,6 +19,7 @@ from dlstudio.core.training import (
     CLASS_METRICS,
     DATASETS,
     DEVICE_RE,
+    IMAGE_FILE_DATASETS,
     LOSSES,
     OPTIMIZERS,
     REGRESSION_METRICS,
@@ -73,6 +74,7 @@ class TrainingChecker:
         else:
             self._unused_gan()
             self._auxiliary()
+        self._unused_augment()
         self._named("optimizer", OPTIMIZERS, self.config.optimizer.type, self.config.optimizer.params)
         if self.config.scheduler is not None:
             self._scheduler()
@@ -101,7 +103,7 @@ class TrainingChecker:
             "training": c, "training.dataset": c.dataset, "training.loss": c.loss,
             "training.optimizer": c.optimizer, "training.scheduler": c.scheduler,
             "training.early_stopping": c.early_stopping, "training.language_model": c.language_model,
-            "training.gan": c.gan,
+            "training.gan": c.gan, "training.augment": c.augment,
         }
         for where, section in sections.items():
             for key in (section.model_extra or {}) if section is not None else {}:
@@ -247,6 +249,23 @@ class TrainingChecker:
             self._error(None, f"training.gan is set but the task is {self.config.task or 'supervised'}, so "
                         "it is not used", "set training.task to gan, or remove the section", "training.gan",
                         "warning")
+
+    def _unused_augment(self) -> None:
+        augment = self.config.augment
+        if augment is None:
+            return
+        if self.config.dataset.name not in IMAGE_FILE_DATASETS:
+            self._error(None, f"training.augment is set but dataset '{self.config.dataset.name[:40]}' is not "
+                        "read from image files, so it is not used",
+                        f"use {' or '.join(IMAGE_FILE_DATASETS)}, or remove the section", "training.augment",
+                        "warning")
+            return
+        channels = self.config.dataset.params.get("channels", 3)
+        for name in ("mean", "std"):
+            values = getattr(augment, name)
+            if values is not None and len(values) not in (1, channels):
+                self._error(None, f"training.augment.{name} has {len(values)} values for {channels}-channel images",
+                            "give one value, or one per channel", f"training.augment.{name}")
 
     def _vocabulary(self, output: str, scores: int | None, target: FieldInfo | None) -> None:
         size = vocabulary_size(self.config, target)

@@ -29,7 +29,7 @@ from dlstudio.train.rundir import RECORD, RunDir, default_run_path
 from dlstudio.train.trainer import Trainer
 
 #: Options that change the configuration; ``--resume`` accepts only the first two.
-OVERRIDES = ("epochs", "device", "batch_size", "lr", "seed", "init_weights")
+OVERRIDES = ("epochs", "device", "batch_size", "lr", "seed", "init_weights", "key_map")
 
 
 def add_run_command(commands: Any) -> None:
@@ -45,6 +45,9 @@ def add_run_command(commands: Any) -> None:
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     parser.add_argument("--init-weights", metavar="FILE|RUN_DIR",
                         help="start from pretrained weights (a .safetensors file or a run folder), by key")
+    parser.add_argument("--key-map", metavar="NAME|FILE",
+                        help="rename the --init-weights file's keys: torchvision-resnet, torchvision-vgg, "
+                             "torchvision-mobilenet, hf-gpt2, or a JSON rename file (default: detected)")
     parser.add_argument("--nproc", type=int, default=1, help="worker processes (torch.distributed, DDP)")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
     parser.add_argument("--json", action="store_true", help="print events as JSON lines instead")
@@ -117,10 +120,19 @@ def _override(config: TrainingConfig, args: argparse.Namespace) -> TrainingConfi
         data["deterministic"] = True
     if getattr(args, "init_weights", None):
         data["init_weights"] = str(Path(args.init_weights).resolve())
+    if getattr(args, "key_map", None):
+        data["init_weights_map"] = _map_argument(args.key_map)
     try:
         return TrainingConfig.model_validate(data)
     except ValidationError as error:
         raise UsageError(f"training.{describe_validation_error(error)}") from None
+
+
+def _map_argument(name: str) -> str:
+    """A built-in key map's name as it is; a rename file's path made absolute."""
+    from dlstudio.train.keymaps import BUILTIN_MAPS
+
+    return name if name in BUILTIN_MAPS else str(Path(name).resolve())
 
 
 def _callbacks(args: argparse.Namespace, world: World, run_dir: RunDir) -> list[CallbackFn]:

@@ -31,6 +31,7 @@ from dlstudio.core.tensor import BATCH
 from dlstudio.core.training import dataset_fields
 from dlstudio.train.checkpoint import latest_checkpoint, load_state
 from dlstudio.train.errors import ConfigError, RunDirError
+from dlstudio.train.preprocess import PREPROCESS, preprocess_source, read_preprocessing
 from dlstudio.train.rundir import RunDir
 
 TOLERANCE = 1e-4
@@ -48,7 +49,8 @@ def export_command(args: argparse.Namespace) -> int:
         module = trained_module(analysis, RunDir(args.weights) if args.weights else None)
         output = Path(args.output) if args.output else Path(_file_stem(graph.name) + SUFFIXES[args.to])
         if args.to == "python":
-            export_python_with_weights(analysis, module, output)
+            preprocessing = _run_preprocessing(RunDir(args.weights)) if args.weights else None
+            export_python_with_weights(analysis, module, output, preprocessing)
         elif args.to == "onnx":
             report("ONNX", output, export_onnx(analysis, module, output))
         else:
@@ -144,15 +146,29 @@ def _check(difference: float, kind: str) -> float:
 
 # --- Python ------------------------------------------------------------------------------------
 
-def export_python_with_weights(analysis: Analysis, module: torch.nn.Module, output: Path) -> None:
+def export_python_with_weights(analysis: Analysis, module: torch.nn.Module, output: Path,
+                               preprocessing: dict[str, Any] | None = None) -> None:
+    """The model's source (with ``preprocess()``, applying a run's ``preprocessing``, when
+    given) and its weights beside it."""
     from safetensors.torch import save_file
 
     plan = plan_module(analysis)
-    write_atomic(output, render_module(plan, analysis.graph).encode("utf-8"))
+    source = render_module(plan, analysis.graph)
+    if preprocessing is not None:
+        source += preprocess_source(preprocessing)
+    write_atomic(output, source.encode("utf-8"))
     weights = output.with_suffix(".safetensors")
     save_file({k: v.detach().contiguous() for k, v in module.state_dict().items()}, str(weights))
     print(f"wrote {output} and {weights}; load them with:", file=sys.stderr)
     print(loading_snippet(output.stem, plan.class_name, weights.name))
+    if preprocessing is not None:
+        print(f"and preprocess new data as the run did with: from {output.stem} import preprocess; "
+              "probabilities = model(preprocess(INPUT)).softmax(-1)", file=sys.stderr)
+
+
+def _run_preprocessing(run_dir: RunDir) -> dict[str, Any] | None:
+    """The run's recorded preprocessing; None for a run from before it was recorded."""
+    return read_preprocessing(run_dir) if (run_dir.path / PREPROCESS).exists() else None
 
 
 def loading_snippet(module_name: str, class_name: str, weights: str) -> str:
@@ -237,5 +253,5 @@ def export_graph(graph: Graph, to: str, output: Path, run_dir: RunDir | None = N
         return export_onnx(analysis, module, output)
     if to == "torchscript":
         return export_torchscript(analysis, module, output)
-    export_python_with_weights(analysis, module, output)
+    export_python_with_weights(analysis, module, output, _run_preprocessing(run_dir) if run_dir else None)
     return 0.0

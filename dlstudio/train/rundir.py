@@ -5,6 +5,7 @@
     runs/<graph name>-<timestamp>/
         graph.json            graph snapshot, network hash, resolved config, versions, seed
         metrics.jsonl         one JSON object per epoch: epoch, step, train_loss, val_loss, ...
+        preprocess.json       how raw input becomes the network's (train.preprocess), for predict and export
         checkpoints/          step-NNNNNNNNN.safetensors + .json (the newest two)
         model.safetensors     final weights (state_dict keys as in model.py)
         model.py              the exported network

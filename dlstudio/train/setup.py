@@ -31,6 +31,7 @@ from dlstudio.train.components import (
     resolve_device,
 )
 from dlstudio.train.data import DataSplit, field_infos
+from dlstudio.train.data.lazy import announce, resident_bytes
 from dlstudio.train.distributed import World
 from dlstudio.train.errors import ConfigError
 from dlstudio.train.memory import check_memory
@@ -75,6 +76,7 @@ def prepare(graph: Graph, config: TrainingConfig, world: World, base_dir: Path |
     train = {k: v.to(data_device) for k, v in data.train.items() if k in (*fields, target)}
     val = {k: v.to(data_device) for k, v in data.val.items() if k in (*fields, target)}
     batches, val_batches = _batching(config, world, data, data_device, task)
+    batches = announce(train, val, batches, val_batches)
     outputs = [n.id for n in analysis.graph.nodes if n.type == "Output"]
     parts = Parts(
         config=config, analysis=analysis, plan=plan, device=device, world=world, data=data, module=module,
@@ -144,7 +146,7 @@ def _wrap(module: torch.nn.Module, world: World, device: torch.device) -> torch.
 
 
 def _fits_on_device(data: DataSplit, device: torch.device) -> bool:
-    size = sum(t.numel() * t.element_size() for part in (data.train, data.val) for t in part.values())
+    size = sum(resident_bytes(t) for part in (data.train, data.val) for t in part.values())
     return device.type == "cpu" or size <= MAX_DEVICE_DATA_BYTES
 
 

@@ -40,6 +40,7 @@ from dlstudio.train.events import (
     step_losses,
 )
 from dlstudio.train.parts import Parts
+from dlstudio.train.preprocess import PREPROCESS, preprocessing_record, record_json
 from dlstudio.train.pretrained import load_pretrained
 from dlstudio.train.rundir import RunDir
 from dlstudio.train.setup import prepare, start_task
@@ -163,7 +164,8 @@ class Trainer:
         if self.resume:
             self._restore()
         elif p.config.init_weights:
-            pretrained = load_pretrained(p.module, p.config.init_weights, self.base_dir)
+            pretrained = load_pretrained(p.module, p.config.init_weights, self.base_dir,
+                                         p.config.init_weights_map)
         if not self.resume and self._writes:
             assert self.run_dir is not None
             extra = {"world_size": self.world.size, "data": {
@@ -171,6 +173,7 @@ class Trainer:
             if pretrained is not None:
                 extra["init_weights"] = pretrained.record()
             self.run_dir.write_record(self.graph, p.config.model_dump(mode="json"), extra)
+            self.run_dir.write_file(PREPROCESS, record_json(preprocessing_record(p.config, p.data)))
         self.probe = None
         if self.activations is not None and self.world.is_main:
             inputs = p.val_inputs if p.data.val_size else p.train_inputs

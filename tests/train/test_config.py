@@ -117,7 +117,7 @@ def test_resolution_writes_every_default_out():
     assert resolved.metrics == ["accuracy"]
 
 
-@pytest.mark.parametrize("name", [n for n in DATASETS if n not in ("csv", "npz", "image_folder", "text")])
+@pytest.mark.parametrize("name", [n for n in DATASETS if n not in ("csv", "npz", "image_folder", "image_csv", "text")])
 def test_every_builtin_dataset_declares_its_fields(name):
     fields = dataset_fields(TrainingConfig.model_validate({"dataset": {"name": name}}).dataset)
     assert set(fields) == {"x", "y"}

@@ -19,6 +19,8 @@ class Arrays:
     classes: dict[str, int] = field(default_factory=dict)
     standardize: dict[str, np.ndarray | None] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    #: the samples that validate, when the data says (a separate validation folder)
+    val_indices: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         lengths = {name: len(a) for name, a in self.fields.items()}
@@ -32,6 +34,8 @@ class Arrays:
 
 
 def _canonical(name: str, array: np.ndarray) -> np.ndarray:
+    if not isinstance(array, np.ndarray) and hasattr(array, "decode"):
+        return array  # image files, decoded batch by batch (data.lazy.ImageSource)
     if array.dtype.kind == "f":
         return np.ascontiguousarray(array, dtype=np.float32)
     if array.dtype.kind in "iub":
@@ -46,6 +50,8 @@ class DataSplit:
     train: dict[str, Any]
     val: dict[str, Any]
     arrays: Arrays
+    #: the standardised fields' training statistics: {field: {"mean": [...], "std": [...]}}
+    statistics: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
     @property
     def train_size(self) -> int:
@@ -68,17 +74,28 @@ def split_indices(count: int, validation_split: float, seed: int) -> tuple[np.nd
 
 
 def split_arrays(arrays: Arrays, validation_split: float, seed: int) -> DataSplit:
-    import torch
-
-    train_idx, val_idx = split_indices(len(arrays), validation_split, seed)
+    if arrays.val_indices is None:
+        train_idx, val_idx = split_indices(len(arrays), validation_split, seed)
+    else:
+        val_idx = arrays.val_indices
+        train_idx = np.setdiff1d(np.arange(len(arrays)), val_idx)
     train = {name: a[train_idx] for name, a in arrays.fields.items()}
     val = {name: a[val_idx] for name, a in arrays.fields.items()}
+    statistics = {}
     for name, mask in arrays.standardize.items():
         mean, std = _statistics(train[name], mask)
         train[name] = (train[name] - mean) / std
         val[name] = (val[name] - mean) / std
-    as_tensors = lambda part: {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in part.items()}
-    return DataSplit(as_tensors(train), as_tensors(val), arrays)
+        statistics[name] = {"mean": mean.tolist(), "std": std.tolist()}
+    return DataSplit(_tensors(train), _tensors(val), arrays, statistics)
+
+
+def _tensors(part: dict[str, Any]) -> dict[str, Any]:
+    """Arrays as CPU tensors; image files stay files."""
+    import torch
+
+    return {k: v if not isinstance(v, np.ndarray) else torch.from_numpy(np.ascontiguousarray(v))
+            for k, v in part.items()}
 
 
 def _statistics(values: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

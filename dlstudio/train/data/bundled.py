@@ -32,7 +32,8 @@ def _table(loader_name: str) -> Callable[[Any, int, Path], Arrays]:
         data = getattr(sklearn.datasets, loader_name)()
         classes = int(data.target.max()) + 1
         return Arrays({"x": data.data, "y": data.target}, classes={"y": classes},
-                      standardize={"x": None}, info={"class_names": [str(n) for n in data.target_names]})
+                      standardize={"x": None}, info={"class_names": [str(n) for n in data.target_names],
+                                                      "features": [str(n) for n in data.feature_names]})
 
     return build
 

@@ -1,4 +1,4 @@
-"""User data: CSV tables, NumPy .npz files, folders of images per class, and plain text.
+"""User data: CSV tables, NumPy .npz files, images (a folder per class, or a CSV of paths), text.
 
 Paths are relative to the graph file's folder. Every failure is one :class:`DataError` line
 that names the file and what is wrong with it.
@@ -16,6 +16,7 @@ import numpy as np
 
 from dlstudio.core.io import special_file_problem
 from dlstudio.train.data.arrays import Arrays
+from dlstudio.train.data.lazy import ImageSource
 from dlstudio.train.errors import DataError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -70,14 +71,16 @@ def _as_numbers(values: list[str]) -> np.ndarray | None:
         return None
 
 
-def _encode_column(name: str, values: list[str], categorical: bool) -> tuple[np.ndarray, bool]:
-    """(columns, is_numeric): numbers with gaps filled by the mean, or a one-hot encoding."""
+def _encode_column(name: str, values: list[str], categorical: bool) -> tuple[np.ndarray, dict[str, Any]]:
+    """(columns, encoding): numbers with gaps filled by the mean, or a one-hot encoding; the
+    encoding (the fill value, or the categories in column order) is what prediction repeats."""
     numbers = None if categorical else _as_numbers(values)
     if numbers is not None:
         if np.isnan(numbers).all():
             raise DataError(f"column '{name}' is empty")
-        numbers[np.isnan(numbers)] = np.nanmean(numbers)
-        return numbers[:, None], True
+        fill = float(np.nanmean(numbers))
+        numbers[np.isnan(numbers)] = fill
+        return numbers[:, None], {"name": name, "kind": "number", "fill": fill}
     categories = sorted({v.strip() for v in values})
     if len(categories) > MAX_CATEGORIES:
         raise DataError(f"column '{name}' holds {len(categories):,} distinct texts, over the limit of "
@@ -86,7 +89,7 @@ def _encode_column(name: str, values: list[str], categorical: bool) -> tuple[np.
     index = {c: i for i, c in enumerate(categories)}
     one_hot = np.zeros((len(values), len(categories)))
     one_hot[np.arange(len(values)), [index[v.strip()] for v in values]] = 1.0
-    return one_hot, False
+    return one_hot, {"name": name, "kind": "category", "categories": categories}
 
 
 def _target(name: str, values: list[str], task: str) -> tuple[np.ndarray, int | None, list[str]]:
@@ -117,14 +120,15 @@ def _csv(args: Any, seed: int, base_dir: Path) -> Arrays:
     missing = [n for n in features + list(args.categorical or []) if n not in columns]
     if missing:
         raise DataError(f"{path.name}: no column '{missing[0]}' (columns: {', '.join(header)})")
-    parts, numeric = [], []
+    parts, numeric, encodings = [], [], []
     for name in features:
         try:
-            block, is_numeric = _encode_column(name, columns[name], name in (args.categorical or []))
+            block, encoding = _encode_column(name, columns[name], name in (args.categorical or []))
         except DataError as error:
             raise DataError(f"{path.name}: {error}", error.advice) from None
         parts.append(block)
-        numeric += [is_numeric] * block.shape[1]
+        encodings.append(encoding)
+        numeric += [encoding["kind"] == "number"] * block.shape[1]
     width = sum(block.shape[1] for block in parts)
     if len(rows) * width * 8 > MAX_DATA_BYTES:
         raise DataError(f"{path.name}: {len(rows):,} rows of {width:,} encoded columns would take "
@@ -134,7 +138,7 @@ def _csv(args: Any, seed: int, base_dir: Path) -> Arrays:
     return Arrays({"x": np.concatenate(parts, axis=1), "y": y},
                   classes={"y": classes} if classes else {},
                   standardize={"x": np.array(numeric, dtype=bool)},
-                  info={"features": features, "class_names": names})
+                  info={"features": features, "class_names": names, "columns": encodings})
 
 
 # --- NumPy, images, text -----------------------------------------------------------------------
@@ -187,30 +191,80 @@ def _npy_bytes(handle: Any) -> int | None:
 
 
 def _image_folder(args: Any, seed: int, base_dir: Path) -> Arrays:
-    from PIL import Image, UnidentifiedImageError
-
+    """The image files under one sub-folder per class, decoded lazily (see :mod:`.lazy`)."""
     root = resolve_path(args.path, base_dir, want_dir=True)
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not class_dirs:
-        raise DataError(f"{args.path}: has no sub-folders (one per class)")
-    mode = "L" if args.channels == 1 else "RGB"
-    height, width = args.size
-    images, labels = [], []
-    for label, folder in enumerate(class_dirs):
-        for file in sorted(folder.iterdir()):
-            if file.suffix.lower() not in IMAGE_SUFFIXES or special_file_problem(file):
-                continue
-            try:
-                with Image.open(file) as image:
-                    pixels = np.asarray(image.convert(mode).resize((width, height)), dtype=np.float32)
-            except (UnidentifiedImageError, OSError) as error:
-                raise DataError(f"{file}: cannot read image ({error})") from None
-            images.append(pixels.reshape(height, width, args.channels).transpose(2, 0, 1) / 255.0)
-            labels.append(label)
-    if not images:
-        raise DataError(f"{args.path}: no images found ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return Arrays({"x": np.stack(images), "y": np.array(labels)}, classes={"y": len(class_dirs)},
-                  info={"class_names": [d.name for d in class_dirs]})
+    class_names = _class_folders(root, args.path)
+    paths, labels = _class_files(root, class_names, args.path)
+    val_indices = None
+    if args.val_path:
+        val_root = resolve_path(args.val_path, base_dir, want_dir=True)
+        unknown = sorted(set(_class_folders(val_root, args.val_path)) - set(class_names))
+        if unknown:
+            raise DataError(f"{args.val_path}: class folder '{unknown[0]}' is not among the training "
+                            f"folder's ({', '.join(class_names[:10])})", "use the same class folders in both")
+        val_paths, val_labels = _class_files(val_root, class_names, args.val_path)
+        val_indices = np.arange(len(paths), len(paths) + len(val_paths))
+        paths, labels = paths + val_paths, labels + val_labels
+    source = ImageSource(np.array(paths), tuple(args.size), args.channels)
+    return Arrays({"x": source, "y": np.array(labels)}, classes={"y": len(class_names)},
+                  info={"class_names": class_names}, val_indices=val_indices)
+
+
+def _class_folders(root: Path, given: str) -> list[str]:
+    names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not names:
+        raise DataError(f"{given}: has no sub-folders (one per class)")
+    return names
+
+
+def _class_files(root: Path, class_names: list[str], given: str) -> tuple[list[str], list[int]]:
+    """The image files of each class folder there is under ``root``, and their labels."""
+    paths: list[str] = []
+    labels: list[int] = []
+    for label, name in enumerate(class_names):
+        folder = root / name
+        if not folder.is_dir():
+            continue
+        files = sorted(str(f) for f in folder.iterdir()
+                       if f.suffix.lower() in IMAGE_SUFFIXES and not special_file_problem(f))
+        paths += files
+        labels += [label] * len(files)
+    if not paths:
+        raise DataError(f"{given}: no images found ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return paths, labels
+
+
+def _image_csv(args: Any, seed: int, base_dir: Path) -> Arrays:
+    """A CSV file (and optionally a validation one) of image paths and class labels."""
+    paths, values = _image_rows(args, args.path, base_dir)
+    val_indices = None
+    if args.val_path:
+        val_paths, val_values = _image_rows(args, args.val_path, base_dir)
+        val_indices = np.arange(len(paths), len(paths) + len(val_paths))
+        paths, values = paths + val_paths, values + val_values
+    labels, classes, names = _target(args.label_column, values, "classification")
+    source = ImageSource(np.array(paths), tuple(args.size), args.channels)
+    return Arrays({"x": source, "y": labels}, classes={"y": classes or 1},
+                  info={"class_names": names}, val_indices=val_indices)
+
+
+def _image_rows(args: Any, given: str, base_dir: Path) -> tuple[list[str], list[str]]:
+    path = resolve_path(given, base_dir)
+    header, rows = _read_csv(path, ",")
+    for column in (args.image_column, args.label_column):
+        if column not in header:
+            raise DataError(f"{path.name}: no column '{column}' (columns: {', '.join(header)})",
+                            "name the columns with image_column and label_column")
+    image, label = header.index(args.image_column), header.index(args.label_column)
+    paths = []
+    for number, row in enumerate(rows, start=2):
+        file = Path(row[image].strip()).expanduser()
+        file = file if file.is_absolute() else path.parent / file
+        if file.suffix.lower() not in IMAGE_SUFFIXES or not file.is_file():
+            raise DataError(f"{path.name}: line {number}: '{row[image][:80]}' is not an image file "
+                            f"({', '.join(sorted(IMAGE_SUFFIXES))})", "paths are relative to the CSV file")
+        paths.append(str(file))
+    return paths, [row[label] for row in rows]
 
 
 def read_text(path: str, base_dir: Path) -> str:
@@ -244,4 +298,4 @@ def _text(args: Any, seed: int, base_dir: Path) -> Arrays:
     return character_windows(read_text(args.path, base_dir), args.length, Path(args.path).name)
 
 
-FILES = {"csv": _csv, "npz": _npz, "image_folder": _image_folder, "text": _text}
+FILES = {"csv": _csv, "npz": _npz, "image_folder": _image_folder, "image_csv": _image_csv, "text": _text}

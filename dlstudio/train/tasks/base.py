@@ -21,6 +21,7 @@ from dlstudio.core.training import OptimizerConfig, TrainingConfig
 from dlstudio.train import distributed
 from dlstudio.train.batches import Batches, TrainBatches
 from dlstudio.train.data import DataSplit, load_data
+from dlstudio.train.data.lazy import lazy_split
 from dlstudio.train.distributed import World
 from dlstudio.train.errors import ConfigError
 from dlstudio.train.parts import Parts
@@ -69,8 +70,10 @@ class Task:
 
     @classmethod
     def load_data(cls, config: TrainingConfig, base_dir: Path | None) -> DataSplit:
-        """The training and validation data; by default the dataset split by seed."""
-        return load_data(config.dataset, config.validation_split, config.seed, base_dir)
+        """The training and validation data; by default the dataset split by seed (image
+        files decoded lazily, batch by batch, with the configured augmentations)."""
+        data = load_data(config.dataset, config.validation_split, config.seed, base_dir)
+        return lazy_split(data, config.augment, config.seed, config.num_workers)
 
     @classmethod
     def train_batches(cls, data: DataSplit, local_batch: int, seed: int, world: World) -> Batches:

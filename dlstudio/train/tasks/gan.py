@@ -35,6 +35,7 @@ from dlstudio.core.compiler import build_module
 from dlstudio.core.io import graph_from_dict
 from dlstudio.core.training import GanConfig, TrainingConfig
 from dlstudio.train.data import DataSplit, load_data
+from dlstudio.train.data.lazy import in_memory
 from dlstudio.train.errors import ConfigError
 from dlstudio.train.images import grid_png
 from dlstudio.train.parts import Parts, check_graph
@@ -67,7 +68,7 @@ class GanTask(Task):
     @classmethod
     def load_data(cls, config: TrainingConfig, base_dir: Path | None) -> DataSplit:
         """The dataset with the real field scaled to [-1, 1]; its original range recorded."""
-        data = load_data(config.dataset, config.validation_split, config.seed, base_dir)
+        data = in_memory(load_data(config.dataset, config.validation_split, config.seed, base_dir))
         field = config.dataset.inputs[gan_settings(config).real or ""]
         values = data.arrays.fields[field]
         low, high = float(values.min()), float(values.max())

@@ -29,6 +29,7 @@ from dlstudio.train.events import FinishReason, SessionMode, SessionState
 from dlstudio.ui.first_paint import FirstPaint
 from dlstudio.ui.training.exports import FILTERS, SUFFIXES, ExportJob, ExportResult
 from dlstudio.ui.training.indicators import NodeIndicators
+from dlstudio.ui.training.predict_panel import PredictPanel
 from dlstudio.ui.training.runs_panel import EXPORT_KINDS, RunsPanel, run_label
 from dlstudio.ui.training.train_panel import TrainPanel
 
@@ -115,6 +116,8 @@ class TrainingWorkspace(QObject):
         self.samples_holder = LazyPanel(self._make_samples)
         self.train_dock = self._dock("Training", "training_dock", self.panel, right)
         self.runs_dock = self._dock("Runs", "runs_dock", self.runs, right)
+        self.predict = PredictPanel(lambda: self.runs.selected_path() or self.last_run)
+        self.predict_dock = self._dock("Predict", "predict_dock", self.predict, right)
         self.curves_dock = self._dock("Curves", "curves_dock", self.plots_holder, bottom)
         self.inside_dock = self._dock("Inside", "inside_dock", self.insight_holder, bottom)
         self.samples_dock = self._dock("Samples", "samples_dock", self.samples_holder, bottom)
@@ -122,6 +125,7 @@ class TrainingWorkspace(QObject):
         if anchor is not None:  # join the right-hand tab group
             w.tabifyDockWidget(anchor, self.train_dock)
             w.tabifyDockWidget(self.train_dock, self.runs_dock)
+            w.tabifyDockWidget(self.runs_dock, self.predict_dock)
             getattr(w, "inspector_dock", anchor).raise_()
         problems = getattr(w, "problems_dock", None)
         if problems is not None:

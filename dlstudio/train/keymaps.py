@@ -1,0 +1,170 @@
+"""Key maps: rename a published checkpoint's state_dict keys to a graph's ``<node id>.<parameter>``.
+
+Node ids cannot hold dots, so torchvision's ``layer1.0.conv1.weight`` is the graph's
+``layer1_0_conv1.weight``. A :class:`KeyMap` renames keys by regular expressions applied in
+order, drops keys a graph has no place for (GPT-2's causal-mask buffers), transposes the
+tensors of layers stored the other way round (Hugging Face's ``Conv1D``) and fills tied
+weights (GPT-2's ``lm_head`` is ``wte``). Built-in maps cover torchvision's ResNet, VGG and
+MobileNet families and Hugging Face GPT-2; a rename file (JSON) states the same as data::
+
+    {"rename": {"^backbone\\\\.": "", "\\\\.(\\\\d+)\\\\.": "_\\\\1_"},
+     "ignore": ["\\\\.attn\\\\.bias$"], "transpose": ["\\\\.c_fc\\\\.weight$"],
+     "tie": {"head.weight": "embed.weight"}}
+
+or just the ``rename`` object. Loading through a key map is strict: every graph weight must
+be covered and every mapped key must have a node, or the error names the keys that differ.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dlstudio.train.errors import ConfigError
+
+#: Most bytes a rename file may take.
+MAX_MAP_BYTES = 2**20
+
+
+@dataclass(frozen=True)
+class KeyMap:
+    """Renames (pattern, replacement) applied in order; keys ``ignore`` matches (before
+    renaming) are dropped; tensors whose source key ``transpose`` matches are transposed;
+    ``tie`` fills a graph key the file lacks from another graph key."""
+
+    name: str
+    rename: tuple[tuple[re.Pattern[str], str], ...] = ()
+    ignore: tuple[re.Pattern[str], ...] = ()
+    transpose: tuple[re.Pattern[str], ...] = ()
+    tie: tuple[tuple[str, str], ...] = ()
+
+    def key(self, source: str) -> str:
+        """The graph key of the file's ``source`` key."""
+        for pattern, replacement in self.rename:
+            source = pattern.sub(replacement, source)
+        return source
+
+    def apply(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The file's tensors under graph keys (transposed and tied where the map says)."""
+        mapped: dict[str, torch.Tensor] = {}
+        for source, tensor in tensors.items():
+            if any(p.search(source) for p in self.ignore):
+                continue
+            if any(p.search(source) for p in self.transpose):
+                tensor = tensor.t().contiguous()
+            target = self.key(source)
+            if target in mapped:
+                raise ConfigError(f"key map {self.name}: '{source}' and another key both become '{target}'",
+                                  "make the rename patterns tell them apart")
+            mapped[target] = tensor
+        for target, origin in self.tie:
+            if target not in mapped and origin in mapped:
+                mapped[target] = mapped[origin]
+        return mapped
+
+
+def _compiled(name: str, rename: list[tuple[str, str]], ignore: list[str] = (),  # type: ignore[assignment]
+              transpose: list[str] = (), tie: dict[str, str] | None = None) -> KeyMap:  # type: ignore[assignment]
+    return KeyMap(name, tuple((re.compile(p), r) for p, r in rename), tuple(re.compile(p) for p in ignore),
+                  tuple(re.compile(p) for p in transpose), tuple((tie or {}).items()))
+
+
+#: Every dot but the last (before the parameter's name) becomes an underscore.
+_FLATTEN = (r"\.(?=[^.]*\.)", "_")
+
+#: graphs/resnet18.json's naming: ``layer2_0_down_conv`` for torchvision's ``layer2.0.downsample.0``.
+TORCHVISION_RESNET = _compiled("torchvision-resnet", [
+    (r"\.downsample\.0\.", ".down_conv."), (r"\.downsample\.1\.", ".down_bn."), _FLATTEN])
+
+#: ``features.0.weight`` -> ``features_0.weight``: node ids are the module path with underscores.
+TORCHVISION_VGG = _compiled("torchvision-vgg", [_FLATTEN])
+TORCHVISION_MOBILENET = _compiled("torchvision-mobilenet", [_FLATTEN])
+
+#: A GPT-2 graph names its nodes wte, wpe, h0 .. h<n-1> (TransformerEncoderLayer, causal,
+#: norm_first, gelu), ln_f and lm_head (Linear without bias, tied to wte). ``Conv1D`` stores
+#: its weight as [in, out]: transposed into torch's [out, in].
+HF_GPT2 = _compiled("hf-gpt2", [
+    (r"^transformer\.", ""), (r"^h\.(\d+)\.", r"h\1."),
+    (r"\.ln_1\.", ".norm1."), (r"\.ln_2\.", ".norm2."),
+    (r"\.attn\.c_attn\.weight$", ".self_attn.in_proj_weight"),
+    (r"\.attn\.c_attn\.bias$", ".self_attn.in_proj_bias"),
+    (r"\.attn\.c_proj\.", ".self_attn.out_proj."),
+    (r"\.mlp\.c_fc\.", ".linear1."), (r"\.mlp\.c_proj\.", ".linear2.")],
+    ignore=[r"\.attn\.(masked_)?bias$"],
+    transpose=[r"\.(c_attn|c_proj|c_fc)\.weight$"],
+    tie={"lm_head.weight": "wte.weight"})
+
+BUILTIN_MAPS: dict[str, KeyMap] = {m.name: m for m in (TORCHVISION_RESNET, TORCHVISION_VGG,
+                                                         TORCHVISION_MOBILENET, HF_GPT2)}
+
+
+def key_map(name_or_path: str, base_dir: Path | None = None) -> KeyMap:
+    """A built-in map by name, or a rename file (relative to ``base_dir``)."""
+    if name_or_path in BUILTIN_MAPS:
+        return BUILTIN_MAPS[name_or_path]
+    path = Path(name_or_path).expanduser()
+    path = path if path.is_absolute() or base_dir is None else base_dir / path
+    if not path.is_file():
+        raise ConfigError(f"key map '{name_or_path}': neither a built-in map nor a file",
+                          f"use one of {', '.join(BUILTIN_MAPS)}, or a JSON rename file")
+    if path.stat().st_size > MAX_MAP_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_MAP_BYTES // 1024} KB, too large for a key map")
+    try:
+        return rename_file_map(path.name, json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, re.error) as error:
+        raise ConfigError(f"{path}: not a valid key map ({' '.join(str(error).split())[:160]})",
+                          'write {"rename": {"source pattern": "graph key"}} as JSON') from None
+
+
+def rename_file_map(name: str, doc: Any) -> KeyMap:
+    """The map a rename file's JSON states (see the module docstring)."""
+    if not isinstance(doc, dict):
+        raise ValueError("the file must hold a JSON object")
+    sections = {"rename", "ignore", "transpose", "tie"}
+    if not set(doc) <= sections:
+        doc = {"rename": doc}
+    rename, tie = doc.get("rename", {}), doc.get("tie", {})
+    ignore, transpose = doc.get("ignore", []), doc.get("transpose", [])
+    if not (isinstance(rename, dict) and isinstance(tie, dict) and isinstance(ignore, list)
+            and isinstance(transpose, list)):
+        raise ValueError("rename and tie are objects, ignore and transpose lists")
+    texts = [*rename, *rename.values(), *ignore, *transpose, *tie, *tie.values()]
+    if not all(isinstance(t, str) for t in texts):
+        raise ValueError("every pattern and key is a string")
+    return _compiled(name, list(rename.items()), ignore, transpose, tie)
+
+
+def detect_map(tensors: dict[str, torch.Tensor], graph_keys: set[str]) -> KeyMap | None:
+    """The built-in map under which the file's keys are exactly the graph's, if one is."""
+    for candidate in BUILTIN_MAPS.values():
+        try:
+            if set(candidate.apply(tensors)) == graph_keys:
+                return candidate
+        except ConfigError:
+            continue
+    return None
+
+
+def check_coverage(mapped: dict[str, torch.Tensor], graph_keys: list[str], source: str) -> None:
+    """Strict loading: the mapped keys are exactly the graph's; else one line naming the difference."""
+    missing = [k for k in graph_keys if k not in mapped]
+    unknown = [k for k in mapped if k not in set(graph_keys)]
+    if not missing and not unknown:
+        return
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} graph weight{'s' if len(missing) > 1 else ''} missing ({_first(missing)})")
+    if unknown:
+        parts.append(f"{len(unknown)} key{'s' if len(unknown) > 1 else ''} match no node ({_first(unknown)})")
+    raise ConfigError(f"{source}: {'; '.join(parts)}",
+                      "name the nodes as the map expects, or give a rename file with --key-map")
+
+
+def _first(keys: list[str], shown: int = 4) -> str:
+    more = f", ... {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(keys[:shown]) + more

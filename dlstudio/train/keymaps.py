@@ -1,8 +1,8 @@
 """Key maps: rename a published checkpoint's state_dict keys to a graph's ``<node id>.<parameter>``.
 
-Node ids cannot hold dots, so torchvision's ``layer1.0.conv1.weight`` is the graph's
-``layer1_0_conv1.weight``. A :class:`KeyMap` renames keys by regular expressions applied in
-order, drops keys a graph has no place for (GPT-2's causal-mask buffers), transposes the
+A graph's keys follow its blocks (``layer2.rest.0.conv1.weight``), so a published model
+built the same way maps over with a few renames. A :class:`KeyMap` renames keys by regular
+expressions applied in order (after a ``restructure`` that may read all the keys), drops keys a graph has no place for (GPT-2's causal-mask buffers), transposes the
 tensors of layers stored the other way round (Hugging Face's ``Conv1D``) and fills tied
 weights (GPT-2's ``lm_head`` is ``wte``). Built-in maps cover torchvision's ResNet, VGG and
 MobileNet families and Hugging Face GPT-2; a rename file (JSON) states the same as data::
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ class KeyMap:
     ignore: tuple[re.Pattern[str], ...] = ()
     transpose: tuple[re.Pattern[str], ...] = ()
     tie: tuple[tuple[str, str], ...] = ()
+    #: Renames that depend on which keys the file holds, applied before ``rename``.
+    restructure: Callable[[list[str]], dict[str, str]] | None = None
 
     def key(self, source: str) -> str:
         """The graph key of the file's ``source`` key."""
@@ -52,12 +55,13 @@ class KeyMap:
     def apply(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The file's tensors under graph keys (transposed and tied where the map says)."""
         mapped: dict[str, torch.Tensor] = {}
+        moved = self.restructure(list(tensors)) if self.restructure else {}
         for source, tensor in tensors.items():
             if any(p.search(source) for p in self.ignore):
                 continue
             if any(p.search(source) for p in self.transpose):
                 tensor = tensor.t().contiguous()
-            target = self.key(source)
+            target = self.key(moved.get(source, source))
             if target in mapped:
                 raise ConfigError(f"key map {self.name}: '{source}' and another key both become '{target}'",
                                   "make the rename patterns tell them apart")
@@ -77,24 +81,39 @@ def _compiled(name: str, rename: list[tuple[str, str]], ignore: list[str] = (), 
 #: Every dot but the last (before the parameter's name) becomes an underscore.
 _FLATTEN = (r"\.(?=[^.]*\.)", "_")
 
-#: graphs/resnet18.json's naming: ``layer2_0_down_conv`` for torchvision's ``layer2.0.downsample.0``.
-TORCHVISION_RESNET = _compiled("torchvision-resnet", [
-    (r"\.downsample\.0\.", ".down_conv."), (r"\.downsample\.1\.", ".down_bn."), _FLATTEN])
+def _resnet_stages(keys: list[str]) -> dict[str, str]:
+    """torchvision's ResNet keys in the block layout of graphs/resnet18.json and resnet50.json:
+    a stage whose first block has a ``downsample`` is a ``Stage`` block (``layer2.0.`` ->
+    ``layer2.down.``, ``layer2.0.downsample.0.`` -> ``layer2.down.down_conv.``, ``layer2.2.`` ->
+    ``layer2.rest.1.``); one without is a repeated block (``layer1.1.`` stays)."""
+    staged = {match.group(1) for key in keys if (match := re.match(r"(layer\d+)\.0\.downsample\.", key))}
+    moved = {}
+    for key in keys:
+        match = re.match(r"(layer\d+)\.(\d+)\.(.*)$", key)
+        if not match or match.group(1) not in staged:
+            continue
+        stage, index, rest = match.group(1), int(match.group(2)), match.group(3)
+        rest = re.sub(r"^downsample\.0\.", "down_conv.", re.sub(r"^downsample\.1\.", "down_bn.", rest))
+        moved[key] = f"{stage}.down.{rest}" if index == 0 else f"{stage}.rest.{index - 1}.{rest}"
+    return moved
+
+
+#: torchvision's ResNet family into the block layout of graphs/resnet18.json and resnet50.json.
+TORCHVISION_RESNET = KeyMap("torchvision-resnet", restructure=_resnet_stages)
 
 #: ``features.0.weight`` -> ``features_0.weight``: node ids are the module path with underscores.
 TORCHVISION_VGG = _compiled("torchvision-vgg", [_FLATTEN])
 TORCHVISION_MOBILENET = _compiled("torchvision-mobilenet", [_FLATTEN])
 
-#: A GPT-2 graph names its nodes wte, wpe, h0 .. h<n-1> (TransformerEncoderLayer, causal,
-#: norm_first, gelu), ln_f and lm_head (Linear without bias, tied to wte). ``Conv1D`` stores
-#: its weight as [in, out]: transposed into torch's [out, in].
+#: Hugging Face's GPT-2 into graphs/gpt2_small.json's layout: ``h.<i>`` repeats a Block of
+#: ln_1, attn (MultiheadAttention: c_attn is its in_proj), ln_2, fc and proj; lm_head is tied
+#: to wte. ``Conv1D`` stores its weight as [in, out]: transposed into torch's [out, in].
 HF_GPT2 = _compiled("hf-gpt2", [
-    (r"^transformer\.", ""), (r"^h\.(\d+)\.", r"h\1."),
-    (r"\.ln_1\.", ".norm1."), (r"\.ln_2\.", ".norm2."),
-    (r"\.attn\.c_attn\.weight$", ".self_attn.in_proj_weight"),
-    (r"\.attn\.c_attn\.bias$", ".self_attn.in_proj_bias"),
-    (r"\.attn\.c_proj\.", ".self_attn.out_proj."),
-    (r"\.mlp\.c_fc\.", ".linear1."), (r"\.mlp\.c_proj\.", ".linear2.")],
+    (r"^transformer\.", ""),
+    (r"\.attn\.c_attn\.weight$", ".attn.in_proj_weight"),
+    (r"\.attn\.c_attn\.bias$", ".attn.in_proj_bias"),
+    (r"\.attn\.c_proj\.", ".attn.out_proj."),
+    (r"\.mlp\.c_fc\.", ".fc."), (r"\.mlp\.c_proj\.", ".proj.")],
     ignore=[r"\.attn\.(masked_)?bias$"],
     transpose=[r"\.(c_attn|c_proj|c_fc)\.weight$"],
     tie={"lm_head.weight": "wte.weight"})

@@ -113,7 +113,7 @@ def test_a_missing_or_unknown_key_is_one_line_naming_it(torchvision_resnet, tmp_
         load_pretrained(compile_graph(load_graph(resnet_doc())), path, mapping="torchvision-resnet")
     message = str(caught.value)
     assert "\n" not in message
-    assert "1 graph weight missing (layer3_1_bn2.running_var)" in message
+    assert "1 graph weight missing (layer3.rest.0.bn2.running_var)" in message
     assert "1 key match no node (extra.weight)" in message
 
 
@@ -231,8 +231,7 @@ class GPT2MLP(nn.Module):
         self.c_proj = Conv1D(d, 4 * d)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # GPT-2 itself uses the tanh approximation of GELU; the graph's encoder layer the exact one
-        return self.c_proj(nn.functional.gelu(self.c_fc(x)))
+        return self.c_proj(nn.functional.gelu(self.c_fc(x), approximate="tanh"))  # as GPT-2 does
 
 
 class GPT2Block(nn.Module):
@@ -266,15 +265,14 @@ class GPT2LMHeadModel(nn.Module):
 
 
 def gpt2_doc(vocab: int = 50, positions: int = 16, d: int = 32, heads: int = 4, layers: int = 2) -> dict:
-    block = {"nhead": heads, "dim_feedforward": 4 * d, "dropout": 0.0, "activation": "gelu",
-             "norm_first": True, "causal": True}
-    chain = [("ids", "Input", {"shape": ["T"], "dtype": "int64"}),
-             ("wte", "Embedding", {"num_embeddings": vocab, "embedding_dim": d}),
-             ("wpe", "LearnedPositionalEmbedding", {"max_len": positions}),
-             *[(f"h{i}", "TransformerEncoderLayer", block) for i in range(layers)],
-             ("ln_f", "LayerNorm", {}), ("lm_head", "Linear", {"out_features": vocab, "bias": False}),
-             ("logits", "Output", {})]
-    return _chain_doc(chain)
+    """graphs/gpt2_small.json at a small size: the layout the hf-gpt2 map is for."""
+    doc = json.loads((RESNET18.parent / "gpt2_small.json").read_text())
+    nodes = {node["id"]: node for node in doc["nodes"]}
+    nodes["wte"]["params"] = {"num_embeddings": vocab, "embedding_dim": d}
+    nodes["wpe"]["params"] = {"max_len": positions, "dropout": 0.0}
+    nodes["h"]["params"] = {"repeat": layers, "d_model": d, "heads": heads}
+    nodes["lm_head"]["params"]["out_features"] = vocab
+    return doc
 
 
 def test_hugging_face_gpt2_loads_with_transposed_projections_and_tied_head(tmp_path):

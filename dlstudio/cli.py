@@ -189,10 +189,25 @@ def _add_export(commands: Any) -> None:
     parser.add_argument("--to", choices=("python", "onnx", "torchscript"), default="python")
     parser.add_argument("-o", "--output", help="file to write (Python: default stdout)")
     parser.add_argument("--weights", metavar="RUN_DIR", help="a run folder whose weights to export")
+    parser.add_argument("--quantize", choices=("int8",),
+                        help="post-training quantization of the run's ONNX export (with --weights); "
+                             "prints size, latency and validation accuracy against fp32")
+    parser.add_argument("--calibration", type=int, metavar="N",
+                        help="static int8 (convolutions too) calibrated on N training samples "
+                             "(default: dynamic, weights of Linear/LSTM/GRU only)")
     parser.set_defaults(handler=_export)
 
 
 def _export(args: argparse.Namespace) -> int:
+    if args.calibration is not None and not (args.quantize and 1 <= args.calibration <= 100_000):
+        raise UsageError("--calibration N needs --quantize int8 and N from 1 to 100000")
+    if args.quantize:
+        try:
+            from dlstudio.train.quantize import quantize_command
+        except ImportError:
+            raise UsageError("--quantize needs the training engine and onnxruntime "
+                             "(pip install 'dlstudio[export]')") from None
+        return quantize_command(args)
     if args.to != "python" or args.weights:
         try:
             from dlstudio.train.exporting import export_command

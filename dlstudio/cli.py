@@ -155,6 +155,8 @@ def _add_summary(commands: Any) -> None:
     parser.add_argument("--size", action="append", default=[], metavar="NAME=VALUE",
                         help="a value for a symbolic size an Input declares, e.g. T=128")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--deploy", action="store_true",
+                        help="per node at batch 1: parameters, activation memory, FLOPs and int8 size")
     parser.set_defaults(handler=_summary)
 
 
@@ -164,11 +166,18 @@ def _summary(args: argparse.Namespace) -> int:
 
     if args.batch is not None and not 1 <= args.batch <= 2**31:
         raise UsageError("--batch must be between 1 and 2^31")
-    report = summarize(load_graph(args.graph), args.batch, _sizes(args.size))
+    if args.deploy and args.batch not in (None, 1):
+        raise UsageError("--deploy reports batch 1; leave out --batch")
+    report = summarize(load_graph(args.graph), 1 if args.deploy else args.batch, _sizes(args.size))
     if not report.ok:
         for line in report.errors:
             print(f"{printable(args.graph, 500)}: {printable(line, 1000)}", file=sys.stderr)
         return EXIT_INVALID
+    if args.deploy:
+        from dlstudio.core.deploy import deploy_json, deploy_table
+
+        print(json.dumps(deploy_json(report), indent=2) if args.json else deploy_table(report))
+        return EXIT_OK
     print(json.dumps(report.as_json(), indent=2) if args.json else report.as_table())
     return EXIT_OK
 

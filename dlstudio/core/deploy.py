@@ -80,7 +80,8 @@ def deploy_table(summary: Summary) -> str:
     widths = [max(len(row[i]) for row in [header, *body, total]) for i in range(6)]
 
     def line(row: tuple[str, ...]) -> str:
-        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+        cells = enumerate(zip(row, widths, strict=True))
+        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in cells).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
     note = (f"at batch 1; weights {size_text(params * FP32_BYTES)} in fp32, {size_text(params * INT8_BYTES)} "

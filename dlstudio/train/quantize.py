@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime
-import torch
 from onnxruntime.quantization import (
     CalibrationDataReader,
     QuantFormat,
@@ -37,27 +36,19 @@ from onnxruntime.quantization import (
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from dlstudio.core.analysis import Analysis, analyze
-from dlstudio.core.codegen import plan_module
 from dlstudio.core.errors import GraphInvalidError
 from dlstudio.core.io import load_graph
-from dlstudio.core.training import DEFAULT_TASK, TrainingConfig
-from dlstudio.train.components import Objective
+from dlstudio.core.training import TrainingConfig
 from dlstudio.train.data import DataSplit
 from dlstudio.train.errors import ConfigError, RunDirError
+from dlstudio.train.evaluation import Feeds, labelled_run, validation_metrics
 from dlstudio.train.exporting import export_onnx, staged, trained_module
-from dlstudio.train.metrics import Metrics
-from dlstudio.train.parts import check_graph
 from dlstudio.train.rundir import RunDir
-from dlstudio.train.tasks import task_class
 
-#: Tasks whose runs bind every Input to a dataset field and compare one Output with a target.
-LABELLED_TASKS = ("supervised", "distillation")
 #: ONNX operators dynamic quantization covers: Linear layers (MatMul, after the pre-processing
 #: turns Gemm into MatMul), attention and LSTM. Convolutions are left to static quantization,
 #: since onnxruntime's ConvInteger runs slower than the float kernel.
 DYNAMIC_OPS = ["MatMul", "Attention", "LSTM"]
-#: Samples per batch when calibrating and validating.
-CHUNK = 64
 #: Alternating timing rounds, and the wall-clock time each model gets per round.
 ROUNDS = 30
 ROUND_SECONDS = 0.005
@@ -146,8 +137,7 @@ def quantize_run(analysis: Analysis, run_dir: RunDir, output: Path, calibration:
     """Quantize the run's trained network to ``output`` (static with ``calibration`` training
     samples, else dynamic) and measure it against the fp32 export."""
     module = trained_module(analysis, run_dir)
-    config = _labelled_config(analysis, run_dir)
-    data = task_class(config.task or DEFAULT_TASK).load_data(config, base_dir)
+    config, data = labelled_run(analysis, run_dir, base_dir)
     feeds = Feeds(analysis, config)
     with tempfile.TemporaryDirectory(prefix="dlstudio-int8-") as folder:
         fp32 = Path(folder) / "fp32.onnx"
@@ -156,35 +146,6 @@ def quantize_run(analysis: Analysis, run_dir: RunDir, output: Path, calibration:
             method = quantize_onnx(fp32, int8, feeds, data, calibration, config.seed)
             figures = compare(fp32, int8, feeds, data, config)
     return QuantizationReport(method, *figures)
-
-
-def _labelled_config(analysis: Analysis, run_dir: RunDir) -> TrainingConfig:
-    config = run_dir.recorded_config(analysis.graph)
-    if (config.task or DEFAULT_TASK) not in LABELLED_TASKS:
-        raise ConfigError(f"int8 quantization measures a labelled run; this one is a {config.task} run",
-                          f"quantize a run of a {' or '.join(LABELLED_TASKS)} task")
-    return check_graph(analysis.graph, config)[1]
-
-
-class Feeds:
-    """How the run's data reaches the ONNX model: input name by dataset field, and which output
-    the loss compares with the target."""
-
-    def __init__(self, analysis: Analysis, config: TrainingConfig) -> None:
-        bound = config.dataset.inputs
-        unbound = [node_id for _, node_id in plan_module(analysis).arguments if node_id not in bound]
-        if unbound:
-            raise ConfigError(f"Input '{unbound[0]}' reads no dataset field, so the run's data cannot feed it")
-        self.fields = {name: bound[node_id] for name, node_id in plan_module(analysis).arguments}
-        outputs = [node.id for node in analysis.graph.nodes_of_type("Output")]
-        self.output = outputs.index(config.loss.output) if config.loss.output in outputs else 0
-        self.target = config.loss.target
-
-    def batches(self, split: dict[str, torch.Tensor], index: np.ndarray) -> Iterator[dict[str, np.ndarray]]:
-        """The inputs of the samples at ``index``, ``CHUNK`` at a time."""
-        for start in range(0, len(index), CHUNK):
-            part = torch.from_numpy(index[start:start + CHUNK])
-            yield {name: split[field][part].numpy() for name, field in self.fields.items()}
 
 
 # --- quantizing ---------------------------------------------------------------------------------
@@ -273,19 +234,14 @@ def _repeats_per_round(session: onnxruntime.InferenceSession, feed: dict[str, np
     return max(1, min(1000, int(ROUND_SECONDS / max(once, 1e-7))))
 
 
-def validate(session: onnxruntime.InferenceSession, feeds: Feeds, data: DataSplit, config: TrainingConfig) -> dict[str, float]:
+def validate(session: onnxruntime.InferenceSession, feeds: Feeds, data: DataSplit,
+             config: TrainingConfig) -> dict[str, float]:
     """The run's loss and metrics of an ONNX model over the validation split."""
-    cpu = torch.device("cpu")
-    objective = Objective(config.loss, cpu)
-    metrics = Metrics(config.metrics, config.loss.type, config.loss.params.get("ignore_index", -100))
-    index = np.arange(data.val_size)
-    targets = data.val[feeds.target]
-    for start, feed in zip(range(0, len(index), CHUNK), feeds.batches(data.val, index), strict=True):
+    def run(feed: dict[str, np.ndarray]) -> np.ndarray:
         try:
-            output = torch.from_numpy(session.run(None, feed)[feeds.output])
+            return session.run(None, feed)[feeds.output]
         except Exception as error:  # noqa: BLE001  (onnxruntime raises its own unrelated classes)
             raise ConfigError(f"onnxruntime fails on the validation data ({' '.join(str(error).split())[:200]})") \
                 from None
-        target = targets[start:start + CHUNK]
-        metrics.update(output, target, objective(output, target))
-    return metrics.compute()
+
+    return validation_metrics(run, feeds, data, config)

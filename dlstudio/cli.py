@@ -90,9 +90,10 @@ def _command_registrars(command: str | None = None) -> list[Callable[[Any], None
     if command in CORE_COMMANDS:
         return [_add_gui, *core]
     from dlstudio.train.command import add_run_command
+    from dlstudio.train.pruning import add_prune_command
     from dlstudio.train.sampling import add_sample_command
 
-    return [_add_gui, add_run_command, add_sample_command, *core]
+    return [_add_gui, add_run_command, add_sample_command, add_prune_command, *core]
 
 
 def _common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -123,6 +123,8 @@ def _add_validate(commands: Any) -> None:
     parser = _common(commands.add_parser("validate", help="check graph files"))
     parser.add_argument("graphs", nargs="+", metavar="GRAPH")
     parser.add_argument("--warnings", action="store_true", help="also print warnings")
+    parser.add_argument("--target", choices=("onnx", "torchscript", "int8"),
+                        help="also check that every node exports to this target, and say why not")
     parser.set_defaults(handler=_validate)
 
 
@@ -138,6 +140,10 @@ def _validate(args: argparse.Namespace) -> int:
             print(_one_line(error), file=sys.stderr)
             status = max(status, EXIT_USAGE)
             continue
+        if args.target and analysis.ok:
+            from dlstudio.core.readiness import export_problems
+
+            analysis.diagnostics.extend(export_problems(analysis, args.target))
         shown = analysis.diagnostics if args.warnings else analysis.errors
         for diagnostic in shown:
             kind = "warning: " if diagnostic.severity == "warning" else ""

@@ -1,4 +1,4 @@
-"""The ``dlstudio`` command line: gui, run, sample, validate, summary, export, schema.
+"""The ``dlstudio`` command line: gui, run, sample, prune, validate, summary, export, schema.
 
 Exit codes: 0 done, 1 invalid graph or configuration, 2 usage or file error, 3 diverged,
 130 interrupted. Errors print one line on stderr; ``--debug`` shows the traceback instead.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -88,3 +89,23 @@ def test_prune_refuses_a_fraction_outside_zero_to_one_and_a_graph_without_prunab
     assert main(["prune", str(single), "--weights", str(tmp_path), "--channels", "0.5", "-o", str(tmp_path / "p.json")]) == 1
     assert "has no layer whose channels can be pruned" in capsys.readouterr().err
     assert not (tmp_path / "p.json").exists()
+
+
+@pytest.mark.slow
+def test_cnn_digits_at_half_its_parameters_keeps_its_accuracy_within_a_point(tmp_path, capsys):
+    """The README's figure: --channels 0.3 halves cnn_digits; 15 epochs of fine-tuning recover it."""
+    graph, run, tuned = GRAPHS / "cnn_digits.json", tmp_path / "run", tmp_path / "tuned"
+    assert main(["run", str(graph), "--out", str(run), "--json", "--device", "cpu"]) == 0
+    output = tmp_path / "pruned.json"
+    assert main(["prune", str(graph), "--weights", str(run), "--channels", "0.3", "-o", str(output)]) == 0
+    assert main(["run", str(output), "--out", str(tuned), "--json", "--device", "cpu"]) == 0
+    capsys.readouterr()
+
+    def accuracy(folder):
+        return json.loads((folder / "metrics.jsonl").read_text().splitlines()[-1])["val_accuracy"]
+
+    before, after = analyze(load_graph(graph)).total_params, analyze(load_graph(output)).total_params
+    with capsys.disabled():
+        print(f"\ncnn_digits {before:,} parameters {accuracy(run):.2%}; pruned {after:,} {accuracy(tuned):.2%}")
+    assert after <= before / 2
+    assert accuracy(tuned) >= accuracy(run) - 0.01

@@ -1,4 +1,4 @@
-"""The ``dlstudio`` command line: gui, run, sample, predict, validate, summary, export, schema.
+"""The ``dlstudio`` command line: gui, run, sample, predict, prune, validate, summary, export, schema.
 
 Exit codes: 0 done, 1 invalid graph or configuration, 2 usage or file error, 3 diverged,
 130 interrupted. Errors print one line on stderr; ``--debug`` shows the traceback instead.
@@ -98,9 +98,10 @@ def _command_registrars(command: str | None = None) -> list[Callable[[Any], None
         return [_add_gui, *core]
     from dlstudio.train.command import add_run_command
     from dlstudio.train.predict import add_predict_command
+    from dlstudio.train.pruning import add_prune_command
     from dlstudio.train.sampling import add_sample_command
 
-    return [_add_gui, add_run_command, add_sample_command, add_predict_command, *core]
+    return [_add_gui, add_run_command, add_sample_command, add_predict_command, add_prune_command, *core]
 
 
 def _common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -130,6 +131,8 @@ def _add_validate(commands: Any) -> None:
     parser = _common(commands.add_parser("validate", help="check graph files"))
     parser.add_argument("graphs", nargs="+", metavar="GRAPH")
     parser.add_argument("--warnings", action="store_true", help="also print warnings")
+    parser.add_argument("--target", choices=("onnx", "torchscript", "int8"),
+                        help="also check that every node exports to this target, and say why not")
     parser.set_defaults(handler=_validate)
 
 
@@ -145,6 +148,10 @@ def _validate(args: argparse.Namespace) -> int:
             print(_one_line(error), file=sys.stderr)
             status = max(status, EXIT_USAGE)
             continue
+        if args.target and analysis.ok:
+            from dlstudio.core.readiness import export_problems
+
+            analysis.diagnostics.extend(export_problems(analysis, args.target))
         shown = analysis.diagnostics if args.warnings else analysis.errors
         for diagnostic in shown:
             kind = "warning: " if diagnostic.severity == "warning" else ""
@@ -165,6 +172,8 @@ def _add_summary(commands: Any) -> None:
     parser.add_argument("--depth", type=int, default=1, metavar="N",
                         help="list the nodes inside blocks down to N levels (default 1: the graph's own nodes)")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--deploy", action="store_true",
+                        help="per node at batch 1: parameters, activation memory, FLOPs and int8 size")
     parser.set_defaults(handler=_summary)
 
 
@@ -176,11 +185,18 @@ def _summary(args: argparse.Namespace) -> int:
         raise UsageError("--batch must be between 1 and 2^31")
     if not 1 <= args.depth <= 64:
         raise UsageError("--depth must be between 1 and 64")
-    report = summarize(load_graph(args.graph), args.batch, _sizes(args.size), args.depth)
+    if args.deploy and args.batch not in (None, 1):
+        raise UsageError("--deploy reports batch 1; leave out --batch")
+    report = summarize(load_graph(args.graph), 1 if args.deploy else args.batch, _sizes(args.size), args.depth)
     if not report.ok:
         for line in report.errors:
             print(f"{printable(args.graph, 500)}: {printable(line, 1000)}", file=sys.stderr)
         return EXIT_INVALID
+    if args.deploy:
+        from dlstudio.core.deploy import deploy_json, deploy_table
+
+        print(json.dumps(deploy_json(report), indent=2) if args.json else deploy_table(report))
+        return EXIT_OK
     print(json.dumps(report.as_json(), indent=2) if args.json else report.as_table())
     return EXIT_OK
 
@@ -201,10 +217,25 @@ def _add_export(commands: Any) -> None:
     parser.add_argument("--to", choices=("python", "onnx", "torchscript"), default="python")
     parser.add_argument("-o", "--output", help="file to write (Python: default stdout)")
     parser.add_argument("--weights", metavar="RUN_DIR", help="a run folder whose weights to export")
+    parser.add_argument("--quantize", choices=("int8",),
+                        help="post-training quantization of the run's ONNX export (with --weights); "
+                             "prints size, latency and validation accuracy against fp32")
+    parser.add_argument("--calibration", type=int, metavar="N",
+                        help="static int8 (convolutions too) calibrated on N training samples "
+                             "(default: dynamic, weights of Linear/LSTM/GRU only)")
     parser.set_defaults(handler=_export)
 
 
 def _export(args: argparse.Namespace) -> int:
+    if args.calibration is not None and not (args.quantize and 1 <= args.calibration <= 100_000):
+        raise UsageError("--calibration N needs --quantize int8 and N from 1 to 100000")
+    if args.quantize:
+        try:
+            from dlstudio.train.quantize import quantize_command
+        except ImportError:
+            raise UsageError("--quantize needs the training engine and onnxruntime "
+                             "(pip install 'dlstudio[export]')") from None
+        return quantize_command(args)
     if args.to != "python" or args.weights:
         try:
             from dlstudio.train.exporting import export_command

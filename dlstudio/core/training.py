@@ -82,6 +82,20 @@ class EarlyStoppingConfig(_Model):
     mode: Literal["auto", "min", "max"] = "auto"
 
 
+class DistillationConfig(_Model):
+    """Settings of the ``distillation`` task (``training.distillation``): the teacher whose
+    softened outputs the graph (the student) learns from besides the labels. The loss is
+    ``(1 - alpha) * label loss + alpha * temperature^2 * KL(teacher || student)`` on the
+    outputs divided by ``temperature``."""
+
+    teacher: _Path | None = Field(default=None, description="the teacher's graph file, relative to this one")
+    teacher_weights: _Path | None = Field(
+        default=None, description="the teacher's trained weights: a run folder or a .safetensors file, "
+                                  "relative to this graph file")
+    temperature: _Pos = Field(default=4.0, description="softens both outputs before they are compared")
+    alpha: Annotated[float, Field(ge=0, le=1)] = Field(default=0.7, description="weight of the teacher's term")
+
+
 class LanguageModelConfig(_Model):
     """Settings of the ``language_model`` task (``training.language_model``)."""
 
@@ -158,6 +172,8 @@ class TrainingConfig(_Model):
     language_model: LanguageModelConfig | None = Field(
         default=None, description="settings of the language_model task (saved only when set)")
     gan: GanConfig | None = Field(default=None, description="settings of the gan task (saved only when set)")
+    distillation: DistillationConfig | None = Field(
+        default=None, description="settings of the distillation task (saved only when set)")
     dataset: DatasetConfig
     loss: LossConfig = Field(default_factory=LossConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
@@ -287,6 +303,7 @@ TASKS: dict[str, str] = {
     "supervised": "the Input fields go in; a loss compares an Output with a target field",
     "language_model": "predict the next token at every position of windows slid over a text",
     "gan": "a generator and a discriminator, two Output-rooted parts of one graph, trained in turn",
+    "distillation": "supervised, and the output also learns a frozen teacher graph's softened outputs",
 }
 DEFAULT_TASK = "supervised"
 

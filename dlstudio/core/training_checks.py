@@ -69,6 +69,7 @@ class TrainingChecker:
         gan = self.config.task == "gan"
         classes = None if gan else self._loss(fields)
         self._language_model()
+        self._distillation()
         if gan:
             check_gan(self.config, self.analysis, self._error)
         else:
@@ -103,7 +104,7 @@ class TrainingChecker:
             "training": c, "training.dataset": c.dataset, "training.loss": c.loss,
             "training.optimizer": c.optimizer, "training.scheduler": c.scheduler,
             "training.early_stopping": c.early_stopping, "training.language_model": c.language_model,
-            "training.gan": c.gan, "training.augment": c.augment,
+            "training.gan": c.gan, "training.augment": c.augment, "training.distillation": c.distillation,
         }
         for where, section in sections.items():
             for key in (section.model_extra or {}) if section is not None else {}:
@@ -243,6 +244,20 @@ class TrainingChecker:
         if c.loss.type in LOSSES and c.loss.type not in CLASS_LOSSES:
             self._error(None, f"a language model scores every token of its vocabulary, which {c.loss.type} "
                         "does not compare", "use CrossEntropyLoss", "training.loss.type")
+
+    def _distillation(self) -> None:
+        """A distillation run names its teacher; the settings go unused by other tasks."""
+        c = self.config
+        if c.task != "distillation":
+            if c.distillation is not None:
+                self._error(None, f"training.distillation is set but the task is {c.task or 'supervised'}, so it "
+                            "is not used", "set training.task to distillation, or remove the section",
+                            "training.distillation", "warning")
+            return
+        if c.distillation is None or c.distillation.teacher is None or c.distillation.teacher_weights is None:
+            self._error(None, "distillation needs training.distillation to name the teacher's graph and weights",
+                        'add "distillation": {"teacher": "<graph file>", "teacher_weights": "<run folder>"}',
+                        "training.distillation")
 
     def _unused_gan(self) -> None:
         if self.config.gan is not None:

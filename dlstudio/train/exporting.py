@@ -2,15 +2,19 @@
 
 Every export is checked before it is reported done: ONNX with onnxruntime and TorchScript
 with ``torch.jit.load``, each on a batch size other than the one traced, against the
-PyTorch module (largest difference at most 1e-4). The Python export writes the model's
-source with its weights beside it and prints a two-line loading snippet.
+PyTorch module (largest difference at most 1e-4). A file is written beside its destination
+and moved there only once it passed, so a failed export leaves no file behind (exit 1, with
+the reason). The Python export writes the model's source with its weights beside it and
+prints a two-line loading snippet.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import logging
+import os
 import re
 import sys
 import warnings
@@ -23,7 +27,7 @@ import torch
 from dlstudio.core.analysis import Analysis, analyze
 from dlstudio.core.codegen import plan_module
 from dlstudio.core.compiler import build_module
-from dlstudio.core.errors import GraphInvalidError
+from dlstudio.core.errors import DLStudioError, GraphInvalidError
 from dlstudio.core.export import render_module
 from dlstudio.core.graph import Graph
 from dlstudio.core.io import load_graph, write_atomic
@@ -153,12 +157,13 @@ def export_python_with_weights(analysis: Analysis, module: torch.nn.Module, outp
     from safetensors.torch import save_file
 
     plan = plan_module(analysis)
-    source = render_module(plan, analysis.graph)
+    source = render_module(plan, analysis.graph, analysis.catalogue)
     if preprocessing is not None:
         source += preprocess_source(preprocessing)
-    write_atomic(output, source.encode("utf-8"))
     weights = output.with_suffix(".safetensors")
-    save_file({k: v.detach().contiguous() for k, v in module.state_dict().items()}, str(weights))
+    with staged(weights) as path:
+        save_file({k: v.detach().contiguous() for k, v in module.state_dict().items()}, str(path))
+        write_atomic(output, source.encode("utf-8"))
     print(f"wrote {output} and {weights}; load them with:", file=sys.stderr)
     print(loading_snippet(output.stem, plan.class_name, weights.name))
     if preprocessing is not None:
@@ -185,24 +190,24 @@ def export_onnx(analysis: Analysis, module: torch.nn.Module, output: Path) -> fl
     inputs, sizes = example_inputs(analysis)
     names = [name for name, _ in plan_module(analysis).arguments]
     outputs = [node.id for node in analysis.graph.nodes_of_type("Output")]
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with _quiet():
-        torch.onnx.export(module, tuple(inputs), str(output), dynamo=True, external_data=False,
-                          input_names=names, output_names=outputs,
-                          dynamic_shapes=_dynamic_shapes(analysis), optimize=True, verbose=False)
-    check_inputs, _ = example_inputs(analysis, batch=3, grow=3)
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 4  # fatal only: a failing check is reported below, once
-    session = onnxruntime.InferenceSession(str(output), options, providers=["CPUExecutionProvider"])
-    try:
-        actual = session.run(None, {n: x.numpy() for n, x in zip(names, check_inputs, strict=True)})
-    except Exception as error:  # noqa: BLE001  (onnxruntime raises its own unrelated classes)
-        detail = ". ".join(" ".join(str(error).split()).split(". ")[-2:])[-200:]  # the last two sentences
-        raise ConfigError(f"{output}: the ONNX model fails on other sizes than it was traced with ({detail})",
-                          "export --to torchscript, or give the Input fixed sizes") from None
-    with torch.no_grad():
-        expected = module(*check_inputs)
-    return _check(_largest_difference(expected, [torch.from_numpy(a) for a in actual]), "ONNX")
+    with staged(output) as path:
+        with _quiet(), _exporter_failure("ONNX"):
+            torch.onnx.export(module, tuple(inputs), str(path), dynamo=True, external_data=False,
+                              input_names=names, output_names=outputs,
+                              dynamic_shapes=_dynamic_shapes(analysis), optimize=True, verbose=False)
+        check_inputs, _ = example_inputs(analysis, batch=3, grow=3)
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 4  # fatal only: a failing check is reported below, once
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        try:
+            actual = session.run(None, {n: x.numpy() for n, x in zip(names, check_inputs, strict=True)})
+        except Exception as error:  # noqa: BLE001  (onnxruntime raises its own unrelated classes)
+            detail = ". ".join(" ".join(str(error).split()).split(". ")[-2:])[-200:]  # the last two sentences
+            raise ConfigError(f"{output}: the ONNX model fails on other sizes than it was traced with ({detail})",
+                              "export --to torchscript, or give the Input fixed sizes") from None
+        with torch.no_grad():
+            expected = module(*check_inputs)
+        return _check(_largest_difference(expected, [torch.from_numpy(a) for a in actual]), "ONNX")
 
 
 def _dynamic_shapes(analysis: Analysis) -> tuple[dict[int, Any], ...]:
@@ -216,13 +221,53 @@ def _dynamic_shapes(analysis: Analysis) -> tuple[dict[int, Any], ...]:
 
 
 @contextlib.contextmanager
+def staged(output: Path) -> Iterator[Path]:
+    """A temporary path beside ``output`` to write to; moved onto ``output`` when the block
+    succeeds and deleted when it fails, so a failed export leaves no file (an earlier file
+    at ``output`` stays as it was)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    path = output.with_name(f".{output.name}.{os.getpid()}.partial")
+    try:
+        yield path
+        os.replace(path, output)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _exporter_failure(kind: str) -> Iterator[None]:
+    """An exception inside torch's exporter becomes a ConfigError naming its cause in one line
+    (the node, where a compiled graph's line map finds one)."""
+    try:
+        yield
+    except (ConfigError, KeyboardInterrupt):
+        raise
+    except Exception as error:  # noqa: BLE001  (exporters raise many unrelated classes)
+        raise ConfigError(f"the {kind} exporter failed: {exporter_reason(error)}",
+                          "export --to python, or change the graph") from None
+
+
+def exporter_reason(error: BaseException) -> str:
+    """The most telling line of an exporter's error: the first one naming a node, else the
+    innermost cause's first sentence."""
+    chain = [error]
+    while chain[-1].__cause__ is not None and len(chain) < 20:
+        chain.append(chain[-1].__cause__)
+    telling = next((e for e in chain if isinstance(e, DLStudioError)), chain[-1])
+    text = " ".join(str(telling).split()) or type(telling).__name__
+    return text.split(". ")[0].rstrip(".")[:300]
+
+
+@contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Silence the exporters' progress logging and deprecation chatter."""
+    """Silence the exporters' progress logging, deprecation chatter and the program listing
+    torch.export prints when it fails (the failure itself is reported in one line)."""
     logger = logging.getLogger("torch")
     level = logger.level
-    logger.setLevel(logging.ERROR)
+    logger.setLevel(logging.CRITICAL)
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
+        with (warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()),
+              contextlib.redirect_stderr(io.StringIO())):
             warnings.simplefilter("ignore")
             yield
     finally:
@@ -234,13 +279,18 @@ def _quiet() -> Iterator[None]:
 def export_torchscript(analysis: Analysis, module: torch.nn.Module, output: Path) -> float:
     """Trace to TorchScript, save, load back and compare on another batch size."""
     inputs, _ = example_inputs(analysis)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with _quiet(), torch.no_grad():
-        traced = torch.jit.trace(module, tuple(inputs), check_trace=False)
-        torch.jit.save(traced, str(output))
-        loaded = torch.jit.load(str(output))
+    with staged(output) as path, _quiet(), torch.no_grad():
+        with _exporter_failure("TorchScript"):
+            traced = torch.jit.trace(module, tuple(inputs), check_trace=False)
+            torch.jit.save(traced, str(path))
+            loaded = torch.jit.load(str(path))
         check_inputs, _ = example_inputs(analysis, batch=3, grow=3)
-        return _check(_largest_difference(module(*check_inputs), loaded(*check_inputs)), "TorchScript")
+        try:
+            actual = loaded(*check_inputs)
+        except Exception as error:  # noqa: BLE001  (TorchScript raises its own unrelated classes)
+            raise ConfigError(f"{output}: the TorchScript model fails on other sizes than it was traced with "
+                              f"({exporter_reason(error)})", "give the Input fixed sizes") from None
+        return _check(_largest_difference(module(*check_inputs), actual), "TorchScript")
 
 
 def export_graph(graph: Graph, to: str, output: Path, run_dir: RunDir | None = None) -> float:

@@ -4,6 +4,7 @@ of a graph with its training section that comes before building them."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -49,6 +50,8 @@ class Parts:
     #: the task's optimizers by name, in the order it declared them, and their LR schedules
     optimizers: dict[str, torch.optim.Optimizer] = field(default_factory=dict)
     schedules: dict[str, Schedule] = field(default_factory=dict)
+    #: where the files the training section names start (the graph file's folder)
+    base_dir: Path | None = None
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:

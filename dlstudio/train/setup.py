@@ -86,7 +86,7 @@ def prepare(graph: Graph, config: TrainingConfig, world: World, base_dir: Path |
         batches=batches, val_batches=val_batches,
         scaler=grad_scaler(device, config.precision), objective=Objective(config.loss, device),
         metrics=Metrics(config.metrics, config.loss.type, config.loss.params.get("ignore_index", -100)),
-        autocast=autocast(device, config.precision), auxiliary=_auxiliary(config, outputs),
+        autocast=autocast(device, config.precision), auxiliary=_auxiliary(config, outputs), base_dir=base_dir,
     )
     return parts
 

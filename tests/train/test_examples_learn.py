@@ -26,6 +26,7 @@ TARGETS = {
     "moe_sequence": ("val_accuracy", 0.99, None),
     "lstm_sequence": ("val_accuracy", 0.99, None),
     "transformer_sequence": ("val_accuracy", 0.95, None),
+    "cnn_digits_student": ("val_accuracy", 0.95, None),
 }
 
 

@@ -1,0 +1,65 @@
+"""Which nodes export to each target, and why not: ``dlstudio validate --target onnx``.
+
+DL Studio exports with dynamic sizes: the batch, and every symbolic size an Input declares (a
+sequence length ``T``), are left free, and the export is checked on sizes other than those
+traced. :data:`NOT_READY` records, per layer type, the targets where that fails and the reason,
+as measured by exporting the example graphs (moe_sequence, mamba_sequence; a failing export
+is tested in ``tests/train/test_quantize.py``). int8 quantization starts from the ONNX export,
+so what does not export to ONNX does not quantize either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dlstudio.core.findings import Analysis, Diagnostic
+
+TARGETS = ("onnx", "torchscript", "int8")
+
+
+@dataclass(frozen=True)
+class Limit:
+    """Why a layer type does not export to a target; ``length_only``: only while a symbolic
+    size other than the batch (a sequence length) reaches it, so a fixed length exports."""
+
+    reason: str
+    fix: str
+    length_only: bool = False
+
+
+_SCAN = Limit("its selective scan steps through the sequence in a Python loop, so the export is fixed "
+              "to the traced length", "give the Input a fixed length", length_only=True)
+
+NOT_READY: dict[str, dict[str, Limit]] = {
+    "MixtureOfExperts": {
+        "onnx": Limit("it splits tokens among experts by counts known only from the data, which "
+                      "torch.export cannot trace", "export --to python"),
+        "torchscript": Limit("tracing records how many tokens the traced batch sent to each expert, so "
+                             "other inputs fail", "export --to python"),
+    },
+    "MambaBlock": {"onnx": _SCAN, "torchscript": _SCAN},
+}
+
+
+def export_problems(analysis: Analysis, target: str) -> list[Diagnostic]:
+    """One error per node that reaches an Output and does not export to ``target``."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown export target {target!r}")
+    source = "onnx" if target == "int8" else target
+    problems = []
+    for node in analysis.graph.nodes:
+        limit = NOT_READY.get(node.type, {}).get(source)
+        if limit is None or node.id not in analysis.live:
+            continue
+        if limit.length_only and not _has_length(analysis, node.id):
+            continue
+        via = " (int8 starts from the ONNX export)" if target == "int8" else ""
+        problems.append(Diagnostic("error", node.id, f"{node.type} does not export to {target}{via}: "
+                                   f"{limit.reason}", limit.fix))
+    return problems
+
+
+def _has_length(analysis: Analysis, node_id: str) -> bool:
+    """Whether a symbolic size other than the batch reaches the node's outputs."""
+    shapes = [t.shape for (owner, _), t in analysis.ports.items() if owner == node_id]
+    return any(isinstance(d, str) for shape in shapes for d in shape[1:])

@@ -48,6 +48,8 @@ def export_problems(analysis: Analysis, target: str) -> list[Diagnostic]:
     source = "onnx" if target == "int8" else target
     problems = []
     for node in analysis.graph.nodes:
+        if node.id in analysis.live:
+            problems += _inside_block(analysis, node.id, target, problems)
         limit = NOT_READY.get(node.type, {}).get(source)
         if limit is None or node.id not in analysis.live:
             continue
@@ -56,6 +58,19 @@ def export_problems(analysis: Analysis, target: str) -> list[Diagnostic]:
         via = " (int8 starts from the ONNX export)" if target == "int8" else ""
         problems.append(Diagnostic("error", node.id, f"{node.type} does not export to {target}{via}: "
                                    f"{limit.reason}", limit.fix))
+    return problems
+
+
+def _inside_block(analysis: Analysis, node_id: str, target: str, found: list[Diagnostic]) -> list[Diagnostic]:
+    """The problems of a block node's copies, on the node under their paths (each once)."""
+    seen = {d.message for d in found}
+    problems = []
+    for copy in {id(c.analysis): c for c in analysis.blocks.get(node_id, [])}.values():
+        for inner in export_problems(copy.analysis, target):
+            message = f"{node_id}.{inner.node}: {inner.message}"
+            if message not in seen:
+                seen.add(message)
+                problems.append(Diagnostic("error", node_id, message, inner.fix))
     return problems
 
 

@@ -45,3 +45,13 @@ def test_every_listed_type_is_a_layer_and_every_target_known():
     for type_name, limits in NOT_READY.items():
         assert BUILTINS.get(type_name) is not None, type_name
         assert set(limits) <= set(TARGETS)
+
+
+def test_a_layer_inside_a_block_that_does_not_export_is_named_by_its_path():
+    from dlstudio.core.io import load_graph
+    from dlstudio.core.readiness import export_problems
+    from tests.conftest import GRAPHS
+
+    (problem,) = export_problems(analyze(load_graph(GRAPHS / "mamba_130m.json")), "onnx")
+    assert problem.node == "layers" and problem.message.startswith("layers.mixer: MambaBlock does not export")
+    assert export_problems(analyze(load_graph(GRAPHS / "gpt2_small.json")), "onnx") == []

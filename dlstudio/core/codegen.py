@@ -140,10 +140,11 @@ def plan_module(analysis: Analysis) -> ModulePlan:
     return _Planner(analysis, {}).plan()
 
 
-def part_plan(plan: ModulePlan, analysis: Analysis, output: str) -> ModulePlan:
-    """The slice of ``plan`` that computes Output ``output``: the nodes it depends on, with the
-    whole plan's names, so a module built from it can share the whole module's submodules."""
-    needed = live_nodes([output], analysis.links)
+def part_plan(plan: ModulePlan, analysis: Analysis, *outputs: str) -> ModulePlan:
+    """The slice of ``plan`` that computes the Outputs ``outputs`` (returned in that order): the
+    nodes they depend on, with the whole plan's names, so a module built from it can share the
+    whole module's submodules."""
+    needed = live_nodes(list(outputs), analysis.links)
     statements = [s for s in plan.statements if s.node_id in needed]
     used = {word for s in statements for word in re.findall(r"\w+", s.expression)}
     submodules = [m for m in plan.submodules if m.node_id in needed]
@@ -151,7 +152,8 @@ def part_plan(plan: ModulePlan, analysis: Analysis, output: str) -> ModulePlan:
     return ModulePlan(
         class_name=plan.class_name, submodules=submodules,
         arguments=[(name, node_id) for name, node_id in plan.arguments if node_id in needed],
-        statements=statements, returns=[plan.returns[plan.outputs.index(output)]], outputs=[output],
+        statements=statements, returns=[plan.returns[plan.outputs.index(o)] for o in outputs],
+        outputs=list(outputs),
         imports=set(plan.imports), support=[name for name in plan.support if name in used])
 
 

@@ -164,6 +164,33 @@ class AugmentConfig(_Model):
     std: list[_Pos] | None = Field(default=None, min_length=1, max_length=3, description="per channel")
 
 
+VaeLoss = Literal["bce", "mse"]
+
+
+class VaeConfig(_Model):
+    """Settings of the ``vae`` task (``training.vae``): the encoder reads Input ``data`` and gives
+    two Outputs, ``mu`` and ``logvar``; the decoder reads Input ``latent`` (the task feeds it z)
+    and gives Output ``decoder``, the reconstruction."""
+
+    data: str | None = Field(default=None, max_length=100,
+                             description="the encoder's Input node id: it gets the data (field x unless "
+                                         "training.dataset.inputs binds another)")
+    mu: str | None = Field(default=None, max_length=100, description="the encoder's Output of latent means")
+    logvar: str | None = Field(default=None, max_length=100,
+                               description="the encoder's Output of latent log-variances (mu's shape)")
+    latent: str | None = Field(default=None, max_length=100,
+                               description="the decoder's Input node id: the task feeds it z")
+    decoder: str | None = Field(default=None, max_length=100,
+                                description="the decoder's Output node id: the reconstruction")
+    loss: VaeLoss = Field(default="bce", description="bce: the decoder gives logits of pixels scaled to "
+                                                     "[0, 1]; mse: it gives the pixels themselves")
+    kl_weight: _NonNeg = Field(default=1.0, description="weight of the KL term (beta)")
+    kl_warmup_epochs: _Count = Field(default=0, description="epochs over which the KL weight rises "
+                                                            "linearly from 0 to kl_weight")
+    grid: Annotated[int, Field(ge=2, le=1024)] = Field(
+        default=64, description="images in the reconstructions and samples grids saved after each epoch")
+
+
 class TrainingConfig(_Model):
     """The ``training`` section of a graph file."""
 
@@ -174,6 +201,7 @@ class TrainingConfig(_Model):
     gan: GanConfig | None = Field(default=None, description="settings of the gan task (saved only when set)")
     distillation: DistillationConfig | None = Field(
         default=None, description="settings of the distillation task (saved only when set)")
+    vae: VaeConfig | None = Field(default=None, description="settings of the vae task (saved only when set)")
     dataset: DatasetConfig
     loss: LossConfig = Field(default_factory=LossConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
@@ -304,6 +332,7 @@ TASKS: dict[str, str] = {
     "language_model": "predict the next token at every position of windows slid over a text",
     "gan": "a generator and a discriminator, two Output-rooted parts of one graph, trained in turn",
     "distillation": "supervised, and the output also learns a frozen teacher graph's softened outputs",
+    "vae": "an encoder (Outputs mu, logvar) and a decoder (its own Input z) trained on reconstruction and KL",
 }
 DEFAULT_TASK = "supervised"
 
@@ -495,10 +524,16 @@ def input_binding(config: TrainingConfig, input_ids: list[str]) -> dict[str, str
     GAN's real-data Input, whose noise Input the task feeds)."""
     if config.dataset.inputs:
         return dict(config.dataset.inputs)
-    if config.task == "gan":
-        real = config.gan.real if config.gan is not None else None
-        return {real: "x"} if real is not None else {}
+    if config.task in ("gan", "vae"):
+        return {data: "x"} if (data := generative_data_input(config)) is not None else {}
     return {input_ids[0]: "x"} if len(input_ids) == 1 else {}
+
+
+def generative_data_input(config: TrainingConfig) -> str | None:
+    """The Input node a GAN's discriminator or a VAE's encoder reads the data through."""
+    if config.task == "gan":
+        return config.gan.real if config.gan is not None else None
+    return config.vae.data if config.task == "vae" and config.vae is not None else None
 
 
 def loss_output(config: TrainingConfig, output_ids: list[str]) -> str | None:
@@ -514,7 +549,7 @@ def init_weights_path(source: str, base_dir: Path | None) -> Path:
 
 def default_metrics(config: TrainingConfig) -> list[str]:
     """The metrics as configured, or a sensible default for the loss (accuracy for classes)."""
-    if config.metrics or config.task == "gan":
+    if config.metrics or config.task in ("gan", "vae"):
         return list(config.metrics)
     if config.loss.type in CLASS_LOSSES or config.loss.type in BINARY_LOSSES:
         return ["accuracy"]
@@ -537,6 +572,9 @@ def resolve_training(config: TrainingConfig, input_ids: list[str], output_ids: l
     if config.task == "gan" and config.gan is not None:
         data["gan"] = config.gan.model_dump(mode="json")
         # no loss compares an Output with a field: the real data is what the run keeps as target
+        data["loss"]["target"] = next(iter(data["dataset"]["inputs"].values()), config.loss.target)
+    if config.task == "vae" and config.vae is not None:
+        data["vae"] = config.vae.model_dump(mode="json")
         data["loss"]["target"] = next(iter(data["dataset"]["inputs"].values()), config.loss.target)
     return TrainingConfig.model_validate(data)
 
@@ -579,7 +617,8 @@ def metric_names(config: TrainingConfig) -> list[str]:
     """Names a monitor may use: train_loss, val_loss and val_<metric> for each metric (and
     val_bits_per_char for a language model)."""
     task = {"language_model": ["val_bits_per_char"],
-            "gan": ["val_loss/generator", "val_loss/discriminator"]}.get(config.task or "", [])
+            "gan": ["val_loss/generator", "val_loss/discriminator"],
+            "vae": ["val_loss/reconstruction", "val_loss/kl"]}.get(config.task or "", [])
     return ["train_loss", "val_loss", *task] + [f"val_{m}" for m in default_metrics(config)]
 
 

@@ -38,6 +38,7 @@ from dlstudio.core.training import (
     metric_names,
     vocabulary_size,
 )
+from dlstudio.core.vae_checks import check_vae, vae_fed_inputs
 
 Dims = tuple[Any, ...]
 
@@ -66,20 +67,23 @@ class TrainingChecker:
         self._task()
         fields = self._dataset()
         self._bindings(fields)
-        gan = self.config.task == "gan"
-        classes = None if gan else self._loss(fields)
+        task = self.config.task
+        generative = task in ("gan", "vae")  # no loss compares an Output with a field
+        classes = None if generative else self._loss(fields)
         self._language_model()
         self._distillation()
-        if gan:
+        if task == "gan":
             check_gan(self.config, self.analysis, self._error)
+        elif task == "vae":
+            check_vae(self.config, self.analysis, self._error)
         else:
-            self._unused_gan()
             self._auxiliary()
+        self._unused_sections()
         self._unused_augment()
         self._named("optimizer", OPTIMIZERS, self.config.optimizer.type, self.config.optimizer.params)
         if self.config.scheduler is not None:
             self._scheduler()
-        if not gan:
+        if not generative:
             self._metrics(classes)
         self._early_stopping()
         self._something_to_train()
@@ -104,7 +108,8 @@ class TrainingChecker:
             "training": c, "training.dataset": c.dataset, "training.loss": c.loss,
             "training.optimizer": c.optimizer, "training.scheduler": c.scheduler,
             "training.early_stopping": c.early_stopping, "training.language_model": c.language_model,
-            "training.gan": c.gan, "training.augment": c.augment, "training.distillation": c.distillation,
+            "training.gan": c.gan, "training.vae": c.vae, "training.augment": c.augment,
+            "training.distillation": c.distillation,
         }
         for where, section in sections.items():
             for key in (section.model_extra or {}) if section is not None else {}:
@@ -129,7 +134,7 @@ class TrainingChecker:
 
     def _bindings(self, fields: dict[str, FieldInfo] | None) -> None:
         binding = input_binding(self.config, self.input_ids)
-        fed = gan_fed_inputs(self.config, self.input_ids)
+        fed = gan_fed_inputs(self.config, self.input_ids) | vae_fed_inputs(self.config, self.input_ids)
         for node_id, field in binding.items():
             if node_id not in self.input_ids:
                 self._error(None, f"the dataset binds field '{field[:40]}' to '{node_id[:40]}', "
@@ -259,11 +264,12 @@ class TrainingChecker:
                         'add "distillation": {"teacher": "<graph file>", "teacher_weights": "<run folder>"}',
                         "training.distillation")
 
-    def _unused_gan(self) -> None:
-        if self.config.gan is not None:
-            self._error(None, f"training.gan is set but the task is {self.config.task or 'supervised'}, so "
-                        "it is not used", "set training.task to gan, or remove the section", "training.gan",
-                        "warning")
+    def _unused_sections(self) -> None:
+        for task, section in (("gan", self.config.gan), ("vae", self.config.vae)):
+            if section is not None and self.config.task != task:
+                self._error(None, f"training.{task} is set but the task is {self.config.task or 'supervised'}, "
+                            f"so it is not used", f"set training.task to {task}, or remove the section",
+                            f"training.{task}", "warning")
 
     def _unused_augment(self) -> None:
         augment = self.config.augment

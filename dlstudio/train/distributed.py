@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,6 +134,33 @@ def all_reduce_sum(tensor: torch.Tensor) -> None:
     import torch.distributed as dist
 
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+
+
+def average_gradients(parameters: Iterable[torch.Tensor], size: int, device: torch.device) -> None:
+    """Replace each gradient by its mean over the ``size`` processes, as DDP's backward does
+    (one collective per dtype; ``device`` is where the collective runs)."""
+    by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
+    for tensor in parameters:
+        if tensor.grad is not None:
+            by_dtype.setdefault(tensor.grad.dtype, []).append(tensor.grad)
+    for grads in by_dtype.values():
+        flat = torch.cat([g.reshape(-1) for g in grads]).to(device)
+        all_reduce_sum(flat)
+        flat /= size
+        for grad, mean in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
+            grad.copy_(mean.view_as(grad))
+
+
+def broadcast_state(module: torch.nn.Module, device: torch.device, buffers_only: bool = False) -> None:
+    """Give every process rank 0's parameters and buffers (or only its buffers: the running
+    statistics of a normalisation, which DDP too takes from rank 0)."""
+    import torch.distributed as dist
+
+    tensors = list(module.buffers()) if buffers_only else [*module.parameters(), *module.buffers()]
+    for tensor in tensors:
+        moved = tensor.detach().to(device)
+        dist.broadcast(moved, src=0)
+        tensor.detach().copy_(moved)  # nothing to do where ``moved`` is the tensor's own memory
 
 
 #: Set by :func:`launch` for its workers: the launcher's process id, which they watch.

@@ -2,10 +2,13 @@
 
 Every export is checked before it is reported done: ONNX with onnxruntime and TorchScript
 with ``torch.jit.load``, each on a batch size other than the one traced, against the
-PyTorch module (largest difference at most 1e-4). A file is written beside its destination
-and moved there only once it passed, so a failed export leaves no file behind (exit 1, with
-the reason). The Python export writes the model's source with its weights beside it and
-prints a two-line loading snippet.
+PyTorch module (largest difference at most 1e-4). A symbolic size of an Input (a sequence's
+``T``) stays a named dynamic axis of the ONNX file, checked at a longer and a shorter size
+than traced (those of the two the PyTorch module itself takes: a learned position table
+bounds a sequence's length). A file is written beside its destination and moved there only
+once it passed, so a failed export leaves no file behind (exit 1, with the reason). The
+Python export writes the model's source with its weights beside it and prints a two-line
+loading snippet.
 """
 
 from __future__ import annotations
@@ -184,10 +187,11 @@ def loading_snippet(module_name: str, class_name: str, weights: str) -> str:
 # --- ONNX ---------------------------------------------------------------------------------------
 
 def export_onnx(analysis: Analysis, module: torch.nn.Module, output: Path) -> float:
-    """Write an ONNX file with a dynamic batch, and return its largest difference from torch."""
+    """Write an ONNX file whose batch and other symbolic sizes are dynamic axes named as in
+    the graph (``N``, ``T``), and return its largest difference from torch."""
     import onnxruntime
 
-    inputs, sizes = example_inputs(analysis)
+    inputs, _ = example_inputs(analysis)
     names = [name for name, _ in plan_module(analysis).arguments]
     outputs = [node.id for node in analysis.graph.nodes_of_type("Output")]
     with staged(output) as path:
@@ -195,19 +199,62 @@ def export_onnx(analysis: Analysis, module: torch.nn.Module, output: Path) -> fl
             torch.onnx.export(module, tuple(inputs), str(path), dynamo=True, external_data=False,
                               input_names=names, output_names=outputs,
                               dynamic_shapes=_dynamic_shapes(analysis), optimize=True, verbose=False)
-        check_inputs, _ = example_inputs(analysis, batch=3, grow=3)
+        name_dynamic_axes(analysis, path)
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 4  # fatal only: a failing check is reported below, once
         session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        difference = 0.0
+        for check_inputs, expected in _checks(analysis, module):
+            try:
+                actual = session.run(None, {n: x.numpy() for n, x in zip(names, check_inputs, strict=True)})
+            except Exception as error:  # noqa: BLE001  (onnxruntime raises its own unrelated classes)
+                detail = ". ".join(" ".join(str(error).split()).split(". ")[-2:])[-200:]  # the last two sentences
+                raise ConfigError(f"{output}: the ONNX model fails on other sizes than it was traced with "
+                                  f"({detail})", "export --to torchscript, or give the Input fixed sizes") from None
+            difference = max(difference, _largest_difference(expected, [torch.from_numpy(a) for a in actual]))
+        return _check(difference, "ONNX")
+
+
+def _checks(analysis: Analysis, module: torch.nn.Module) -> list[tuple[list[torch.Tensor], Any]]:
+    """Inputs of batch 3 with every symbolic size 3 longer, and 3 shorter, than traced, with
+    the PyTorch module's outputs; a size the module itself refuses is left out (the longer
+    one, where a position table holds only the traced length), unless it refuses both."""
+    found, refused = [], None
+    for grow in (3, -3):
+        inputs, _ = example_inputs(analysis, batch=3, grow=grow)
         try:
-            actual = session.run(None, {n: x.numpy() for n, x in zip(names, check_inputs, strict=True)})
-        except Exception as error:  # noqa: BLE001  (onnxruntime raises its own unrelated classes)
-            detail = ". ".join(" ".join(str(error).split()).split(". ")[-2:])[-200:]  # the last two sentences
-            raise ConfigError(f"{output}: the ONNX model fails on other sizes than it was traced with ({detail})",
-                              "export --to torchscript, or give the Input fixed sizes") from None
-        with torch.no_grad():
-            expected = module(*check_inputs)
-        return _check(_largest_difference(expected, [torch.from_numpy(a) for a in actual]), "ONNX")
+            with torch.no_grad():
+                found.append((inputs, module(*inputs)))
+        except Exception as error:  # noqa: BLE001  (a compiled graph raises what its layers raise)
+            refused = error
+        if not any(isinstance(d, str) and d != BATCH for n in analysis.graph.nodes_of_type("Input")
+                   for d in analysis.ports[(n.id, "output")].shape):
+            break  # only the batch varies: one check
+    if not found and refused is not None:
+        raise refused
+    return found
+
+
+def name_dynamic_axes(analysis: Analysis, path: Path) -> None:
+    """Rename the exporter's dynamic axes (``s27``) in the ONNX file at ``path`` after the
+    graph's symbolic sizes they stand for (``T``), wherever one stands for one size."""
+    import onnx
+
+    model = onnx.load(str(path))
+    symbols: dict[str, set[str]] = {}
+    for node, value in zip(analysis.graph.nodes_of_type("Input"), model.graph.input, strict=False):
+        declared = analysis.ports[(node.id, "output")].shape
+        for size, dim in zip(declared, value.type.tensor_type.shape.dim, strict=False):
+            if isinstance(size, str) and dim.dim_param:
+                symbols.setdefault(dim.dim_param, set()).add(size)
+    names = {symbol: sizes.pop() for symbol, sizes in symbols.items() if len(sizes) == 1}
+    if not names:
+        return
+    for value in [*model.graph.input, *model.graph.output, *model.graph.value_info]:
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param in names:
+                dim.dim_param = names[dim.dim_param]
+    write_atomic(path, model.SerializeToString())
 
 
 def _dynamic_shapes(analysis: Analysis) -> tuple[dict[int, Any], ...]:

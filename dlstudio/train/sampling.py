@@ -3,7 +3,7 @@
 The network is the run's graph snapshot with its final weights (model.safetensors, else the
 newest checkpoint); the record says how the run was set up (a language model's vocabulary, an
 image generator's value range). A language model prints the prompt's continuations, or writes
-them to a ``.txt`` file; an image generator (a GAN) writes a grid (``.png``) or an array
+them to a ``.txt`` file; an image generator (a GAN, a VAE) writes a grid (``.png``) or an array
 ``samples`` N x C x H x W in the data's original value range (``.npz``). A run whose task
 cannot sample says so in one line (exit 1). The app draws through :func:`draw_to_view`.
 """
@@ -36,7 +36,7 @@ VIEW_TEXTS, VIEW_LENGTH, VIEW_IMAGES = 3, DEFAULT_LENGTH, 64
 
 def add_sample_command(commands: Any) -> None:
     parser = commands.add_parser("sample", help="draw samples from a trained run (a language model's text, "
-                                                "a GAN's images)")
+                                                "a GAN's or a VAE's images)")
     parser.add_argument("run", metavar="RUN_DIR", help="a run folder (runs/<name>-<timestamp>)")
     parser.add_argument("--n", type=int, default=1, help="how many samples (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="random seed: the same seed, the same samples")

@@ -68,7 +68,7 @@ def prepare(graph: Graph, config: TrainingConfig, world: World, base_dir: Path |
     plan = plan_module(analysis)
     torch.manual_seed(config.seed)
     module = build_module(plan).to(device)
-    model = _wrap(module, world, device)
+    model = _wrap(module, world, device, task)
     data_device = device if _fits_on_device(data, device) else torch.device("cpu")
     fields = [config.dataset.inputs[node_id] for _, node_id in plan.arguments
               if node_id in config.dataset.inputs]  # a task feeds the others (a GAN's noise)
@@ -136,8 +136,13 @@ def _check_labels(config: TrainingConfig, data: DataSplit) -> None:
                           f"number the classes 0, 1, 2, ...; mark samples to skip with ignore_index={ignored}")
 
 
-def _wrap(module: torch.nn.Module, world: World, device: torch.device) -> torch.nn.Module:
+def _wrap(module: torch.nn.Module, world: World, device: torch.device, task: type[Task]) -> torch.nn.Module:
+    """DDP around the module, or (for a task that averages its gradients itself) the module with
+    rank 0's weights, as DDP would give every process."""
     if not world.distributed:
+        return module
+    if not task.through_ddp:
+        distributed.broadcast_state(module, device if device.type == "cuda" else torch.device("cpu"))
         return module
     from torch.nn.parallel import DistributedDataParallel
 

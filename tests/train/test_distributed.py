@@ -57,3 +57,38 @@ def test_a_validation_split_smaller_than_the_process_count_is_refused():
     assert data.val_size == 1
     with pytest.raises(ConfigError, match="holds 1 samples, fewer than the 2 processes"):
         _batching(graph_of(mlp()).training, World(0, 0, 2), data, torch.device("cpu"))
+
+
+def _parts_trained_apart(task: str) -> dict:
+    """A GAN (WGAN-GP) or a VAE without BatchNorm or Dropout, whose steps on two processes'
+    halves of a batch give what one process gives on the whole batch."""
+    from tests.train.test_gan import DISCRIMINATOR, GENERATOR, tiny_gan
+    from tests.train.test_vae import tiny_vae
+
+    if task == "vae":
+        return tiny_vae(epochs=1, batch_size=32)
+    plain = [*DISCRIMINATOR[:4], *DISCRIMINATOR[5:]]  # no Dropout
+    return tiny_gan({"loss": "wgan_gp"}, chains=(GENERATOR, plain), epochs=1, batch_size=32)
+
+
+@pytest.mark.parametrize("task", ["gan", "vae"])
+def test_a_task_with_parts_trained_apart_runs_on_two_processes_as_on_one(tmp_path, capsys, task):
+    """The gan and vae tasks average each optimizer's gradients themselves (no DDP wrapper):
+    the weights, the losses and the validation metrics on two processes are one process's."""
+    graph = str(tmp_path / f"{task}.json")
+    save_graph(graph_of(_parts_trained_apart(task)), graph)
+    assert main(["run", graph, "--out", str(tmp_path / "one"), "--json"]) == 0
+    assert main(["run", graph, "--out", str(tmp_path / "two"), "--json", "--nproc", "2"]) == 0
+    one = load_file(str(tmp_path / "one" / "model.safetensors"))
+    two = load_file(str(tmp_path / "two" / "model.safetensors"))
+    assert set(one) == set(two)
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-5)
+    first, second = ([json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+                     for run in ("one", "two"))
+    assert [m["step"] for m in first] == [m["step"] for m in second] == [45]
+    for a, b in zip(first, second, strict=True):
+        for key in a:
+            if key.startswith(("train_loss", "val_loss")):
+                assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), key
+    assert (tmp_path / "two" / "samples" / "epoch-001.png").exists()

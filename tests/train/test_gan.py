@@ -256,10 +256,9 @@ def test_gan_digits_draws_digits_a_classifier_recognises_across_the_classes(tmp_
     import warnings
 
     from tests.conftest import GRAPHS
+    from tests.train.digits_judge import digits_classifier, recognised
 
-    classifier_graph = load_graph(GRAPHS / "cnn_digits.json")
-    classifier = Trainer(classifier_graph, classifier_graph.training.model_copy(update={"epochs": 4}))
-    assert classifier.fit().metrics["val_accuracy"] > 0.95
+    classifier = digits_classifier()
     load_before, started = os.getloadavg()[0], time.perf_counter()
     cpu_before = resource.getrusage(resource.RUSAGE_SELF).ru_utime
     assert main(["run", str(GRAPHS / "gan_digits.json"), "--out", str(tmp_path / "run"), "--json"]) == 0
@@ -268,14 +267,11 @@ def test_gan_digits_draws_digits_a_classifier_recognises_across_the_classes(tmp_
     metrics = RunDir(tmp_path / "run").read_metrics()
     assert all(math.isfinite(m[k]) for m in metrics for k in ("train_loss/generator", "train_loss/discriminator"))
     assert main(["sample", str(tmp_path / "run"), "--n", "64", "-o", str(tmp_path / "samples.npz")]) == 0
-    samples = torch.from_numpy(np.load(tmp_path / "samples.npz")["samples"])
-    with torch.no_grad():
-        confidence, digit = classifier.parts.module.eval()(samples / 16).softmax(dim=1).max(dim=1)
-    sure = digit[confidence > 0.5]
+    sure = recognised(classifier, np.load(tmp_path / "samples.npz")["samples"])
     capsys.readouterr()
     print(f"gan_digits: {len(sure)} of 64 samples classified with confidence > 0.5, spanning "
-          f"{len(set(sure.tolist()))} digits; {seconds:.0f}s wall, {cpu:.0f}s CPU, load {load_before:.1f}")
-    assert len(sure) >= 32 and len(set(sure.tolist())) >= 7
+          f"{len(set(sure))} digits; {seconds:.0f}s wall, {cpu:.0f}s CPU, load {load_before:.1f}")
+    assert len(sure) >= 32 and len(set(sure)) >= 7
     if max(load_before, os.getloadavg()[0]) >= 1.0:
         warnings.warn(f"gan_digits: {seconds:.0f}s not checked against 120s: other work was running", stacklevel=1)
     else:

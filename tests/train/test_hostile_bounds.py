@@ -222,11 +222,11 @@ def test_an_edited_checkpoint_state_is_a_run_folder_error(tmp_path, capsys, chan
 
 @pytest.mark.slow
 def test_an_onnx_model_that_fails_at_other_sizes_is_one_line(tmp_path, capsys):
-    """char_gpt's ONNX export is specialised to the traced length; onnxruntime's own error
+    """mamba_sequence's ONNX export is specialised to the traced length; onnxruntime's own error
     class (``Fail``) stays out of the message."""
     from tests.conftest import GRAPHS
 
-    assert main(["export", str(GRAPHS / "char_gpt.json"), "--to", "onnx", "-o", str(tmp_path / "m.onnx")]) == 1
+    assert main(["export", str(GRAPHS / "mamba_sequence.json"), "--to", "onnx", "-o", str(tmp_path / "m.onnx")]) == 1
     err = capsys.readouterr().err
     assert "the ONNX model fails on other sizes than it was traced with" in err
     assert "(export --to torchscript, or give the Input fixed sizes)" in err

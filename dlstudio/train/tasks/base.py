@@ -55,6 +55,11 @@ class Task:
     """
 
     name: ClassVar[str]
+    #: Whether a step runs the whole network through ``parts.model``, the DDP wrapper of a
+    #: distributed run, whose backward averages the gradients. A task that runs parts compiled
+    #: apart (:func:`~dlstudio.core.codegen.part_plan`) sets False: its module is not wrapped,
+    #: and :meth:`optimize` averages each optimizer's gradients over the processes itself.
+    through_ddp: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -125,11 +130,13 @@ class Task:
         clip = p.config.grad_clip
         if p.scaler is None:
             loss.backward()
+            self._average_gradients(opt)
             if clip:
                 torch.nn.utils.clip_grad_norm_(_parameters(opt), clip)
             opt.step()
         else:
             p.scaler.scale(loss).backward()
+            self._average_gradients(opt)
             if clip:
                 p.scaler.unscale_(opt)
                 torch.nn.utils.clip_grad_norm_(_parameters(opt), clip)
@@ -138,7 +145,33 @@ class Task:
         schedule = p.schedules.get(optimizer)
         if schedule is not None and schedule.interval == "step":
             schedule.scheduler.step()
+        if p.world.distributed and not self.through_ddp:
+            distributed.broadcast_state(p.module, p.collective_device, buffers_only=True)
 
+    def _average_gradients(self, optimizer: torch.optim.Optimizer) -> None:
+        p = self.parts
+        if p.world.distributed and not self.through_ddp:
+            distributed.average_gradients(_parameters(optimizer), p.world.size, p.collective_device)
+
+
+    def draw_share(self, generator: torch.Generator, count: int, shape: tuple[int, ...],
+                   uniform: bool = False) -> torch.Tensor:
+        """``count`` normal (or uniform) draws of ``shape`` on the device, this process's share of
+        a global batch: every process draws the global batch from ``generator`` and keeps its
+        rank's rows, so the stream (and a checkpoint of it) is the same on every process and a
+        run on W processes draws what one process draws."""
+        world = self.parts.world
+        draw = torch.rand if uniform else torch.randn
+        return draw((count * world.size, *shape), generator=generator)[world.rank::world.size].to(self.parts.device)
+
+    def global_means(self, sums: torch.Tensor) -> list[float]:
+        """``sums`` (sums of values, then their count) added over every process; each value's mean."""
+        p = self.parts
+        if p.world.distributed:
+            moved = sums.to(p.collective_device)
+            distributed.all_reduce_sum(moved)
+            sums = moved.cpu()
+        return (sums[:-1] / sums[-1].clamp(min=1)).tolist()
 
     def reduce_metrics(self) -> None:
         """Sum the validation metrics over every process, so that the result is exact."""

@@ -13,6 +13,12 @@ The real data is scaled from its range to [-1, 1] (what a Tanh gives); samples a
 to the data's original range (digits: 0..16), recorded in the run as ``sample_range``. Noise
 comes from the task's own generator, seeded and checkpointed, so runs resume bit-exactly.
 After each epoch a grid drawn from fixed noise is saved as ``samples/epoch-NNN.png``.
+
+With ``--nproc`` each process steps both optimizers on its share of the global batch, with
+the gradients averaged over the processes (:attr:`Task.through_ddp`), so every process keeps
+the same weights. Every process draws the global batch's noise and takes its share, so the
+noise stream (and a checkpoint of it) is one for all of them; validation noise is drawn per
+sample, so validation gives the same numbers on any number of processes.
 """
 
 from __future__ import annotations
@@ -49,11 +55,10 @@ class GanTask(Task):
     """Alternating discriminator and generator steps over two parts of one network."""
 
     name = "gan"
+    through_ddp = False
 
     def __init__(self, parts: Parts) -> None:
         super().__init__(parts)
-        if parts.world.distributed:
-            raise ConfigError("the gan task trains on one process", "run it without --nproc")
         config = parts.config
         self.settings = gan_settings(config)
         self.generator = part_module(parts.module, parts.analysis, self.settings.generator)
@@ -61,6 +66,7 @@ class GanTask(Task):
         self.noise_shape = noise_shape(parts.analysis, self.settings)
         self.noise = torch.Generator().manual_seed(config.seed)
         self.fixed = self._draw(self.settings.grid, torch.Generator().manual_seed(config.seed + 1))
+        self.val_noise = self._draw(parts.data.val_size, torch.Generator().manual_seed(config.seed + 2))
         self.losses = LOSSES[self.settings.loss]
 
     # -- data --------------------------------------------------------------------------------------
@@ -104,32 +110,33 @@ class GanTask(Task):
     def step(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
         real = self.parts.train_inputs[0][index]
         for _ in range(self.settings.discriminator_steps):
-            d_loss = self._discriminator_loss(real, self._draw(len(real)), penalty=True)
+            d_loss = self._discriminator_loss(real, self.draw_share(self.noise, len(real), self.noise_shape),
+                                              penalty=True)
             self.optimize(d_loss, "discriminator")
         with frozen(self.discriminator), self.parts.autocast():
-            g_loss = self.losses.generator(self.discriminator(self.generator(self._draw(len(real)))))
+            fake = self.generator(self.draw_share(self.noise, len(real), self.noise_shape))
+            g_loss = self.losses.generator(self.discriminator(fake))
         self.optimize(g_loss, "generator")
         d_loss, g_loss = d_loss.detach(), g_loss.detach()
         return {TOTAL: d_loss + g_loss, "discriminator": d_loss, "generator": g_loss}
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """The two losses on the validation data, with noise drawn anew from the seed each time
-        (the gradient penalty left out)."""
+        """The two losses on the validation data (the gradient penalty left out), each sample
+        with its own noise drawn from the seed; summed over every process's share."""
         p = self.parts
         p.module.eval()
-        draws = torch.Generator().manual_seed(p.config.seed + 2)
-        sums, count = torch.zeros(2, dtype=torch.float64), 0
+        sums = torch.zeros(3, dtype=torch.float64)
         for index in p.val_batches:
             real = p.val_inputs[0][index]
             with p.autocast():
-                fake = self.generator(self._draw(len(real), draws))
+                fake = self.generator(self.val_noise[index])
                 d_loss = self.losses.discriminator(self.discriminator(real), self.discriminator(fake))
                 g_loss = self.losses.generator(self.discriminator(fake))
-            sums += torch.stack([d_loss, g_loss]).double().cpu() * len(real)
-            count += len(real)
+            sums += torch.tensor([d_loss.item() * len(real), g_loss.item() * len(real), len(real)],
+                                 dtype=torch.float64)
         p.module.train()
-        d_mean, g_mean = (sums / max(count, 1)).tolist()
+        d_mean, g_mean = self.global_means(sums)
         return {"val_loss": d_mean + g_mean, "val_loss/generator": g_mean, "val_loss/discriminator": d_mean}
 
     def sample(self, count: int, seed: int, **options: Any) -> np.ndarray:
@@ -149,9 +156,8 @@ class GanTask(Task):
 
     # -- the step's parts --------------------------------------------------------------------------
 
-    def _draw(self, count: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        z = torch.randn((count, *self.noise_shape), generator=generator or self.noise)
-        return z.to(self.parts.device)
+    def _draw(self, count: int, generator: torch.Generator) -> torch.Tensor:
+        return torch.randn((count, *self.noise_shape), generator=generator).to(self.parts.device)
 
     def _discriminator_loss(self, real: torch.Tensor, noise: torch.Tensor, penalty: bool) -> torch.Tensor:
         with self.parts.autocast():
@@ -164,7 +170,7 @@ class GanTask(Task):
 
     def _gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """Mean of (|grad D(x)| - 1)^2 at points x between real and fake samples."""
-        mix = torch.rand((len(real),) + (1,) * (real.dim() - 1), generator=self.noise).to(real.device)
+        mix = self.draw_share(self.noise, len(real), (1,) * (real.dim() - 1), uniform=True)
         between = (mix * real.float() + (1 - mix) * fake.float()).requires_grad_(True)
         score = self.discriminator(between)
         [grad] = torch.autograd.grad(score.sum(), between, create_graph=True)
@@ -204,9 +210,9 @@ def gan_settings(config: TrainingConfig) -> GanConfig:
     return config.gan
 
 
-def part_module(module: nn.Module, analysis: Analysis, output: str) -> nn.Module:
-    """The module computing Output ``output`` alone, sharing ``module``'s layers."""
-    return build_module(part_plan(plan_module(analysis), analysis, output), shared=module)
+def part_module(module: nn.Module, analysis: Analysis, *outputs: str) -> nn.Module:
+    """The module computing the Outputs ``outputs`` alone, sharing ``module``'s layers."""
+    return build_module(part_plan(plan_module(analysis), analysis, *outputs), shared=module)
 
 
 def noise_shape(analysis: Analysis, settings: GanConfig) -> tuple[int, ...]:

@@ -1,0 +1,108 @@
+"""``dlstudio import FILE.py:NAME``: hand-written models come back as graphs that compute the
+same outputs with the same parameters; what cannot be mapped is shown, never dropped."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import torch
+
+from dlstudio import analyze, load_graph
+from dlstudio.cli import main
+from dlstudio.core.graph import Graph
+from tests.interop import models
+from tests.interop.roundtrip import MODELS, assert_same_outputs, compiled, run_import
+
+
+def _types(graph: Graph) -> list[str]:
+    return [node.type for node in graph.nodes]
+
+
+def test_resnet18_round_trips_exactly(tmp_path, capsys):
+    torch.manual_seed(0)
+    code, graph, weights = run_import(tmp_path, f"{MODELS}:trained_resnet18", "--input", "x=3,64,64")
+    assert code == 0
+    assert "Conv2d 20, BatchNorm2d 20" in capsys.readouterr().out
+    torch.manual_seed(0)
+    original = models.trained_resnet18()
+    imported = compiled(graph, weights)
+    assert_same_outputs(original, imported, torch.randn(2, 3, 64, 64))
+    node = load_graph(graph).node("layer2_0_downsample_0")
+    assert node.type == "Conv2d" and node.label == "layer2.0.downsample.0"
+    assert len(imported.state_dict()) == len(original.state_dict()) == 122
+
+
+def test_unet_round_trips_exactly(tmp_path):
+    torch.manual_seed(0)
+    code, graph, weights = run_import(tmp_path, f"{MODELS}:trained_unet", "--input", "x=3,32,32")
+    assert code == 0
+    torch.manual_seed(0)
+    assert_same_outputs(models.trained_unet(), compiled(graph, weights), torch.randn(2, 3, 32, 32))
+    assert {"ConvTranspose2d", "Concat", "MaxPool2d"} <= set(_types(load_graph(graph)))
+
+
+def test_lstm_classifier_round_trips_with_a_variable_length(tmp_path):
+    torch.manual_seed(0)
+    code, graph, weights = run_import(tmp_path, f"{MODELS}:LSTMClassifier", "--input", "tokens=T:int64",
+                                      "--args", '{"classes": 4}')
+    assert code == 0
+    torch.manual_seed(0)
+    original, imported = models.LSTMClassifier(classes=4), compiled(graph, weights)
+    for length in (3, 9):
+        assert_same_outputs(original, imported, torch.randint(0, 100, (2, length)))
+    assert load_graph(graph).node("tokens").params == {"shape": ["T"], "dtype": "int64"}
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "mha"])
+def test_gpt2_style_transformer_round_trips(tmp_path, attention):
+    torch.manual_seed(0)
+    code, graph, weights = run_import(tmp_path, f"{MODELS}:GPT", "--input", "idx=T:int64",
+                                      "--args", f'{{"attention": "{attention}"}}')
+    assert code == 0
+    torch.manual_seed(0)
+    original, imported = models.GPT(attention=attention), compiled(graph, weights)
+    for length in (4, 16):
+        assert_same_outputs(original, imported, torch.randint(0, 50, (2, length)))
+    types = _types(load_graph(graph))
+    assert "LearnedPositionalEmbedding" in types
+    assert ("ScaledDotProductAttention" if attention == "sdpa" else "MultiheadAttention") in types
+
+
+def test_an_unmapped_operation_becomes_a_diagnostic_node_naming_its_line(tmp_path, capsys):
+    code, graph, weights = run_import(tmp_path, f"{MODELS}:Rolling", "--input", "x=8")
+    assert code == 1 and not weights.exists()
+    lines, start = inspect.getsourcelines(models.Rolling.forward)
+    line = start + next(i for i, text in enumerate(lines) if "torch.roll" in text)
+    out = capsys.readouterr()
+    assert "1 unsupported, shown as Unsupported nodes: torch.roll (models.py:" in out.out
+    assert "not written" in out.err
+    analysis = analyze(load_graph(graph))
+    assert _types(analysis.graph) == ["Input", "Linear", "Unsupported", "ReLU", "Output"]
+    assert [d.one_line() for d in analysis.errors] == [
+        f"roll: Unsupported 'roll': torch.roll (models.py:{line}) has no DL Studio layer (rebuild this "
+        "step from catalogue layers, or change the model and import it again)"]
+
+
+def test_a_file_that_raises_on_import_is_one_line(tmp_path, capsys):
+    source = tmp_path / "broken.py"
+    source.write_text("import torch\n\nraise RuntimeError('no GPU here')\n")
+    code, graph, _ = run_import(tmp_path, f"{source}:Model", "--input", "x=4")
+    err = capsys.readouterr().err
+    assert code == 1 and not graph.exists()
+    assert err == f"dlstudio: {source}: importing it raised RuntimeError: no GPU here at line 3\n"
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ((), "give the shape of x with --input NAME=SHAPE[:DTYPE], e.g. --input x=3,32,32"),
+    (("--input", "x=8", "--args", "[1]"), "--args must be a JSON object of keyword arguments"),
+    (("--input", "x=N"), "--input wants NAME=SHAPE[:DTYPE] such as x=3,32,32 or tokens=T:int64"),
+])
+def test_usage_mistakes_are_one_line_with_exit_2(tmp_path, capsys, options, message):
+    code, _, _ = run_import(tmp_path, f"{MODELS}:Rolling", *options)
+    assert code == 2 and message in capsys.readouterr().err
+
+
+def test_the_help_says_the_file_is_run(capsys):
+    assert main(["import", "--help"]) == 0
+    assert "RUNS THAT PYTHON FILE" in " ".join(capsys.readouterr().out.split())

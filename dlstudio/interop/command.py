@@ -47,7 +47,7 @@ def import_command(args: argparse.Namespace) -> int:
     inputs = [parse_input(text) for text in args.input]
     result: ImportResult
     if args.source.lower().endswith(".onnx"):
-        from dlstudio.interop.onnx import import_onnx
+        from dlstudio.interop.onnx_import import import_onnx
 
         result = import_onnx(Path(args.source), inputs)
     else:

@@ -28,8 +28,8 @@ from torch import fx, nn
 
 from dlstudio.core.errors import DLStudioError
 from dlstudio.exits import UsageError
-from dlstudio.interop.builder import GraphBuilder, ImportResult, InputSpec, Port
 from dlstudio.interop import torch_functions, torch_modules  # noqa: F401  (they register their converters)
+from dlstudio.interop.builder import GraphBuilder, ImportResult, InputSpec, Port
 from dlstudio.interop.calls import CONVERTERS, FIXED_CONVERTERS, Call, Fixed, Unmappable
 
 #: The batch size of the example inputs, and the stand-ins for symbolic sizes, in order.

@@ -8,7 +8,6 @@ tuple to the element's port; both are counted as folded, not as layers.
 
 from __future__ import annotations
 
-import math
 import operator
 from typing import Any
 
@@ -17,6 +16,7 @@ import torch.nn.functional as F  # noqa: N812
 
 from dlstudio.interop.builder import Port
 from dlstudio.interop.calls import Call, Positions, Unmappable, register
+from dlstudio.interop.shapes import reshape_layer
 from dlstudio.interop.torch_modules import positional_add
 
 # --- element-wise arithmetic and products ---
@@ -87,36 +87,7 @@ def _reshape(call: Call) -> Port:
         raise Unmappable("changes the batch dimension")
     if before == after:
         return _pass_through(call)
-    joined = _joined(before, after)
-    if joined is not None:
-        start, end = joined
-        return call.single("Flatten", {"start_dim": start, **({} if end == len(before) - 1 else {"end_dim": end})})
-    split = _split(before, after)
-    if split is not None:
-        dim, sizes = split
-        return call.single("Unflatten", {"dim": dim, "unflattened_size": sizes})
-    return call.single("Reshape", {"shape": list(after[1:])})
-
-
-def _joined(before: tuple[int, ...], after: tuple[int, ...]) -> tuple[int, int] | None:
-    """``(start, end)`` when ``after`` joins dims start..end of ``before`` into one."""
-    extra = len(before) - len(after)
-    for start in range(1, len(after) if extra > 0 else 0):
-        end = start + extra
-        if (before[:start] == after[:start] and before[end + 1:] == after[start + 1:]
-                and math.prod(before[start:end + 1]) == after[start]):
-            return start, end
-    return None
-
-
-def _split(before: tuple[int, ...], after: tuple[int, ...]) -> tuple[int, list[int]] | None:
-    """``(dim, sizes)`` when ``after`` splits dim ``dim`` of ``before`` into ``sizes``."""
-    count = len(after) - len(before) + 1
-    for dim in range(1, len(before) if count > 1 else 0):
-        sizes = after[dim:dim + count]
-        if before[:dim] == after[:dim] and before[dim + 1:] == after[dim + count:] and math.prod(sizes) == before[dim]:
-            return dim, list(sizes)
-    return None
+    return call.single(*reshape_layer(before, after))
 
 
 def _dims(call: Call, name: str) -> list[int]:

@@ -24,7 +24,6 @@ from dlstudio.interop.calls import (
     register,
 )
 
-
 # --- parameters read from modules ---
 
 

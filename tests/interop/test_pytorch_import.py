@@ -106,3 +106,28 @@ def test_usage_mistakes_are_one_line_with_exit_2(tmp_path, capsys, options, mess
 def test_the_help_says_the_file_is_run(capsys):
     assert main(["import", "--help"]) == 0
     assert "RUNS THAT PYTHON FILE" in " ".join(capsys.readouterr().out.split())
+
+
+def test_init_weights_takes_every_imported_weight(tmp_path):
+    """What ``dlstudio run --init-weights`` does with the file: every key loads, none left."""
+    from dlstudio import compile_graph
+    from dlstudio.train.pretrained import load_pretrained
+
+    torch.manual_seed(0)
+    code, graph, weights = run_import(tmp_path, f"{MODELS}:LSTMClassifier", "--input", "tokens=12:int64")
+    assert code == 0
+    module = compile_graph(load_graph(graph)).eval()
+    loaded = load_pretrained(module, str(weights))
+    assert loaded.missing == () and loaded.unused == () and len(loaded.loaded) == 11
+    torch.manual_seed(0)
+    original = models.LSTMClassifier()
+    assert_same_outputs(original, module, torch.randint(0, 100, (3, 12)))
+
+
+def test_ids_are_legal_unique_and_labels_keep_the_qualified_names(tmp_path):
+    torch.manual_seed(0)
+    run_import(tmp_path, f"{MODELS}:ResNet18", "--input", "x=3,64,64", "--args", '{"num_classes": 5}')
+    graph = load_graph(tmp_path / "graph.json")
+    relus = [(n.id, n.label) for n in graph.nodes if n.label == "layer1.0.relu"]
+    assert relus == [("layer1_0_relu", "layer1.0.relu"), ("layer1_0_relu_2", "layer1.0.relu")]
+    assert all(n.position is not None for n in graph.nodes)

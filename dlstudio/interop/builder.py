@@ -53,6 +53,7 @@ class ImportResult:
     mapped: Counter[str]
     unsupported: list[str]
     folded: int = 0
+    shared: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
         """One line: how many operations became which layers, and which could not be mapped."""
@@ -62,9 +63,13 @@ class ImportResult:
         if self.folded:
             text += f", folded {self.folded} shape computations"
         if not self.unsupported:
-            return text + "; nothing unsupported"
-        shown = "; ".join(self.unsupported[:3]) + ("; ..." if len(self.unsupported) > 3 else "")
-        return text + f"; {len(self.unsupported)} unsupported, shown as Unsupported nodes: {shown}"
+            text += "; nothing unsupported"
+        else:
+            shown = "; ".join(self.unsupported[:3]) + ("; ..." if len(self.unsupported) > 3 else "")
+            text += f"; {len(self.unsupported)} unsupported, shown as Unsupported nodes: {shown}"
+        for name, calls in self.shared.items():
+            text += f"; the weights of {name}, shared by {calls} calls, are copied to each"
+        return text
 
 
 def node_id_from(name: str) -> str:
@@ -88,6 +93,7 @@ class GraphBuilder:
     folded: int = 0
     _taken: set[str] = field(default_factory=set)
     _types: dict[str, str] = field(default_factory=dict)
+    _weighted: Counter[str] = field(default_factory=Counter)
 
     def fresh_id(self, wanted: str) -> str:
         base = node_id_from(wanted)
@@ -111,6 +117,7 @@ class GraphBuilder:
                                    target=self._end(node_id, port, True)))
         if weights:
             self.weights[node_id] = {key: value.detach().clone() for key, value in weights.items()}
+            self._weighted[label or node_id] += 1
         if type_name not in ("Input", "Output"):
             self.mapped[type_name] += 1
         return node_id
@@ -135,8 +142,8 @@ class GraphBuilder:
         graph = Graph(name=self.name[:200], nodes=self.nodes, edges=self.edges)
         for node_id, (x, y) in layered_layout(graph, catalogue=BUILTINS).items():
             graph.node(node_id).position = (x, y)
-        mapped = +self.mapped
-        return ImportResult(graph, self.weights, mapped, self.unsupported, self.folded)
+        shared = {name: calls for name, calls in self._weighted.items() if calls > 1}
+        return ImportResult(graph, self.weights, +self.mapped, self.unsupported, self.folded, shared)
 
 
 def compiled_with_weights(result: ImportResult) -> torch.nn.Module:

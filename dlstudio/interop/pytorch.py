@@ -99,7 +99,10 @@ def _line_of(error: BaseException, path: Path) -> str:
 def import_module(model: nn.Module, inputs: Sequence[InputSpec], name: str = "imported") -> ImportResult:
     """Map ``model`` onto a flat graph of catalogue layers, with its weights."""
     model = model.eval()
-    graph_module = trace(model)
+    try:
+        graph_module = trace(model)
+    except ImportFailed as failure:
+        graph_module = _exported(model, inputs, failure)
     placeholders = [n for n in graph_module.graph.nodes if n.op == "placeholder"]
     specs = _match_inputs(placeholders, inputs)
     examples = [example_tensor(spec) for spec in specs]
@@ -109,7 +112,8 @@ def import_module(model: nn.Module, inputs: Sequence[InputSpec], name: str = "im
 
 
 def trace(model: nn.Module) -> fx.GraphModule:
-    """The module's graph from ``torch.fx`` symbolic tracing, with source lines recorded."""
+    """The module's graph from ``torch.fx`` symbolic tracing, with source lines recorded
+    (:func:`import_module` falls back to ``torch.export`` where this fails)."""
     tracer = fx.Tracer()
     tracer.record_stack_traces = True
     try:
@@ -118,6 +122,18 @@ def trace(model: nn.Module) -> fx.GraphModule:
         raise ImportFailed(f"torch.fx cannot trace {type(model).__name__}: {_brief(error)} "
                            "(write the forward without branching on tensor values)") from error
     return fx.GraphModule(tracer.root, graph, type(model).__name__)
+
+
+def _exported(model: nn.Module, inputs: Sequence[InputSpec], failure: ImportFailed) -> fx.GraphModule:
+    """The model through ``torch.export`` (inputs in the order given), where fx failed."""
+    from dlstudio.interop.exported import export_module
+
+    examples = [example_tensor(spec) for spec in inputs]
+    try:
+        with torch.no_grad():
+            return export_module(model, examples)
+    except Exception as error:  # noqa: BLE001  (export's many refusals)
+        raise ImportFailed(f"{failure}; torch.export failed too: {_brief(error)}") from error
 
 
 def _match_inputs(placeholders: list[fx.Node], inputs: Sequence[InputSpec]) -> list[InputSpec]:
@@ -184,6 +200,8 @@ def operation_name(node: fx.Node, graph_module: fx.GraphModule) -> str:
     if node.op == "get_attr":
         return f"self.{node.target}"
     target = node.target
+    if isinstance(target, torch._ops.OpOverload):
+        return f"aten.{target.__name__}"
     module = getattr(target, "__module__", "") or ""
     short = {"torch.nn.functional": "F", "_operator": "operator", "torch._C._nn": "F"}.get(module, "torch")
     return f"{short}.{getattr(target, '__name__', str(target))}"

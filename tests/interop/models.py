@@ -223,6 +223,26 @@ class GPT(nn.Module):
         return self.lm_head(self.ln_f(x))
 
 
+# --- what torch.fx cannot trace, but torch.export can ---
+
+
+class SizeBranch(nn.Module):
+    """Branches on a size, which torch.fx cannot trace (the size is a proxy there)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(4 * 4 * 4, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.bn(self.conv(x)))
+        if y.shape[-1] > 4:
+            y = self.pool(y + x.mean(dim=1, keepdim=True))
+        return self.fc(torch.flatten(y, 1)).softmax(dim=-1)
+
+
 # --- what cannot be imported ---
 
 

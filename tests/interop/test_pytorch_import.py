@@ -69,6 +69,27 @@ def test_gpt2_style_transformer_round_trips(tmp_path, attention):
     assert ("ScaledDotProductAttention" if attention == "sdpa" else "MultiheadAttention") in types
 
 
+def test_a_model_fx_cannot_trace_goes_through_torch_export(tmp_path, capsys):
+    torch.manual_seed(0)
+    code, graph, weights = run_import(tmp_path, f"{MODELS}:SizeBranch", "--input", "x=3,8,8")
+    assert code == 0
+    assert "(Conv2d 1, BatchNorm2d 1, ReLU 1, Mean 1, Add 1, MaxPool2d 1" in capsys.readouterr().out
+    torch.manual_seed(0)
+    assert_same_outputs(models.SizeBranch(), compiled(graph, weights), torch.randn(3, 3, 8, 8))
+
+
+def test_a_module_called_twice_is_reported_as_copied_weights(tmp_path, capsys):
+    source = tmp_path / "shared.py"
+    source.write_text("from torch import nn\n\n\nclass Twice(nn.Module):\n    def __init__(self):\n"
+                      "        super().__init__()\n        self.fc = nn.Linear(4, 4)\n\n"
+                      "    def forward(self, x):\n        return self.fc(self.fc(x))\n")
+    code, graph, _ = run_import(tmp_path, f"{source}:Twice", "--input", "x=4")
+    assert code == 0
+    assert "; nothing unsupported; the weights of fc, shared by 2 calls, are copied to each\n" in (
+        capsys.readouterr().out)
+    assert [n.id for n in load_graph(graph).nodes] == ["x", "fc", "fc_2", "output"]
+
+
 def test_an_unmapped_operation_becomes_a_diagnostic_node_naming_its_line(tmp_path, capsys):
     code, graph, weights = run_import(tmp_path, f"{MODELS}:Rolling", "--input", "x=8")
     assert code == 1 and not weights.exists()

@@ -200,9 +200,15 @@ def _constant(call: OnnxCall) -> list[Any]:
     return [onnx.numpy_helper.to_array(call.attrs["value"])]
 
 
+def _fixed_transpose(call: OnnxCall) -> list[Any]:
+    return [np.transpose(call.inputs[0], call.attrs.get("perm"))]
+
+
+#: Operators evaluated when all their inputs are fixed (a weight transposed before a MatMul).
 _FOLDABLE: dict[str, Callable[[OnnxCall], list[Any]]] = {
     "Constant": _constant,
     "Identity": lambda call: [call.inputs[0]],
+    "Transpose": _fixed_transpose,
 }
 
 
@@ -359,7 +365,21 @@ def _variadic(type_name: str) -> OnnxConverter:
 
 
 register("Add", "Sum")(_variadic("Add"))
-register("Mul")(_variadic("Multiply"))
+
+
+@register("Mul", "Div")
+def _multiply(call: OnnxCall) -> list[Port]:
+    """Mul of two computed tensors, or Mul or Div by one fixed number (a Scale)."""
+    fixed = [i for i, value in enumerate(call.inputs) if isinstance(value, np.ndarray)]
+    if not fixed and call.node.op_type == "Mul":
+        return _variadic("Multiply")(call)
+    if fixed != [1] and not (fixed == [0] and call.node.op_type == "Mul") or call.inputs[fixed[0]].size != 1:
+        raise Unmappable("an operation with a fixed tensor that is not one number")
+    number = float(call.inputs[fixed[0]].reshape(()))
+    if call.node.op_type == "Div" and number == 0:
+        raise Unmappable("a division by zero")
+    factor = 1.0 / number if call.node.op_type == "Div" else number
+    return [call.add("Scale", {"factor": factor}, [(call.port(1 - fixed[0]), "input")])]
 
 
 def _activation(type_name: str, **attrs: tuple[str, Any]) -> OnnxConverter:

@@ -36,7 +36,21 @@ def _add(call: Call) -> Port:
 
 @register(operator.mul, operator.imul, torch.mul, "Tensor.mul")
 def _multiply(call: Call) -> Port:
-    return _variadic(call, "Multiply", call.arg(0, "input"), call.arg(1, "other"))
+    left, right = call.arg(0, "input"), call.arg(1, "other")
+    if isinstance(left, int | float) and isinstance(right, Port):
+        left, right = right, left
+    if isinstance(left, Port) and isinstance(right, int | float) and not isinstance(right, bool):
+        return call.single("Scale", {"factor": float(right)}, left)
+    return _variadic(call, "Multiply", left, right)
+
+
+@register(operator.truediv, operator.itruediv, torch.div, "Tensor.div")
+def _divide(call: Call) -> Port:
+    divisor = call.arg(1, "other")
+    if not isinstance(divisor, int | float) or isinstance(divisor, bool) or not divisor \
+            or call.kwargs.get("rounding_mode") is not None:
+        raise Unmappable("a division other than by a constant number")
+    return call.single("Scale", {"factor": 1.0 / divisor})
 
 
 def _variadic(call: Call, type_name: str, *operands: Any) -> Port:

@@ -255,3 +255,17 @@ class Rolling(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.roll(self.fc(x), 1, -1).relu()
+
+
+class ScaledAttention(nn.Module):
+    """Attention written out: q k^T scaled by 1/sqrt(d), softmax, then times v."""
+
+    def __init__(self, n_embd: int = 16):
+        super().__init__()
+        self.query, self.key, self.value = (nn.Linear(n_embd, n_embd) for _ in range(3))
+        self.scale = n_embd ** -0.5
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.query(x), self.key(x), self.value(x)
+        weights = torch.softmax(q @ k.transpose(-2, -1) * self.scale, dim=-1)
+        return (weights @ v) / 2

@@ -4,6 +4,7 @@ compute the same outputs with the same parameters; unknown operators become diag
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,30 @@ def test_a_file_that_is_not_onnx_is_one_line(tmp_path, capsys):
     code, _, _ = run_import(tmp_path, str(source))
     err = capsys.readouterr().err
     assert code == 1 and err.startswith(f"dlstudio: {source}: not a readable ONNX model") and err.count("\n") == 1
+
+
+def test_written_out_attention_maps_matmul_add_to_linear_and_constants_to_scale(tmp_path, capsys):
+    torch.manual_seed(0)
+    original = models.ScaledAttention()
+    source = export(original, torch.randn(2, 6, 16), tmp_path / "model.onnx")
+    code, graph, weights = run_import(tmp_path, source)
+    assert code == 0, capsys.readouterr()
+    types = Counter(node.type for node in load_graph(graph).nodes)
+    assert types == {"Input": 1, "Linear": 3, "MatMul": 2, "Scale": 2, "Permute": 1, "Softmax": 1, "Output": 1}
+    assert_same_outputs(original, compiled(graph, weights), torch.randn(2, 6, 16))
+
+
+def test_the_default_exporter_s_folded_batch_norms_still_compute_the_same(tmp_path, capsys):
+    """torch.onnx's default exporter folds batch norms into the convolutions: fewer layers and
+    parameters, the same outputs."""
+    torch.manual_seed(0)
+    original = models.trained_unet()
+    example = torch.randn(2, 3, 32, 32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(original, (example,), str(tmp_path / "model.onnx"), verbose=False)
+    code, graph, weights = run_import(tmp_path, str(tmp_path / "model.onnx"))
+    assert code == 0 and "nothing unsupported" in capsys.readouterr().out
+    with torch.no_grad():
+        assert (compiled(graph, weights)(example) - original(example)).abs().max() <= 1e-5
+    assert "BatchNorm2d" not in {n.type for n in load_graph(graph).nodes}

@@ -69,6 +69,16 @@ def test_gpt2_style_transformer_round_trips(tmp_path, attention):
     assert ("ScaledDotProductAttention" if attention == "sdpa" else "MultiheadAttention") in types
 
 
+def test_attention_written_out_maps_to_matmul_softmax_and_scale(tmp_path):
+    torch.manual_seed(0)
+    code, graph, weights = run_import(tmp_path, f"{MODELS}:ScaledAttention", "--input", "x=T,16")
+    assert code == 0
+    torch.manual_seed(0)
+    assert_same_outputs(models.ScaledAttention(), compiled(graph, weights), torch.randn(2, 6, 16))
+    scales = [n.params["factor"] for n in load_graph(graph).nodes if n.type == "Scale"]
+    assert scales == [0.25, 0.5]
+
+
 def test_a_model_fx_cannot_trace_goes_through_torch_export(tmp_path, capsys):
     torch.manual_seed(0)
     code, graph, weights = run_import(tmp_path, f"{MODELS}:SizeBranch", "--input", "x=3,8,8")

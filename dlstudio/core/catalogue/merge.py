@@ -36,6 +36,11 @@ def _elementwise_flops(ctx: InferContext) -> int | None:
     return None if count is None else count * (len(ctx.inputs) - 1)
 
 
+def _scale(ctx: InferContext) -> TensorType:
+    ctx.require_float(ctx.input)
+    return ctx.input
+
+
 def _operator(symbol: str) -> Any:
     def call(p: dict[str, Any], args: list[str], attr: str) -> str:
         return f" {symbol} ".join(args)
@@ -249,6 +254,10 @@ register(
            _elementwise, _operator("+"), variadic=2, flops=_elementwise_flops),
     _merge("Multiply", "Element-wise product of two or more inputs (broadcast as torch does).",
            _elementwise, _operator("*"), variadic=2, flops=_elementwise_flops),
+    _merge("Scale", "Multiplies by a constant: x * factor (attention's 1/sqrt(d), a residual's weight).",
+           _scale, lambda p, args, attr: f"{args[0]} * {literal(p['factor'])}",
+           Param("factor", "float", default=1.0, min=-1e6, max=1e6, help="The constant to multiply by."),
+           flops=lambda ctx: numel(ctx.input.shape)),
     _merge("Concat", "Joins inputs along an existing dim: dim=1 joins channels or features.",
            _concat, _join_call("torch.cat"), _JOIN_DIM, variadic=2),
     _merge("Stack", "Joins equal-shaped inputs along a new dim.",

@@ -17,6 +17,7 @@ Importing runs the user's file: the ``import`` command and the app both say so f
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -125,10 +126,12 @@ def trace(model: nn.Module) -> fx.GraphModule:
 
 
 def _exported(model: nn.Module, inputs: Sequence[InputSpec], failure: ImportFailed) -> fx.GraphModule:
-    """The model through ``torch.export`` (inputs in the order given), where fx failed."""
+    """The model through ``torch.export`` (inputs in the forward's order), where fx failed."""
     from dlstudio.interop.exported import export_module
 
-    examples = [example_tensor(spec) for spec in inputs]
+    order = list(inspect.signature(model.forward).parameters)
+    given = sorted(inputs, key=lambda spec: order.index(spec.name) if spec.name in order else len(order))
+    examples = [example_tensor(spec) for spec in given]
     try:
         with torch.no_grad():
             return export_module(model, examples)

@@ -3,6 +3,7 @@ compute the same outputs with the same parameters; unknown operators become diag
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -16,6 +17,15 @@ from tests.interop import models
 from tests.interop.roundtrip import assert_same_outputs, compiled, run_import
 
 pytest.importorskip("onnx")
+
+
+def test_without_the_onnx_package_the_command_says_how_to_get_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if not installed
+    (tmp_path / "model.onnx").write_bytes(b"")
+    code, graph, _ = run_import(tmp_path, str(tmp_path / "model.onnx"))
+    assert code == 2 and not graph.exists()
+    assert capsys.readouterr().err == (
+        "dlstudio: importing ONNX needs the onnx package: pip install 'dlstudio[onnx]'\n")
 
 
 def export(model: nn.Module, example: torch.Tensor, path: Path) -> str:

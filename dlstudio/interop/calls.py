@@ -9,7 +9,8 @@ concrete values of one example run) and returns what the call's result stands fo
 :class:`~dlstudio.interop.builder.Port`, a tuple of them, or for a pass-through the input's
 own port. It raises :class:`Unmappable` with the reason when the call has no faithful layer;
 the importer then leaves an ``Unsupported`` node. Module parameters are read from the module
-itself, for every parameter its catalogue declaration lists (:func:`module_params`).
+itself, for every parameter its catalogue declaration lists
+(:func:`~dlstudio.interop.torch_modules.module_params`).
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from dlstudio.interop import torch_functions  # noqa: F401  (registers the converters aliased here)
 from dlstudio.interop.calls import CONVERTERS, Call, Unmappable, register
 
 aten = torch.ops.aten

@@ -102,17 +102,23 @@ class _OnnxWalker:
         if not any(isinstance(value, Port) for value in inputs) and node.op_type in FOLDABLE:
             outputs = FOLDABLE[node.op_type](call)
         else:
-            converter = ONNX_CONVERTERS.get(node.op_type)
-            try:
-                if converter is None:
-                    raise Unmappable("no matching layer")
-                outputs = list(converter(call))
-            except Unmappable:
-                ports = [value for value in inputs if isinstance(value, Port)]
-                made = self.builder.add_unsupported(f"ONNX {node.op_type}", node.name, call.name, ports, call.name)
-                outputs = [Port(made)] * len(node.output)
+            outputs = self._converted(call)
         for name, value in zip(node.output, outputs, strict=False):
             self.values[name] = value
+
+    def _converted(self, call: OnnxCall) -> list[Any]:
+        """The node's outputs from its converter, or one Unsupported node saying why not."""
+        node, reason = call.node, ""
+        converter = ONNX_CONVERTERS.get(node.op_type)
+        if converter is not None:
+            try:
+                return list(converter(call))
+            except Unmappable as why:
+                reason = str(why)
+        ports = [value for value in call.inputs if isinstance(value, Port)]
+        operation = f"ONNX {node.op_type}" + (f": {reason}" if reason else "")
+        made = self.builder.add_unsupported(operation, node.name, call.name, ports, call.name)
+        return [Port(made)] * len(node.output)
 
 
 def _dims(info: Any) -> tuple[Any, ...] | None:

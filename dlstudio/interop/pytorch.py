@@ -253,12 +253,12 @@ class _Walker:
         if not any(True for _ in _ports_in((args, kwargs))):
             return self._fixed(node, call)
         converter = self._converter(node, call)
-        try:
-            if converter is None:
-                raise Unmappable("no matching layer")
-            return converter(call)
-        except Unmappable:
+        if converter is None:
             return self._unsupported(node, call)
+        try:
+            return converter(call)
+        except Unmappable as why:
+            return self._unsupported(node, call, str(why))
 
     def _call(self, node: fx.Node, args: Any, kwargs: Any) -> Call:
         module = self.graph_module.get_submodule(str(node.target)) if node.op == "call_module" else None
@@ -273,8 +273,8 @@ class _Walker:
             return Fixed(call.value)
         try:
             return converter(call)
-        except Unmappable:
-            return self._unsupported(node, call)
+        except Unmappable as why:
+            return self._unsupported(node, call, str(why))
 
     def _converter(self, node: fx.Node, call: Call) -> Callable[[Call], Any] | None:
         if node.op == "call_module":
@@ -285,11 +285,12 @@ class _Walker:
         except TypeError:  # an unhashable target
             return None
 
-    def _unsupported(self, node: fx.Node, call: Call) -> Any:
+    def _unsupported(self, node: fx.Node, call: Call, reason: str = "") -> Any:
+        """An Unsupported node for ``call`` (``reason``: why its converter refused it)."""
         inputs = list(dict.fromkeys(_ports_in((call.args, call.kwargs))))
         label = call.name if node.op == "call_module" else None
-        node_id = self.builder.add_unsupported(operation_name(node, self.graph_module),
-                                               source_line(node), call.name, inputs, label)
+        operation = operation_name(node, self.graph_module) + (f": {reason}" if reason else "")
+        node_id = self.builder.add_unsupported(operation, source_line(node), call.name, inputs, label)
         return _shaped_like(call.value, Port(node_id))
 
     def _resolve(self, value: Any) -> Any:

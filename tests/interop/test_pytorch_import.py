@@ -162,3 +162,14 @@ def test_ids_are_legal_unique_and_labels_keep_the_qualified_names(tmp_path):
     relus = [(n.id, n.label) for n in graph.nodes if n.label == "layer1.0.relu"]
     assert relus == [("layer1_0_relu", "layer1.0.relu"), ("layer1_0_relu_2", "layer1.0.relu")]
     assert all(n.position is not None for n in graph.nodes)
+
+
+def test_a_refused_call_says_why(tmp_path, capsys):
+    source = tmp_path / "padded.py"
+    source.write_text("from torch import nn\n\n\nclass Padded(nn.Module):\n    def __init__(self):\n"
+                      "        super().__init__()\n        self.embed = nn.Embedding(10, 4, max_norm=1.0)\n\n"
+                      "    def forward(self, tokens):\n        return self.embed(tokens)\n")
+    code, _, _ = run_import(tmp_path, f"{source}:Padded", "--input", "tokens=5:int64")
+    assert code == 1
+    assert ("1 unsupported, shown as Unsupported nodes: nn.Embedding: max_norm=1.0 is not supported "
+            "(padded.py:10)") in capsys.readouterr().out

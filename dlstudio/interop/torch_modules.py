@@ -36,8 +36,6 @@ def plain(value: Any, param: Param) -> Any:
         if items and len(set(map(repr, items))) == 1 and param.kind in ("ints", "float") and param.scalar_ok:
             return items[0]
         return items
-    if isinstance(value, float) and param.kind == "float":
-        return float(value)
     return value
 
 

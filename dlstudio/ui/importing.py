@@ -60,7 +60,7 @@ class ModelImport:
             return False
         if result is None:
             return False
-        files._load(result.graph, None)
+        files.open_unsaved(result.graph)
         self.window.statusBar().showMessage(f"Imported {path.name}: {result.summary()}", 15000)
         return True
 

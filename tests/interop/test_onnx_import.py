@@ -113,3 +113,28 @@ def test_the_default_exporter_s_folded_batch_norms_still_compute_the_same(tmp_pa
     with torch.no_grad():
         assert (compiled(graph, weights)(example) - original(example)).abs().max() <= 1e-5
     assert "BatchNorm2d" not in {n.type for n in load_graph(graph).nodes}
+
+
+class NormedHead(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.LayerNorm(8)
+        self.fc = nn.Linear(8, 6)
+        self.act = nn.GELU()
+
+    def forward(self, x):
+        return torch.log_softmax(self.act(self.fc(self.norm(x))).unsqueeze(1).flatten(1), dim=-1)
+
+
+def test_layer_normalization_gelu_and_log_softmax_map_from_opset_20(tmp_path, capsys):
+    torch.manual_seed(0)
+    original = NormedHead()
+    source = tmp_path / "model.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(original, (torch.randn(2, 8),), str(source), dynamo=False, opset_version=20)
+    code, graph, weights = run_import(tmp_path, str(source))
+    assert code == 0, capsys.readouterr()
+    types = [node.type for node in load_graph(graph).nodes]
+    assert types == ["Input", "LayerNorm", "Linear", "GELU", "Unsqueeze", "Flatten", "LogSoftmax", "Output"]
+    assert_same_outputs(original, compiled(graph, weights), torch.randn(3, 8))

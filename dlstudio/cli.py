@@ -1,4 +1,5 @@
-"""The ``dlstudio`` command line: gui, run, sample, predict, prune, validate, summary, export, schema.
+"""The ``dlstudio`` command line: gui, run, sample, predict, prune, import, validate, summary, export,
+schema.
 
 Exit codes: 0 done, 1 invalid graph or configuration, 2 usage or file error, 3 diverged,
 130 interrupted. Errors print one line on stderr; ``--debug`` shows the traceback instead.
@@ -96,12 +97,14 @@ def _command_registrars(command: str | None = None) -> list[Callable[[Any], None
         return [_add_gui]
     if command in CORE_COMMANDS:
         return [_add_gui, *core]
+    from dlstudio.interop.command import add_import_command
     from dlstudio.train.command import add_run_command
     from dlstudio.train.predict import add_predict_command
     from dlstudio.train.pruning import add_prune_command
     from dlstudio.train.sampling import add_sample_command
 
-    return [_add_gui, add_run_command, add_sample_command, add_predict_command, add_prune_command, *core]
+    return [_add_gui, add_run_command, add_sample_command, add_predict_command, add_prune_command,
+            add_import_command, *core]
 
 
 def _common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -388,6 +388,10 @@ class FileActions:
         self.window.recent.add(path)
         return True
 
+    def open_unsaved(self, graph: Graph) -> None:
+        """Show ``graph`` as a new, unsaved document (an imported model)."""
+        self._load(graph, None)
+
     def _load(self, graph: Graph, path: Path | None) -> None:
         document = self.document
         document.path = path

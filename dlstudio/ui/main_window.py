@@ -29,6 +29,7 @@ from dlstudio.ui.files import (
     RecoveryStore,
     dropped_graph,
 )
+from dlstudio.ui.importing import ModelImport
 from dlstudio.ui.panels import (
     human_count,
     plain_label,
@@ -61,6 +62,7 @@ class MainWindow(QMainWindow):
         self.recent = RecentFiles(self.settings, self)
         self.autosaver = Autosaver(self.document, recovery or RecoveryStore(), autosave_ms, self)
         self.files = FileActions(self)
+        self.importer = ModelImport(self)
         self._adds = 0
         self.view = GraphView(self.document)
         self.scene = self.view.scene_
@@ -161,6 +163,7 @@ class MainWindow(QMainWindow):
         menu.addSeparator()
         self._action(menu, "&Save", f.save, QKeySequence.StandardKey.Save)
         self._action(menu, "Save &As…", f.save_as, "Ctrl+Shift+S")
+        self._action(menu, "&Import Model…", self.importer.import_model, "Ctrl+I")
         export = menu.addMenu("&Export")
         self.export_action = self._action(export, "&Python…", f.export_python, "Ctrl+E")
         menu.addSeparator()

@@ -40,6 +40,8 @@ CASES = [
     ("PositionalEncoding", {}, [(5, 15)]),
     ("PositionalEncoding", {"max_len": 5, "dropout": 0.1}, [(5, 16)]),
     ("LearnedPositionalEmbedding", {"max_len": 8}, [(5, 16)]),
+    ("ScaledDotProductAttention", {"causal": True}, [(4, 5, 8), (4, 5, 8), (4, 5, 6)]),
+    ("ScaledDotProductAttention", {"scale": 0.5}, [(2, 5, 8), (2, 7, 8), (2, 7, 3)]),
 ]
 
 
@@ -70,6 +72,19 @@ def test_flops_match_torch_flop_counter(type_name, params, shapes):
     with FlopCounterMode(display=False) as counter:
         module(*[torch.randn(2, *shape) for shape in shapes])
     assert 2 * analysis.flops["layer"] * 2 == counter.get_total_flops()
+
+
+@pytest.mark.parametrize("params", [{}, {"causal": True}, {"scale": 0.25}])
+def test_scaled_dot_product_attention_is_torch_s(params):
+    def reference(q, k, v):
+        return torch.nn.functional.scaled_dot_product_attention(
+            q, k, v, is_causal=params.get("causal", False), scale=params.get("scale"))
+
+    agree("ScaledDotProductAttention", params, [(2, 6, 8), (2, 6, 8), (2, 6, 4)], reference)
+    assert errors("ScaledDotProductAttention", params, [(2, 6, 8), (2, 7, 8), (2, 6, 4)]) == [
+        "layer: ScaledDotProductAttention 'layer' needs key and value of one length and leading dims "
+        "equal to the query's, but gets [N, 2, 6, 8], [N, 2, 7, 8] and [N, 2, 6, 4] "
+        "(reshape the inputs to [N, heads, T, features])"]
 
 
 def test_attention_flops_do_not_depend_on_returning_weights():

@@ -39,6 +39,8 @@ CASES = [
     ("Sum", {"keepdim": True}, [(6, 4)], None),
     ("Scale", {"factor": 22.627416997969522}, [(3, 4)], None),
     ("Sum", {"dim": -1}, [(6, 4)], ["bool"]),
+    ("Scale", {"factor": 0.125}, [(6, 4)], None),
+    ("Scale", {"factor": -3.0}, [(2, 5, 4)], ["float16"]),
 ]
 
 
@@ -64,6 +66,7 @@ def test_forward_lines_read_like_hand_written_torch():
         ("SelectIndex", {}, [(4, 3)], "layer = x0[:, -1]"),
         ("SelectIndex", {"dim": -2, "index": 0}, [(4, 3)], "layer = x0[..., 0, :]"),
         ("Mean", {"dim": [1, 2], "keepdim": True}, [(4, 3)], "layer = x0.mean((1, 2), keepdim=True)"),
+        ("Scale", {"factor": 0.5}, [(4,)], "layer = x0 * 0.5"),
     ]
     for type_name, params, shapes, line in lines:
         source = exported_matches_compiled(analyse(type_name, params, shapes))
@@ -118,6 +121,13 @@ def test_symbolic_length_flows_through():
 ])
 def test_diagnostics_say_what_is_wrong_and_the_fix(type_name, params, shapes, message):
     assert errors(type_name, params, shapes) == [f"layer: {message}"]
+
+
+def test_scale_multiplies_by_its_factor_and_needs_floats():
+    agree("Scale", {"factor": 0.3}, [(3, 4)], lambda x: x * 0.3)
+    assert errors("Scale", {}, [(3,)], ["int64"]) == [
+        "layer: Scale 'layer' needs a floating-point input but gets int64 (feed it from an Embedding "
+        "or a float Input)"]
 
 
 def test_dtype_diagnostics():

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from dlstudio.core.catalogue._rules import dim_sum, promote
+from dlstudio.core.naming import literal
 from dlstudio.core.spec import (
     Construct,
     InferContext,
@@ -266,6 +267,43 @@ def _positional_layer(type_name: str, summary: str, max_len: int, learned: bool)
     )
 
 
+# --- ScaledDotProductAttention ---
+
+
+def _sdpa(ctx: InferContext) -> TensorType:
+    q, k, v = (ctx.inputs[port] for port in ("query", "key", "value"))
+    for port, tensor in (("query", q), ("key", k), ("value", v)):
+        if tensor.rank < 3 or not tensor.is_float:
+            ctx.fail(f"{ctx.where} needs a float {port} [N, ..., T, features] but gets {tensor} "
+                     f"({tensor.dtype}) from '{ctx.source_of(port)}'",
+                     "feed it float tensors of at least 3 dimensions", port)
+    if len({q.dtype, k.dtype, v.dtype}) > 1:
+        ctx.fail(f"{ctx.where} needs query, key and value of one dtype, gets {q.dtype}, {k.dtype}, {v.dtype}",
+                 "make all three the same float type")
+    if not q.rank == k.rank == v.rank or q.shape[:-2] != k.shape[:-2] or k.shape[:-1] != v.shape[:-1]:
+        ctx.fail(f"{ctx.where} needs key and value of one length and leading dims equal to the "
+                 f"query's, but gets {q}, {k} and {v}", "reshape the inputs to [N, heads, T, features]")
+    if q.shape[-1] != k.shape[-1]:
+        ctx.fail(f"{ctx.where} needs query and key of one feature size, but gets {q} and {k}",
+                 "project both to the same size", "key")
+    return q.with_shape((*q.shape[:-1], v.shape[-1]))
+
+
+def _sdpa_flops(ctx: InferContext) -> int | None:
+    q, v = ctx.inputs["query"], ctx.inputs["value"]
+    lead, source = numel(q.shape[:-1]), ctx.inputs["key"].shape[-2]
+    features = q.shape[-1] + v.shape[-1]
+    if lead is None or not isinstance(source, int) or not isinstance(features, int):
+        return None
+    return lead * source * features
+
+
+def _sdpa_call(p: dict[str, Any], args: list[str], attr: str) -> tuple[str, list[str]]:
+    extra = ["is_causal=True"] if p["causal"] else []
+    extra += [] if p["scale"] is None else [f"scale={literal(p['scale'])}"]
+    return "F.scaled_dot_product_attention", [*args, *extra]
+
+
 register(
     layer(
         type="MultiheadAttention", family="Attention",
@@ -290,6 +328,17 @@ register(
             Param("average_attn_weights", "bool", default=True, ctor=False,
                   help="Average the weights over heads (off: one map per head)."),
             _causal("Each position attends only to itself and earlier ones (query and key of one length)."),
+        ),
+    ),
+    layer(
+        type="ScaledDotProductAttention", family="Attention",
+        summary="softmax(q k^T * scale) v over [N, heads, T, features], as F.scaled_dot_product_attention.",
+        inputs=("query", "key", "value"), infer=_sdpa, flops=_sdpa_flops, call=_sdpa_call,
+        imports=frozenset({"F"}),
+        params=(
+            _causal("Each query position attends only to key positions up to its own."),
+            Param("scale", "float", default=None, optional=True, min=0, max=1e6,
+                  help="Factor on q k^T; empty means 1 / sqrt(features)."),
         ),
     ),
     layer(

@@ -36,16 +36,16 @@ def _elementwise_flops(ctx: InferContext) -> int | None:
     return None if count is None else count * (len(ctx.inputs) - 1)
 
 
+def _scale(ctx: InferContext) -> TensorType:
+    ctx.require_float(ctx.input)
+    return ctx.input
+
+
 def _operator(symbol: str) -> Any:
     def call(p: dict[str, Any], args: list[str], attr: str) -> str:
         return f" {symbol} ".join(args)
 
     return call
-
-
-def _scale(ctx: InferContext) -> TensorType:
-    ctx.require_float(ctx.input)
-    return ctx.input
 
 
 # --- Concat and Stack ---
@@ -254,6 +254,10 @@ register(
            _elementwise, _operator("+"), variadic=2, flops=_elementwise_flops),
     _merge("Multiply", "Element-wise product of two or more inputs (broadcast as torch does).",
            _elementwise, _operator("*"), variadic=2, flops=_elementwise_flops),
+    _merge("Scale", "Multiplies by a constant: x * factor (attention's 1/sqrt(d), a residual's weight).",
+           _scale, lambda p, args, attr: f"{args[0]} * {literal(p['factor'])}",
+           Param("factor", "float", default=1.0, min=-1e6, max=1e6, help="The constant to multiply by."),
+           flops=lambda ctx: numel(ctx.input.shape)),
     _merge("Concat", "Joins inputs along an existing dim: dim=1 joins channels or features.",
            _concat, _join_call("torch.cat"), _JOIN_DIM, variadic=2),
     _merge("Stack", "Joins equal-shaped inputs along a new dim.",
@@ -275,10 +279,6 @@ register(
            _select, _select_call,
            Param("dim", "int", default=1, min=-8, max=8, help="Dimension to pick from. " + _DIM),
            Param("index", "int", default=-1, min=-(2**31), help="Index along dim; -1 is the last.")),
-    _merge("Scale", "Multiplies by a constant: a Transformer scales its embedding by sqrt(d_model).",
-           _scale, lambda p, args, attr: f"{args[0]} * {literal(p['factor'])}",
-           Param("factor", "float", default=1.0, min=-1e9, max=1e9, help="The constant to multiply by."),
-           flops=lambda ctx: numel(ctx.output.shape)),
     _merge("Mean", "Average over the given dims.", _reduce, _reduce_call("mean"), *_REDUCE,
            flops=_reduce_flops),
     _merge("Sum", "Sum over the given dims.", _reduce, _reduce_call("sum"), *_REDUCE,

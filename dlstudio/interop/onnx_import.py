@@ -1,0 +1,128 @@
+"""Import an ONNX file: one converter per operator type, initialisers as the layers' weights.
+
+Shapes come from ONNX shape inference. A value is a :class:`~dlstudio.interop.builder.Port`
+when computed from the inputs, or a numpy array when fixed (an initialiser, a ``Constant``);
+a converter consumes the fixed ones as weights or attributes. A ``MatMul`` by a fixed matrix
+followed by the ``Add`` of a fixed vector becomes one Linear. Operators without a converter,
+or with attributes no layer models, become ``Unsupported`` nodes naming the ONNX node.
+Needs the optional ``onnx`` package (``pip install dlstudio[onnx]``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dlstudio.core.errors import DLStudioError
+from dlstudio.interop.builder import GraphBuilder, ImportResult, InputSpec, Port
+from dlstudio.interop.calls import Unmappable
+from dlstudio.interop.onnx_calls import ONNX_CONVERTERS, OnnxCall, onnx_package
+from dlstudio.interop.onnx_ops import FOLDABLE
+
+_DTYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16", 6: "int32", 7: "int64", 9: "bool"}
+
+
+class OnnxImportFailed(DLStudioError):
+    """The ONNX file could not be read (one line)."""
+
+
+def import_onnx(path: Path, inputs: Sequence[InputSpec] = ()) -> ImportResult:
+    """Map the ONNX model at ``path`` onto a flat graph of catalogue layers, with its weights."""
+    onnx = onnx_package()
+    try:
+        model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+    except Exception as error:  # noqa: BLE001  (protobuf's and onnx's errors vary)
+        raise OnnxImportFailed(f"{path}: not a readable ONNX model ({type(error).__name__}: "
+                               f"{' '.join(str(error).split())[:200]})") from error
+    return _OnnxWalker(model, GraphBuilder(path.stem), {spec.name: spec for spec in inputs}).walk()
+
+
+def _module_name(node: Any) -> str:
+    """The PyTorch module path a node came from, as torch.onnx writes scopes
+    (``/layer2/layer2.0/downsample/downsample.0/Conv`` -> ``layer2.0.downsample.0``), else
+    the node's name or its operator type."""
+    scopes = [part for part in node.name.split("/") if part][:-1]
+    if not scopes:
+        return node.name or node.op_type
+    path, previous = "", ""
+    for scope in scopes:
+        if previous and scope.startswith(previous + "."):
+            path += scope[len(previous):]
+        else:
+            path += f".{scope}" if path else scope
+        previous = scope
+    return path
+
+
+class _OnnxWalker:
+    def __init__(self, model: Any, builder: GraphBuilder, given: dict[str, InputSpec]) -> None:
+        onnx = onnx_package()
+        self.model, self.builder, self.given = model, builder, given
+        self.graph = model.graph
+        self.values: dict[str, Any] = {init.name: onnx.numpy_helper.to_array(init)
+                                       for init in self.graph.initializer}
+        self.shapes = {info.name: _dims(info) for info in
+                       (*self.graph.input, *self.graph.value_info, *self.graph.output)}
+        self.consumers = Counter(name for node in self.graph.node for name in node.input)
+        self.consumers.update(output.name for output in self.graph.output)
+        self.skip: set[str] = set()
+
+    def walk(self) -> ImportResult:
+        for info in self.graph.input:
+            if info.name not in self.values:
+                self.values[info.name] = self._input(info)
+        for node in self.graph.node:
+            if node.name and node.name in self.skip:
+                continue
+            self._visit(node)
+        for output in self.graph.output:
+            value = self.values.get(output.name)
+            if isinstance(value, Port):
+                wanted = output.name if output.name.isidentifier() else "output"
+                self.builder.add("Output", wanted, {}, [(value, "input")])
+        return self.builder.finish()
+
+    def _input(self, info: Any) -> Port:
+        spec = self.given.get(info.name)
+        if spec is None:
+            dims = self.shapes.get(info.name) or ()
+            shape = tuple(d if isinstance(d, int) else f"S{i}" if d is None or not str(d).isidentifier()
+                          else str(d) for i, d in enumerate(dims))[1:]
+            dtype = _DTYPES.get(info.type.tensor_type.elem_type, "float32")
+            spec = InputSpec(info.name, shape, dtype)
+        return Port(self.builder.add("Input", info.name, {"shape": list(spec.shape), "dtype": spec.dtype}))
+
+    def _visit(self, node: Any) -> None:
+        onnx = onnx_package()
+        inputs = [self.values.get(name) if name else None for name in node.input]
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        call = OnnxCall(self, node, inputs, attrs, _module_name(node))
+        if not any(isinstance(value, Port) for value in inputs) and node.op_type in FOLDABLE:
+            outputs = FOLDABLE[node.op_type](call)
+        else:
+            outputs = self._converted(call)
+        for name, value in zip(node.output, outputs, strict=False):
+            self.values[name] = value
+
+    def _converted(self, call: OnnxCall) -> list[Any]:
+        """The node's outputs from its converter, or one Unsupported node saying why not."""
+        node, reason = call.node, ""
+        converter = ONNX_CONVERTERS.get(node.op_type)
+        if converter is not None:
+            try:
+                return list(converter(call))
+            except Unmappable as why:
+                reason = str(why)
+        ports = [value for value in call.inputs if isinstance(value, Port)]
+        operation = f"ONNX {node.op_type}" + (f": {reason}" if reason else "")
+        made = self.builder.add_unsupported(operation, node.name, call.name, ports, call.name)
+        return [Port(made)] * len(node.output)
+
+
+def _dims(info: Any) -> tuple[Any, ...] | None:
+    tensor = info.type.tensor_type
+    if not tensor.HasField("shape"):
+        return None
+    return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim)

@@ -1,0 +1,140 @@
+"""``dlstudio import MODEL.onnx``: models exported with torch.onnx come back as graphs that
+compute the same outputs with the same parameters; unknown operators become diagnostics."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from dlstudio import analyze, load_graph
+from tests.interop import models
+from tests.interop.roundtrip import assert_same_outputs, compiled, run_import
+
+pytest.importorskip("onnx")
+
+
+def test_without_the_onnx_package_the_command_says_how_to_get_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if not installed
+    (tmp_path / "model.onnx").write_bytes(b"")
+    code, graph, _ = run_import(tmp_path, str(tmp_path / "model.onnx"))
+    assert code == 2 and not graph.exists()
+    assert capsys.readouterr().err == (
+        "dlstudio: importing ONNX needs the onnx package: pip install 'dlstudio[onnx]'\n")
+
+
+def export(model: nn.Module, example: torch.Tensor, path: Path) -> str:
+    """Export as ONNX keeping batch norms as operators (not folded into the convolutions), so
+    the imported graph has the original's layers and parameter count."""
+    with warnings.catch_warnings():  # the TorchScript exporter is deprecated; it keeps the layers
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(model.eval(), (example,), str(path), dynamo=False, do_constant_folding=False,
+                          training=torch.onnx.TrainingMode.PRESERVE, input_names=["image"])
+    return str(path)
+
+
+@pytest.mark.parametrize(("factory", "shape"), [(models.trained_resnet18, (3, 64, 64)),
+                                                (models.trained_unet, (3, 32, 32))])
+def test_exported_models_round_trip_exactly(tmp_path, capsys, factory, shape):
+    torch.manual_seed(0)
+    original = factory()
+    source = export(original, torch.randn(2, *shape), tmp_path / "model.onnx")
+    code, graph, weights = run_import(tmp_path, source)
+    assert code == 0, capsys.readouterr()
+    assert "nothing unsupported" in capsys.readouterr().out
+    assert_same_outputs(original, compiled(graph, weights), torch.randn(2, *shape))
+    assert load_graph(graph).node("image").params == {"shape": list(shape), "dtype": "float32"}
+
+
+def test_module_paths_become_ids_and_labels(tmp_path):
+    torch.manual_seed(0)
+    source = export(models.trained_resnet18(), torch.randn(2, 3, 64, 64), tmp_path / "model.onnx")
+    run_import(tmp_path, source)
+    node = load_graph(tmp_path / "graph.json").node("layer2_0_downsample_0")
+    assert (node.type, node.label) == ("Conv2d", "layer2.0.downsample.0")
+
+
+class ErrorFunction(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        return torch.erf(self.fc(x)).relu()
+
+
+def test_an_unknown_operator_becomes_a_diagnostic_node(tmp_path, capsys):
+    source = export(ErrorFunction(), torch.randn(2, 8), tmp_path / "model.onnx")
+    code, graph, weights = run_import(tmp_path, source)
+    assert code == 1 and not weights.exists()
+    assert "1 unsupported, shown as Unsupported nodes: ONNX Erf (/Erf)" in capsys.readouterr().out
+    analysis = analyze(load_graph(graph))
+    assert [node.type for node in analysis.graph.nodes] == ["Input", "Linear", "Unsupported", "ReLU", "Output"]
+    assert [d.one_line() for d in analysis.errors] == [
+        "Erf: Unsupported 'Erf': ONNX Erf (/Erf) has no DL Studio layer (rebuild this step from "
+        "catalogue layers, or change the model and import it again)"]
+
+
+def test_a_file_that_is_not_onnx_is_one_line(tmp_path, capsys):
+    source = tmp_path / "model.onnx"
+    source.write_bytes(b"not a protobuf")
+    code, _, _ = run_import(tmp_path, str(source))
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith(f"dlstudio: {source}: not a readable ONNX model") and err.count("\n") == 1
+
+
+def test_written_out_attention_maps_matmul_add_to_linear_and_constants_to_scale(tmp_path, capsys):
+    torch.manual_seed(0)
+    original = models.ScaledAttention()
+    source = export(original, torch.randn(2, 6, 16), tmp_path / "model.onnx")
+    code, graph, weights = run_import(tmp_path, source)
+    assert code == 0, capsys.readouterr()
+    types = Counter(node.type for node in load_graph(graph).nodes)
+    assert types == {"Input": 1, "Linear": 3, "MatMul": 2, "Scale": 2, "Permute": 1, "Softmax": 1, "Output": 1}
+    assert_same_outputs(original, compiled(graph, weights), torch.randn(2, 6, 16))
+
+
+def test_the_default_exporter_s_folded_batch_norms_still_compute_the_same(tmp_path, capsys):
+    """torch.onnx's default exporter folds batch norms into the convolutions: fewer layers and
+    parameters, the same outputs."""
+    torch.manual_seed(0)
+    original = models.trained_unet()
+    example = torch.randn(2, 3, 32, 32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(original, (example,), str(tmp_path / "model.onnx"), verbose=False)
+    code, graph, weights = run_import(tmp_path, str(tmp_path / "model.onnx"))
+    assert code == 0 and "nothing unsupported" in capsys.readouterr().out
+    with torch.no_grad():
+        assert (compiled(graph, weights)(example) - original(example)).abs().max() <= 1e-5
+    assert "BatchNorm2d" not in {n.type for n in load_graph(graph).nodes}
+
+
+class NormedHead(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.LayerNorm(8)
+        self.fc = nn.Linear(8, 6)
+        self.act = nn.GELU()
+
+    def forward(self, x):
+        return torch.log_softmax(self.act(self.fc(self.norm(x))).unsqueeze(1).flatten(1), dim=-1)
+
+
+def test_layer_normalization_gelu_and_log_softmax_map_from_opset_20(tmp_path, capsys):
+    torch.manual_seed(0)
+    original = NormedHead()
+    source = tmp_path / "model.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(original, (torch.randn(2, 8),), str(source), dynamo=False, opset_version=20)
+    code, graph, weights = run_import(tmp_path, str(source))
+    assert code == 0, capsys.readouterr()
+    types = [node.type for node in load_graph(graph).nodes]
+    assert types == ["Input", "LayerNorm", "Linear", "GELU", "Unsqueeze", "Flatten", "LogSoftmax", "Output"]
+    assert_same_outputs(original, compiled(graph, weights), torch.randn(3, 8))

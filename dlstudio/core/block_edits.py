@@ -13,23 +13,28 @@ import ast
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from dlstudio.core.analysis import analyze
 from dlstudio.core.blocks import (
     EXPRESSION_MARK,
     INDEX,
+    MAX_BLOCK_DEPTH,
     REPEAT,
     BlockSpec,
     ExpressionError,
+    copy_environment,
     evaluate,
     expression_text,
+    instance_graph,
     is_expression,
     names_in,
 )
 from dlstudio.core.catalogue import BUILTINS, Catalogue, catalogue_for
+from dlstudio.core.findings import Analysis
 from dlstudio.core.graph import Block, Edge, Graph, Node, is_valid_id, split_end
 from dlstudio.core.wiring import resolve_end
 
-#: Where a grouped block's Input and Output nodes go, relative to its other nodes.
-PORT_GAP = 150.0
+#: How far a grouped block's Input and Output nodes keep from its other nodes (and each other).
+PORT_GAP = 250.0
 #: Room between the copies of an ungrouped repeat.
 COPY_GAP = 80.0
 #: Node types that are a graph's own ports and cannot go into a block.
@@ -71,6 +76,33 @@ def _block(graph: Graph, name: str) -> Block:
     if block is None:
         raise BlockEditError(f"the file has no block '{name}'")
     return block
+
+
+def inner_analysis(analysis: Analysis, name: str) -> Analysis:
+    """What block ``name`` computes where it is first used: the analysis of that use's first
+    copy, found in ``analysis`` or in the analyses of the blocks it holds. A block that no
+    use analysed is analysed alone, with its parameters' defaults and untyped inputs."""
+    level = [analysis]
+    for _ in range(MAX_BLOCK_DEPTH + 1):
+        deeper = []
+        for outer in level:
+            for node_id, copies in outer.blocks.items():
+                if outer.graph.node(node_id).type == name:
+                    return copies[0].analysis
+                deeper += [copy.analysis for copy in copies[:1]]
+        level = deeper
+    return _alone(analysis.catalogue, name)
+
+
+def _alone(catalogue: Catalogue, name: str) -> Analysis:
+    spec = catalogue.get(name)
+    if not isinstance(spec, BlockSpec):
+        return analyze(Graph(name=name), catalogue)
+    try:
+        graph = instance_graph(spec, copy_environment(spec, {}, 0), name)
+    except ExpressionError:
+        graph = Graph(name=name, nodes=spec.block.nodes, edges=spec.block.edges)
+    return analyze(graph, catalogue)
 
 
 def block_uses(graph: Graph, name: str) -> list[tuple[str | None, str]]:
@@ -226,19 +258,20 @@ def _source_texts(graph: Graph, ids: set[str], catalogue: Catalogue) -> dict[End
 
 
 def _block_nodes(chosen: list[Node], inputs: dict[End, str], outputs: dict[End, str]) -> list[Node]:
-    """The grouped nodes moved to start near (0, 0), the Input nodes above, the Outputs below."""
+    """The grouped nodes with their places kept relative to each other, the Input nodes in a
+    column on their left and the Outputs on their right (data flows left to right)."""
     placed = [n.position for n in chosen if n.position is not None]
     left = min((p[0] for p in placed), default=0.0)
     top = min((p[1] for p in placed), default=0.0)
-    bottom = max((p[1] for p in placed), default=0.0) - top
-    nodes = [Node(id=port, type="Input", position=(index * 220.0, 0.0))
+    right = max((p[0] for p in placed), default=0.0) - left + 2 * PORT_GAP
+    nodes = [Node(id=port, type="Input", position=(0.0, index * PORT_GAP))
              for index, port in enumerate(inputs.values())]
     for node in chosen:
         moved = node.model_copy(deep=True)
         if node.position is not None:
-            moved.position = (node.position[0] - left, node.position[1] - top + PORT_GAP)
+            moved.position = (node.position[0] - left + PORT_GAP, node.position[1] - top)
         nodes.append(moved)
-    nodes += [Node(id=port, type="Output", position=(index * 220.0, bottom + 2 * PORT_GAP))
+    nodes += [Node(id=port, type="Output", position=(right, index * PORT_GAP))
               for index, port in enumerate(outputs.values())]
     return nodes
 

@@ -104,12 +104,14 @@ class BlockActions:
         self.document = document
         self.view = view
         self.actions: dict[str, QAction] = {}
+        self.menu: QMenu | None = None  # the context menu shown last
         self._shown_path = self.document.scope_path
         self.view.node_double_clicked.connect(self._double_clicked)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self.show_context_menu)
         self.view.selection_changed.connect(lambda _ids: self.update_actions())
         self.document.scope_changed.connect(self._scope_changed)
+        self.document.reset.connect(self._scope_changed)  # another file opened
 
     def fill_menu(self, menu: QMenu, make: ActionFactory) -> None:
         """Add the block actions to ``menu`` through the window's action factory."""
@@ -137,10 +139,11 @@ class BlockActions:
         if item is not None and not item.isSelected():
             self.view.select_node(item.node_id, center=False)
         self.update_actions()
-        menu = QMenu(self.view)
+        self.menu = QMenu(self.view)
+        self.menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         for name in ("group", "ungroup", "unique", "open"):
-            menu.addAction(self.actions[name])
-        menu.popup(self.view.viewport().mapToGlobal(pos))
+            self.menu.addAction(self.actions[name])
+        self.menu.popup(self.view.viewport().mapToGlobal(pos))
 
     # ----- the commands --------------------------------------------------------------------------
 

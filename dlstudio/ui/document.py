@@ -220,9 +220,8 @@ class GraphDocument(DocumentModel):
     def group_into_block(self, node_ids: Iterable[str], name: str) -> str:
         """Move the nodes into a new block ``name`` used by one new node (one undo step);
         returns that node's id. ValueError (a BlockEditError) says why it cannot be done."""
-        before = set(self.scope.node_ids())
         self._restructure(lambda graph: group_into_block(graph, node_ids, name), f"Group into {name}")
-        return next(n.id for n in self.scope.nodes if n.id not in before)
+        return next(n.id for n in self.scope.nodes if n.type == name)
 
     def ungroup(self, node_id: str) -> list[str]:
         """Replace block node ``node_id`` by the block's nodes (one undo step); returns their ids."""

@@ -243,7 +243,7 @@ class MainWindow(QMainWindow):
 
     def _selection_changed(self, node_ids: list[str]) -> None:
         self.inspector.show_nodes(list(node_ids))
-        self.code.highlight(list(node_ids))
+        self.code.highlight([] if self.document.scope_path else list(node_ids))  # a block's ids are its own
 
     def _analysed(self, analysis: Analysis) -> None:
         self.problems.show_analysis(analysis)

@@ -31,6 +31,7 @@ from dlstudio.core.blocks import (
 from dlstudio.core.catalogue import BUILTINS, Catalogue, catalogue_for
 from dlstudio.core.findings import Analysis
 from dlstudio.core.graph import Block, Edge, Graph, Node, is_valid_id, split_end
+from dlstudio.core.layout import estimate_box
 from dlstudio.core.wiring import resolve_end
 
 #: How far a grouped block's Input and Output nodes keep from its other nodes (and each other).
@@ -302,8 +303,12 @@ def ungroup(graph: Graph, node_id: str) -> Graph:
     if repeat > 1 and (len(spec.inputs) != 1 or len(spec.outputs) != 1):
         raise BlockEditError(f"'{node_id}' repeats a block without exactly one Input and one Output")
     taken = set(graph.node_ids()) - {node_id}
-    copies = [_inline_copy(graph, node, spec, index, repeat, taken) for index in range(repeat)]
-    return _splice(graph, node, spec, copies, catalogue)
+    extent = _extent(spec, catalogue)
+    copies = [_inline_copy(node, spec, index, repeat, taken, extent) for index in range(repeat)]
+    result = _splice(graph, node, spec, copies, catalogue)
+    inlined = {n.id for copy in copies for n in copy.nodes}
+    _make_room(result, node, inlined, repeat * extent[2] - COPY_GAP - estimate_box(node.type, catalogue).width)
+    return _drop_unused(result, node.type)
 
 
 class _Copy:
@@ -319,8 +324,8 @@ class _Copy:
         self.results = results
 
 
-def _inline_copy(graph: Graph, node: Node, spec: BlockSpec, index: int, repeat: int,
-                 taken: set[str]) -> _Copy:
+def _inline_copy(node: Node, spec: BlockSpec, index: int, repeat: int, taken: set[str],
+                 extent: tuple[float, float, float]) -> _Copy:
     env = _copy_env(node, spec, index)
     prefix = f"{node.id}_" if repeat == 1 else f"{node.id}_{index}_"
     ports = {n.id for n in spec.block.nodes if n.type in PORT_TYPES}
@@ -329,7 +334,8 @@ def _inline_copy(graph: Graph, node: Node, spec: BlockSpec, index: int, repeat: 
         if inner.id not in ports:
             fresh[inner.id] = _free_id(f"{prefix}{inner.id}"[:64], taken)
             taken.add(fresh[inner.id])
-    shift = _copy_shift(node, spec, index)
+    origin = node.position or (0.0, 0.0)
+    shift = (origin[0] - extent[0] + index * extent[2], origin[1] - extent[1])
     nodes = [_inlined_node(inner, fresh, env, shift, node.frozen) for inner in spec.block.nodes
              if inner.id in fresh]
     edges, feeds, results = [], {}, {}
@@ -368,16 +374,25 @@ def _inlined_node(inner: Node, fresh: Mapping[str, str], env: Mapping[str, Any],
                                                "position": position, "frozen": inner.frozen or frozen})
 
 
-def _copy_shift(node: Node, spec: BlockSpec, index: int) -> tuple[float, float]:
-    """How far copy ``index``'s nodes move: the block's layout starts at the block node, each
-    copy below the one before."""
-    placed = [n.position for n in spec.block.nodes if n.position is not None]
-    if not placed:
-        return (0.0, 0.0)
-    left, top = min(p[0] for p in placed), min(p[1] for p in placed)
-    height = max(p[1] for p in placed) - top + COPY_GAP
-    origin = node.position or (0.0, 0.0)
-    return (origin[0] - left, origin[1] - top + index * height)
+def _extent(spec: BlockSpec, catalogue: Catalogue) -> tuple[float, float, float]:
+    """Where the block's own nodes (not its ports) start, left and top, and how far apart its
+    copies go when laid side by side, left to right as data flows."""
+    inner = [n for n in spec.block.nodes if n.type not in PORT_TYPES and n.position is not None]
+    if not inner:
+        return (0.0, 0.0, 0.0)
+    left, top = min(n.position[0] for n in inner), min(n.position[1] for n in inner)
+    right = max(n.position[0] + estimate_box(n.type, catalogue).width for n in inner)
+    return (left, top, right - left + COPY_GAP)
+
+
+def _make_room(graph: Graph, node: Node, inlined: set[str], room: float) -> None:
+    """Move the nodes placed right of the ungrouped ``node`` by ``room``, so that its copies
+    laid out in its place cover none of them."""
+    if node.position is None or room <= 0:
+        return
+    for other in graph.nodes:
+        if other.id not in inlined and other.position is not None and other.position[0] > node.position[0]:
+            other.position = (other.position[0] + room, other.position[1])
 
 
 def _rename(end: str, fresh: Mapping[str, str]) -> str:
@@ -442,7 +457,7 @@ def _splice(graph: Graph, node: Node, spec: BlockSpec, copies: list[_Copy], cata
     result = graph.copy_deep()
     result.nodes = [*result.nodes[:place], *inlined, *result.nodes[place + 1:]]
     result.edges = edges
-    return _drop_unused(result, node.type)
+    return result
 
 
 def _drop_unused(graph: Graph, name: str) -> Graph:

@@ -44,6 +44,7 @@ class Breadcrumbs(QWidget):
         self.row = QHBoxLayout(self)
         self.row.setContentsMargins(8, 3, 8, 3)
         self.row.setSpacing(4)
+        self._shown: tuple[list[str], tuple[str, ...]] | None = None
         document.scope_changed.connect(self.refresh)
         document.reset.connect(self.refresh)
         document.analysed.connect(lambda _analysis: self.refresh())  # the graph's name may change
@@ -54,6 +55,10 @@ class Breadcrumbs(QWidget):
         return [self.document.graph.name, *self.document.scope_path]
 
     def refresh(self) -> None:
+        shown = (self.crumbs(), self.document.scope_path)
+        if shown == self._shown:
+            return
+        self._shown = shown
         while self.row.count():
             widget = self.row.takeAt(0).widget()
             if widget is not None:

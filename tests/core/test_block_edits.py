@@ -17,8 +17,10 @@ from dlstudio.core.block_edits import (
     ungroup,
     with_block_graph,
 )
+from dlstudio.core.catalogue import BUILTINS
 from dlstudio.core.graph import Block, Edge, Graph, Node
 from dlstudio.core.io import graph_to_json, load_graph
+from dlstudio.core.layout import estimate_box
 
 BLOCKY = Path(__file__).parent / "data" / "blocky.json"
 #: The nodes of copy 0 of ``h`` once ``blocky.json`` is ungrouped.
@@ -192,3 +194,20 @@ def test_group_inside_a_block() -> None:
     analysis = analyze(edited)
     # the grouped Linear's "$width * scale" names parameters Up does not have
     assert not analysis.ok and "unknown name 'width'" in analysis.errors[0].message
+
+
+def test_ungroup_lays_the_copies_side_by_side_and_moves_what_was_right_of_the_node() -> None:
+    graph = blocky()
+    for index, node in enumerate(graph.nodes):
+        node.position = (300.0 * index, 0.0)
+    for index, node in enumerate(graph.blocks["Residual"].nodes):
+        node.position = (250.0 * index, 40.0 * (node.id == "add"))
+    flat = ungroup(graph, "h")
+    boxes = {n.id: (n.position[0], n.position[1], n.position[0] + estimate_box(n.type, BUILTINS).width,
+                    n.position[1] + estimate_box(n.type, BUILTINS).height) for n in flat.nodes}
+    ids = sorted(boxes)
+    overlapping = [(a, b) for a in ids for b in ids if a < b and boxes[a][0] < boxes[b][2]
+                   and boxes[b][0] < boxes[a][2] and boxes[a][1] < boxes[b][3] and boxes[b][1] < boxes[a][3]]
+    assert overlapping == []
+    assert flat.node("h_0_fc1").position == graph.node("h").position  # the first copy takes its place
+    assert boxes["head"][0] > max(boxes[f"h_2_{n}"][2] for n in ("fc1", "act", "fc2", "add"))

@@ -30,7 +30,7 @@ _load_families()
 
 #: Family names in a stable order for the palette.
 FAMILY_ORDER = (
-    "Graph", "Blocks", "Dense", "Convolution", "Pooling", "Normalization", "Regularization",
+    "Graph", "Dense", "Convolution", "Pooling", "Normalization", "Regularization",
     "Activation", "Shape", "Merge", "Sequence", "State space", "Attention", "Experts", "Adapters",
     "Advanced",
 )

@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from dlstudio.core.block_edits import (
+    block_as_graph,
+    free_block_name,
+    group_into_block,
+    make_unique,
+    ungroup,
+    with_block_graph,
+)
 from dlstudio.core.errors import GraphFileError
 from dlstudio.core.graph import Edge, Graph, Node
 from dlstudio.core.io import describe_validation_error, graph_to_dict, parse_json
@@ -60,8 +68,8 @@ class GraphDocument(DocumentModel):
 
     def remove_items(self, node_ids: Iterable[str], edge_keys: Iterable[EdgeKey] = ()) -> None:
         """Delete nodes (and every edge touching them) and edges, as one step."""
-        present = set(self.graph.node_ids())
-        existing = {edge_key(e) for e in self.graph.edges}
+        present = set(self.scope.node_ids())
+        existing = {edge_key(e) for e in self.scope.edges}
         nodes = [n for n in dict.fromkeys(node_ids) if n in present]
         keys = [k for k in dict.fromkeys(edge_keys) if k in existing]
         if nodes or keys:
@@ -134,9 +142,9 @@ class GraphDocument(DocumentModel):
 
     def copy_payload(self, node_ids: Iterable[str]) -> str:
         """Clipboard JSON holding the nodes and the edges between them."""
-        chosen = [n for n in self.graph.nodes if n.id in set(node_ids)]
+        chosen = [n for n in self.scope.nodes if n.id in set(node_ids)]
         ids = {n.id for n in chosen}
-        edges = [e for e in self.graph.edges if e.source_node in ids and e.target_node in ids]
+        edges = [e for e in self.scope.edges if e.source_node in ids and e.target_node in ids]
         doc = graph_to_dict(Graph(nodes=chosen, edges=edges))
         return json.dumps({"format": PASTE_FORMAT, "nodes": doc["nodes"], "edges": doc["edges"]},
                           ensure_ascii=True)
@@ -178,10 +186,10 @@ class GraphDocument(DocumentModel):
 
     def layout_positions(self, node_ids: Iterable[str] | None = None,
                          boxes: dict[str, Box] | None = None) -> dict[str, tuple[float, float]]:
-        ids = [n for n in (node_ids if node_ids is not None else self.graph.node_ids()) if self.has_node(n)]
+        ids = [n for n in (node_ids if node_ids is not None else self.scope.node_ids()) if self.has_node(n)]
         placed = [self.node(n).position for n in ids if self.node(n).position is not None]
         origin = (min(p[0] for p in placed), min(p[1] for p in placed)) if placed else (0.0, 0.0)
-        return layered_layout(self.graph, ids, boxes, origin, wrap=WRAP, catalogue=self.catalogue)
+        return layered_layout(self.scope, ids, boxes, origin, wrap=WRAP, catalogue=self.catalogue)
 
     def insert_on_edge(self, type_name: str, key: EdgeKey, position: tuple[float, float]) -> str:
         """Add a layer and splice it into an edge; returns its id."""
@@ -206,6 +214,40 @@ class GraphDocument(DocumentModel):
             raise ValueError(describe_validation_error(error)) from None
         if value != getattr(self.graph, name):
             self.push(commands.SetGraphField(self, name, value))
+
+    # ----- blocks ------------------------------------------------------------------------------
+
+    def group_into_block(self, node_ids: Iterable[str], name: str) -> str:
+        """Move the nodes into a new block ``name`` used by one new node (one undo step);
+        returns that node's id. ValueError (a BlockEditError) says why it cannot be done."""
+        self._restructure(lambda graph: group_into_block(graph, node_ids, name), f"Group into {name}")
+        return next(n.id for n in self.scope.nodes if n.type == name)
+
+    def ungroup(self, node_id: str) -> list[str]:
+        """Replace block node ``node_id`` by the block's nodes (one undo step); returns their ids."""
+        before = set(self.scope.node_ids())
+        self._restructure(lambda graph: ungroup(graph, node_id), f"Ungroup {node_id}")
+        return [n.id for n in self.scope.nodes if n.id not in before]
+
+    def make_unique(self, node_id: str) -> str:
+        """Give block node ``node_id`` its own copy of its block (one undo step); returns the
+        copy's name."""
+        self._restructure(lambda graph: make_unique(graph, node_id), f"Make {node_id} unique")
+        return self.node(node_id).type
+
+    def default_block_name(self) -> str:
+        """A free name for a new block: ``Block``, ``Block_2``..."""
+        return free_block_name(self.graph, "Block", self.catalogue)
+
+    def _restructure(self, edit: Callable[[Graph], Graph], text: str) -> None:
+        """Apply ``edit`` to the graph shown (the file's, or the opened block's) as one step."""
+        if not self.scope_path:
+            graph = edit(self.graph)
+        else:
+            name = self.scope_path[-1]
+            graph = with_block_graph(self.graph, name, edit(block_as_graph(self.graph, name)))
+        self.push(commands.ReplaceGraph(self, graph, text))
+
 
 def _point(position: tuple[float, float]) -> tuple[float, float]:
     return (float(position[0]), float(position[1]))

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QWidget
 
 from dlstudio.core.analysis import Analysis
 from dlstudio.core.summary import frozen_note, unreached_note
+from dlstudio.ui.block_actions import BlockActions, canvas_with_breadcrumbs
 from dlstudio.ui.canvas import GraphView
 from dlstudio.ui.document import GraphDocument
 from dlstudio.ui.files import (
@@ -67,7 +68,9 @@ class MainWindow(QMainWindow):
         self.view = GraphView(self.document)
         self.scene = self.view.scene_
         self.view.setObjectName("canvas")
-        self.setCentralWidget(self.view)
+        canvas, self.breadcrumbs = canvas_with_breadcrumbs(self.view, self.document)
+        self.setCentralWidget(canvas)
+        self.blocks = BlockActions(self, self.document, self.view)
         self._build_panels()
         self._build_status_bar()
         self._build_menus()
@@ -185,6 +188,8 @@ class MainWindow(QMainWindow):
         self._action(menu, "&Duplicate", view.duplicate_selection, "Ctrl+D", on_canvas=True)
         self._action(menu, "De&lete", view.delete_selection, ["Delete", "Backspace"], on_canvas=True)
         menu.addSeparator()
+        self.blocks.fill_menu(menu, self._action)
+        menu.addSeparator()
         self._action(menu, "Select &All", view.select_all, "Ctrl+A", on_canvas=True)
 
     def _view_menu(self, menu: QMenu) -> None:
@@ -241,7 +246,7 @@ class MainWindow(QMainWindow):
 
     def _selection_changed(self, node_ids: list[str]) -> None:
         self.inspector.show_nodes(list(node_ids))
-        self.code.highlight(list(node_ids))
+        self.code.highlight([] if self.document.scope_path else list(node_ids))  # a block's ids are its own
 
     def _analysed(self, analysis: Analysis) -> None:
         self.problems.show_analysis(analysis)

@@ -19,9 +19,11 @@ from PySide6.QtGui import QBrush, QColor, QFontMetricsF, QPainter, QPainterPath,
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
 from dlstudio.core.analysis import Analysis, Diagnostic
+from dlstudio.core.blocks import REPEAT, BlockSpec
 from dlstudio.core.catalogue import Catalogue
 from dlstudio.core.graph import Node, split_end
 from dlstudio.core.layout import Box
+from dlstudio.core.spec import LayerSpec
 from dlstudio.ui.canvas import style as st
 from dlstudio.ui.canvas.port_item import (
     EdgeKey,
@@ -77,7 +79,7 @@ def node_view(node: Node, edges: list[EdgeKey], catalogue: Catalogue, analysis: 
     if any(split_end(source)[0] == node.id for source, _ in edges):
         connected |= {(p, False) for p in ports.outputs}
     subtitle = f"{node.label}  ·  {node.id}" if node.label else node.id
-    view = NodeView(node.type, spec.family if spec else "", node.type, subtitle, ports,
+    view = NodeView(node.type, spec.family if spec else "", node_title(node, spec), subtitle, ports,
                     summary=spec.summary if spec else "", label=node.label or "", missing=spec is None,
                     connected=frozenset(connected), sink=bool(spec and spec.sink))
     if spec is None:
@@ -94,6 +96,14 @@ def node_view(node: Node, edges: list[EdgeKey], catalogue: Catalogue, analysis: 
         view.errors = tuple(d.one_line() for d in found if d.severity == "error")
         view.warnings = tuple(d.one_line() for d in found if d.severity == "warning")
     return view
+
+
+def node_title(node: Node, spec: LayerSpec | None) -> str:
+    """The node's type; a block's with its repeat count: ``Residual ×3``."""
+    repeat = node.params.get(REPEAT, 1)
+    if isinstance(spec, BlockSpec) and isinstance(repeat, int) and repeat != 1:
+        return f"{node.type} ×{repeat}"
+    return node.type
 
 
 class NodeItem(QGraphicsItem):

@@ -68,6 +68,7 @@ class GraphScene(QGraphicsScene):
         document.edge_added.connect(self._edge_added)
         document.edge_removed.connect(self._edge_removed)
         document.reset.connect(self.rebuild)
+        document.scope_changed.connect(self.rebuild)
         document.analysed.connect(self._analysed)
         self.selectionChanged.connect(self.overview_dirty)
         self._stale: set[str] = set()
@@ -89,20 +90,20 @@ class GraphScene(QGraphicsScene):
         self.edges.clear()
         self._edges_of.clear()
         self._grid.clear()
-        self._node_obj = {node.id: node for node in self.document.graph.nodes}
-        analysis = self.document.analysis
+        self._node_obj = {node.id: node for node in self.document.scope.nodes}
+        analysis = self.document.scope_analysis
         self._building = True
         self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
         try:
-            for node in self.document.graph.nodes:
+            for node in self.document.scope.nodes:
                 self._make_node(node.id)
-            for edge in self.document.graph.edges:
+            for edge in self.document.scope.edges:
                 self._edge_added(edge_key(edge))
             self._show_nodes(analysis)  # the real sizes, for the layout
-            if any(node.position is None for node in self.document.graph.nodes):
+            if any(node.position is None for node in self.document.scope.nodes):
                 self.document.place_unpositioned(self.boxes())
             self._syncing = True
-            for node in self.document.graph.nodes:
+            for node in self.document.scope.nodes:
                 self.nodes[node.id].setPos(QPointF(*(node.position or (0.0, 0.0))))
             self._label_edges(analysis)
             self._building = self._syncing = False
@@ -166,7 +167,7 @@ class GraphScene(QGraphicsScene):
     # ----- document signals ----------------------------------------------------------------------
 
     def _node_added(self, node_id: str) -> None:
-        self._node_obj[node_id] = next(n for n in reversed(self.document.graph.nodes) if n.id == node_id)
+        self._node_obj[node_id] = next(n for n in reversed(self.document.scope.nodes) if n.id == node_id)
         self._make_node(node_id)
         self._node_moved(node_id)
 
@@ -222,7 +223,7 @@ class GraphScene(QGraphicsScene):
             return
         self._refresh_later(source, target)
         self._place_edge(item)
-        self._label_edge(item, self.document.analysis)
+        self._label_edge(item, self.document.scope_analysis)
         self.overview_dirty()
 
     def _edge_removed(self, key: EdgeKey) -> None:
@@ -264,15 +265,17 @@ class GraphScene(QGraphicsScene):
         if item is None or node is None:
             return
         view = node_view(node, list(self._edges_of.get(node_id, ())), self.document.catalogue,
-                         analysis or self.document.analysis)
+                         analysis or self.document.scope_analysis)
         if item.refresh(view):
             self.node_item_moved(node_id)
 
-    def _analysed(self, analysis: Analysis) -> None:
-        """Show a new analysis; the one a rebuild has just shown (a graph replaced) is skipped."""
+    def _analysed(self, _analysis: Analysis) -> None:
+        """Show a new analysis (of the graph, or of the block shown); the one a rebuild has just
+        shown (a graph replaced) is skipped."""
         shown, self._rebuilt_with = self._rebuilt_with, None
-        if analysis is not shown:
-            self.apply_analysis(analysis)
+        current = self.document.scope_analysis
+        if current is not shown:
+            self.apply_analysis(current)
 
     def apply_analysis(self, analysis: Analysis) -> None:
         """Show the latest shapes, counts and problems on every node and edge."""
@@ -285,7 +288,7 @@ class GraphScene(QGraphicsScene):
         problems: dict[str, list[Diagnostic]] = {}
         for diagnostic in analysis.diagnostics:
             problems.setdefault(diagnostic.node or "", []).append(diagnostic)
-        for node in self.document.graph.nodes:
+        for node in self.document.scope.nodes:
             item = self.nodes.get(node.id)
             view = node_view(node, list(self._edges_of.get(node.id, ())), self.document.catalogue, analysis,
                              problems.get(node.id, []))
@@ -446,7 +449,7 @@ class GraphScene(QGraphicsScene):
 
     def selected_node_ids(self) -> list[str]:
         chosen = {i.node_id for i in self.selectedItems() if isinstance(i, NodeItem)}
-        return [n for n in self.document.graph.node_ids() if n in chosen]
+        return [n for n in self.document.scope.node_ids() if n in chosen]
 
     def selected_edge_keys(self) -> list[EdgeKey]:
         return [i.key for i in self.selectedItems() if isinstance(i, EdgeItem)]
@@ -478,7 +481,7 @@ class GraphScene(QGraphicsScene):
     def commit_moves(self) -> None:
         """Issue one move command for the items dragged away from their document position."""
         moved = {}
-        positions = {node.id: node.position for node in self.document.graph.nodes}
+        positions = {node.id: node.position for node in self.document.scope.nodes}
         for node_id, item in self.nodes.items():
             position = positions.get(node_id)
             here = (item.x(), item.y())

@@ -54,6 +54,7 @@ class GraphView(QGraphicsView):
 
     selection_changed = Signal(list)
     status_message = Signal(str)
+    node_double_clicked = Signal(str)  # node id
 
     def __init__(self, document: GraphDocument, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -338,6 +339,10 @@ class GraphView(QGraphicsView):
         pos = self.mapToScene(event.position().toPoint())
         if event.button() == Qt.MouseButton.LeftButton and not self.scene_.items(pos):
             self.show_quick_add(pos)
+            return
+        item = self.scene_.node_at(pos) if event.button() == Qt.MouseButton.LeftButton else None
+        if item is not None:
+            self.node_double_clicked.emit(item.node_id)
             return
         super().mouseDoubleClickEvent(event)
 

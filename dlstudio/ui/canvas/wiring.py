@@ -48,7 +48,7 @@ class Wiring:
 
     def _mark_targets(self) -> None:
         doc = self.scene.document
-        edges = [e for e in doc.graph.edges if edge_key(e) != self.moving]
+        edges = [e for e in doc.scope.edges if edge_key(e) != self.moving]
         blocked = doc.reachable(self.node_id, edges, forward=self.fixed_is_input)
         for node_id, item in self.scene.nodes.items():
             if node_id in blocked:

@@ -4,7 +4,9 @@ Editors come from the catalogue declaration (:mod:`.param_editors`). A value is 
 against its :class:`~dlstudio.core.spec.Param` before it reaches the document; a refused
 value shows the reason under its editor. Inferred values show greyed with an "inferred"
 tag, and the ↺ button removes an explicit value. A node of an unknown type shows as a
-"missing layer" whose parameters are listed read-only and kept.
+"missing layer" whose parameters are listed read-only and kept. Inside a block, and for a
+block's own parameters, a value may be a ``$`` expression (edited as text); nodes there show
+the shapes of the block's first use.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QFrame,
     QGridLayout,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
+    QPushButton,
     QScrollArea,
     QToolButton,
     QVBoxLayout,
@@ -28,6 +32,8 @@ from PySide6.QtWidgets import (
 )
 
 from dlstudio.core.analysis import Analysis, Diagnostic
+from dlstudio.core.block_edits import block_uses
+from dlstudio.core.blocks import INDEX, BlockSpec, ExpressionError, is_expression, names_in
 from dlstudio.core.params import ParamProblem, resolve_params
 from dlstudio.core.spec import LayerSpec, Param
 from dlstudio.core.summary import frozen_note, unreached_note
@@ -36,6 +42,9 @@ from dlstudio.ui.document import GraphDocument
 from dlstudio.ui.panels import human_count, plain_label, select_all_on_focus, set_text_colour
 from dlstudio.ui.panels.param_editors import ParamEditor, editor_for
 from dlstudio.ui.theme import colors, plain_tooltip
+
+#: Kinds picked from a list or a box, kept so inside blocks unless a value is an expression.
+PICKED_KINDS = ("bool", "choice")
 
 
 def param_problem(spec: LayerSpec, name: str, value: Any) -> str | None:
@@ -75,12 +84,12 @@ def diagnostic_label(diagnostic: Diagnostic) -> QLabel:
 class ParamRow:
     """Name, editor, reset button, help text and error line of one parameter in a grid."""
 
-    def __init__(self, grid: QGridLayout, row: int, param: Param) -> None:
+    def __init__(self, grid: QGridLayout, row: int, param: Param, expressions: bool = False) -> None:
         self.param = param
         self.refusal: str | None = None
         self.name = plain_label(param.name)
         self.name.setToolTip(plain_tooltip(param.help))
-        self.editor: ParamEditor = editor_for(param)
+        self.editor: ParamEditor = editor_for(param, expressions=expressions)
         self.tag = plain_label("inferred" if param.inferred else "", muted=True, small=True)
         self.reset = QToolButton()
         self.reset.setText("↺")
@@ -132,6 +141,8 @@ class NodePage(QWidget):
             "its parameters are kept and saved unchanged; replace it with a layer from the palette.")
         layout.addWidget(_heading(node.type if self.spec else f"Missing layer: {node.type}"))
         layout.addWidget(plain_label(summary, wrap=True, muted=True))
+        if isinstance(self.spec, BlockSpec):
+            layout.addWidget(self._block_line())
         layout.addLayout(self._identity())
         self.problems = QVBoxLayout()
         layout.addLayout(self.problems)
@@ -140,7 +151,21 @@ class NodePage(QWidget):
         layout.addWidget(_rule())
         layout.addWidget(self._params_grid() if self.spec else self._raw_params())
         layout.addStretch(1)
-        self.refresh(document.analysis)
+        self.refresh(document.scope_analysis)
+
+    def _block_line(self) -> QWidget:
+        """Where the block is used, and a button that opens it for editing."""
+        uses = len(block_uses(self.document.graph, self.node_type))
+        box = QWidget()
+        row = QHBoxLayout(box)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(plain_label(f"A block of this file, used {uses} time{'s' * (uses != 1)}.", wrap=True))
+        button = QPushButton("Open block")
+        button.setObjectName("open_block")
+        button.setToolTip(plain_tooltip("Edit the block's nodes (or double-click the node): every use changes"))
+        button.clicked.connect(lambda: self.document.open_block(self.node_id))
+        row.addWidget(button)
+        return box
 
     def _identity(self) -> QGridLayout:
         grid = QGridLayout()
@@ -177,8 +202,11 @@ class NodePage(QWidget):
         grid.setColumnStretch(1, 1)
         if not self.spec.params:
             grid.addWidget(plain_label("No parameters.", muted=True), 0, 0, 1, 3)
+        value_of = self.document.node(self.node_id).params.get
         for index, param in enumerate(self.spec.params):
-            row = ParamRow(grid, index * 3, param)
+            in_block = bool(self.document.scope_path) and param.kind not in PICKED_KINDS
+            expressions = param.expression_ok or in_block or is_expression(value_of(param.name))
+            row = ParamRow(grid, index * 3, param, expressions)
             row.editor.committed.connect(lambda value, name=param.name: self._commit(name, value))
             row.editor.refused.connect(row.refuse)
             row.reset.clicked.connect(lambda _=False, name=param.name: self._commit(name, None))
@@ -242,10 +270,12 @@ class NodePage(QWidget):
 
     def _commit(self, name: str, value: Any) -> None:
         row = self.rows[name]
-        problem = param_problem(self.spec, name, value)
+        problem = self._expression_problem(value) if is_expression(value) else None
+        if problem is None and not (is_expression(value) and self.document.scope_path):
+            problem = param_problem(self.spec, name, value)
         row.refusal = problem
         if problem is not None:
-            self.refresh(self.document.analysis)
+            self.refresh(self.document.scope_analysis)
             return
         row.show_error(None)
         params = self.document.node(self.node_id).params
@@ -254,6 +284,23 @@ class NodePage(QWidget):
         if name in params and params[name] == value and type(params[name]) is type(value):
             return
         self.document.set_param(self.node_id, name, value)
+
+    def _expression_problem(self, value: str) -> str | None:
+        """Why expression ``value`` cannot be this node's: bad syntax, or a name that is not
+        a parameter of the block the node is in (or, for a block node, ``index``)."""
+        try:
+            names = names_in(value)
+        except ExpressionError as error:
+            return str(error)
+        blocks = self.document.graph.blocks or {}
+        scope = self.document.scope_path
+        known = set(blocks[scope[-1]].params) if scope else set()
+        known |= {INDEX} if isinstance(self.spec, BlockSpec) else set()
+        unknown = sorted(names - known)
+        if not unknown:
+            return None
+        offer = ", ".join(sorted(known)) or "none here"
+        return f"'{unknown[0]}' is not a parameter an expression here may use ({offer})"
 
     def _rename(self) -> None:
         new = self.id_edit.text().strip()
@@ -338,6 +385,41 @@ class GraphPage(QWidget):
             self.name_edit.setText(self.document.graph.name)
 
 
+class BlockPage(QWidget):
+    """Shown when nothing is selected inside an opened block: what the block is, its
+    parameters and where it is used."""
+
+    def __init__(self, document: GraphDocument, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self.name = document.scope_path[-1]
+        block = (document.graph.blocks or {})[self.name]
+        uses = block_uses(document.graph, self.name)
+        layout = QVBoxLayout(self)
+        layout.addWidget(_heading(f"Block {self.name}"))
+        layout.addWidget(plain_label(
+            "Edits here change the block's definition, so every use of it. Its Input and Output "
+            "nodes are its ports; shapes are those of its first use. The bar above the canvas "
+            "leads back.", wrap=True, muted=True))
+        if block.description:
+            layout.addWidget(plain_label(block.description, wrap=True))
+        params = ", ".join(f"{key} = {json.dumps(value)}" for key, value in block.params.items())
+        layout.addWidget(plain_label(f"Parameters: {params or 'none'}", wrap=True))
+        where = ", ".join(node if owner is None else f"{owner}.{node}" for owner, node in uses)
+        layout.addWidget(plain_label(f"Used by: {where or 'no node yet'}", wrap=True))
+        layout.addWidget(_rule())
+        self.totals = plain_label("", wrap=True)
+        layout.addWidget(self.totals)
+        layout.addStretch(1)
+        self.refresh(document.scope_analysis)
+
+    def refresh(self, analysis: Analysis) -> None:
+        scope = self.document.scope
+        self.totals.setText(f"{len(scope.nodes)} nodes, {len(scope.edges)} edges\n"
+                            f"Parameters of one copy: {analysis.total_params:,}\n"
+                            f"FLOPs of one copy: {human_count(analysis.total_flops)}")
+
+
 class SelectionPage(QWidget):
     """Shown for a multiple selection: how many nodes, and their parameter total."""
 
@@ -350,7 +432,7 @@ class SelectionPage(QWidget):
         self.info = plain_label("", wrap=True)
         layout.addWidget(self.info)
         layout.addStretch(1)
-        self.refresh(document.analysis)
+        self.refresh(document.scope_analysis)
 
     def refresh(self, analysis: Analysis) -> None:
         ids = [n for n in self.node_ids if self.document.has_node(n)]
@@ -373,6 +455,7 @@ class InspectorPanel(QScrollArea):
         document.node_removed.connect(self._node_removed)
         document.node_renamed.connect(self._node_renamed)
         document.reset.connect(lambda: self.show_nodes([]))
+        document.scope_changed.connect(self._scope_changed)
         self.show_nodes([])
 
     def show_nodes(self, node_ids: list[str]) -> None:
@@ -385,6 +468,8 @@ class InspectorPanel(QScrollArea):
             page: QWidget = NodePage(self.document, node_ids[0])
         elif node_ids:
             page = SelectionPage(self.document, node_ids)
+        elif self.document.scope_path:
+            page = BlockPage(self.document)
         else:
             page = GraphPage(self.document)
         old = self.takeWidget()
@@ -402,18 +487,26 @@ class InspectorPanel(QScrollArea):
         page = self.page
         return isinstance(page, NodePage) and self.document.node(page.node_id).type != page.node_type
 
-    def _analysed(self, analysis: Analysis) -> None:
+    def _scope_changed(self) -> None:
+        self.page = None
+        self.show_nodes([])
+
+    def _shown_analysis(self) -> Analysis:
+        """The graph's analysis for the graph page, else that of the graph the canvas shows."""
+        return self.document.analysis if isinstance(self.page, GraphPage) else self.document.scope_analysis
+
+    def _analysed(self, _analysis: Analysis) -> None:
         if self._type_changed():
             self.show_nodes(self.node_ids)
         elif self.page is not None:
-            self.page.refresh(analysis)
+            self.page.refresh(self._shown_analysis())
 
     def _node_changed(self, node_id: str) -> None:
         if node_id in self.node_ids and self.page is not None:
             if self._type_changed():
                 self.show_nodes(self.node_ids)
             else:
-                self.page.refresh(self.document.analysis)
+                self.page.refresh(self._shown_analysis())
 
     def _node_removed(self, node_id: str) -> None:
         if node_id in self.node_ids:
@@ -426,4 +519,4 @@ class InspectorPanel(QScrollArea):
                 self.page.node_id = new
             elif isinstance(self.page, SelectionPage):
                 self.page.node_ids = self.node_ids
-            self.page.refresh(self.document.analysis)
+            self.page.refresh(self._shown_analysis())

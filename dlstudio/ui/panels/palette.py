@@ -103,10 +103,12 @@ class PalettePanel(QWidget):
         layout.addWidget(self.search)
         layout.addWidget(self.tree)
         document.reset.connect(self.refresh)
+        document.catalogue_changed.connect(self.refresh)  # the file's blocks changed
         self.refresh()
 
     def refresh(self) -> None:
-        """List the document's layer types (again when a newly opened graph brought others)."""
+        """List the document's layer types (again when a newly opened graph, or an edit of the
+        file's blocks, brought others)."""
         if self.document.catalogue is self._catalogue:
             return
         self._catalogue = self.document.catalogue

@@ -3,7 +3,9 @@
 One editor class per parameter kind, picked from :data:`EDITORS`; no per-layer code. An
 editor shows a value (greyed when it is inferred or a default) and emits :attr:`committed`
 with the value the user entered, ``None`` meaning "remove it" (back to default / inferred).
-Text the user types that cannot be read emits :attr:`refused` with the reason.
+Text the user types that cannot be read emits :attr:`refused` with the reason. Where a value
+may be a ``$`` expression (inside a block, or a block's own parameters) every kind is edited
+as text by an :class:`ExpressionEditor`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from dlstudio.core.blocks import EXPRESSION_MARK
 from dlstudio.core.params import HUGE
 from dlstudio.core.spec import Param
 from dlstudio.ui.panels import select_all_on_focus, set_text_colour
@@ -207,13 +210,7 @@ class FloatEditor(TextLineEditor):
     placeholder = "a number"
 
     def parse(self, text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise ValueError(f"'{text[:40]}' is not a number") from None
-        if not math.isfinite(value):
-            raise ValueError("the value must be a finite number")
-        return value
+        return parse_float(text)
 
     def format(self, value: Any) -> str:
         return repr(float(value)) if isinstance(value, int | float) else str(value)
@@ -232,25 +229,85 @@ class TupleEditor(TextLineEditor):
         self.line.setPlaceholderText("e.g. " + " or ".join(options))
 
     def parse(self, text: str) -> Any:
-        if text in (str(c) for c in self.param.choices):
-            return text
-        body = text.strip().strip("[]()").replace(",", " ")
-        tokens = body.split()
-        if not tokens or any(_TOKEN.fullmatch(t) is None for t in tokens):
-            raise ValueError(f"'{text[:40]}' is not a list of sizes: write them like 3, 3")
-        values: list[Any] = [_item(t, self.param) for t in tokens]
-        if self.param.kind == "ints" and any(isinstance(v, str) for v in values):
-            allowed = "whole numbers or None" if self.param.none_items else "whole numbers"
-            raise ValueError(f"'{text[:40]}': sizes here must be {allowed}")
-        if self.param.kind == "ints" and self.param.scalar_ok and len(values) == 1 \
-                and not text.strip().startswith(("[", "(")):
-            return values[0]
-        return values
+        return parse_sizes(self.param, text)
 
     def format(self, value: Any) -> str:
         if isinstance(value, list | tuple):
             return ", ".join(str(v) for v in value)
         return str(value)
+
+
+def parse_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"'{text[:40]}' is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError("the value must be a finite number")
+    return value
+
+
+def parse_sizes(param: Param, text: str) -> Any:
+    """Sizes as ``3`` or ``3, 3`` (or one of the parameter's named options)."""
+    if text in (str(c) for c in param.choices):
+        return text
+    body = text.strip().strip("[]()").replace(",", " ")
+    tokens = body.split()
+    if not tokens or any(_TOKEN.fullmatch(t) is None for t in tokens):
+        raise ValueError(f"'{text[:40]}' is not a list of sizes: write them like 3, 3")
+    values: list[Any] = [_item(t, param) for t in tokens]
+    if param.kind == "ints" and any(isinstance(v, str) for v in values):
+        allowed = "whole numbers or None" if param.none_items else "whole numbers"
+        raise ValueError(f"'{text[:40]}': sizes here must be {allowed}")
+    if param.kind == "ints" and param.scalar_ok and len(values) == 1 and not text.strip().startswith(("[", "(")):
+        return values[0]
+    return values
+
+
+class ExpressionEditor(TextLineEditor):
+    """A value as text, read as the parameter's kind, or a ``$`` expression kept as written
+    (``$width * 4``: parameters of the block the node is in, and a repeat's ``index``)."""
+
+    placeholder = "a value or a $expression"
+
+    def parse(self, text: str) -> Any:
+        if text.startswith(EXPRESSION_MARK):
+            return text
+        kind = self.param.kind
+        if kind == "int":
+            if not text.lstrip("-").isdigit():
+                raise ValueError(f"'{text[:40]}' is not a whole number (or a $expression)")
+            return int(text)
+        if kind == "float":
+            return parse_float(text)
+        if kind == "bool":
+            return _boolean(text)
+        if kind == "choice":
+            return _choice(self.param, text)
+        if kind in ("ints", "shape"):
+            return parse_sizes(self.param, text)
+        return text
+
+    def format(self, value: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, list | tuple):
+            return ", ".join(str(v) for v in value)
+        return str(value)
+
+
+def _boolean(text: str) -> bool:
+    words = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+    if text.lower() not in words:
+        raise ValueError(f"'{text[:40]}' is not true or false (or a $expression)")
+    return words[text.lower()]
+
+
+def _choice(param: Param, text: str) -> Any:
+    for choice in param.choices:
+        if str(choice) == text:
+            return choice
+    raise ValueError(f"'{text[:40]}' is not one of {', '.join(str(c) for c in param.choices)}")
 
 
 def _item(token: str, param: Param) -> Any:
@@ -272,9 +329,10 @@ EDITORS: dict[str, type[ParamEditor]] = {
 }
 
 
-def editor_for(param: Param, parent: QWidget | None = None) -> ParamEditor:
-    """The editor widget for ``param``'s kind."""
-    editor = EDITORS[param.kind](param, parent)
+def editor_for(param: Param, parent: QWidget | None = None, expressions: bool = False) -> ParamEditor:
+    """The editor widget for ``param``'s kind; with ``expressions`` one that also takes a
+    ``$`` expression."""
+    editor = (ExpressionEditor if expressions else EDITORS[param.kind])(param, parent)
     editor.setObjectName(f"param_{param.name}")
     field = editor.focus_widget()
     field.setFocusPolicy(Qt.FocusPolicy.StrongFocus)

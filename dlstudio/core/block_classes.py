@@ -21,8 +21,8 @@ from dlstudio.core.blocks import (
     REPEAT,
     BlockSpec,
     ExpressionError,
+    canonical_text,
     evaluate,
-    expression_text,
     is_expression,
 )
 from dlstudio.core.catalogue import Catalogue
@@ -35,8 +35,8 @@ from dlstudio.core.codegen import (
     fit_assignment,
     forward_code,
 )
-from dlstudio.core.naming import literal
-from dlstudio.core.pyformat import format_call, format_def
+from dlstudio.core.naming import RESERVED, literal
+from dlstudio.core.pyformat import format_assignment, format_call, format_def
 
 Env = dict[str, Any]
 
@@ -58,6 +58,8 @@ class BlockClasses:
 
     def __init__(self, top: ModulePlan, catalogue: Catalogue) -> None:
         self.catalogue = catalogue
+        #: Names a block class must not take: Python's, the module's, the helper classes'.
+        self.taken = set(RESERVED) | {name for spec in catalogue.values() for name in spec.support} | {"Transposed"}
         self.classes: list[BlockClass] = []
         self.by_plan: dict[int, tuple[BlockClass, int]] = {}
         for block, instances in _instances(top).items():
@@ -148,7 +150,7 @@ class BlockClasses:
             self._add(single)
 
     def _add(self, cls: BlockClass) -> None:
-        cls.name = _unique(cls.name, {c.name for c in self.classes})
+        cls.name = _unique(cls.name, {c.name for c in self.classes} | self.taken)
         self.classes.append(cls)
         for place, plan in enumerate(cls.plans):
             self.by_plan[id(plan)] = (cls, place)
@@ -296,7 +298,8 @@ def frozen_and_ties(code: Code, plan: ModulePlan) -> None:
         code.write(format_call(2, f"self.{sub.attr}.requires_grad_(False)"), sub.node_id)
     for tie in plan.ties:
         for line in tie.lines():
-            code.write(format_call(2, line) if line.startswith("nn.") else [f"{INDENT * 2}{line}"])
+            target, _, value = line.partition(" = ")
+            code.write(format_call(2, line) if line.startswith("nn.") else format_assignment(2, target, value))
 
 
 _ABSENT = object()  # a block parameter a copy does not have
@@ -379,7 +382,7 @@ def _candidates(raw: Any, envs: list[Env], names: list[str]) -> list[tuple[str, 
     found = []
     if is_expression(raw):
         try:
-            found.append((expression_text(raw), [evaluate(raw, env) for env in envs]))
+            found.append((canonical_text(raw), [evaluate(raw, env) for env in envs]))
         except ExpressionError:
             pass
     found += [(name, [env.get(name, _ABSENT) for env in envs]) for name in names]

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dlstudio.core.graph import Block, Graph, Node, is_valid_id
+from dlstudio.core.naming import RESERVED
 from dlstudio.core.spec import InferContext, LayerSpec, Param
 from dlstudio.core.tensor import TensorType
 
@@ -54,6 +55,12 @@ def is_expression(value: Any) -> bool:
 def expression_text(value: str) -> str:
     """The Python text of an expression value (the mark removed)."""
     return value[len(EXPRESSION_MARK):].strip()
+
+
+def canonical_text(value: str) -> str:
+    """An expression value as the exporter writes it: re-printed from its checked syntax tree,
+    so no comment, line break or spacing of the file's text reaches generated code."""
+    return ast.unparse(_parse(value).body)
 
 
 def names_in(value: str) -> set[str]:
@@ -232,9 +239,14 @@ def _kind(value: Any) -> Any:
 def _definition_problem(name: str, block: Block, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> str:
     if not inputs or not outputs:
         return f"block '{name}' needs at least one Input and one Output node"
+    if name in RESERVED:
+        return f"block '{name}' has a name Python or the generated code uses: rename the block"
     for key, value in block.params.items():
         if key in RESERVED_PARAMS:
             return f"block '{name}' declares a parameter '{key}', a name every block reserves"
+        if not is_valid_id(key) or key in RESERVED:
+            return (f"block '{name}' declares a parameter '{key[:40]}', which is not a plain name "
+                    "(letters, digits and _, and not a Python keyword or builtin)")
         if value is None or isinstance(value, dict) or is_expression(value):
             return f"block '{name}' declares '{key}' without a plain default value"
         if isinstance(value, list) and not all(type(item) is int for item in value):

@@ -26,7 +26,7 @@ from dlstudio.core.naming import (
     literal,
     safe_text,
 )
-from dlstudio.core.pyformat import INDENT, format_assignment, format_def, format_return
+from dlstudio.core.pyformat import INDENT, LINE_LENGTH, format_assignment, format_def, format_return
 from dlstudio.core.spec import Construct, LayerSpec
 from dlstudio.core.wiring import live_nodes
 
@@ -322,8 +322,10 @@ def statement_lines(statement: Statement) -> list[str]:
     if not statement.loop:
         return fit_assignment(INDENT * 2, statement.target, statement.callee, list(statement.args))
     target, first, *others = statement.target, *statement.args
-    return [*fit_assignment(INDENT * 2, target, None, [first]),
-            f"{INDENT * 2}for block in {statement.callee}:",
+    header = [f"{INDENT * 2}for block in {statement.callee}:"]
+    if len(header[0]) > LINE_LENGTH:  # as ruff format writes a loop over a long attribute
+        header = [f"{INDENT * 2}for (", f"{INDENT * 3}block", f"{INDENT * 2}) in {statement.callee}:"]
+    return [*fit_assignment(INDENT * 2, target, None, [first]), *header,
             *fit_assignment(INDENT * 3, target, "block", [target, *others])]
 
 

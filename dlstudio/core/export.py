@@ -7,7 +7,6 @@ arguments; its state_dict keys match :func:`compile_graph`'s, so weights load st
 from __future__ import annotations
 
 import inspect
-import textwrap
 
 from dlstudio.core.analysis import Analysis, analyze
 from dlstudio.core.block_classes import BlockClasses, frozen_and_ties, model_member
@@ -113,13 +112,7 @@ def _class_code(plan: ModulePlan, graph: Graph, classes: BlockClasses | None) ->
     return code
 
 
-def _wrapped(line: str, width: int = 88 - len(INDENT) - 6) -> str:
-    return line if len(line) <= width else "\n".join(textwrap.wrap(line, width))
-
-
 def _docstring(text: str) -> str:
-    """A class docstring; lines too long for the file's 88 columns are wrapped."""
-    text = "\n".join(_wrapped(line) for line in text.split("\n"))
     body = text.replace("\n", "\n" + INDENT).replace("\n" + INDENT + "\n", "\n\n")
     while "\n" + INDENT + "\n" in body:
         body = body.replace("\n" + INDENT + "\n", "\n\n")

@@ -95,7 +95,8 @@ class Summary:
             "outputs": {k: list(self._shape(t.shape)) for k, t in self.analysis.outputs().items()},
             "nodes": [
                 {"id": r.node, "type": r.type, "outputs": {p: list(s) for p, s in r.shapes.items()},
-                 "params": r.params, "flops": r.flops, "reaches_output": r.live, "level": r.level}
+                 "params": r.params, "flops": r.flops, "reaches_output": r.live,
+                 **({"level": r.level} if r.level else {})}
                 for r in self.rows()
             ],
         }

@@ -245,3 +245,28 @@ def test_repeats_of_repeats_that_would_build_too_many_nodes_are_refused_quickly(
     errors = analyze(load_graph(doc)).errors
     assert time.perf_counter() - started < 10
     assert any("MAX_EXPANDED_NODES" in d.message for d in errors)
+
+
+@pytest.mark.parametrize(("where", "name"), [("param", "x: int = 0) -> None:\n    import os #"),
+                                             ("param", "torch"), ("block", "nn"), ("block", "super")])
+def test_names_that_would_reach_generated_code_must_be_plain(where, name):
+    doc = _doc()
+    if where == "param":
+        doc["blocks"]["Residual"]["params"][name] = 1
+    else:
+        doc["blocks"][name] = doc["blocks"].pop("Residual")
+        doc["nodes"][2]["type"] = name
+    errors = analyze(load_graph(doc)).errors if where == "param" or name.isidentifier() else []
+    assert any("not a plain name" in d.message or "Python or the generated code uses" in d.message
+               for d in errors)
+
+
+def test_an_expression_reaches_the_export_re_printed_from_its_syntax_tree():
+    pytest.importorskip("torch")
+    from dlstudio.core.export import export_python
+
+    doc = _doc()
+    doc["blocks"]["Residual"]["nodes"][1]["params"]["out_features"] = "$(width # a comment\n * scale)"
+    doc["nodes"][2]["params"] = {"repeat": 2, "scale": "$3 if index == 0 else 2"}
+    source = export_python(load_graph(doc))
+    assert "nn.Linear(width, width * scale)" in source and "comment" not in source

@@ -90,10 +90,15 @@ def check_structure(source: str, graph: dict) -> None:
             if not isinstance(statement, ast.FunctionDef):
                 assert not any(isinstance(n, ast.Call) for n in ast.walk(statement))
     model = classes[-1]
-    methods = [s for s in model.body if isinstance(s, ast.FunctionDef)]
-    assert [m.name for m in methods] == ["__init__", "forward"]
-    _check_init(methods[0], support)
-    _check_forward(methods[1])
+    blocks = [c for c in classes[:-1] if c.name.split("_")[0] in (graph.get("blocks") or {})]
+    for cls in [*blocks, model]:
+        methods = [s for s in cls.body if isinstance(s, ast.FunctionDef)]
+        assert [m.name for m in methods] == ["__init__", "forward"]
+        arguments = methods[0].args
+        names = frozenset(a.arg for a in [*arguments.args[1:], *arguments.kwonlyargs])
+        assert all(isinstance(d, ast.Constant) for d in [*arguments.defaults, *arguments.kw_defaults])
+        _check_init(methods[0], support, names)
+        _check_forward(methods[1])
     _check_free_text(source, model, graph)
 
 
@@ -102,25 +107,66 @@ def _is_docstring(statement: ast.stmt) -> bool:
         and isinstance(statement.value.value, str)
 
 
-def _check_init(init: ast.FunctionDef, support: set[str]) -> None:
-    """Layer assignments, then ``self.<layer>.requires_grad_(False)`` for each frozen one."""
+def _check_init(init: ast.FunctionDef, support: set[str], names: frozenset[str] = frozenset()) -> None:
+    """Layer assignments (a block's ModuleList of copies too), ties between layers' parameters,
+    then ``self.<layer>.requires_grad_(False)`` for each frozen one. Constructor arguments are
+    literals, or in a block's class arithmetic on its own parameters ``names``."""
     first, *statements = init.body
     assert ast.unparse(first) == "super().__init__()"
     assignments = [s for s in statements if not isinstance(s, ast.Expr)]
     layers = {ast.unparse(s.targets[0]) for s in assignments if isinstance(s, ast.Assign)}
-    for statement in statements[len(assignments):]:
-        assert isinstance(statement, ast.Expr), ast.unparse(statement)
+    for statement in [s for s in statements if isinstance(s, ast.Expr)]:
         call = ast.unparse(statement.value)
+        if call.startswith("nn.utils.parametrize.register_parametrization("):
+            assert _self_path(statement.value.args[0]) and ast.unparse(statement.value.args[2]) == "Transposed()"
+            continue
         assert call.endswith(".requires_grad_(False)") and call[:-len(".requires_grad_(False)")] in layers
     for statement in assignments:
         assert isinstance(statement, ast.Assign) and len(statement.targets) == 1
         target = statement.targets[0]
+        if not isinstance(statement.value, ast.Call):  # a tie: self.head.weight = self.wte.weight
+            assert _self_path(target) and _self_path(statement.value), ast.unparse(statement)
+            continue
         assert isinstance(target, ast.Attribute) and ast.unparse(target.value) == "self"
-        assert isinstance(statement.value, ast.Call)
-        callee = ast.unparse(statement.value.func)
-        assert callee.startswith("nn.") or callee in support, callee
-        for argument in [*statement.value.args, *(k.value for k in statement.value.keywords)]:
-            ast.literal_eval(argument)  # only literal values reach a constructor
+        _check_construct(statement.value, support, names)
+
+
+def _self_path(node: ast.expr) -> bool:
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return isinstance(node, ast.Name) and node.id == "self"
+
+
+def _check_construct(call: ast.Call, support: set[str], names: frozenset[str]) -> None:
+    callee = ast.unparse(call.func)
+    if callee == "nn.ModuleList":  # a repeated block: a list of copies, or a comprehension
+        (copies,) = call.args
+        if isinstance(copies, ast.ListComp):
+            (loop,) = copies.generators
+            assert isinstance(loop.target, ast.Name) and loop.target.id in ("index", "_") and not loop.ifs
+            assert ast.unparse(loop.iter.func) == "range" and len(loop.iter.args) == 1
+            _check_argument(loop.iter.args[0], names)
+            _check_construct(copies.elt, support, names | {loop.target.id})
+        else:
+            assert isinstance(copies, ast.List)
+            for copy in copies.elts:
+                _check_construct(copy, support, names)
+        return
+    assert callee.startswith("nn.") or callee in support, callee
+    for argument in [*call.args, *(k.value for k in call.keywords)]:
+        _check_argument(argument, names)
+
+
+def _check_argument(argument: ast.expr, names: frozenset[str]) -> None:
+    """A literal, or numbers and ``names`` joined by operators: nothing that calls or looks up."""
+    if not names:
+        ast.literal_eval(argument)  # only literal values reach a constructor
+        return
+    allowed = (ast.Constant, ast.Name, ast.Load, ast.BinOp, ast.UnaryOp, ast.Compare, ast.BoolOp, ast.IfExp,
+               ast.Tuple, ast.List, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)
+    for node in ast.walk(argument):
+        assert isinstance(node, allowed), ast.unparse(argument)
+        assert not isinstance(node, ast.Name) or node.id in names, ast.unparse(argument)
 
 
 def _check_forward(forward: ast.FunctionDef) -> None:
@@ -128,6 +174,12 @@ def _check_forward(forward: ast.FunctionDef) -> None:
     assert isinstance(forward.body[-1], ast.Return)
     known = {"self", "torch", "F", "math"} | {a.arg for a in forward.args.args}
     for statement in forward.body[:-1]:
+        if isinstance(statement, ast.For):  # a repeated block: for block in self.h: h = block(h, ...)
+            (step,) = statement.body
+            assert ast.unparse(statement.target) == "block" and _self_path(statement.iter)
+            assert isinstance(step, ast.Assign) and ast.unparse(step.value.func) == "block"
+            assert all(isinstance(a, ast.Name) and a.id in known for a in step.value.args)
+            continue
         assert isinstance(statement, ast.Assign), ast.unparse(statement)
         for node in ast.walk(statement.value):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
@@ -237,6 +289,9 @@ def _with_long_ids(document: dict) -> dict:
     for index, node in enumerate(doc["nodes"]):
         node["id"] = rename[node["id"]]
         node["frozen"] = index % 2 == 1
+        for param, reference in (node.get("tie") or {}).items():  # "wte.weight": the node renamed
+            source, dot, rest = reference.partition(".")
+            node["tie"][param] = rename[source] + dot + rest
     for edge in doc["edges"]:
         for end in ("source", "target"):
             node, dot, port = edge[end].partition(".")

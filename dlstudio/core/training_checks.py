@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from dlstudio.core.diffusion_checks import check_diffusion, diffusion_fed_inputs
 from dlstudio.core.findings import Analysis, Diagnostic
 from dlstudio.core.gan_checks import check_gan, gan_fed_inputs
 from dlstudio.core.tensor import FLOAT_DTYPES, TensorType, format_shape
@@ -21,6 +22,7 @@ from dlstudio.core.training import (
     DEVICE_RE,
     LOSSES,
     OPTIMIZERS,
+    OWN_OBJECTIVE_TASKS,
     REGRESSION_METRICS,
     SAME_SHAPE_LOSSES,
     SCHEDULERS,
@@ -65,18 +67,16 @@ class TrainingChecker:
         self._task()
         fields = self._dataset()
         self._bindings(fields)
-        gan = self.config.task == "gan"
-        classes = None if gan else self._loss(fields)
+        own_objective = self.config.task in OWN_OBJECTIVE_TASKS
+        classes = None if own_objective else self._loss(fields)
         self._language_model()
-        if gan:
-            check_gan(self.config, self.analysis, self._error)
-        else:
-            self._unused_gan()
+        self._task_sections()
+        if not own_objective:
             self._auxiliary()
         self._named("optimizer", OPTIMIZERS, self.config.optimizer.type, self.config.optimizer.params)
         if self.config.scheduler is not None:
             self._scheduler()
-        if not gan:
+        if not own_objective:
             self._metrics(classes)
         self._early_stopping()
         self._something_to_train()
@@ -101,7 +101,7 @@ class TrainingChecker:
             "training": c, "training.dataset": c.dataset, "training.loss": c.loss,
             "training.optimizer": c.optimizer, "training.scheduler": c.scheduler,
             "training.early_stopping": c.early_stopping, "training.language_model": c.language_model,
-            "training.gan": c.gan,
+            "training.gan": c.gan, "training.diffusion": c.diffusion,
         }
         for where, section in sections.items():
             for key in (section.model_extra or {}) if section is not None else {}:
@@ -125,8 +125,8 @@ class TrainingChecker:
             return None
 
     def _bindings(self, fields: dict[str, FieldInfo] | None) -> None:
-        binding = input_binding(self.config, self.input_ids)
-        fed = gan_fed_inputs(self.config, self.input_ids)
+        fed = fed_inputs(self.config, self.analysis)
+        binding = input_binding(self.config, [i for i in self.input_ids if i not in fed])
         for node_id, field in binding.items():
             if node_id not in self.input_ids:
                 self._error(None, f"the dataset binds field '{field[:40]}' to '{node_id[:40]}', "
@@ -242,11 +242,16 @@ class TrainingChecker:
             self._error(None, f"a language model scores every token of its vocabulary, which {c.loss.type} "
                         "does not compare", "use CrossEntropyLoss", "training.loss.type")
 
-    def _unused_gan(self) -> None:
-        if self.config.gan is not None:
-            self._error(None, f"training.gan is set but the task is {self.config.task or 'supervised'}, so "
-                        "it is not used", "set training.task to gan, or remove the section", "training.gan",
-                        "warning")
+    def _task_sections(self) -> None:
+        """The gan and diffusion tasks' checks; either's section under another task goes unused."""
+        c = self.config
+        for task, section, check in (("gan", c.gan, check_gan), ("diffusion", c.diffusion, check_diffusion)):
+            if c.task == task:
+                check(c, self.analysis, self._error)
+            elif section is not None:
+                self._error(None, f"training.{task} is set but the task is {c.task or 'supervised'}, so it is "
+                            f"not used", f"set training.task to {task}, or remove the section",
+                            f"training.{task}", "warning")
 
     def _vocabulary(self, output: str, scores: int | None, target: FieldInfo | None) -> None:
         size = vocabulary_size(self.config, target)
@@ -374,6 +379,12 @@ class TrainingChecker:
             else:
                 self._error(None, f"unknown metric '{metric[:40]}'",
                             "use accuracy, top5_accuracy (any k), f1, mse or mae", "training.metrics")
+
+
+def fed_inputs(config: TrainingConfig, analysis: Analysis) -> set[str]:
+    """Inputs the task feeds, not the data: a GAN's noise, a diffusion network's timestep."""
+    input_ids = [n.id for n in analysis.graph.nodes if n.type == "Input"]
+    return gan_fed_inputs(config, input_ids) | diffusion_fed_inputs(config, analysis)
 
 
 def _dims_fit(declared: Dims, actual: Dims) -> bool:

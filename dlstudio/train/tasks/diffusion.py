@@ -78,9 +78,9 @@ class DiffusionTask(Task):
         config = TrainingConfig.model_validate(record["config"])
         analysis, config = check_graph(graph_from_dict(record["graph"], "the run record"), config)
         low, high = record.get("data", {}).get("sample_range", [LOW, HIGH])
-        return DiffusionSampler(Denoiser.of(module, analysis, config), NoiseSchedule.of(
-            diffusion_settings(config), next(module.parameters()).device), image_shape(analysis, config),
-            float(low), float(high))
+        schedule = NoiseSchedule.of(diffusion_settings(config), next(module.parameters()).device)
+        return DiffusionSampler(Denoiser.of(module, analysis, config), schedule, image_shape(analysis, config),
+                                float(low), float(high))
 
     @classmethod
     def sampling_weights(cls, run_dir: RunDir) -> dict[str, torch.Tensor] | None:

@@ -493,10 +493,10 @@ def resolve_training(config: TrainingConfig, input_ids: list[str], output_ids: l
         data["language_model"] = language_model_settings(config).model_dump(mode="json")
     if config.task == "gan" and config.gan is not None:
         data["gan"] = config.gan.model_dump(mode="json")
-        # no loss compares an Output with a field: the real data is what the run keeps as target
-        data["loss"]["target"] = next(iter(data["dataset"]["inputs"].values()), config.loss.target)
     if config.task == "diffusion":
         data["diffusion"] = diffusion_settings(config).model_dump(mode="json")
+    if config.task in OWN_OBJECTIVE_TASKS:
+        # no loss compares an Output with a field: the real images are what the run keeps as target
         data["loss"]["target"] = next(iter(data["dataset"]["inputs"].values()), config.loss.target)
     return TrainingConfig.model_validate(data)
 

@@ -191,6 +191,31 @@ class VaeConfig(_Model):
         default=64, description="images in the reconstructions and samples grids saved after each epoch")
 
 
+DiffusionSchedule = Literal["linear", "cosine"]
+
+
+class DiffusionConfig(_Model):
+    """Settings of the ``diffusion`` task (``training.diffusion``): the noise schedule, the EMA
+    of the weights that samples are drawn with, the epoch grid, and which Input is which (by
+    default the timestep Input is the one holding one number per sample, shape [])."""
+
+    schedule: DiffusionSchedule = Field(
+        default="linear", description="linear: betas from beta_start to beta_end (DDPM); cosine: "
+                                      "Nichol and Dhariwal's, the signal falling as cos^2")
+    timesteps: Annotated[int, Field(ge=2, le=100_000)] = Field(default=1000, description="noise levels T")
+    beta_start: Annotated[float, Field(gt=0, lt=1)] = Field(default=1e-4, description="the linear schedule's first beta")
+    beta_end: Annotated[float, Field(gt=0, lt=1)] = Field(default=0.02, description="the linear schedule's last beta")
+    ema_decay: _Unit = Field(default=0.0, description="decay of the moving average of the weights "
+                                                      "that samples are drawn with (0: no average; 0.999 is usual)")
+    image: str | None = Field(default=None, max_length=100,
+                              description="the image Input node id (default: the Input that is not the timestep)")
+    timestep: str | None = Field(default=None, max_length=100,
+                                 description="the timestep Input node id (default: the Input of shape [])")
+    grid: Annotated[int, Field(ge=1, le=1024)] = Field(default=64, description="samples in the grid saved after each epoch")
+    grid_steps: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=50, description="DDIM steps that draw the epoch grid (at most timesteps)")
+
+
 class TrainingConfig(_Model):
     """The ``training`` section of a graph file."""
 
@@ -202,6 +227,8 @@ class TrainingConfig(_Model):
     distillation: DistillationConfig | None = Field(
         default=None, description="settings of the distillation task (saved only when set)")
     vae: VaeConfig | None = Field(default=None, description="settings of the vae task (saved only when set)")
+    diffusion: DiffusionConfig | None = Field(
+        default=None, description="settings of the diffusion task (saved only when set)")
     dataset: DatasetConfig
     loss: LossConfig = Field(default_factory=LossConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
@@ -333,7 +360,10 @@ TASKS: dict[str, str] = {
     "gan": "a generator and a discriminator, two Output-rooted parts of one graph, trained in turn",
     "distillation": "supervised, and the output also learns a frozen teacher graph's softened outputs",
     "vae": "an encoder (Outputs mu, logvar) and a decoder (its own Input z) trained on reconstruction and KL",
+    "diffusion": "denoising diffusion (DDPM): predict the noise added to an image at a drawn timestep",
 }
+#: Tasks whose objective is their own: no training.loss compares an Output with a field.
+OWN_OBJECTIVE_TASKS = ("gan", "diffusion", "vae")
 DEFAULT_TASK = "supervised"
 
 OPTIMIZERS: dict[str, type[_Args]] = {
@@ -549,7 +579,7 @@ def init_weights_path(source: str, base_dir: Path | None) -> Path:
 
 def default_metrics(config: TrainingConfig) -> list[str]:
     """The metrics as configured, or a sensible default for the loss (accuracy for classes)."""
-    if config.metrics or config.task in ("gan", "vae"):
+    if config.metrics or config.task in OWN_OBJECTIVE_TASKS:
         return list(config.metrics)
     if config.loss.type in CLASS_LOSSES or config.loss.type in BINARY_LOSSES:
         return ["accuracy"]
@@ -571,7 +601,10 @@ def resolve_training(config: TrainingConfig, input_ids: list[str], output_ids: l
         data["language_model"] = language_model_settings(config).model_dump(mode="json", exclude_none=True)
     if config.task == "gan" and config.gan is not None:
         data["gan"] = config.gan.model_dump(mode="json")
-        # no loss compares an Output with a field: the real data is what the run keeps as target
+    if config.task == "diffusion":
+        data["diffusion"] = diffusion_settings(config).model_dump(mode="json")
+    if config.task in OWN_OBJECTIVE_TASKS:
+        # no loss compares an Output with a field: the real images are what the run keeps as target
         data["loss"]["target"] = next(iter(data["dataset"]["inputs"].values()), config.loss.target)
     if config.task == "vae" and config.vae is not None:
         data["vae"] = config.vae.model_dump(mode="json")
@@ -594,6 +627,11 @@ def replaced_settings(task: str) -> tuple[str, ...]:
     use (the GAN's ``loss`` and ``optimizer.params.lr``), as its settings model declares them."""
     model = task_settings(task)
     return tuple(getattr(model, "replaces", ())) if model is not None else ()
+
+
+def diffusion_settings(config: TrainingConfig) -> DiffusionConfig:
+    """The diffusion task's settings: the section as written, or the defaults."""
+    return config.diffusion or DiffusionConfig()
 
 
 def language_model_settings(config: TrainingConfig) -> LanguageModelConfig:

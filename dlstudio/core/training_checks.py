@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from dlstudio.core.diffusion_checks import check_diffusion, diffusion_fed_inputs
 from dlstudio.core.findings import Analysis, Diagnostic
 from dlstudio.core.gan_checks import check_gan, gan_fed_inputs
 from dlstudio.core.tensor import FLOAT_DTYPES, TensorType, format_shape
@@ -22,6 +23,7 @@ from dlstudio.core.training import (
     IMAGE_FILE_DATASETS,
     LOSSES,
     OPTIMIZERS,
+    OWN_OBJECTIVE_TASKS,
     REGRESSION_METRICS,
     SAME_SHAPE_LOSSES,
     SCHEDULERS,
@@ -67,23 +69,18 @@ class TrainingChecker:
         self._task()
         fields = self._dataset()
         self._bindings(fields)
-        task = self.config.task
-        generative = task in ("gan", "vae")  # no loss compares an Output with a field
-        classes = None if generative else self._loss(fields)
+        own_objective = self.config.task in OWN_OBJECTIVE_TASKS
+        classes = None if own_objective else self._loss(fields)
         self._language_model()
         self._distillation()
-        if task == "gan":
-            check_gan(self.config, self.analysis, self._error)
-        elif task == "vae":
-            check_vae(self.config, self.analysis, self._error)
-        else:
+        self._task_sections()
+        if not own_objective:
             self._auxiliary()
-        self._unused_sections()
         self._unused_augment()
         self._named("optimizer", OPTIMIZERS, self.config.optimizer.type, self.config.optimizer.params)
         if self.config.scheduler is not None:
             self._scheduler()
-        if not generative:
+        if not own_objective:
             self._metrics(classes)
         self._early_stopping()
         self._something_to_train()
@@ -108,8 +105,8 @@ class TrainingChecker:
             "training": c, "training.dataset": c.dataset, "training.loss": c.loss,
             "training.optimizer": c.optimizer, "training.scheduler": c.scheduler,
             "training.early_stopping": c.early_stopping, "training.language_model": c.language_model,
-            "training.gan": c.gan, "training.vae": c.vae, "training.augment": c.augment,
-            "training.distillation": c.distillation,
+            "training.gan": c.gan, "training.vae": c.vae, "training.diffusion": c.diffusion,
+            "training.augment": c.augment, "training.distillation": c.distillation,
         }
         for where, section in sections.items():
             for key in (section.model_extra or {}) if section is not None else {}:
@@ -133,8 +130,8 @@ class TrainingChecker:
             return None
 
     def _bindings(self, fields: dict[str, FieldInfo] | None) -> None:
-        binding = input_binding(self.config, self.input_ids)
-        fed = gan_fed_inputs(self.config, self.input_ids) | vae_fed_inputs(self.config, self.input_ids)
+        fed = fed_inputs(self.config, self.analysis)
+        binding = input_binding(self.config, [i for i in self.input_ids if i not in fed])
         for node_id, field in binding.items():
             if node_id not in self.input_ids:
                 self._error(None, f"the dataset binds field '{field[:40]}' to '{node_id[:40]}', "
@@ -264,13 +261,6 @@ class TrainingChecker:
                         'add "distillation": {"teacher": "<graph file>", "teacher_weights": "<run folder>"}',
                         "training.distillation")
 
-    def _unused_sections(self) -> None:
-        for task, section in (("gan", self.config.gan), ("vae", self.config.vae)):
-            if section is not None and self.config.task != task:
-                self._error(None, f"training.{task} is set but the task is {self.config.task or 'supervised'}, "
-                            f"so it is not used", f"set training.task to {task}, or remove the section",
-                            f"training.{task}", "warning")
-
     def _unused_augment(self) -> None:
         augment = self.config.augment
         if augment is None:
@@ -287,6 +277,18 @@ class TrainingChecker:
             if values is not None and len(values) not in (1, channels):
                 self._error(None, f"training.augment.{name} has {len(values)} values for {channels}-channel images",
                             "give one value, or one per channel", f"training.augment.{name}")
+
+    def _task_sections(self) -> None:
+        """The gan, vae and diffusion tasks' checks; either's section under another task goes unused."""
+        c = self.config
+        for task, section, check in (("gan", c.gan, check_gan), ("vae", c.vae, check_vae),
+                                     ("diffusion", c.diffusion, check_diffusion)):
+            if c.task == task:
+                check(c, self.analysis, self._error)
+            elif section is not None:
+                self._error(None, f"training.{task} is set but the task is {c.task or 'supervised'}, so it is "
+                            f"not used", f"set training.task to {task}, or remove the section",
+                            f"training.{task}", "warning")
 
     def _vocabulary(self, output: str, scores: int | None, target: FieldInfo | None) -> None:
         size = vocabulary_size(self.config, target)
@@ -414,6 +416,14 @@ class TrainingChecker:
             else:
                 self._error(None, f"unknown metric '{metric[:40]}'",
                             "use accuracy, top5_accuracy (any k), f1, mse or mae", "training.metrics")
+
+
+def fed_inputs(config: TrainingConfig, analysis: Analysis) -> set[str]:
+    """Inputs the task feeds, not the data: a GAN's noise, a VAE decoder's z, a diffusion
+    network's timestep."""
+    input_ids = [n.id for n in analysis.graph.nodes if n.type == "Input"]
+    return (gan_fed_inputs(config, input_ids) | vae_fed_inputs(config, input_ids)
+            | diffusion_fed_inputs(config, analysis))
 
 
 def _dims_fit(declared: Dims, actual: Dims) -> bool:

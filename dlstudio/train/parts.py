@@ -13,6 +13,7 @@ from dlstudio.core.analysis import Analysis, analyze
 from dlstudio.core.codegen import ModulePlan
 from dlstudio.core.graph import Graph
 from dlstudio.core.training import TrainingConfig, resolve_training
+from dlstudio.core.training_checks import fed_inputs
 from dlstudio.train.batches import Batches
 from dlstudio.train.components import Objective, Schedule
 from dlstudio.train.data import DataSplit
@@ -72,7 +73,7 @@ def check_graph(graph: Graph, config: TrainingConfig) -> tuple[Analysis, Trainin
         errors = analysis.errors
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise ConfigError(f"graph '{graph.name}': {errors[0].one_line()}{more}")
-    nodes = graph.nodes
-    resolved = resolve_training(config, [n.id for n in nodes if n.type == "Input"],
+    nodes, fed = graph.nodes, fed_inputs(config, analysis)
+    resolved = resolve_training(config, [n.id for n in nodes if n.type == "Input" and n.id not in fed],
                                 [n.id for n in nodes if n.type == "Output"])
     return analysis, resolved

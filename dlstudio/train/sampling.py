@@ -3,9 +3,11 @@
 The network is the run's graph snapshot with its final weights (model.safetensors, else the
 newest checkpoint); the record says how the run was set up (a language model's vocabulary, an
 image generator's value range). A language model prints the prompt's continuations, or writes
-them to a ``.txt`` file; an image generator (a GAN, a VAE) writes a grid (``.png``) or an array
-``samples`` N x C x H x W in the data's original value range (``.npz``). A run whose task
-cannot sample says so in one line (exit 1). The app draws through :func:`draw_to_view`.
+them to a ``.txt`` file; an image generator (a GAN, a VAE; a diffusion model, by DDPM or, with
+``--steps K``, by DDIM in K steps, with its weights' moving average where the run kept one)
+writes a grid (``.png``) or an array ``samples`` N x C x H x W in the data's original value
+range (``.npz``). A run whose task cannot sample says so in one line (exit 1). The app draws
+through :func:`draw_to_view`.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ VIEW_TEXTS, VIEW_LENGTH, VIEW_IMAGES = 3, DEFAULT_LENGTH, 64
 
 def add_sample_command(commands: Any) -> None:
     parser = commands.add_parser("sample", help="draw samples from a trained run (a language model's text, "
-                                                "a GAN's or a VAE's images)")
+                                                "a GAN's, a VAE's or a diffusion model's images)")
     parser.add_argument("run", metavar="RUN_DIR", help="a run folder (runs/<name>-<timestamp>)")
     parser.add_argument("--n", type=int, default=1, help="how many samples (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="random seed: the same seed, the same samples")
@@ -48,6 +50,8 @@ def add_sample_command(commands: Any) -> None:
     parser.add_argument("--top-k", type=int, help="choose among the K likeliest tokens only")
     parser.add_argument("--top-p", type=float, default=1.0,
                         help="choose among the likeliest tokens whose probabilities add up to P")
+    parser.add_argument("--steps", type=int, help="a diffusion model: draw by DDIM in K steps (default: DDPM, "
+                                                  "all of its timesteps)")
     parser.add_argument("-o", "--output", metavar="FILE",
                         help="text: write a .txt file instead of printing; images: a grid (.png) or "
                              "an array 'samples' N x C x H x W (.npz)")
@@ -58,8 +62,9 @@ def add_sample_command(commands: Any) -> None:
 def sample_command(args: argparse.Namespace) -> int:
     _check_options(args)
     try:
+        steps = {} if args.steps is None else {"steps": args.steps}
         samples = sample_run(RunDir(args.run), args.n, args.seed, prompt=args.prompt, length=args.length,
-                             temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+                             temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, **steps)
         if isinstance(samples, np.ndarray):
             _write_images(samples, args.output, RunDir(args.run))
         else:
@@ -103,16 +108,22 @@ def sample_run(run_dir: RunDir, count: int, seed: int, **options: Any) -> list[s
     """``count`` samples from the run in ``run_dir``, drawn by its task's sampler: texts, or
     images N x C x H x W."""
     record = run_dir.read_record()
-    task = task_class(run_dir.parse_config(record).task or DEFAULT_TASK)
+    name = run_dir.parse_config(record).task or DEFAULT_TASK
+    if "steps" in options and name != "diffusion":
+        raise UsageError(f"--steps picks a diffusion model's sampler, and this is a {name} run")
+    task = task_class(name)
     from dlstudio.core.analysis import analyze
 
     graph = graph_from_dict(record["graph"], str(run_dir.path))
     module = trained_module(analyze(graph), run_dir)
+    averaged = task.sampling_weights(run_dir)
+    if averaged is not None:
+        module.load_state_dict(averaged)
     return task.sampler(module, record).sample(count, seed, **options)
 
 
 def _check_options(args: argparse.Namespace) -> None:
-    for name in ("n", "length", "top_k"):
+    for name in ("n", "length", "top_k", "steps"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")

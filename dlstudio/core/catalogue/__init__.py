@@ -31,7 +31,7 @@ _load_families()
 #: Family names in a stable order for the palette.
 FAMILY_ORDER = (
     "Graph", "Dense", "Convolution", "Pooling", "Normalization", "Regularization",
-    "Activation", "Shape", "Merge", "Sequence", "State space", "Attention", "Experts", "Adapters",
+    "Activation", "Shape", "Merge", "Sequence", "State space", "Attention", "Experts", "Adapters", "Diffusion",
     "Advanced",
 )
 

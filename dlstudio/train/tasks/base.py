@@ -25,6 +25,7 @@ from dlstudio.train.data.lazy import lazy_split
 from dlstudio.train.distributed import World
 from dlstudio.train.errors import ConfigError
 from dlstudio.train.parts import Parts
+from dlstudio.train.rundir import RunDir
 
 #: Every task class by the name ``training.task`` uses.
 TASKS: dict[str, type[Task]] = {}
@@ -89,6 +90,12 @@ class Task:
     def sampler(cls, module: nn.Module, record: dict[str, Any]) -> Sampler:
         """What samples from a finished run's trained ``module``, given the run's record."""
         raise _nothing_to_sample(cls.name)
+
+    @classmethod
+    def sampling_weights(cls, run_dir: RunDir) -> dict[str, torch.Tensor] | None:
+        """Weights a finished run samples with in place of its final ones (a moving average of
+        them, say); None: the final ones."""
+        return None
 
     # -- what the trainer asks of a task -------------------------------------------------------------
 

@@ -74,15 +74,8 @@ class GanTask(Task):
     @classmethod
     def load_data(cls, config: TrainingConfig, base_dir: Path | None) -> DataSplit:
         """The dataset with the real field scaled to [-1, 1]; its original range recorded."""
-        data = in_memory(load_data(config.dataset, config.validation_split, config.seed, base_dir))
-        field = config.dataset.inputs[gan_settings(config).real or ""]
-        values = data.arrays.fields[field]
-        low, high = float(values.min()), float(values.max())
-        span = high - low or 1.0
-        scaled = [{**part, field: (part[field] - low) / span * (HIGH - LOW) + LOW} for part in (data.train, data.val)]
-        original = data.arrays.info.get("original_range", {}).get(field, [low, high])
-        arrays = dataclasses.replace(data.arrays, info={**data.arrays.info, "sample_range": list(original)})
-        return DataSplit(scaled[0], scaled[1], arrays)
+        data = load_data(config.dataset, config.validation_split, config.seed, base_dir)
+        return scaled_to_tanh_range(data, config.dataset.inputs[gan_settings(config).real or ""])
 
     @classmethod
     def sampler(cls, module: nn.Module, record: dict[str, Any]) -> ImageSampler:
@@ -179,6 +172,20 @@ class GanTask(Task):
     def _sampler(self) -> ImageSampler:
         low, high = self.parts.data.arrays.info["sample_range"]
         return ImageSampler(self.generator, self.noise_shape, float(low), float(high))
+
+
+def scaled_to_tanh_range(data: DataSplit, field: str) -> DataSplit:
+    """``data`` with ``field`` scaled from its range to [-1, 1]; the range samples are mapped
+    back to (the data's original one where the loader recorded it) kept as ``sample_range``.
+    Images read lazily from files are decoded whole first (a generator's data is small)."""
+    data = in_memory(data)
+    values = data.arrays.fields[field]
+    low, high = float(values.min()), float(values.max())
+    span = high - low or 1.0
+    scaled = [{**part, field: (part[field] - low) / span * (HIGH - LOW) + LOW} for part in (data.train, data.val)]
+    original = data.arrays.info.get("original_range", {}).get(field, [low, high])
+    arrays = dataclasses.replace(data.arrays, info={**data.arrays.info, "sample_range": list(original)})
+    return DataSplit(scaled[0], scaled[1], arrays)
 
 
 # --- losses -------------------------------------------------------------------------------------

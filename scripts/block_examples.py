@@ -1,10 +1,15 @@
-"""Writes the block examples of issue 11 into graphs/ (run from the repository root: python scripts/block_examples.py)."""
+"""Write the block examples of issue 11 into graphs/.
+
+Run from the repository root: python scripts/block_examples.py
+"""
+
 import math
+
 from dlstudio.core.io import load_graph, save_graph
 
 
 def chain(ids):
-    return [{"source": a, "target": b} for a, b in zip(ids, ids[1:])]
+    return [{"source": a, "target": b} for a, b in zip(ids, ids[1:], strict=False)]
 
 
 def conv(id_, out, k, stride=1, pad=0, in_=None):

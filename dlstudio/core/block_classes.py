@@ -66,11 +66,11 @@ class BlockClasses:
             self._make(block, instances)
 
     def code(self) -> Code:
-        """Every block class, inner blocks first."""
+        """Every block class, inner blocks first. Their lines belong to no node of the model
+        (a block's nodes are not the graph's: ids may repeat), so they carry no spans."""
         code = Code()
         for cls in self.classes:
-            code.write(["", ""])
-            code.append(self._class_code(cls))
+            code.write(["", "", *self._class_code(cls).lines])
         return code
 
     def use_lines(self, sub: Submodule, raw: Mapping[str, Any], envs: list[Env] | None = None,
@@ -296,10 +296,12 @@ def frozen_and_ties(code: Code, plan: ModulePlan) -> None:
         code.write([""])
     for sub in frozen:
         code.write(format_call(2, f"self.{sub.attr}.requires_grad_(False)"), sub.node_id)
-    for tie in plan.ties:
+    owners = {sub.attr: sub.node_id for sub in plan.submodules}
+    for tie in plan.ties:  # the lines of the node that declares the tie
         for line in tie.lines():
             target, _, value = line.partition(" = ")
-            code.write(format_call(2, line) if line.startswith("nn.") else format_assignment(2, target, value))
+            code.write(format_call(2, line) if line.startswith("nn.") else format_assignment(2, target, value),
+                       owners[tie.attr])
 
 
 _ABSENT = object()  # a block parameter a copy does not have

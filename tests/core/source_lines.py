@@ -24,15 +24,21 @@ def lines_by_node(source: str, plan: ModulePlan) -> dict[str, set[int]]:
     found: dict[str, set[int]] = defaultdict(set)
     for statement in init.body[1:]:  # after super().__init__()
         target = statement.targets[0] if isinstance(statement, ast.Assign) else statement.value.func.value
+        if isinstance(statement, ast.Expr) and target.attr == "parametrize":  # a transposed tie
+            target = statement.value.args[0]
+        while isinstance(target.value, ast.Attribute):  # a tie: self.head.weight = ...
+            target = target.value
         first = statement.lineno - 1
         if isinstance(statement, ast.Assign) and lines[first - 1].lstrip().startswith("#"):
             first -= 1
         found[owners[target.attr]] |= set(range(first, statement.end_lineno))
     for _name, node_id in plan.arguments:
         found[node_id] |= set(range(forward.lineno - 1, forward.body[0].lineno - 1))
-    assignments = [s for s in forward.body if isinstance(s, ast.Assign)]
-    for statement, planned in zip(assignments, plan.statements, strict=True):
-        found[planned.node_id] |= set(range(statement.lineno - 1, statement.end_lineno))
+    steps = iter(s for s in forward.body if not isinstance(s, ast.Return))
+    for planned in plan.statements:  # a repeated block's loop: its first assignment, then the for
+        statements = [next(steps), next(steps)] if planned.loop else [next(steps)]
+        found[planned.node_id] |= set(range(statements[0].lineno - 1, statements[-1].end_lineno))
+    assert next(steps, None) is None
     returned = forward.body[-1]
     assert isinstance(returned, ast.Return)
     for node_id in plan.outputs:

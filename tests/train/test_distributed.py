@@ -92,3 +92,23 @@ def test_a_task_with_parts_trained_apart_runs_on_two_processes_as_on_one(tmp_pat
             if key.startswith(("train_loss", "val_loss")):
                 assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), key
     assert (tmp_path / "two" / "samples" / "epoch-001.png").exists()
+
+
+def test_the_diffusion_task_runs_on_two_processes_as_on_one(tmp_path):
+    """Each process keeps its share of the global batch's timesteps and noise and the gradients
+    are averaged: two processes train the weights (and the moving average) one process does."""
+    from tests.train.test_diffusion import tiny_diffusion
+
+    graph = str(tmp_path / "diffusion.json")
+    save_graph(graph_of(tiny_diffusion(epochs=1, batch_size=32)), graph)
+    assert main(["run", graph, "--out", str(tmp_path / "one"), "--json"]) == 0
+    assert main(["run", graph, "--out", str(tmp_path / "two"), "--json", "--nproc", "2"]) == 0
+    for name in ("model.safetensors", "ema.safetensors"):
+        one, two = (load_file(str(tmp_path / run / name)) for run in ("one", "two"))
+        assert set(one) == set(two)
+        for key in one:
+            torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=1e-5)
+    first, second = ([json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+                     for run in ("one", "two"))
+    assert [m["step"] for m in first] == [m["step"] for m in second]
+    assert second[-1]["val_loss"] == pytest.approx(first[-1]["val_loss"], rel=1e-4, abs=1e-5)

@@ -50,11 +50,12 @@ class DiffusionTask(Task):
     """Noise prediction at a random timestep: one optimizer over the whole network."""
 
     name = "diffusion"
+    #: Under --nproc the module is not wrapped in DDP: optimize averages the gradients, and each
+    #: process keeps its share of the global batch's timesteps and noise (see draw_share).
+    through_ddp = False
 
     def __init__(self, parts: Parts) -> None:
         super().__init__(parts)
-        if parts.world.distributed:
-            raise ConfigError("the diffusion task trains on one process", "run it without --nproc")
         config = parts.config
         self.settings = diffusion_settings(config)
         self.schedule = NoiseSchedule.of(self.settings, parts.device)
@@ -64,6 +65,9 @@ class DiffusionTask(Task):
         shape = image_shape(parts.analysis, config)
         fixed = torch.Generator().manual_seed(config.seed + 1)
         self.fixed = torch.randn((self.settings.grid, *shape), generator=fixed)
+        draws = torch.Generator().manual_seed(config.seed + 2)  # one per validation sample, any process count
+        self.val_t = torch.randint(0, self.settings.timesteps, (parts.data.val_size,), generator=draws)
+        self.val_noise = torch.randn((parts.data.val_size, *shape), generator=draws)
 
     # -- data --------------------------------------------------------------------------------------
 
@@ -98,8 +102,11 @@ class DiffusionTask(Task):
     def step(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
         p = self.parts
         images = p.train_inputs[0][index]
+        world, count = p.world, len(index)
+        t = torch.randint(0, self.settings.timesteps, (count * world.size,), generator=self.noise)[world.rank::world.size]
+        noise = self.draw_share(self.noise, count, tuple(images.shape[1:]))
         with p.autocast():
-            loss = self._loss(images, self.noise)
+            loss = self._loss(images, t.to(images.device), noise)
         self.optimize(loss, "model")
         if self.average is not None:
             self.average.update()
@@ -107,18 +114,20 @@ class DiffusionTask(Task):
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """The loss on the validation images, at timesteps and noise drawn anew from the seed."""
+        """The loss on the validation images, each at its own timestep and noise drawn from the
+        seed, summed over every process's share."""
         p = self.parts
         p.module.eval()
-        draws = torch.Generator().manual_seed(p.config.seed + 2)
-        total, count = torch.zeros((), dtype=torch.float64), 0
+        sums = torch.zeros(2, dtype=torch.float64)
         for index in p.val_batches:
             images = p.val_inputs[0][index]
+            t, noise = self.val_t[index].to(images.device), self.val_noise[index].to(images.device)
             with p.autocast():
-                total += self._loss(images, draws).double().cpu() * len(images)
-            count += len(images)
+                loss = self._loss(images, t, noise)
+            sums += torch.tensor([float(loss) * len(images), len(images)], dtype=torch.float64)
         p.module.train()
-        return {"val_loss": float(total) / max(count, 1)}
+        (mean,) = self.global_means(sums)
+        return {"val_loss": mean}
 
     def sample(self, count: int, seed: int, **options: Any) -> np.ndarray:
         return self._sampler().sample(count, seed, **options)
@@ -149,11 +158,9 @@ class DiffusionTask(Task):
 
     # -- the step's parts --------------------------------------------------------------------------
 
-    def _loss(self, images: torch.Tensor, draws: torch.Generator) -> torch.Tensor:
-        """Mean squared error of the noise the network predicts in ``images`` noised at random
-        timesteps (both drawn from ``draws``)."""
-        t = torch.randint(0, self.settings.timesteps, (len(images),), generator=draws).to(images.device)
-        noise = torch.randn(images.shape, generator=draws).to(images.device)
+    def _loss(self, images: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Mean squared error of the noise the network predicts in ``images`` noised with
+        ``noise`` at timesteps ``t``."""
         return F.mse_loss(self.denoiser(self.schedule.add_noise(images, noise, t), t).float(), noise)
 
     def _sampler(self) -> DiffusionSampler:

@@ -454,7 +454,7 @@ def _weight_shapes(node_id: str, specs: dict[str, LayerSpec | None],
         return None
     if spec.weights is None:
         _report(result, "error", node_id, f"{spec.type} '{node_id}' cannot share its parameters (ties "
-                "are declared for Linear and Embedding layers)", "remove the tie")
+                "are declared for Linear, Embedding and convolution layers)", "remove the tie")
         return None
     return spec.weights(params)
 

@@ -270,3 +270,29 @@ def test_an_expression_reaches_the_export_re_printed_from_its_syntax_tree():
     doc["nodes"][2]["params"] = {"repeat": 2, "scale": "$3 if index == 0 else 2"}
     source = export_python(load_graph(doc))
     assert "nn.Linear(width, width * scale)" in source and "comment" not in source
+
+
+@pytest.mark.parametrize(("type_name", "params", "shape"), [
+    ("Linear", {"out_features": 5}, (3, 4)),
+    ("Linear", {"out_features": 5, "bias": False}, (4,)),
+    ("Embedding", {"num_embeddings": 9, "embedding_dim": 3}, None),
+    ("Conv1d", {"out_channels": 6, "kernel_size": 3, "groups": 2}, (4, 10)),
+    ("Conv2d", {"out_channels": 4, "kernel_size": [3, 2], "bias": False}, (2, 8, 8)),
+    ("ConvTranspose2d", {"out_channels": 6, "kernel_size": 3, "groups": 2}, (4, 5, 5)),
+    ("Conv3d", {"out_channels": 2, "kernel_size": 2}, (1, 4, 4, 4)),
+])
+def test_declared_parameter_shapes_are_torch_s(type_name, params, shape):
+    pytest.importorskip("torch")
+    from dlstudio.core.compiler import compile_graph
+
+    if shape is None:
+        first = {"id": "x", "type": "Input", "params": {"shape": [5], "dtype": "int64"}}
+    else:
+        first = {"id": "x", "type": "Input", "params": {"shape": list(shape)}}
+    doc = {"format": "dlstudio.graph", "version": 1, "name": "one",
+           "nodes": [first, {"id": "layer", "type": type_name, "params": params}, {"id": "y", "type": "Output"}],
+           "edges": [{"source": "x", "target": "layer"}, {"source": "layer", "target": "y"}]}
+    analysis = analyze(load_graph(doc))
+    declared = analysis.catalogue[type_name].weights(analysis.params["layer"])
+    actual = {name: tuple(p.shape) for name, p in compile_graph(analysis).layer.named_parameters()}
+    assert declared == actual

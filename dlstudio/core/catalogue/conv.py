@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 from dlstudio.core.catalogue._rules import as_tuple, floordiv, offset, scale, shown
 from dlstudio.core.spec import InferContext, LayerSpec, Param, layer, register, torch_module
@@ -166,6 +167,17 @@ def _count(n: int) -> Callable[[InferContext], int]:
     return count
 
 
+def _shapes(n: int, transposed: bool) -> Callable[[dict[str, Any]], dict[str, tuple[int, ...]]]:
+    """The parameters' shapes as torch lays them out (a transposed one: in, out / groups, *k)."""
+    def shapes(p: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+        c_in, c_out, groups = p["in_channels"], p["out_channels"], p["groups"]
+        pair = (c_in, c_out // groups) if transposed else (c_out, c_in // groups)
+        found = {"weight": (*pair, *as_tuple(p["kernel_size"], n))}
+        return {**found, "bias": (c_out,)} if p["bias"] else found
+
+    return shapes
+
+
 def _flops(n: int, transposed: bool) -> Callable[[InferContext], int | None]:
     def flops(ctx: InferContext) -> int | None:
         positions = (ctx.input if transposed else ctx.output).shape[2:]
@@ -183,7 +195,7 @@ def _spec(n: int, transposed: bool) -> LayerSpec:
         type=name, family="Convolution",
         summary=f"{what} over {n} spatial dimension{'s' if n > 1 else ''}: input {_AXES[n]}.",
         infer=_transposed(n) if transposed else _conv(n),
-        count_params=_count(n), flops=_flops(n, transposed),
+        count_params=_count(n), flops=_flops(n, transposed), weights=_shapes(n, transposed),
         module=torch_module(f"nn.{name}", positional=("in_channels", "out_channels", "kernel_size")),
         params=_params(n, transposed),
     )

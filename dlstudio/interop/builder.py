@@ -54,6 +54,8 @@ class ImportResult:
     unsupported: list[str]
     folded: int = 0
     shared: dict[str, int] = field(default_factory=dict)
+    #: Of ``shared``, the modules whose later calls tie to the first call's parameters.
+    tied: set[str] = field(default_factory=set)
 
     def summary(self) -> str:
         """One line: how many operations became which layers, and which could not be mapped."""
@@ -68,7 +70,8 @@ class ImportResult:
             shown = "; ".join(self.unsupported[:3]) + ("; ..." if len(self.unsupported) > 3 else "")
             text += f"; {len(self.unsupported)} unsupported, shown as Unsupported nodes: {shown}"
         for name, calls in self.shared.items():
-            text += f"; the weights of {name}, shared by {calls} calls, are copied to each"
+            how = "tied: one tensor each" if name in self.tied else "copied to each"
+            text += f"; the weights of {name}, shared by {calls} calls, are {how}"
         return text
 
 
@@ -94,6 +97,8 @@ class GraphBuilder:
     _taken: set[str] = field(default_factory=set)
     _types: dict[str, str] = field(default_factory=dict)
     _weighted: Counter[str] = field(default_factory=Counter)
+    _first: dict[str, str] = field(default_factory=dict)
+    _tied: set[str] = field(default_factory=set)
 
     def fresh_id(self, wanted: str) -> str:
         base = node_id_from(wanted)
@@ -110,17 +115,29 @@ class GraphBuilder:
         """Add a node fed by ``inputs`` (``(source port, input port name)`` pairs); its id."""
         node_id = self.fresh_id(wanted_id)
         self._types[node_id] = type_name
+        tie = self._tie_to_first_call(type_name, label or node_id, weights)
         self.nodes.append(Node(id=node_id, type=type_name, params=dict(params),
-                               label=label if label and label != node_id else None))
+                               label=label if label and label != node_id else None, tie=tie))
         for source, port in inputs:
             self.edges.append(Edge(source=self._end(source.node, source.port, False),
                                    target=self._end(node_id, port, True)))
         if weights:
             self.weights[node_id] = {key: value.detach().clone() for key, value in weights.items()}
             self._weighted[label or node_id] += 1
+            self._first.setdefault(label or node_id, node_id)
         if type_name not in ("Input", "Output"):
             self.mapped[type_name] += 1
         return node_id
+
+    def _tie_to_first_call(self, type_name: str, module: str,
+                           weights: Mapping[str, torch.Tensor] | None) -> dict[str, str] | None:
+        """A module called again shares the first call's parameters, where its layer type
+        declares them (Linear, Embedding, convolutions); others get a copy."""
+        first = self._first.get(module)
+        if first is None or not weights or BUILTINS[type_name].weights is None:
+            return None
+        self._tied.add(module)
+        return {key: f"{first}.{key}" for key in weights}
 
     def _end(self, node_id: str, port: str, is_target: bool) -> str:
         """``node`` where the port is the node's only one of its side, else ``node.port``."""
@@ -143,7 +160,8 @@ class GraphBuilder:
         for node_id, (x, y) in layered_layout(graph, catalogue=BUILTINS).items():
             graph.node(node_id).position = (x, y)
         shared = {name: calls for name, calls in self._weighted.items() if calls > 1}
-        return ImportResult(graph, self.weights, +self.mapped, self.unsupported, self.folded, shared)
+        return ImportResult(graph, self.weights, +self.mapped, self.unsupported, self.folded, shared,
+                            self._tied & set(shared))
 
 
 def compiled_with_weights(result: ImportResult) -> torch.nn.Module:
@@ -167,5 +185,5 @@ def write_weights(result: ImportResult, path: Path) -> int:
     from safetensors.torch import save_file
 
     state = compiled_with_weights(result).state_dict()
-    save_file({key: value.detach().contiguous() for key, value in state.items()}, str(path))
+    save_file({key: value.detach().to("cpu", copy=True).contiguous() for key, value in state.items()}, str(path))  # tied: copies
     return len(state)

@@ -165,7 +165,7 @@ def export_python_with_weights(analysis: Analysis, module: torch.nn.Module, outp
         source += preprocess_source(preprocessing)
     weights = output.with_suffix(".safetensors")
     with staged(weights) as path:
-        save_file({k: v.detach().contiguous() for k, v in module.state_dict().items()}, str(path))
+        save_file({k: v.detach().to("cpu", copy=True).contiguous() for k, v in module.state_dict().items()}, str(path))  # tied: copies
         write_atomic(output, source.encode("utf-8"))
     print(f"wrote {output} and {weights}; load them with:", file=sys.stderr)
     print(loading_snippet(output.stem, plan.class_name, weights.name))

@@ -218,7 +218,7 @@ def _write(graph: Graph, state: dict[str, torch.Tensor], output: Path, weights: 
     from safetensors.torch import save_file
 
     with staged(weights) as path:
-        save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+        save_file({k: v.detach().to("cpu", copy=True).contiguous() for k, v in state.items()}, str(path))  # tied: copies
         save_graph(graph, output)
 
 

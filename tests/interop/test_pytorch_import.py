@@ -88,16 +88,26 @@ def test_a_model_fx_cannot_trace_goes_through_torch_export(tmp_path, capsys):
     assert_same_outputs(models.SizeBranch(), compiled(graph, weights), torch.randn(3, 3, 8, 8))
 
 
-def test_a_module_called_twice_is_reported_as_copied_weights(tmp_path, capsys):
+def test_a_module_called_twice_is_imported_with_tied_weights(tmp_path, capsys):
     source = tmp_path / "shared.py"
     source.write_text("from torch import nn\n\n\nclass Twice(nn.Module):\n    def __init__(self):\n"
                       "        super().__init__()\n        self.fc = nn.Linear(4, 4)\n\n"
                       "    def forward(self, x):\n        return self.fc(self.fc(x))\n")
-    code, graph, _ = run_import(tmp_path, f"{source}:Twice", "--input", "x=4")
+    code, graph, weights = run_import(tmp_path, f"{source}:Twice", "--input", "x=4")
     assert code == 0
-    assert "; nothing unsupported; the weights of fc, shared by 2 calls, are copied to each\n" in (
+    assert "; nothing unsupported; the weights of fc, shared by 2 calls, are tied: one tensor each\n" in (
         capsys.readouterr().out)
-    assert [n.id for n in load_graph(graph).nodes] == ["x", "fc", "fc_2", "output"]
+    nodes = load_graph(graph).nodes
+    assert [n.id for n in nodes] == ["x", "fc", "fc_2", "output"]
+    assert nodes[2].tie == {"weight": "fc.weight", "bias": "fc.bias"}
+    module = compiled(graph, weights)
+    assert module.fc_2.weight is module.fc.weight and sum(p.numel() for p in module.parameters()) == 20
+    namespace: dict = {}
+    exec(compile(source.read_text(), str(source), "exec"), namespace)  # noqa: S102  (the test's own model)
+    original = namespace["Twice"]()
+    original.fc.load_state_dict(module.fc.state_dict())
+    x = torch.randn(3, 4)
+    assert torch.allclose(module(x), original(x), atol=1e-6)
 
 
 def test_an_unmapped_operation_becomes_a_diagnostic_node_naming_its_line(tmp_path, capsys):

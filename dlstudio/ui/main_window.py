@@ -15,7 +15,7 @@ from PySide6.QtGui import (
     QKeySequence,
     QShowEvent,
 )
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QWidget
+from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QMenu, QWidget
 
 from dlstudio.core.analysis import Analysis
 from dlstudio.core.summary import frozen_note, unreached_note
@@ -78,7 +78,7 @@ class MainWindow(QMainWindow):
         install_training(self)  # Training panel, curves, Inside view, runs; the Train menu
         self.setAcceptDrops(True)
         self.view.viewport().installEventFilter(self)
-        self.resize(1440, 880)
+        self._fit_screen(1440, 880)
         self._layout_restored = False
         self._update_title()
         self._analysed(self.document.analysis)
@@ -230,6 +230,14 @@ class MainWindow(QMainWindow):
             self.code.restyle()
             self._show_totals(self.document.analysis)
         super().changeEvent(event)
+
+    def _fit_screen(self, width: int, height: int) -> None:
+        """Open at ``width`` x ``height``, or smaller where the screen is (a 1366-wide laptop)."""
+        screen = self.screen() or QApplication.primaryScreen()
+        room = screen.availableGeometry() if screen is not None else None
+        if room is not None and not room.isEmpty():
+            width, height = min(width, room.width()), min(height, room.height())
+        self.resize(width, height)
 
     def _restore_layout(self) -> None:
         geometry = self.settings.value("window/geometry")

@@ -249,16 +249,22 @@ def _known_single_input(node_id: str, spec: LayerSpec, links: list[Link], key: t
     return True
 
 
-def _infer_node(node: Node, spec: LayerSpec, links: list[Link], result: Analysis,
-                key: tuple | None) -> None:
+def _resolved(node: Node, spec: LayerSpec, result: Analysis, key: tuple | None) -> dict[str, Any] | None:
+    """The node's parameters with defaults filled; None (reported on the node) when bad."""
     try:
-        params = cached_params(spec, node.params, key)
+        return cached_params(spec, node.params, key)
     except ParamProblem as problem:
         _report(result, "error", node.id, f"{spec.type} '{node.id}': {printable(problem.message, 300)}",
                 "change or remove the value", param=problem.param)
-        return
     except Exception as error:  # noqa: BLE001  (a broken declaration must not stop the editor)
         _internal_error(result, node, spec, error)
+    return None
+
+
+def _infer_node(node: Node, spec: LayerSpec, links: list[Link], result: Analysis,
+                key: tuple | None) -> None:
+    params = _resolved(node, spec, result, key)
+    if params is None:
         return
     result.params[node.id] = params
     inputs = _gather_inputs(node, spec, links, result)
@@ -312,11 +318,8 @@ def _infer_block(node: Node, spec: BlockSpec, links: list[Link], result: Analysi
     if spec.problem:
         _report(result, "error", node.id, spec.problem, "change the blocks it uses")
         return
-    try:
-        params = cached_params(spec, node.params, key)
-    except ParamProblem as problem:
-        _report(result, "error", node.id, f"{spec.type} '{node.id}': {printable(problem.message, 300)}",
-                "change or remove the value", param=problem.param)
+    params = _resolved(node, spec, result, key)
+    if params is None:
         return
     result.params[node.id] = params
     inputs = _gather_inputs(node, spec, links, result)

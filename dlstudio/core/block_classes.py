@@ -24,6 +24,7 @@ from dlstudio.core.blocks import (
     canonical_text,
     evaluate,
     is_expression,
+    value_kind,
 )
 from dlstudio.core.catalogue import Catalogue
 from dlstudio.core.codegen import (
@@ -410,16 +411,11 @@ def _plain(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
+_ANNOTATIONS = {"bool": "bool", "int": "int", "float": "float", "ints": "tuple[int, ...]", "str": "str"}
+
+
 def _annotation(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, list | tuple):
-        return "tuple[int, ...]"
-    return "str"
+    return _ANNOTATIONS[value_kind(value)]
 
 
 def _unique(name: str, taken: set[str]) -> str:

@@ -216,7 +216,7 @@ def _spec(name: str, block: Block, problem: str) -> BlockSpec:
     problem = problem or _definition_problem(name, block, inputs, outputs)
     params = [Param(REPEAT, "int", default=1, min=1, max=MAX_REPEAT, ctor=False,
                     help="How many copies of the block to chain, each with its own weights.")]
-    params += [Param(key, _kind(value), default=value, help=f"A parameter of block {name}.", expression_ok=True)
+    params += [Param(key, value_kind(value), default=value, help=f"A parameter of block {name}.", expression_ok=True)
                for key, value in block.params.items() if key not in RESERVED_PARAMS]
     summary = block.description.split("\n", 1)[0] if block.description else f"The file's block {name}."
     return BlockSpec(type=name, family=FAMILY, summary=summary, infer=_refuse_direct_inference,
@@ -224,14 +224,15 @@ def _spec(name: str, block: Block, problem: str) -> BlockSpec:
                      block=block, problem=problem)
 
 
-def _kind(value: Any) -> Any:
+def value_kind(value: Any) -> Any:
+    """The parameter kind of a plain value: a block parameter's, from its default."""
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int):
         return "int"
     if isinstance(value, float):
         return "float"
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return "ints"
     return "str"
 
@@ -360,6 +361,12 @@ def _substitute(value: Any, env: Mapping[str, Any]) -> Any:
 def environment_key(env: Mapping[str, Any]) -> str:
     """A stable text key of a parameter set (tells 1, 1.0 and True apart)."""
     return json.dumps([[key, type(value).__name__, value] for key, value in sorted(env.items())])
+
+
+def copy_path(prefix: str, node_id: str, index: int, repeated: bool) -> str:
+    """The path prefix of copy ``index`` of block node ``node_id``: ``h.0.`` in a repeat (a
+    ModuleList), ``h.`` otherwise; what state_dict keys, summary rows and probes use."""
+    return f"{prefix}{node_id}.{index}." if repeated else f"{prefix}{node_id}."
 
 
 def is_repeated(node: Node) -> bool:

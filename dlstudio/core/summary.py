@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dlstudio.core.analysis import Analysis, analyze
-from dlstudio.core.blocks import is_repeated
+from dlstudio.core.blocks import copy_path, is_repeated
 from dlstudio.core.graph import Graph
 from dlstudio.core.tensor import BATCH, Dim, format_shape, resolve_dim
 
@@ -76,8 +76,8 @@ class Summary:
             copies = analysis.blocks.get(node_id, [])
             if level + 1 < self.depth:
                 for index, copy in enumerate(copies):
-                    inner = f"{prefix}{node_id}.{index}." if node_id in repeated else f"{prefix}{node_id}."
-                    rows += self._rows(copy.analysis, inner, level + 1)
+                    rows += self._rows(copy.analysis, copy_path(prefix, node_id, index, node_id in repeated),
+                                       level + 1)
         return rows
 
     @property

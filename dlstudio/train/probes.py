@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from dlstudio.core.analysis import Analysis
+from dlstudio.core.blocks import copy_path
 from dlstudio.core.codegen import ModulePlan, Statement
 from dlstudio.train.events import NodeDetail, NodeStats, Prediction, ProbeReport
 from dlstudio.train.metrics import Metrics
@@ -117,7 +118,7 @@ def module_parameters(module: torch.nn.Module, plan: ModulePlan, prefix: str = "
         if sub.block is None:
             continue
         for index, copy in enumerate(sub.block.plans):
-            inner = f"{prefix}{sub.node_id}.{index}." if sub.block.repeated else f"{prefix}{sub.node_id}."
+            inner = copy_path(prefix, sub.node_id, index, sub.block.repeated)
             found.update(module_parameters(child[index] if sub.block.repeated else child, copy, inner))
     return found
 

@@ -15,7 +15,6 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from dlstudio import analyze
 from dlstudio.cli import main
 from dlstudio.core.io import graph_to_json, load_graph
 from dlstudio.core.training import DiffusionConfig
@@ -25,6 +24,7 @@ from dlstudio.train.errors import ConfigError
 from dlstudio.train.sampling import sample_run
 from dlstudio.train.setup import prepare
 from dlstudio.train.tasks.diffusion import DiffusionTask, NoiseSchedule
+from tests.train.generative import assert_resume_is_bit_exact, fit, problems
 from tests.train.helpers import graph_of, mlp
 
 IMAGE = [("image", "Input", {"shape": [1, 8, 8]}), ("c1", "Conv2d", {"out_channels": 4, "kernel_size": 3, "padding": 1})]
@@ -46,16 +46,6 @@ def tiny_diffusion(diffusion: dict[str, Any] | None = None, nodes: list | None =
     return {"format": "dlstudio.graph", "version": 1, "name": "tiny diffusion", "training": section,
             "nodes": [{"id": i, "type": t, "params": p} for i, t, p in chosen],
             "edges": [{"source": a, "target": b} for a, b in edges if a.split(".")[0] in ids and b.split(".")[0] in ids]}
-
-
-def fit(doc: dict[str, Any], **options: Any) -> tuple[Trainer, Any, Recorder]:
-    recorder = Recorder()
-    trainer = Trainer(graph_of(doc), callbacks=[recorder], **options)
-    return trainer, trainer.fit(), recorder
-
-
-def problems(doc: dict[str, Any]) -> list[str]:
-    return [d.one_line() for d in analyze(graph_of(doc)).diagnostics]
 
 
 # --- the file and its checks ----------------------------------------------------------------------
@@ -177,17 +167,8 @@ def test_a_grid_and_the_weights_average_are_saved_after_each_epoch(diffusion_run
 
 def test_resume_is_bit_exact_with_the_noise_and_the_average(tmp_path):
     doc = tiny_diffusion({"schedule": "cosine"}, epochs=3, batch_size=128, validation_split=0.5, deterministic=True)
-    fit(doc, run_dir=RunDir(tmp_path / "whole"))
-    fit(doc, run_dir=RunDir(tmp_path / "split"), max_steps=11)
-    _, result, rec = fit(doc, run_dir=RunDir(tmp_path / "split"), resume=True)
-    assert result.reason == "completed" and rec.of_type(StepEnd)[0].step == 12
-    for name in ("model.safetensors", "ema.safetensors"):
-        whole, split = load_file(str(tmp_path / "whole" / name)), load_file(str(tmp_path / "split" / name))
-        assert all(torch.equal(whole[k], split[k]) for k in whole), name
-    without_time = lambda r: [{k: v for k, v in m.items() if "seconds" not in k} for m in r.read_metrics()]
-    assert without_time(RunDir(tmp_path / "split")) == without_time(RunDir(tmp_path / "whole"))
-    for grid in ("epoch-002.png", "epoch-003.png"):
-        assert (tmp_path / "split/samples" / grid).read_bytes() == (tmp_path / "whole/samples" / grid).read_bytes()
+    assert_resume_is_bit_exact(doc, tmp_path, 11, ["model.safetensors", "ema.safetensors"],
+                               ["samples/epoch-002.png", "samples/epoch-003.png"])
 
 
 # --- sampling ---------------------------------------------------------------------------------------

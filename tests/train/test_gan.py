@@ -11,16 +11,21 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import load_file
 
 from dlstudio import analyze
 from dlstudio.cli import main
 from dlstudio.core.codegen import part_plan, plan_module
 from dlstudio.core.compiler import build_module
 from dlstudio.core.io import graph_to_json, load_graph
-from dlstudio.train import EpochEnd, Recorder, RunDir, StepEnd, Trainer
-from dlstudio.train.sampling import sample_run
+from dlstudio.train import EpochEnd, RunDir, StepEnd
 from dlstudio.train.tasks.gan import GanTask
+from tests.train.generative import (
+    assert_digit_samples_follow_the_seed,
+    assert_resume_is_bit_exact,
+    assert_sample_command_writes_a_grid_or_an_array,
+    fit,
+    problems,
+)
 from tests.train.helpers import graph_of
 
 GENERATOR = [("z", "Input", {"shape": [8]}), ("g1", "Linear", {"out_features": 64}), ("gt", "Tanh", {}),
@@ -41,16 +46,6 @@ def tiny_gan(gan: dict[str, Any] | None = None, chains: tuple = (GENERATOR, DISC
     edges = [{"source": a[0], "target": b[0]} for chain in chains for a, b in zip(chain, chain[1:], strict=False)]
     return {"format": "dlstudio.graph", "version": 1, "name": "tiny gan", "training": section,
             "nodes": nodes, "edges": edges}
-
-
-def fit(doc: dict[str, Any], **options: Any) -> tuple[Trainer, Any, Recorder]:
-    recorder = Recorder()
-    trainer = Trainer(graph_of(doc), callbacks=[recorder], **options)
-    return trainer, trainer.fit(), recorder
-
-
-def problems(doc: dict[str, Any]) -> list[str]:
-    return [d.one_line() for d in analyze(graph_of(doc)).diagnostics]
 
 
 # --- the file and its checks ----------------------------------------------------------------------
@@ -189,17 +184,8 @@ def test_the_other_losses_train_and_stay_finite(loss):
 
 def test_resume_is_bit_exact(tmp_path):
     doc = tiny_gan({"loss": "wgan_gp"}, epochs=3, deterministic=True)
-    fit(doc, run_dir=RunDir(tmp_path / "whole"))
-    fit(doc, run_dir=RunDir(tmp_path / "split"), max_steps=30)
-    _, result, rec = fit(doc, run_dir=RunDir(tmp_path / "split"), resume=True)
-    assert result.reason == "completed" and rec.of_type(StepEnd)[0].step == 31
-    whole = load_file(str(tmp_path / "whole" / "model.safetensors"))
-    split = load_file(str(tmp_path / "split" / "model.safetensors"))
-    assert all(torch.equal(whole[k], split[k]) for k in whole)
-    without_time = lambda r: [{k: v for k, v in m.items() if "seconds" not in k} for m in r.read_metrics()]
-    assert without_time(RunDir(tmp_path / "split")) == without_time(RunDir(tmp_path / "whole"))
-    for grid in ("epoch-002.png", "epoch-003.png"):
-        assert (tmp_path / "split/samples" / grid).read_bytes() == (tmp_path / "whole/samples" / grid).read_bytes()
+    assert_resume_is_bit_exact(doc, tmp_path, 30, ["model.safetensors"],
+                               ["samples/epoch-002.png", "samples/epoch-003.png"])
 
 
 # --- sampling ---------------------------------------------------------------------------------------
@@ -212,22 +198,11 @@ def gan_run(tmp_path_factory) -> Path:
 
 
 def test_samples_are_images_in_the_datas_range_and_the_seed_decides_them(gan_run):
-    samples = sample_run(RunDir(gan_run), 5, seed=3)
-    assert isinstance(samples, np.ndarray) and samples.shape == (5, 1, 8, 8) and samples.dtype == np.float32
-    assert samples.min() >= 0 and samples.max() <= 16 and samples.max() > 1
-    assert np.array_equal(samples, sample_run(RunDir(gan_run), 5, seed=3))
-    assert not np.array_equal(samples, sample_run(RunDir(gan_run), 5, seed=4))
+    assert_digit_samples_follow_the_seed(gan_run)
 
 
 def test_the_sample_command_writes_a_grid_or_an_array(gan_run, tmp_path, capsys):
-    assert main(["sample", str(gan_run), "--n", "64", "-o", str(tmp_path / "grid.png")]) == 0
-    with Image.open(tmp_path / "grid.png") as image:
-        assert image.size == ((1 + 8 * 9) * 4, (1 + 8 * 9) * 4) and image.mode == "L"
-    assert main(["sample", str(gan_run), "--n", "64", "--seed", "1", "-o", str(tmp_path / "samples.npz")]) == 0
-    samples = np.load(tmp_path / "samples.npz")["samples"]
-    assert samples.shape == (64, 1, 8, 8)
-    assert np.array_equal(samples, sample_run(RunDir(gan_run), 64, seed=1))
-    assert "wrote" in capsys.readouterr().err
+    assert_sample_command_writes_a_grid_or_an_array(gan_run, tmp_path, capsys)
 
 
 def test_images_need_an_image_file(gan_run, capsys):

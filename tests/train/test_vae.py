@@ -11,16 +11,21 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import load_file
 
 from dlstudio import analyze
 from dlstudio.cli import main
 from dlstudio.core.codegen import part_plan, plan_module
 from dlstudio.core.compiler import build_module
 from dlstudio.core.io import graph_to_json, load_graph
-from dlstudio.train import EpochEnd, Recorder, RunDir, StepEnd, Trainer
-from dlstudio.train.sampling import sample_run
+from dlstudio.train import EpochEnd, RunDir, StepEnd
 from dlstudio.train.tasks.vae import VaeTask, kl_divergence
+from tests.train.generative import (
+    assert_digit_samples_follow_the_seed,
+    assert_resume_is_bit_exact,
+    assert_sample_command_writes_a_grid_or_an_array,
+    fit,
+    problems,
+)
 from tests.train.helpers import graph_of
 
 ENCODER = [("image", "Input", {"shape": [1, 8, 8]}), ("ef", "Flatten", {}), ("e1", "Linear", {"out_features": 32}),
@@ -43,16 +48,6 @@ def tiny_vae(vae: dict[str, Any] | None = None, chains: tuple = (ENCODER, MU, LO
     edges = [{"source": a[0], "target": b[0]} for chain in chains for a, b in zip(chain, chain[1:], strict=False)]
     return {"format": "dlstudio.graph", "version": 1, "name": "tiny vae", "training": section,
             "nodes": nodes, "edges": edges}
-
-
-def fit(doc: dict[str, Any], **options: Any) -> tuple[Trainer, Any, Recorder]:
-    recorder = Recorder()
-    trainer = Trainer(graph_of(doc), callbacks=[recorder], **options)
-    return trainer, trainer.fit(), recorder
-
-
-def problems(doc: dict[str, Any]) -> list[str]:
-    return [d.one_line() for d in analyze(graph_of(doc)).diagnostics]
 
 
 # --- the file and its checks ----------------------------------------------------------------------
@@ -208,17 +203,8 @@ def test_mse_trains_and_stays_finite():
 
 def test_resume_is_bit_exact(tmp_path):
     doc = tiny_vae({"kl_warmup_epochs": 2}, epochs=3, deterministic=True)
-    fit(doc, run_dir=RunDir(tmp_path / "whole"))
-    fit(doc, run_dir=RunDir(tmp_path / "split"), max_steps=30)
-    _, result, rec = fit(doc, run_dir=RunDir(tmp_path / "split"), resume=True)
-    assert result.reason == "completed" and rec.of_type(StepEnd)[0].step == 31
-    whole = load_file(str(tmp_path / "whole" / "model.safetensors"))
-    split = load_file(str(tmp_path / "split" / "model.safetensors"))
-    assert all(torch.equal(whole[k], split[k]) for k in whole)
-    without_time = lambda r: [{k: v for k, v in m.items() if "seconds" not in k} for m in r.read_metrics()]
-    assert without_time(RunDir(tmp_path / "split")) == without_time(RunDir(tmp_path / "whole"))
-    for grid in ("samples/epoch-003.png", "reconstructions/epoch-003.png"):
-        assert (tmp_path / "split" / grid).read_bytes() == (tmp_path / "whole" / grid).read_bytes()
+    assert_resume_is_bit_exact(doc, tmp_path, 30, ["model.safetensors"],
+                               ["samples/epoch-003.png", "reconstructions/epoch-003.png"])
 
 
 # --- sampling ---------------------------------------------------------------------------------------
@@ -231,22 +217,11 @@ def vae_run(tmp_path_factory) -> Path:
 
 
 def test_samples_are_images_in_the_datas_range_and_the_seed_decides_them(vae_run):
-    samples = sample_run(RunDir(vae_run), 5, seed=3)
-    assert isinstance(samples, np.ndarray) and samples.shape == (5, 1, 8, 8) and samples.dtype == np.float32
-    assert samples.min() >= 0 and samples.max() <= 16 and samples.max() > 1
-    assert np.array_equal(samples, sample_run(RunDir(vae_run), 5, seed=3))
-    assert not np.array_equal(samples, sample_run(RunDir(vae_run), 5, seed=4))
+    assert_digit_samples_follow_the_seed(vae_run)
 
 
 def test_the_sample_command_writes_a_grid_or_an_array(vae_run, tmp_path, capsys):
-    assert main(["sample", str(vae_run), "--n", "64", "-o", str(tmp_path / "grid.png")]) == 0
-    with Image.open(tmp_path / "grid.png") as image:
-        assert image.size == ((1 + 8 * 9) * 4, (1 + 8 * 9) * 4) and image.mode == "L"
-    assert main(["sample", str(vae_run), "--n", "64", "--seed", "1", "-o", str(tmp_path / "samples.npz")]) == 0
-    samples = np.load(tmp_path / "samples.npz")["samples"]
-    assert samples.shape == (64, 1, 8, 8)
-    assert np.array_equal(samples, sample_run(RunDir(vae_run), 64, seed=1))
-    assert "wrote" in capsys.readouterr().err
+    assert_sample_command_writes_a_grid_or_an_array(vae_run, tmp_path, capsys)
 
 
 def test_the_vae_task_is_registered_and_known_to_validate_without_torch():

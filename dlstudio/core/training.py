@@ -452,6 +452,28 @@ class CsvArgs(_Args):
     delimiter: Annotated[str, Field(min_length=1, max_length=1)] = ","
 
 
+class ParquetArgs(_Args):
+    path: _Path
+    target: str
+    features: list[str] | None = None
+    categorical: list[str] | None = None
+    task: Literal["auto", "classification", "regression"] = "auto"
+
+
+class HFDatasetArgs(_Args):
+    path: _Path = Field(description="a folder written by Hugging Face datasets' save_to_disk")
+    target: str = Field(default="label", description="the column to predict")
+    features: list[str] | None = Field(default=None, description="the input columns (default: all "
+                                                                 "but the target); one image column, or table columns")
+    categorical: list[str] | None = None
+    task: Literal["auto", "classification", "regression"] = "auto"
+    split: str = Field(default="train", max_length=100, description="the split to train on (a saved DatasetDict)")
+    val_split: str | None = Field(default=None, max_length=100, description="the split to validate on "
+                                                                           "(replaces validation_split)")
+    size: tuple[_PosInt, _PosInt] = Field(default=(32, 32), description="height and width of image columns")
+    channels: Literal[1, 3] = 3
+
+
 class NpzArgs(_Args):
     path: _Path
 
@@ -524,6 +546,10 @@ DATASETS: dict[str, DatasetDecl] = {
                            lambda a: _xy((a.length,), "int64", (a.length,), classes=a.vocab)),
     "csv": DatasetDecl("a CSV file: `target` column, numeric features standardised, others encoded",
                        CsvArgs, lambda a: _xy((None,), "float32", None, "any")),
+    "parquet": DatasetDecl("a Parquet file: `target` column, numeric features standardised, others encoded",
+                           ParquetArgs, lambda a: _xy((None,), "float32", None, "any")),
+    "hf_dataset": DatasetDecl("a Hugging Face dataset saved with save_to_disk: an image or table columns, "
+                              "and a target column", HFDatasetArgs, lambda a: None),
     "npz": DatasetDecl("a NumPy .npz file: every array is a field", NpzArgs, lambda a: None),
     "image_folder": DatasetDecl("a folder with one sub-folder of images per class", ImageFolderArgs,
                                 lambda a: _xy((a.channels, *a.size), "float32", ())),

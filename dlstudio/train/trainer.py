@@ -24,6 +24,7 @@ from dlstudio.train import distributed
 from dlstudio.train.activations import ActivationProbe, ActivationRequest
 from dlstudio.train.callbacks import CallbackFn, Dispatcher
 from dlstudio.train.checkpoint import latest_checkpoint, load_state, save_state
+from dlstudio.train.data.lazy import data_workers
 from dlstudio.train.distributed import World
 from dlstudio.train.errors import ConfigError, Diverged, OutOfMemory, RunDirError, TrainError
 from dlstudio.train.events import (
@@ -184,7 +185,8 @@ class Trainer:
             train_samples=p.data.train_size, val_samples=p.data.val_size,
             parameters=sum(t.numel() for t in p.module.parameters()), world_size=self.world.size,
             trainable=sum(t.numel() for t in p.module.parameters() if t.requires_grad),
-            init_weights=pretrained.summary() if pretrained else None, notes=tuple(self.notes)))
+            init_weights=pretrained.summary() if pretrained else None, notes=tuple(self.notes),
+            data_workers=data_workers(p.data.train)))
 
     def _loop(self) -> FinishReason:
         config = self.config

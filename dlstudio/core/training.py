@@ -216,6 +216,11 @@ class DiffusionConfig(_Model):
         default=50, description="DDIM steps that draw the epoch grid (at most timesteps)")
 
 
+#: The built-in key maps of published checkpoints (``train/keymaps.py`` defines them), named here
+#: so that the checks and the app list them without importing torch.
+KEY_MAPS = ("torchvision-resnet", "torchvision-vgg", "torchvision-mobilenet", "hf-gpt2")
+
+
 class TrainingConfig(_Model):
     """The ``training`` section of a graph file."""
 
@@ -250,8 +255,8 @@ class TrainingConfig(_Model):
     init_weights_map: str | None = Field(
         default=None, max_length=4096,
         description="how the init_weights file's keys become the graph's: a built-in map "
-                    "(torchvision-resnet, torchvision-vgg, torchvision-mobilenet, hf-gpt2) or a JSON "
-                    "rename file; unset: keys as they are, or a built-in map that fits them exactly")
+                    f"({', '.join(KEY_MAPS)}) or a JSON rename file; unset: keys as they are, or a "
+                    "built-in map that fits them exactly")
     augment: AugmentConfig | None = Field(
         default=None, description="augmentations of images read from files (image_folder, image_csv)")
     num_workers: Annotated[int, Field(ge=0, le=64)] | None = Field(

@@ -1,9 +1,10 @@
 """How much of each node's weights is exactly zero (what pruning leaves), from a state dict.
 
-A node's tensors are the state dict entries under its id (``conv.weight``, ``conv.bias``); a
-block node's are those of all its copies (``layers.0.mixer.weight``, ``layers.1.mixer.weight``).
-Running statistics of a norm layer are buffers, not weights, and are left out. Tensors may be
-torch tensors or numpy arrays: only ``shape`` and ``== 0`` are used.
+A node's weights are the state dict entries under its id (``conv.weight``); a block node's are
+those of all its copies (``layers.0.mixer.weight``, ``layers.1.mixer.weight``). Biases are left
+out (pruning leaves them, and many start at zero), and so are a norm layer's running
+statistics (buffers, not weights). Tensors may be torch tensors or numpy arrays: only ``shape``
+and ``== 0`` are used.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def scope_sparsity(graph: Graph, path: Sequence[str], state_dict: Mapping[str, A
     counts: dict[str, list[int]] = {}
     for key, tensor in state_dict.items():
         found = owner.match(key)
-        if found is None or found.group(2) in BUFFERS:
+        if found is None or found.group(2) in BUFFERS or found.group(2).endswith("bias"):
             continue
         tally = counts.setdefault(found.group(1), [0, 0])
         tally[0] += int((tensor == 0).sum())

@@ -102,7 +102,7 @@ def pruned_weights(tmp_path):
     state["fc2.bias"][:] = 0
     path = tmp_path / "pruned.safetensors"
     save_file(state, str(path))
-    conv1 = (state["conv1.weight"].size // 2) / (state["conv1.weight"].size + state["conv1.bias"].size)
+    conv1 = (state["conv1.weight"].size // 2) / state["conv1.weight"].size
     return path, conv1
 
 
@@ -121,6 +121,8 @@ def test_sparsity_from_loaded_weights_shows_each_layers_share_of_zeros(qtbot, tm
     assert "pruned.safetensors: 4 layers" in win.overlay.legend.plain_text()
     assert win.files.open_path(GRAPHS / "mlp_iris.json", ask=False)  # weights of another graph are dropped
     assert win.overlay.mode == "sparsity" and NO_WEIGHTS in win.overlay.legend.plain_text()
+    layer = next(n for n, count in win.document.analysis.param_counts.items() if count)
+    assert "Sparsity: no weights to read: load some" in win.scene.nodes[layer].tooltip_text()
 
 
 def test_sparsity_reads_the_current_runs_weights_when_none_are_loaded(qtbot, tmp_path):

@@ -25,6 +25,7 @@ NO_PEN = QPen(Qt.PenStyle.NoPen)
 NO_BRUSH = QBrush(Qt.BrushStyle.NoBrush)
 BADGE_HEIGHT = 13.0
 BADGE_DARK_TEXT, BADGE_LIGHT_TEXT = QColor("#1f2328"), QColor("#ffffff")
+NO_WEIGHTS_YET = "no weights to read: load some (View › Load Weights for Overlay…) or train a run"
 #: Sparsity ramp: one hue, from pale (dense weights) to deep (all zero), in HSL lightness.
 SPARSE_HUE, DENSE_LIGHTNESS, SPARSE_LIGHTNESS = 24, 205, 105
 
@@ -96,7 +97,8 @@ def sparsity_marks(fractions: dict[str, float], weighted: set[str], node_ids: li
             marks[node] = Mark(sparsity_colour(share), f"Sparsity: {share:.1%} of its weights are zero ({source})",
                                badge=f"{share:.0%} zero", fraction=share)
         elif node in weighted:
-            marks[node] = Mark(style.muted, f"Sparsity: {source} holds no weights for it", veiled=True)
+            missing = f"{source} holds no weights for it" if source else NO_WEIGHTS_YET
+            marks[node] = Mark(style.muted, f"Sparsity: {missing}", veiled=True)
         else:
             marks[node] = Mark(style.muted, "Sparsity: it has no weights", veiled=True)
     return marks

@@ -151,7 +151,7 @@ class CanvasOverlay(QObject):
         self.current_run = current_run
         self.mode = "none"
         self.weights: Weights | None = None  # loaded by the user, for this graph
-        self._run_weights: tuple[Path | None, Weights | None] = (None, None)  # the current run's, once read
+        self._run_weights: tuple[Any, Weights | None] = (None, None)  # the current run's, read once per change
         self._cache: tuple[tuple[Any, ...], dict[str, Mark]] = ((), {})
         self._fractions: tuple[tuple[Any, ...], dict[str, float]] = ((), {})
         self._shown = False
@@ -253,12 +253,15 @@ class CanvasOverlay(QObject):
         if self.weights is not None:
             return self.weights
         run = self.current_run()
-        if run is not None and run != self._run_weights[0]:
+        if run is None:
+            return None
+        stamp = (run, *(_modified(run / name) for name in ("model.safetensors", "checkpoints")))
+        if stamp != self._run_weights[0]:
             try:
-                self._run_weights = (run, load_weights(run))
-            except (OSError, ValueError):  # a run still without weights: asked again when another is current
-                self._run_weights = (run, None)
-        return self._run_weights[1] if run is not None else None
+                self._run_weights = (stamp, load_weights(run))
+            except (OSError, ValueError):  # a run without weights yet: read again once it writes some
+                self._run_weights = (stamp, None)
+        return self._run_weights[1]
 
     def _sparsity_marks(self, analysis: Any, weights: Weights | None) -> dict[str, Mark]:
         ids = [node.id for node in analysis.graph.nodes]
@@ -337,3 +340,11 @@ def _same(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
     """Whether a cache key still holds: the same objects, or equal names and paths."""
     return len(old) == len(new) and all(a is b or (isinstance(a, str | tuple) and a == b)
                                         for a, b in zip(old, new, strict=True))
+
+
+def _modified(path: Path) -> int | None:
+    """When ``path`` last changed (a folder: when a file in it came or went); None if absent."""
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None

@@ -131,9 +131,11 @@ def test_sparsity_reads_the_current_runs_weights_when_none_are_loaded(qtbot, tmp
     path, conv1 = pruned_weights(tmp_path)
     run = tmp_path / "run"
     run.mkdir()
-    path.rename(run / "model.safetensors")
     overlay = CanvasOverlay(win.view, win.inspector, lambda: run)
-    overlay.set_mode("sparsity")
+    overlay.set_mode("sparsity")  # the run has not written its weights yet
+    assert NO_WEIGHTS in overlay.legend.plain_text() and win.scene.nodes["conv1"].overlay.veiled
+    path.rename(run / "model.safetensors")
+    overlay.refresh()
     assert win.scene.nodes["conv1"].overlay.fraction == pytest.approx(conv1)
     assert "run/model.safetensors" in overlay.legend.plain_text()
 

@@ -296,9 +296,9 @@ class CanvasOverlay(QObject):
         entries = [(sparsity_colour(share), f"{share:.0%} zero") for share in (0.0, 0.5, 1.0)]
         if weights is None:
             return "Sparsity", entries, NO_WEIGHTS
-        note = f"{weights.source}: {len(shown)} layers"
-        if shown:
-            note += f", {sum(shown) / len(shown):.0%} zero on average"
+        if not shown:
+            return "Sparsity", entries, f"{weights.source} holds no weights of the layers shown"
+        note = f"{weights.source}: {len(shown)} layers, {sum(shown) / len(shown):.0%} zero on average"
         return "Sparsity (share of zero weights)", entries, note
 
     # ----- controls --------------------------------------------------------------------------

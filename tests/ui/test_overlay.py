@@ -119,10 +119,14 @@ def test_sparsity_from_loaded_weights_shows_each_layers_share_of_zeros(qtbot, tm
     assert "Sparsity: 100.0% of its weights are zero (pruned.safetensors)" in nodes["fc2"].tooltip_text()
     assert nodes["relu1"].overlay.veiled and "it has no weights" in nodes["relu1"].tooltip_text()
     assert "pruned.safetensors: 4 layers" in win.overlay.legend.plain_text()
-    assert win.files.open_path(GRAPHS / "mlp_iris.json", ask=False)  # weights of another graph are dropped
+    assert win.files.open_path(GRAPHS / "mamba_sequence.json", ask=False)  # weights of another graph are dropped
     assert win.overlay.mode == "sparsity" and NO_WEIGHTS in win.overlay.legend.plain_text()
     layer = next(n for n, count in win.document.analysis.param_counts.items() if count)
     assert "Sparsity: no weights to read: load some" in win.scene.nodes[layer].tooltip_text()
+    assert win.overlay.open_weights(path)  # cnn_digits' weights hold none of its layers
+    assert "pruned.safetensors holds no weights of the layers shown" in win.overlay.legend.plain_text()
+    assert "pruned.safetensors holds no weights for it" in win.scene.nodes[layer].tooltip_text()
+    assert not win.overlay.open_weights(tmp_path / "missing.safetensors")
 
 
 def test_sparsity_reads_the_current_runs_weights_when_none_are_loaded(qtbot, tmp_path):

@@ -11,6 +11,7 @@ so what does not export to ONNX does not quantize either.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 from dlstudio.core.findings import Analysis, Diagnostic
 
@@ -78,3 +79,48 @@ def _has_length(analysis: Analysis, node_id: str) -> bool:
     """Whether a symbolic size other than the batch reaches the node's outputs."""
     shapes = [t.shape for (owner, _), t in analysis.ports.items() if owner == node_id]
     return any(isinstance(d, str) for shape in shapes for d in shape[1:])
+
+
+class Readiness(Enum):
+    """A node's standing for one export target."""
+
+    READY = "ready"
+    NOT_READY = "not ready"
+    NOT_APPLICABLE = "not applicable"
+
+
+#: Nodes that are the model's boundary rather than a layer, and what export does with them.
+BOUNDARY = {"Input": "an Input is an argument of the exported model, not a layer",
+            "Output": "an Output is a result of the exported model, not a layer"}
+UNREACHED = "it reaches no Output, so the exported model leaves it out"
+
+
+@dataclass(frozen=True)
+class NodeReadiness:
+    """Whether a node exports to a target; ``problems`` say why not (with the fix), ``note``
+    why the question does not apply to it."""
+
+    state: Readiness
+    problems: tuple[Diagnostic, ...] = ()
+    note: str = ""
+
+
+def node_readiness(analysis: Analysis, target: str) -> dict[str, NodeReadiness]:
+    """Every node of ``analysis.graph`` for ``target``: not ready when it does not export or has
+    an error (a block node when any node inside it does not export), not applicable for the
+    model's boundary (Input, Output) and for nodes that reach no Output."""
+    problems: dict[str, list[Diagnostic]] = {}
+    for diagnostic in [*analysis.errors, *export_problems(analysis, target)]:
+        problems.setdefault(diagnostic.node or "", []).append(diagnostic)
+    result = {}
+    for node in analysis.graph.nodes:
+        if node.id in problems:
+            result[node.id] = NodeReadiness(Readiness.NOT_READY, tuple(problems[node.id]))
+        elif node.type in BOUNDARY:
+            result[node.id] = NodeReadiness(Readiness.NOT_APPLICABLE, note=BOUNDARY[node.type])
+        elif node.id not in analysis.live:
+            result[node.id] = NodeReadiness(Readiness.NOT_APPLICABLE, note=UNREACHED)
+        else:
+            result[node.id] = NodeReadiness(Readiness.READY)
+    return result
+

@@ -55,3 +55,18 @@ def test_a_layer_inside_a_block_that_does_not_export_is_named_by_its_path():
     (problem,) = export_problems(analyze(load_graph(GRAPHS / "mamba_130m.json")), "onnx")
     assert problem.node == "layers" and problem.message.startswith("layers.mixer: MambaBlock does not export")
     assert export_problems(analyze(load_graph(GRAPHS / "gpt2_small.json")), "onnx") == []
+
+
+def test_each_node_is_ready_not_ready_with_its_reason_or_not_applicable():
+    from dlstudio.core.readiness import Readiness, node_readiness
+
+    analysis = analyze(load_graph(GRAPHS / "moe_sequence.json"))
+    states = node_readiness(analysis, "torchscript")
+    assert states["experts"].state is Readiness.NOT_READY
+    assert states["experts"].problems[0].message.startswith("MixtureOfExperts does not export to torchscript")
+    assert {n for n, s in states.items() if s.state is Readiness.NOT_APPLICABLE} == {
+        n.id for n in analysis.graph.nodes if n.type in ("Input", "Output")}
+    assert all(s.state is Readiness.READY for n, s in states.items()
+               if n != "experts" and analysis.graph.node(n).type not in ("Input", "Output"))
+    block = node_readiness(analyze(load_graph(GRAPHS / "mamba_130m.json")), "int8")["layers"]
+    assert block.state is Readiness.NOT_READY and block.problems[0].message.startswith("layers.mixer: MambaBlock")

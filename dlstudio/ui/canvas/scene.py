@@ -440,6 +440,7 @@ class GraphScene(QGraphicsScene):
         for item in self.nodes.values():
             rect = QRectF(item.pos(), QSizeF(item.width, item.height))
             colour = self.style.error if item.has_error else self.style.block(item.view.family)
+            colour = item.overlay.colour if item.overlay is not None else colour
             blocks.setdefault(colour.name(), []).append(rect)
             if item.isSelected():
                 selected.append(rect)

@@ -250,7 +250,7 @@ class TrainingConfig(_Model):
     init_weights_map: str | None = Field(
         default=None, max_length=4096,
         description="how the init_weights file's keys become the graph's: a built-in map "
-                    "(torchvision-resnet, torchvision-vgg, torchvision-mobilenet, hf-gpt2) or a JSON "
+                    "(torchvision-resnet, torchvision-vgg, torchvision-mobilenet, hf-gpt2, hf-bert, hf-mamba) or a JSON "
                     "rename file; unset: keys as they are, or a built-in map that fits them exactly")
     augment: AugmentConfig | None = Field(
         default=None, description="augmentations of images read from files (image_folder, image_csv)")

@@ -218,7 +218,7 @@ class DiffusionConfig(_Model):
 
 #: The built-in key maps of published checkpoints (``train/keymaps.py`` defines them), named here
 #: so that the checks and the app list them without importing torch.
-KEY_MAPS = ("torchvision-resnet", "torchvision-vgg", "torchvision-mobilenet", "hf-gpt2")
+KEY_MAPS = ("torchvision-resnet", "torchvision-vgg", "torchvision-mobilenet", "hf-gpt2", "hf-bert", "hf-mamba")
 
 
 class TrainingConfig(_Model):

@@ -47,7 +47,7 @@ def add_run_command(commands: Any) -> None:
                         help="start from pretrained weights (a .safetensors file or a run folder), by key")
     parser.add_argument("--key-map", metavar="NAME|FILE",
                         help="rename the --init-weights file's keys: torchvision-resnet, torchvision-vgg, "
-                             "torchvision-mobilenet, hf-gpt2, or a JSON rename file (default: detected)")
+                             "torchvision-mobilenet, hf-gpt2, hf-bert, hf-mamba, or a JSON rename file (default: detected)")
     parser.add_argument("--nproc", type=int, default=1, help="worker processes (torch.distributed, DDP)")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
     parser.add_argument("--json", action="store_true", help="print events as JSON lines instead")

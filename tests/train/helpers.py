@@ -47,3 +47,15 @@ def dropout_mlp(**training: Any) -> dict[str, Any]:
 
 def graph_of(doc: dict[str, Any]) -> Graph:
     return load_graph(copy.deepcopy(doc))
+
+
+def block_examples() -> Any:
+    """scripts/block_examples.py as a module: the generators of graphs/ at any size."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "block_examples.py"
+    spec = importlib.util.spec_from_file_location("block_examples", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

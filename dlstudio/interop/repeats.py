@@ -1,0 +1,534 @@
+"""Keep an imported model's repeated submodules as blocks (``dlstudio import`` without ``--flat``).
+
+The importer builds a flat graph and notes, for every node, the module calls that made it
+(:attr:`GraphBuilder.origins <dlstudio.interop.builder.GraphBuilder.origins>`, from torch's
+``nn_module_stack``). A call of a submodule of the user's own classes whose nodes are
+consecutive, read something from outside and give something back, is a *region*. A class
+with two regions of one structure (layer types, parameter names and kinds, wiring, names
+relative to the module) becomes a block named after it, each of its regions a block node; a
+region of that class with another structure gets a block of its own, named after what it adds
+(``BasicBlock_downsample``). Values that differ between a block's regions become the block's
+parameters (``"$out_channels"``). Blocks nest as the modules do. The calls ``C.0``, ``C.1``,
+... of one block with equal parameters, each feeding the next (an ``nn.Sequential``, a loop
+over an ``nn.ModuleList``), become one node ``C`` with ``repeat``, whose weights keep the
+module's keys (``C.0.conv1.weight``). A parameter tied across a region's edge (a module called
+from two regions) keeps that region flat.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from dlstudio.core.analysis import analyze
+from dlstudio.core.block_edits import block_as_graph
+from dlstudio.core.blocks import REPEAT, RESERVED_PARAMS, is_expression
+from dlstudio.core.blocks import value_kind as kind_of
+from dlstudio.core.catalogue import BUILTINS
+from dlstudio.core.graph import Block, Edge, Graph, Node, is_valid_id, split_end
+from dlstudio.core.layout import layered_layout
+from dlstudio.core.naming import RESERVED
+from dlstudio.interop.builder import ImportResult, node_id_from
+
+#: One module call: its key in the trace (one per call), the module's path, its class.
+Scope = tuple[str, str, str]
+#: Each flat node's module calls (outermost first) and the name the importer asked for.
+Origins = Mapping[str, tuple[tuple[Scope, ...], str]]
+
+#: The stems of a block's Input and Output node ids: ``x`` (``x0``, ``x1``...), ``y``.
+INPUT_STEM, OUTPUT_STEM = "x", "y"
+#: The most parameters a block holds (``Block.params``).
+MAX_BLOCK_PARAMS = 64
+_FX_NUMBER = re.compile(r"_\d+$")
+_FIRST_COPY = re.compile(r"(.+)\.0")
+
+
+@dataclass
+class Region:
+    """One call of a submodule: its nodes (flat ids, in order) and what crosses its edge."""
+
+    key: str
+    path: str
+    cls: str
+    members: list[str] = field(default_factory=list)
+    #: Flat source ends read from outside, and those of members read outside, in order.
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    #: Each member's name relative to the module (``attn.c_attn``) and its id in a block.
+    rel: dict[str, str] = field(default_factory=dict)
+    local: dict[str, str] = field(default_factory=dict)
+    shape: tuple[Any, ...] = ()
+
+
+@dataclass
+class Variant:
+    """Regions of one class and one shape: one block (or several, where nesting differs)."""
+
+    name: str
+    regions: list[Region]
+
+
+@dataclass
+class _Use:
+    """A block node of a level: one region, or the copies of a repeat over ``container``."""
+
+    regions: list[Region]
+    container: str | None = None
+
+
+@dataclass
+class _Level:
+    """A level's nodes and edges (the top graph or a block's), and each flat node's module path."""
+
+    nodes: list[Node]
+    edges: list[Edge]
+    paths: dict[str, str]
+
+
+def with_blocks(result: ImportResult, origins: Origins) -> ImportResult:
+    """``result`` with its repeated submodules as blocks and its weights keyed for that graph;
+    ``result`` itself where nothing repeats, or where the grouped graph would not validate."""
+    flat = result.graph
+    variants = choose_variants(find_regions(flat, origins))
+    if not variants:
+        return result
+    grouper = _Grouper(flat, origins, variants)
+    top = grouper.level([node.id for node in flat.nodes], None)
+    if not grouper.blocks:
+        return result
+    graph = Graph(name=flat.name, nodes=top.nodes, edges=top.edges, blocks=grouper.blocks)
+    lay_out(graph)
+    errors = analyze(graph).errors
+    if errors and analyze(flat).ok:
+        return replace(result, structure=f"kept flat: as blocks, {errors[0].one_line()}")
+    weights: dict[str, dict[str, Any]] = {}
+    for node_id, tensors in result.weights.items():
+        owner, _, inner = top.paths[node_id].partition(".")
+        weights.setdefault(owner, {}).update({f"{inner}.{key}" if inner else key: value
+                                              for key, value in tensors.items()})
+    return replace(result, graph=graph, weights=weights, structure=grouper.tally())
+
+
+def lay_out(graph: Graph) -> None:
+    """Place the nodes of ``graph`` and of each of its blocks left to right."""
+    for node_id, point in layered_layout(graph).items():
+        graph.node(node_id).position = point
+    for name, block in (graph.blocks or {}).items():
+        for node_id, point in layered_layout(block_as_graph(graph, name)).items():
+            block.node(node_id).position = point
+
+
+# ----- regions: the calls of the user's submodules ---------------------------------------------
+
+def find_regions(graph: Graph, origins: Origins) -> list[Region]:
+    """Every call of a submodule of a class not from torch that can become a block node."""
+    calls: dict[str, Region] = {}
+    for node in graph.nodes:
+        for key, path, cls in origins.get(node.id, ((), ""))[0]:
+            if not cls.startswith("torch."):
+                calls.setdefault(key, Region(key, path, cls)).members.append(node.id)
+    edges = _Edges(graph)
+    return [region for region in calls.values() if _bound(region, graph, edges, origins)]
+
+
+class _Edges:
+    """A flat graph's edges by target node and by source end, its node order and its ties."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.into: dict[str, list[Edge]] = defaultdict(list)
+        self.readers: dict[str, list[str]] = defaultdict(list)
+        #: Each node's source ends that something reads, in the order they are first read.
+        self.ends: dict[str, list[str]] = defaultdict(list)
+        for edge in graph.edges:
+            self.into[edge.target_node].append(edge)
+            if edge.source not in self.readers:
+                self.ends[edge.source_node].append(edge.source)
+            self.readers[edge.source].append(edge.target_node)
+        self.position = {node.id: index for index, node in enumerate(graph.nodes)}
+        self.nodes = {node.id: node for node in graph.nodes}
+        self.ties = [(node.id, split_end(ref)[0]) for node in graph.nodes for ref in (node.tie or {}).values()]
+
+
+def _bound(region: Region, graph: Graph, edges: _Edges, origins: Origins) -> bool:
+    """Find ``region``'s inputs, outputs, names and shape; False where it cannot be a block node
+    (its nodes are not consecutive, it reads or gives nothing, a tie crosses its edge)."""
+    members = set(region.members)
+    span = edges.position[region.members[-1]] - edges.position[region.members[0]] + 1
+    if span != len(members) or any((a in members) != (b in members) for a, b in edges.ties):
+        return False
+    for member in region.members:
+        for edge in edges.into[member]:
+            if edge.source_node not in members and edge.source not in region.inputs:
+                region.inputs.append(edge.source)
+        for end in edges.ends[member]:
+            if any(reader not in members for reader in edges.readers[end]) and end not in region.outputs:
+                region.outputs.append(end)
+    if not region.inputs or not region.outputs:
+        return False
+    _name_members(region, origins)
+    region.shape = _shape(region, edges)
+    return True
+
+
+def _name_members(region: Region, origins: Origins) -> None:
+    """Names relative to the module (``conv1``; ``add`` for torch.fx's ``add_3``), and ids."""
+    taken = set(port_ids(INPUT_STEM, len(region.inputs)) + port_ids(OUTPUT_STEM, len(region.outputs)))
+    prefix = region.path + "."
+    for member in region.members:
+        wanted = origins[member][1]
+        rel = wanted[len(prefix):] if wanted.startswith(prefix) else _FX_NUMBER.sub("", wanted)
+        region.rel[member] = rel
+        region.local[member] = fresh(node_id_from(rel), taken)
+
+
+def _shape(region: Region, edges: _Edges) -> tuple[Any, ...]:
+    """What regions of one block share: class, nodes, wiring; parameter values only by kind."""
+    local = region.local
+    nodes, wiring = [], []
+    for member in region.members:
+        node = edges.nodes[member]
+        tie = sorted((key, _local_end(ref, local)) for key, ref in (node.tie or {}).items())
+        params = sorted((key, _value_shape(value)) for key, value in settings(node).items())
+        nodes.append((local[member], node.type, tuple(params), tuple(tie), node.frozen))
+        for edge in edges.into[member]:
+            source = (_local_end(edge.source, local) if edge.source_node in local
+                      else region.inputs.index(edge.source))
+            wiring.append((source, _local_end(edge.target, local)))
+    outputs = tuple(_local_end(end, local) for end in region.outputs)
+    return region.cls, tuple(nodes), tuple(wiring), len(region.inputs), outputs
+
+
+def settings(node: Node) -> dict[str, Any]:
+    """A node's parameters, with the defaults of those a catalogue layer leaves unset (the
+    importer writes only values that differ from them); inferred ones stay unset."""
+    spec = BUILTINS.get(node.type)
+    declared = {param.name: _listed(param.default) for param in spec.params
+                if not param.inferred} if spec is not None else {}
+    return {**declared, **node.params}
+
+
+def _listed(value: Any) -> Any:
+    return [_listed(item) for item in value] if isinstance(value, tuple | list) else value
+
+
+def _value_shape(value: Any) -> Any:
+    """A value's kind where it can be a block parameter, else the value itself."""
+    plain = isinstance(value, bool | int | float | str) and not is_expression(value)
+    ints = isinstance(value, list) and all(type(item) is int for item in value)
+    return kind_of(value) if plain or ints else ("=", value_key(value))
+
+
+def value_key(value: Any) -> str:
+    """A text that tells values apart, 1, 1.0 and True included."""
+    return json.dumps([type(value).__name__, value], sort_keys=True, default=repr)
+
+
+def _local_end(end: str, ids: Mapping[str, str]) -> str:
+    node, port = split_end(end)
+    return f"{ids[node]}.{port}" if port else ids[node]
+
+
+def port_ids(stem: str, count: int) -> list[str]:
+    """A block's Input (or Output) node ids: ``x`` alone, else ``x0``, ``x1``, ..."""
+    return [stem] if count == 1 else [f"{stem}{index}" for index in range(count)]
+
+
+def fresh(base: str, taken: set[str]) -> str:
+    """``base``, or ``base_2``, ``base_3``...: the first not in ``taken`` (then taken)."""
+    candidate, counter = base, 2
+    while candidate in taken:
+        candidate = f"{base[:58]}_{counter}"
+        counter += 1
+    taken.add(candidate)
+    return candidate
+
+
+# ----- which regions become blocks ---------------------------------------------------------------
+
+def choose_variants(regions: list[Region]) -> list[Variant]:
+    """The regions of every class that has two of one shape, in variants by shape; the most
+    common shape is named after the class, the others after what they add."""
+    by_shape: dict[tuple[Any, ...], list[Region]] = defaultdict(list)
+    for region in regions:
+        by_shape[region.shape].append(region)
+    repeated = {shape[0] for shape, group in by_shape.items() if len(group) > 1}
+    taken = set(BUILTINS) | set(RESERVED)
+    variants = []
+    for cls in dict.fromkeys(region.cls for region in regions if region.cls in repeated):
+        groups = sorted((group for shape, group in by_shape.items() if shape[0] == cls), key=len, reverse=True)
+        for group in groups:
+            variants.append(Variant(_variant_name(cls, group, groups[0], taken), group))
+    return variants
+
+
+def _variant_name(cls: str, group: list[Region], main: list[Region], taken: set[str]) -> str:
+    base = node_id_from(cls.rpartition(".")[2])
+    if group is not main:
+        known = {_first_part(rel) for rel in main[0].rel.values()}
+        extra = next((_first_part(rel) for rel in group[0].rel.values() if _first_part(rel) not in known), "")
+        base = f"{base}_{node_id_from(extra)}"[:58] if extra else base
+    return fresh(base, taken)
+
+
+def _first_part(rel: str) -> str:
+    return rel.partition(".")[0]
+
+
+# ----- building the levels -----------------------------------------------------------------------
+
+class _Grouper:
+    """Builds the top graph and, on first use, each variant's block, from the flat graph."""
+
+    def __init__(self, graph: Graph, origins: Origins, variants: list[Variant]) -> None:
+        self.edges = _Edges(graph)
+        self.origins = origins
+        self.variant_of = {region.key: variant for variant in variants for region in variant.regions}
+        self.taken = set(BUILTINS) | set(RESERVED) | {variant.name for variant in variants}
+        self.blocks: dict[str, Block] = {}
+        #: Each region's block and parameters, and its flat nodes' paths inside the block.
+        self.uses: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.paths: dict[str, dict[str, str]] = {}
+        self._built: set[int] = set()
+
+    def tally(self) -> str:
+        counts: dict[str, int] = defaultdict(int)
+        for name, _ in self.uses.values():
+            counts[name] += 1
+        listed = ", ".join(f"{name} {count}" for name, count in counts.items())
+        return f"{sum(counts.values())} submodule calls kept as {len(counts)} blocks ({listed})"
+
+    def level(self, members: list[str], outer: Region | None) -> _Level:
+        """The nodes and edges of ``members`` inside ``outer`` (None: the top graph)."""
+        items = self._merge_runs(self._items(members, outer))
+        ids = self._ids(items, outer)
+        place: dict[str, tuple[str, _Use | None, int]] = {}
+        for index, item in enumerate(items):
+            for copy, region in enumerate(item.regions if isinstance(item, _Use) else ()):
+                place.update({member: (ids[index], item, copy) for member in region.members})
+            if isinstance(item, str):
+                place[item] = (ids[index], None, 0)
+        nodes = [self._node(item, ids[index], outer, ids) for index, item in enumerate(items)]
+        edges = self._wiring(members, place, outer)
+        if outer is not None:
+            nodes = ([Node(id=port, type="Input") for port in port_ids(INPUT_STEM, len(outer.inputs))]
+                     + nodes + [Node(id=port, type="Output") for port in port_ids(OUTPUT_STEM, len(outer.outputs))])
+        return _Level(nodes, edges, self._paths(items, ids))
+
+    # --- the items of a level: plain nodes and block nodes ---
+
+    def _items(self, members: list[str], outer: Region | None) -> list[str | _Use]:
+        items: list[str | _Use] = []
+        seen: set[str] = set()
+        for member in members:
+            region = self._top_region(member, outer)
+            if region is None:
+                items.append(member)
+            elif region.key not in seen:
+                seen.add(region.key)
+                items.append(_Use([region]))
+        return items
+
+    def _top_region(self, member: str, outer: Region | None) -> Region | None:
+        """The outermost region below ``outer`` that holds ``member`` and became a block node."""
+        keys = [key for key, _, _ in self.origins[member][0]]
+        for key in keys[keys.index(outer.key) + 1 if outer else 0:]:
+            variant = self.variant_of.get(key)
+            if variant is not None and self._use(variant, key) is not None:
+                return next(region for region in variant.regions if region.key == key)
+        return None
+
+    def _use(self, variant: Variant, key: str) -> tuple[str, dict[str, Any]] | None:
+        if id(variant) not in self._built:
+            self._built.add(id(variant))
+            self._build(variant)
+        return self.uses.get(key)
+
+    def _merge_runs(self, items: list[str | _Use]) -> list[str | _Use]:
+        """Consecutive chained copies ``C.0``, ``C.1``... with equal parameters as one repeat."""
+        merged: list[str | _Use] = []
+        index = 0
+        while index < len(items):
+            run = self._run_from(items, index)
+            merged.append(run if run.container else items[index])
+            index += len(run.regions) if run.container else 1
+        return merged
+
+    def _run_from(self, items: list[str | _Use], index: int) -> _Use:
+        item = items[index]
+        first = item.regions[0] if isinstance(item, _Use) else None
+        match = _FIRST_COPY.fullmatch(first.path) if first else None
+        if first is None or match is None:
+            return _Use([])
+        run = [first]
+        for later in items[index + 1:]:
+            region = later.regions[0] if isinstance(later, _Use) else None
+            if (region is None or region.path != f"{match[1]}.{len(run)}"
+                    or self._use_key(region) != self._use_key(first) or not self._chained(run[-1], region)):
+                break
+            run.append(region)
+        return _Use(run, match[1]) if len(run) > 1 else _Use([])
+
+    def _use_key(self, region: Region) -> str:
+        name, params = self.uses[region.key]
+        return value_key([name, sorted((key, value_key(value)) for key, value in params.items())])
+
+    def _chained(self, before: Region, after: Region) -> bool:
+        """``before``'s one output is ``after``'s first input and read by nothing else; their
+        other inputs are the same."""
+        if len(before.outputs) != 1 or after.inputs[0] != before.outputs[0] or after.inputs[1:] != before.inputs[1:]:
+            return False
+        return set(self.edges.readers[before.outputs[0]]) <= set(after.members)
+
+    # --- ids, nodes, edges and paths of a level ---
+
+    def _ids(self, items: list[str | _Use], outer: Region | None) -> list[str]:
+        plain = {item: item if outer is None else outer.local[item] for item in items if isinstance(item, str)}
+        taken = set(plain.values())
+        if outer is not None:
+            taken |= set(port_ids(INPUT_STEM, len(outer.inputs)) + port_ids(OUTPUT_STEM, len(outer.outputs)))
+        return [plain[item] if isinstance(item, str) else fresh(node_id_from(self._name_of(item, outer)), taken)
+                for item in items]
+
+    @staticmethod
+    def _name_of(use: _Use, outer: Region | None) -> str:
+        """A block node's module path below ``outer``: ``layer2.0``, or ``h`` for a repeat."""
+        path = use.container or use.regions[0].path
+        prefix = outer.path + "." if outer else ""
+        return path[len(prefix):] if path.startswith(prefix) else path
+
+    def _node(self, item: str | _Use, node_id: str, outer: Region | None, ids: list[str]) -> Node:
+        if isinstance(item, _Use):
+            name, params = self.uses[item.regions[0].key]
+            if item.container:
+                params = {**params, REPEAT: len(item.regions)}
+            label = self._name_of(item, outer)
+            return Node(id=node_id, type=name, params=params, label=None if label == node_id else label)
+        node = self.edges.nodes[item]
+        if outer is None:
+            return node.model_copy(deep=True, update={"position": None})
+        tie = {key: _local_end(ref, outer.local) for key, ref in node.tie.items()} if node.tie else None
+        label = outer.rel[item] if self.origins[item][1].startswith(outer.path + ".") else node_id
+        return node.model_copy(deep=True, update={"id": node_id, "tie": tie, "position": None,
+                                                  "label": None if label == node_id else label})
+
+    def _wiring(self, members: list[str], place: Mapping[str, tuple[str, _Use | None, int]],
+                outer: Region | None) -> list[Edge]:
+        """The level's edges: those between its items, from its Inputs and to its Outputs."""
+        found: dict[tuple[str, str], None] = {}
+        for member in members:
+            for edge in self.edges.into[member]:
+                inside = place.get(edge.source_node)
+                target_node, target_use, target_copy = place[member]
+                if inside is not None and inside[0] == target_node and (
+                        inside[1] is None or target_copy in (inside[2], inside[2] + 1)):
+                    continue  # inside one block node, or from one copy of a repeat to the next
+                source = self._source(edge.source, inside, outer)
+                found[(source, self._end(target_node, target_use, target_copy, edge.source, True, edge.target))] = None
+        if outer is not None:
+            for port, end in zip(port_ids(OUTPUT_STEM, len(outer.outputs)), outer.outputs, strict=True):
+                found[(self._source(end, place[split_end(end)[0]], outer), port)] = None
+        return [Edge(source=source, target=target) for source, target in found]
+
+    def _source(self, end: str, inside: tuple[str, _Use | None, int] | None, outer: Region | None) -> str:
+        if inside is None:
+            assert outer is not None
+            return port_ids(INPUT_STEM, len(outer.inputs))[outer.inputs.index(end)]
+        node_id, use, copy = inside
+        return self._end(node_id, use, copy, end, False, end)
+
+    def _end(self, node_id: str, use: _Use | None, copy: int, source: str, is_target: bool, flat_end: str) -> str:
+        """The end on ``node_id`` of a flat edge end: its port, or the block's port for ``source``."""
+        if use is None:
+            port = split_end(flat_end)[1]
+            return f"{node_id}.{port}" if port else node_id
+        region = use.regions[copy]
+        ends, stem = (region.inputs, INPUT_STEM) if is_target else (region.outputs, OUTPUT_STEM)
+        if len(ends) == 1:
+            return node_id
+        return f"{node_id}.{port_ids(stem, len(ends))[ends.index(source)]}"
+
+    def _paths(self, items: list[str | _Use], ids: list[str]) -> dict[str, str]:
+        paths: dict[str, str] = {}
+        for item, node_id in zip(items, ids, strict=True):
+            if isinstance(item, str):
+                paths[item] = node_id
+                continue
+            for copy, region in enumerate(item.regions):
+                prefix = f"{node_id}.{copy}." if item.container else f"{node_id}."
+                paths.update({member: prefix + inner for member, inner in self.paths[region.key].items()})
+        return paths
+
+    # --- blocks ---
+
+    def _build(self, variant: Variant) -> None:
+        """Make ``variant``'s block (a block per nesting, where its regions nest differently)."""
+        levels = [self.level(region.members, region) for region in variant.regions]
+        groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+        for index, level in enumerate(levels):
+            groups[_structure(level)].append(index)
+        for number, indexes in enumerate(groups.values()):
+            regions = [variant.regions[index] for index in indexes]
+            made = _parameterized([levels[index] for index in indexes], _description(regions))
+            if made is None:
+                continue
+            name = variant.name if number == 0 else fresh(variant.name, self.taken)
+            self.blocks[name], params = made
+            for region, index, values in zip(regions, indexes, params, strict=True):
+                self.uses[region.key] = (name, values)
+                self.paths[region.key] = levels[index].paths
+
+
+def _structure(level: _Level) -> tuple[Any, ...]:
+    nodes = tuple((node.id, node.type, tuple(sorted(settings(node))), value_key(node.tie), node.label)
+                  for node in level.nodes)
+    return nodes, tuple((edge.source, edge.target) for edge in level.edges)
+
+
+def _description(regions: list[Region]) -> str:
+    paths = ", ".join(region.path for region in regions[:4]) + (", ..." if len(regions) > 4 else "")
+    return f"{regions[0].cls}, imported from {paths}"
+
+
+def _parameterized(levels: list[_Level], description: str) -> tuple[Block, list[dict[str, Any]]] | None:
+    """The block of levels alike but for parameter values, each value that differs between
+    them a block parameter (``"$name"``), and each level's values; None past the limit."""
+    columns: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    vectors: dict[str, list[Any]] = {}
+    for index, node in enumerate(levels[0].nodes):
+        for key in settings(node):
+            values = [settings(level.nodes[index])[key] for level in levels]
+            text = value_key(values)
+            if len({value_key(value) for value in values}) > 1:
+                columns[text].append((index, key))
+                vectors[text] = values
+    if len(columns) > MAX_BLOCK_PARAMS:
+        return None
+    nodes = [node.model_copy(deep=True) for node in levels[0].nodes]
+    names = _param_names(columns.values(), nodes)
+    for name, cells in zip(names, columns.values(), strict=True):
+        for index, key in cells:
+            nodes[index].params[key] = f"${name}"
+    values = [vectors[text] for text in columns]
+    block = Block(description=description, params={name: vector[0] for name, vector in zip(names, values, strict=True)},
+                  nodes=nodes, edges=[edge.model_copy() for edge in levels[0].edges])
+    return block, [{name: vector[copy] for name, vector in zip(names, values, strict=True)}
+                   for copy in range(len(levels))]
+
+
+def _param_names(columns: Iterable[list[tuple[int, str]]], nodes: list[Node]) -> list[str]:
+    """A block parameter's name: the inner parameter's (``out_channels``), or with its node's
+    id (``conv1_stride``) where several differ by that name or it is not a plain name."""
+    cells = list(columns)
+    keys = [column[0][1] for column in cells]
+    taken = set(RESERVED_PARAMS)
+    names = []
+    for column, key in zip(cells, keys, strict=True):
+        base = key
+        if keys.count(key) > 1 or not is_valid_id(key) or key in RESERVED or key in RESERVED_PARAMS:
+            base = node_id_from(f"{nodes[column[0][0]].id}_{key}")
+        names.append(fresh(base if base not in RESERVED else f"p_{base}", taken))
+    return names

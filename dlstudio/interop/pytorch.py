@@ -32,7 +32,8 @@ from dlstudio.exits import UsageError
 from dlstudio.interop import torch_functions, torch_modules  # noqa: F401  (they register their converters)
 from dlstudio.interop.builder import GraphBuilder, ImportResult, InputSpec, Port
 from dlstudio.interop.calls import CONVERTERS, FIXED_CONVERTERS, Call, Fixed, Unmappable
-from dlstudio.interop.repeats import Scope, with_blocks
+from dlstudio.interop.regions import Scope
+from dlstudio.interop.repeats import with_blocks
 
 #: The batch size of the example inputs, and the stand-ins for symbolic sizes, in order.
 EXAMPLE_BATCH = 2

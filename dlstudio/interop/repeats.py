@@ -1,76 +1,50 @@
 """Keep an imported model's repeated submodules as blocks (``dlstudio import`` without ``--flat``).
 
-The importer builds a flat graph and notes, for every node, the module calls that made it
-(:attr:`GraphBuilder.origins <dlstudio.interop.builder.GraphBuilder.origins>`, from torch's
-``nn_module_stack``). A call of a submodule of the user's own classes whose nodes are
-consecutive, read something from outside and give something back, is a *region*. A class
-with two regions of one structure (layer types, parameter names and kinds, wiring, names
-relative to the module) becomes a block named after it, each of its regions a block node; a
-region of that class with another structure gets a block of its own, named after what it adds
-(``BasicBlock_downsample``). Values that differ between a block's regions become the block's
-parameters (``"$out_channels"``). Blocks nest as the modules do. The calls ``C.0``, ``C.1``,
-... of one block with equal parameters, each feeding the next (an ``nn.Sequential``, a loop
-over an ``nn.ModuleList``), become one node ``C`` with ``repeat``, whose weights keep the
-module's keys (``C.0.conv1.weight``). A parameter tied across a region's edge (a module called
-from two regions) keeps that region flat.
+The regions that repeat (:mod:`dlstudio.interop.regions`) become block nodes, level by level
+from the top graph down, each :class:`~dlstudio.interop.regions.Variant` a block made from its
+regions' graphs on first use: values that differ between them become the block's parameters
+(``"$out_channels"``), named after the inner parameter. Blocks nest as the modules do. The
+calls ``C.0``, ``C.1``, ... of one block with equal parameters, each feeding the next (an
+``nn.Sequential``, a loop over an ``nn.ModuleList``), become one node ``C`` with ``repeat``,
+whose weights keep the module's keys (``C.0.conv1.weight``); other calls are a node each
+(``layer2_0``). The weights are then keyed by each top node's module path.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from dlstudio.core.analysis import analyze
 from dlstudio.core.block_edits import block_as_graph
-from dlstudio.core.blocks import REPEAT, RESERVED_PARAMS, is_expression
-from dlstudio.core.blocks import value_kind as kind_of
+from dlstudio.core.blocks import REPEAT, RESERVED_PARAMS
 from dlstudio.core.catalogue import BUILTINS
 from dlstudio.core.graph import Block, Edge, Graph, Node, is_valid_id, split_end
 from dlstudio.core.layout import layered_layout
 from dlstudio.core.naming import RESERVED
 from dlstudio.interop.builder import ImportResult, node_id_from
+from dlstudio.interop.regions import (
+    INPUT_STEM,
+    OUTPUT_STEM,
+    EdgeIndex,
+    Origins,
+    Region,
+    Variant,
+    choose_variants,
+    find_regions,
+    fresh,
+    local_end,
+    port_ids,
+    settings,
+    value_key,
+)
 
-#: One module call: its key in the trace (one per call), the module's path, its class.
-Scope = tuple[str, str, str]
-#: Each flat node's module calls (outermost first) and the name the importer asked for.
-Origins = Mapping[str, tuple[tuple[Scope, ...], str]]
-
-#: The stems of a block's Input and Output node ids: ``x`` (``x0``, ``x1``...), ``y``.
-INPUT_STEM, OUTPUT_STEM = "x", "y"
 #: The most parameters a block holds (``Block.params``).
 MAX_BLOCK_PARAMS = 64
-_FX_NUMBER = re.compile(r"_\d+$")
 _FIRST_COPY = re.compile(r"(.+)\.0")
-
-
-@dataclass
-class Region:
-    """One call of a submodule: its nodes (flat ids, in order) and what crosses its edge."""
-
-    key: str
-    path: str
-    cls: str
-    members: list[str] = field(default_factory=list)
-    #: Flat source ends read from outside, and those of members read outside, in order.
-    inputs: list[str] = field(default_factory=list)
-    outputs: list[str] = field(default_factory=list)
-    #: Each member's name relative to the module (``attn.c_attn``) and its id in a block.
-    rel: dict[str, str] = field(default_factory=dict)
-    local: dict[str, str] = field(default_factory=dict)
-    shape: tuple[Any, ...] = ()
-
-
-@dataclass
-class Variant:
-    """Regions of one class and one shape: one block (or several, where nesting differs)."""
-
-    name: str
-    regions: list[Region]
-
 
 @dataclass
 class _Use:
@@ -122,169 +96,13 @@ def lay_out(graph: Graph) -> None:
             block.node(node_id).position = point
 
 
-# ----- regions: the calls of the user's submodules ---------------------------------------------
-
-def find_regions(graph: Graph, origins: Origins) -> list[Region]:
-    """Every call of a submodule of a class not from torch that can become a block node."""
-    calls: dict[str, Region] = {}
-    for node in graph.nodes:
-        for key, path, cls in origins.get(node.id, ((), ""))[0]:
-            if not cls.startswith("torch."):
-                calls.setdefault(key, Region(key, path, cls)).members.append(node.id)
-    edges = _Edges(graph)
-    return [region for region in calls.values() if _bound(region, graph, edges, origins)]
-
-
-class _Edges:
-    """A flat graph's edges by target node and by source end, its node order and its ties."""
-
-    def __init__(self, graph: Graph) -> None:
-        self.into: dict[str, list[Edge]] = defaultdict(list)
-        self.readers: dict[str, list[str]] = defaultdict(list)
-        #: Each node's source ends that something reads, in the order they are first read.
-        self.ends: dict[str, list[str]] = defaultdict(list)
-        for edge in graph.edges:
-            self.into[edge.target_node].append(edge)
-            if edge.source not in self.readers:
-                self.ends[edge.source_node].append(edge.source)
-            self.readers[edge.source].append(edge.target_node)
-        self.position = {node.id: index for index, node in enumerate(graph.nodes)}
-        self.nodes = {node.id: node for node in graph.nodes}
-        self.ties = [(node.id, split_end(ref)[0]) for node in graph.nodes for ref in (node.tie or {}).values()]
-
-
-def _bound(region: Region, graph: Graph, edges: _Edges, origins: Origins) -> bool:
-    """Find ``region``'s inputs, outputs, names and shape; False where it cannot be a block node
-    (its nodes are not consecutive, it reads or gives nothing, a tie crosses its edge)."""
-    members = set(region.members)
-    span = edges.position[region.members[-1]] - edges.position[region.members[0]] + 1
-    if span != len(members) or any((a in members) != (b in members) for a, b in edges.ties):
-        return False
-    for member in region.members:
-        for edge in edges.into[member]:
-            if edge.source_node not in members and edge.source not in region.inputs:
-                region.inputs.append(edge.source)
-        for end in edges.ends[member]:
-            if any(reader not in members for reader in edges.readers[end]) and end not in region.outputs:
-                region.outputs.append(end)
-    if not region.inputs or not region.outputs:
-        return False
-    _name_members(region, origins)
-    region.shape = _shape(region, edges)
-    return True
-
-
-def _name_members(region: Region, origins: Origins) -> None:
-    """Names relative to the module (``conv1``; ``add`` for torch.fx's ``add_3``), and ids."""
-    taken = set(port_ids(INPUT_STEM, len(region.inputs)) + port_ids(OUTPUT_STEM, len(region.outputs)))
-    prefix = region.path + "."
-    for member in region.members:
-        wanted = origins[member][1]
-        rel = wanted[len(prefix):] if wanted.startswith(prefix) else _FX_NUMBER.sub("", wanted)
-        region.rel[member] = rel
-        region.local[member] = fresh(node_id_from(rel), taken)
-
-
-def _shape(region: Region, edges: _Edges) -> tuple[Any, ...]:
-    """What regions of one block share: class, nodes, wiring; parameter values only by kind."""
-    local = region.local
-    nodes, wiring = [], []
-    for member in region.members:
-        node = edges.nodes[member]
-        tie = sorted((key, _local_end(ref, local)) for key, ref in (node.tie or {}).items())
-        params = sorted((key, _value_shape(value)) for key, value in settings(node).items())
-        nodes.append((local[member], node.type, tuple(params), tuple(tie), node.frozen))
-        for edge in edges.into[member]:
-            source = (_local_end(edge.source, local) if edge.source_node in local
-                      else region.inputs.index(edge.source))
-            wiring.append((source, _local_end(edge.target, local)))
-    outputs = tuple(_local_end(end, local) for end in region.outputs)
-    return region.cls, tuple(nodes), tuple(wiring), len(region.inputs), outputs
-
-
-def settings(node: Node) -> dict[str, Any]:
-    """A node's parameters, with the defaults of those a catalogue layer leaves unset (the
-    importer writes only values that differ from them); inferred ones stay unset."""
-    spec = BUILTINS.get(node.type)
-    declared = {param.name: _listed(param.default) for param in spec.params
-                if not param.inferred} if spec is not None else {}
-    return {**declared, **node.params}
-
-
-def _listed(value: Any) -> Any:
-    return [_listed(item) for item in value] if isinstance(value, tuple | list) else value
-
-
-def _value_shape(value: Any) -> Any:
-    """A value's kind where it can be a block parameter, else the value itself."""
-    plain = isinstance(value, bool | int | float | str) and not is_expression(value)
-    ints = isinstance(value, list) and all(type(item) is int for item in value)
-    return kind_of(value) if plain or ints else ("=", value_key(value))
-
-
-def value_key(value: Any) -> str:
-    """A text that tells values apart, 1, 1.0 and True included."""
-    return json.dumps([type(value).__name__, value], sort_keys=True, default=repr)
-
-
-def _local_end(end: str, ids: Mapping[str, str]) -> str:
-    node, port = split_end(end)
-    return f"{ids[node]}.{port}" if port else ids[node]
-
-
-def port_ids(stem: str, count: int) -> list[str]:
-    """A block's Input (or Output) node ids: ``x`` alone, else ``x0``, ``x1``, ..."""
-    return [stem] if count == 1 else [f"{stem}{index}" for index in range(count)]
-
-
-def fresh(base: str, taken: set[str]) -> str:
-    """``base``, or ``base_2``, ``base_3``...: the first not in ``taken`` (then taken)."""
-    candidate, counter = base, 2
-    while candidate in taken:
-        candidate = f"{base[:58]}_{counter}"
-        counter += 1
-    taken.add(candidate)
-    return candidate
-
-
-# ----- which regions become blocks ---------------------------------------------------------------
-
-def choose_variants(regions: list[Region]) -> list[Variant]:
-    """The regions of every class that has two of one shape, in variants by shape; the most
-    common shape is named after the class, the others after what they add."""
-    by_shape: dict[tuple[Any, ...], list[Region]] = defaultdict(list)
-    for region in regions:
-        by_shape[region.shape].append(region)
-    repeated = {shape[0] for shape, group in by_shape.items() if len(group) > 1}
-    taken = set(BUILTINS) | set(RESERVED)
-    variants = []
-    for cls in dict.fromkeys(region.cls for region in regions if region.cls in repeated):
-        groups = sorted((group for shape, group in by_shape.items() if shape[0] == cls), key=len, reverse=True)
-        for group in groups:
-            variants.append(Variant(_variant_name(cls, group, groups[0], taken), group))
-    return variants
-
-
-def _variant_name(cls: str, group: list[Region], main: list[Region], taken: set[str]) -> str:
-    base = node_id_from(cls.rpartition(".")[2])
-    if group is not main:
-        known = {_first_part(rel) for rel in main[0].rel.values()}
-        extra = next((_first_part(rel) for rel in group[0].rel.values() if _first_part(rel) not in known), "")
-        base = f"{base}_{node_id_from(extra)}"[:58] if extra else base
-    return fresh(base, taken)
-
-
-def _first_part(rel: str) -> str:
-    return rel.partition(".")[0]
-
-
 # ----- building the levels -----------------------------------------------------------------------
 
 class _Grouper:
     """Builds the top graph and, on first use, each variant's block, from the flat graph."""
 
     def __init__(self, graph: Graph, origins: Origins, variants: list[Variant]) -> None:
-        self.edges = _Edges(graph)
+        self.edges = EdgeIndex(graph)
         self.origins = origins
         self.variant_of = {region.key: variant for variant in variants for region in variant.regions}
         self.taken = set(BUILTINS) | set(RESERVED) | {variant.name for variant in variants}
@@ -299,7 +117,9 @@ class _Grouper:
         for name, _ in self.uses.values():
             counts[name] += 1
         listed = ", ".join(f"{name} {count}" for name, count in counts.items())
-        return f"{sum(counts.values())} submodule calls kept as {len(counts)} blocks ({listed})"
+        calls, blocks = sum(counts.values()), len(counts)
+        return (f"{calls} submodule call{'s' * (calls > 1)} kept as {blocks} "
+                f"block{'s' * (blocks > 1)} ({listed})")
 
     def level(self, members: list[str], outer: Region | None) -> _Level:
         """The nodes and edges of ``members`` inside ``outer`` (None: the top graph)."""
@@ -311,12 +131,12 @@ class _Grouper:
                 place.update({member: (ids[index], item, copy) for member in region.members})
             if isinstance(item, str):
                 place[item] = (ids[index], None, 0)
-        nodes = [self._node(item, ids[index], outer, ids) for index, item in enumerate(items)]
-        edges = self._wiring(members, place, outer)
+        nodes = [self._node(item, node_id, outer) for item, node_id in zip(items, ids, strict=True)]
         if outer is not None:
-            nodes = ([Node(id=port, type="Input") for port in port_ids(INPUT_STEM, len(outer.inputs))]
-                     + nodes + [Node(id=port, type="Output") for port in port_ids(OUTPUT_STEM, len(outer.outputs))])
-        return _Level(nodes, edges, self._paths(items, ids))
+            inputs = [Node(id=port, type="Input") for port in port_ids(INPUT_STEM, len(outer.inputs))]
+            outputs = [Node(id=port, type="Output") for port in port_ids(OUTPUT_STEM, len(outer.outputs))]
+            nodes = inputs + nodes + outputs
+        return _Level(nodes, self._wiring(members, place, outer), self._paths(items, ids))
 
     # --- the items of a level: plain nodes and block nodes ---
 
@@ -367,7 +187,8 @@ class _Grouper:
         for later in items[index + 1:]:
             region = later.regions[0] if isinstance(later, _Use) else None
             if (region is None or region.path != f"{match[1]}.{len(run)}"
-                    or self._use_key(region) != self._use_key(first) or not self._chained(run[-1], region)):
+                    or self._use_key(region) != self._use_key(first)
+                    or not self._chained(run[-1], region)):
                 break
             run.append(region)
         return _Use(run, match[1]) if len(run) > 1 else _Use([])
@@ -379,19 +200,22 @@ class _Grouper:
     def _chained(self, before: Region, after: Region) -> bool:
         """``before``'s one output is ``after``'s first input and read by nothing else; their
         other inputs are the same."""
-        if len(before.outputs) != 1 or after.inputs[0] != before.outputs[0] or after.inputs[1:] != before.inputs[1:]:
+        if len(before.outputs) != 1 or after.inputs[0] != before.outputs[0]:
+            return False
+        if after.inputs[1:] != before.inputs[1:]:
             return False
         return set(self.edges.readers[before.outputs[0]]) <= set(after.members)
 
     # --- ids, nodes, edges and paths of a level ---
 
     def _ids(self, items: list[str | _Use], outer: Region | None) -> list[str]:
-        plain = {item: item if outer is None else outer.local[item] for item in items if isinstance(item, str)}
+        plain = {item: item if outer is None else outer.local[item]
+                 for item in items if isinstance(item, str)}
         taken = set(plain.values())
         if outer is not None:
-            taken |= set(port_ids(INPUT_STEM, len(outer.inputs)) + port_ids(OUTPUT_STEM, len(outer.outputs)))
-        return [plain[item] if isinstance(item, str) else fresh(node_id_from(self._name_of(item, outer)), taken)
-                for item in items]
+            taken |= {*port_ids(INPUT_STEM, len(outer.inputs)), *port_ids(OUTPUT_STEM, len(outer.outputs))}
+        return [plain[item] if isinstance(item, str)
+                else fresh(node_id_from(self._name_of(item, outer)), taken) for item in items]
 
     @staticmethod
     def _name_of(use: _Use, outer: Region | None) -> str:
@@ -400,17 +224,16 @@ class _Grouper:
         prefix = outer.path + "." if outer else ""
         return path[len(prefix):] if path.startswith(prefix) else path
 
-    def _node(self, item: str | _Use, node_id: str, outer: Region | None, ids: list[str]) -> Node:
+    def _node(self, item: str | _Use, node_id: str, outer: Region | None) -> Node:
         if isinstance(item, _Use):
-            name, params = self.uses[item.regions[0].key]
-            if item.container:
-                params = {**params, REPEAT: len(item.regions)}
+            name, values = self.uses[item.regions[0].key]
+            params = {**values, REPEAT: len(item.regions)} if item.container else dict(values)
             label = self._name_of(item, outer)
             return Node(id=node_id, type=name, params=params, label=None if label == node_id else label)
         node = self.edges.nodes[item]
         if outer is None:
             return node.model_copy(deep=True, update={"position": None})
-        tie = {key: _local_end(ref, outer.local) for key, ref in node.tie.items()} if node.tie else None
+        tie = {key: local_end(ref, outer.local) for key, ref in node.tie.items()} if node.tie else None
         label = outer.rel[item] if self.origins[item][1].startswith(outer.path + ".") else node_id
         return node.model_copy(deep=True, update={"id": node_id, "tie": tie, "position": None,
                                                   "label": None if label == node_id else label})
@@ -427,20 +250,23 @@ class _Grouper:
                         inside[1] is None or target_copy in (inside[2], inside[2] + 1)):
                     continue  # inside one block node, or from one copy of a repeat to the next
                 source = self._source(edge.source, inside, outer)
-                found[(source, self._end(target_node, target_use, target_copy, edge.source, True, edge.target))] = None
+                target = self._end(target_node, target_use, target_copy, edge.source, True, edge.target)
+                found[(source, target)] = None
         if outer is not None:
             for port, end in zip(port_ids(OUTPUT_STEM, len(outer.outputs)), outer.outputs, strict=True):
                 found[(self._source(end, place[split_end(end)[0]], outer), port)] = None
         return [Edge(source=source, target=target) for source, target in found]
 
-    def _source(self, end: str, inside: tuple[str, _Use | None, int] | None, outer: Region | None) -> str:
+    def _source(self, end: str, inside: tuple[str, _Use | None, int] | None,
+                outer: Region | None) -> str:
         if inside is None:
             assert outer is not None
             return port_ids(INPUT_STEM, len(outer.inputs))[outer.inputs.index(end)]
         node_id, use, copy = inside
         return self._end(node_id, use, copy, end, False, end)
 
-    def _end(self, node_id: str, use: _Use | None, copy: int, source: str, is_target: bool, flat_end: str) -> str:
+    @staticmethod
+    def _end(node_id: str, use: _Use | None, copy: int, source: str, is_target: bool, flat_end: str) -> str:
         """The end on ``node_id`` of a flat edge end: its port, or the block's port for ``source``."""
         if use is None:
             port = split_end(flat_end)[1]
@@ -459,7 +285,8 @@ class _Grouper:
                 continue
             for copy, region in enumerate(item.regions):
                 prefix = f"{node_id}.{copy}." if item.container else f"{node_id}."
-                paths.update({member: prefix + inner for member, inner in self.paths[region.key].items()})
+                paths.update({member: prefix + inner
+                              for member, inner in self.paths[region.key].items()})
         return paths
 
     # --- blocks ---
@@ -483,8 +310,8 @@ class _Grouper:
 
 
 def _structure(level: _Level) -> tuple[Any, ...]:
-    nodes = tuple((node.id, node.type, tuple(sorted(settings(node))), value_key(node.tie), node.label)
-                  for node in level.nodes)
+    nodes = tuple((node.id, node.type, tuple(sorted(settings(node))), value_key(node.tie),
+                   node.label) for node in level.nodes)
     return nodes, tuple((edge.source, edge.target) for edge in level.edges)
 
 
@@ -493,14 +320,16 @@ def _description(regions: list[Region]) -> str:
     return f"{regions[0].cls}, imported from {paths}"
 
 
-def _parameterized(levels: list[_Level], description: str) -> tuple[Block, list[dict[str, Any]]] | None:
+def _parameterized(levels: list[_Level], description: str
+                   ) -> tuple[Block, list[dict[str, Any]]] | None:
     """The block of levels alike but for parameter values, each value that differs between
     them a block parameter (``"$name"``), and each level's values; None past the limit."""
     columns: dict[str, list[tuple[int, str]]] = defaultdict(list)
     vectors: dict[str, list[Any]] = {}
-    for index, node in enumerate(levels[0].nodes):
-        for key in settings(node):
-            values = [settings(level.nodes[index])[key] for level in levels]
+    for index in range(len(levels[0].nodes)):
+        filled = [settings(level.nodes[index]) for level in levels]
+        for key in filled[0]:
+            values = [params[key] for params in filled]
             text = value_key(values)
             if len({value_key(value) for value in values}) > 1:
                 columns[text].append((index, key))
@@ -512,11 +341,10 @@ def _parameterized(levels: list[_Level], description: str) -> tuple[Block, list[
     for name, cells in zip(names, columns.values(), strict=True):
         for index, key in cells:
             nodes[index].params[key] = f"${name}"
-    values = [vectors[text] for text in columns]
-    block = Block(description=description, params={name: vector[0] for name, vector in zip(names, values, strict=True)},
+    per_name = dict(zip(names, (vectors[text] for text in columns), strict=True))
+    block = Block(description=description, params={name: vector[0] for name, vector in per_name.items()},
                   nodes=nodes, edges=[edge.model_copy() for edge in levels[0].edges])
-    return block, [{name: vector[copy] for name, vector in zip(names, values, strict=True)}
-                   for copy in range(len(levels))]
+    return block, [{name: vector[copy] for name, vector in per_name.items()} for copy in range(len(levels))]
 
 
 def _param_names(columns: Iterable[list[tuple[int, str]]], nodes: list[Node]) -> list[str]:

@@ -104,7 +104,7 @@ def _bound(region: Region, edges: EdgeIndex, origins: Origins) -> bool:
         for edge in edges.into[member]:
             if edge.source_node not in members and edge.source not in region.inputs:
                 region.inputs.append(edge.source)
-        for end in edges.ends[member]:
+        for end in sorted(edges.ends[member], key=lambda end: _port_rank(edges.nodes[member], end)):
             read_outside = any(reader not in members for reader in edges.readers[end])
             if read_outside and end not in region.outputs:
                 region.outputs.append(end)
@@ -113,6 +113,15 @@ def _bound(region: Region, edges: EdgeIndex, origins: Origins) -> bool:
     _name_members(region, origins)
     region.shape = _shape(region, edges)
     return True
+
+
+def _port_rank(node: Node, end: str) -> int:
+    """Where ``end``'s port comes among its node's outputs (so that outputs keep the node's
+    order, whatever reads them first)."""
+    port = split_end(end)[1]
+    spec = BUILTINS.get(node.type)
+    ports = spec.outputs if spec is not None else ()
+    return ports.index(port) if port in ports else len(ports)
 
 
 def _name_members(region: Region, origins: Origins) -> None:

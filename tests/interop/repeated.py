@@ -162,3 +162,26 @@ class Heads(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([head(x) for head in self.heads], dim=-1)
+
+
+class Halves(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = self.fc(x).chunk(2, dim=-1)
+        return a, b
+
+
+class Crossed(nn.Module):
+    """Two calls of a two-output module whose outputs are read in different orders."""
+
+    def __init__(self):
+        super().__init__()
+        self.halves = nn.ModuleList([Halves(), Halves()])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.halves[0](x)
+        c, d = self.halves[1](x)
+        return a * d + b * c

@@ -152,3 +152,12 @@ def test_copies_side_by_side_are_not_a_repeat(tmp_path):
     assert _uses(graph) == [(f"heads_{i}", "Head", {}) for i in range(3)]
     torch.manual_seed(0)
     assert_same_outputs(repeated.Heads(), imported, torch.randn(3, 8))
+
+
+def test_a_block_with_two_outputs_feeds_each_where_the_module_did(tmp_path):
+    torch.manual_seed(0)
+    graph, imported, _ = _imported(tmp_path, f"{REPEATED}:Crossed", "--input", "x=8")
+    assert _uses(graph) == [("halves_0", "Halves", {}), ("halves_1", "Halves", {})]
+    assert [n.id for n in graph.blocks["Halves"].nodes if n.type == "Output"] == ["y0", "y1"]
+    torch.manual_seed(0)
+    assert_same_outputs(repeated.Crossed(), imported, torch.randn(3, 8))

@@ -74,7 +74,10 @@ def with_blocks(result: ImportResult, origins: Origins) -> ImportResult:
     top = grouper.level([node.id for node in flat.nodes], None)
     if not grouper.blocks:
         return result
-    graph = Graph(name=flat.name, nodes=top.nodes, edges=top.edges, blocks=grouper.blocks)
+    try:
+        graph = Graph(name=flat.name, nodes=top.nodes, edges=top.edges, blocks=grouper.blocks)
+    except ValueError as error:  # past what a file holds (256 blocks): the flat graph is kept
+        return replace(result, structure=f"kept flat: {' '.join(str(error).split())[:200]}")
     lay_out(graph)
     errors = analyze(graph).errors
     if errors and analyze(flat).ok:

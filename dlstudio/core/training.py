@@ -90,7 +90,8 @@ class PruningConfig(_Model):
     share of zero weights rises from 0 at the start of ``start_epoch`` to ``sparsity`` at the end
     of ``end_epoch`` along ``s * (1 - (1 - progress)^3)`` (fast at first, gently at the end), the
     smallest-magnitude weights zeroed every ``frequency`` steps and kept at zero after every
-    optimizer step; the epochs after ``end_epoch`` fine-tune at the target. Biases and
+    optimizer step; the epochs after ``end_epoch`` fine-tune at the target. Weights that are zero
+    when the run starts (``dlstudio prune --sparsity`` wrote them) stay zero. Biases and
     normalisation scales are never pruned."""
 
     sparsity: float = Field(description="share of the prunable weights that end at zero, from 0 up to "

@@ -73,8 +73,9 @@ def sparsity_report(analysis: Analysis, state_dict: Mapping[str, Any]) -> dict[s
 
 class GradualPruning(Callback):
     """Prunes ``module`` along the cubic schedule at the end of the steps that are due, and puts
-    the zeros back after every step of the ``optimizers`` (which would move them). Its masks are
-    part of a checkpoint (:meth:`state_dict`), so a resumed run prunes exactly as before."""
+    the zeros back after every step of the ``optimizers`` (which would move them). A weight once
+    pruned stays pruned, and so does one that is zero when a new run starts (pruned before). Its
+    masks are part of a checkpoint (:meth:`state_dict`), so a resumed run prunes exactly as before."""
 
     def __init__(self, settings: PruningConfig, analysis: Analysis, module: torch.nn.Module,
                  optimizers: Iterable[torch.optim.Optimizer], steps_per_epoch: int, epochs: int) -> None:

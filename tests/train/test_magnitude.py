@@ -119,3 +119,28 @@ def test_apply_masks_zeroes_in_place_what_a_mask_leaves_out():
     weights = {"a": A.clone()}
     apply_masks(weights, {"a": torch.tensor([[True, False], [False, True]])})
     assert weights["a"].tolist() == [[1.0, 0.0], [0.0, -4.0]]
+
+
+@pytest.mark.slow
+def test_cnn_digits_at_half_its_weights_keeps_its_accuracy_one_shot_and_gradually(tmp_path, capsys):
+    """The README's figures: global magnitude pruning of cnn_digits to 50%, once after training
+    and gradually over epochs 1-8 of 15, each within a point of the dense run."""
+    from dlstudio.cli import main
+    from tests.conftest import GRAPHS
+
+    base, gradual = GRAPHS / "cnn_digits.json", tmp_path / "gradual.json"
+    doc = json.loads(base.read_text())
+    doc["training"]["pruning"] = {"sparsity": 0.5, "scope": "global", "start_epoch": 1, "end_epoch": 8}
+    gradual.write_text(json.dumps(doc))
+    for graph, run in ((base, "dense"), (gradual, "gradual")):
+        assert main(["run", str(graph), "--out", str(tmp_path / run), "--json", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    assert main(["prune", str(base), "--weights", str(tmp_path / "dense"), "--sparsity", "0.5",
+                 "-o", str(tmp_path / "once.json")]) == 0
+    once = float(capsys.readouterr().out.split("val_accuracy")[1].split()[1].rstrip("%")) / 100
+    dense, pruned = (RunDir(tmp_path / run).read_metrics()[-1] for run in ("dense", "gradual"))
+    with capsys.disabled():
+        print(f"\ncnn_digits dense {dense['val_accuracy']:.2%}; 50% zero weights: one-shot {once:.2%}, "
+              f"gradual {pruned['val_accuracy']:.2%}")
+    assert pruned["sparsity"] == pytest.approx(0.5, abs=1e-5)
+    assert min(once, pruned["val_accuracy"]) >= dense["val_accuracy"] - 0.01

@@ -135,6 +135,9 @@ def test_unstructured_pruning_reports_non_zero_counts_and_the_zeros_stay_through
     assert main(["summary", str(output), "--weights", str(tmp_path / "sparse.safetensors")]) == 0
     summary = {line.split()[0]: line.split()[-1] for line in capsys.readouterr().out.splitlines()}
     assert summary["fc1"] == summary["fc2"] == "50.0%" and not summary["act"].endswith("%")
+    assert main(["summary", str(output), "--weights", str(tmp_path / "sparse.safetensors"), "--json"]) == 0
+    nodes = json.loads(capsys.readouterr().out)["nodes"]
+    assert {n["id"]: n["sparsity"] for n in nodes if "sparsity" in n} == {"fc1": 0.5, "fc2": 0.5}
     tuned = tmp_path / "tuned"
     assert main(["run", str(output), "--out", str(tuned), "--json", "--device", "cpu", "--epochs", "1"]) == 0
     after = load_file(str(tuned / "model.safetensors"))

@@ -33,7 +33,7 @@ import torch
 from dlstudio.core.analysis import Analysis, analyze
 from dlstudio.core.codegen import plan_module
 from dlstudio.core.compiler import build_module
-from dlstudio.core.errors import GraphInvalidError
+from dlstudio.core.errors import GraphInvalidError, printable
 from dlstudio.core.graph import Graph
 from dlstudio.core.io import load_graph, save_graph
 from dlstudio.core.sparsity import node_sparsity, sparse_flops, zero_count
@@ -184,7 +184,7 @@ def prune_command(args: argparse.Namespace) -> int:
     if args.channels is not None and not 0 < args.channels < 1:
         raise UsageError("--channels wants a fraction between 0 and 1, e.g. 0.5")
     if args.sparsity is not None and not 0 <= args.sparsity < 1:
-        raise UsageError(f"{args.graph}: --sparsity wants a share from 0 up to (not including) 1, e.g. 0.5")
+        raise UsageError(f"{printable(args.graph, 300)}: --sparsity wants a share from 0 up to (not including) 1, e.g. 0.5")
     graph = load_graph(args.graph)
     analysis = analyze(graph)
     if not analysis.ok:

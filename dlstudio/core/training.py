@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _Pos = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 _NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -80,6 +80,43 @@ class EarlyStoppingConfig(_Model):
     patience: _PosInt = 5
     min_delta: _NonNeg = 0.0
     mode: Literal["auto", "min", "max"] = "auto"
+
+
+Scope = Literal["layer", "global"]
+
+
+class PruningConfig(_Model):
+    """Gradual magnitude pruning while training (``training.pruning``; Zhu and Gupta, 2017): the
+    share of zero weights rises from 0 at the start of ``start_epoch`` to ``sparsity`` at the end
+    of ``end_epoch`` along ``s * (1 - (1 - progress)^3)`` (fast at first, gently at the end), the
+    smallest-magnitude weights zeroed every ``frequency`` steps and kept at zero after every
+    optimizer step; the epochs after ``end_epoch`` fine-tune at the target. Weights that are zero
+    when the run starts (``dlstudio prune --sparsity`` wrote them) stay zero. Biases and
+    normalisation scales are never pruned."""
+
+    sparsity: float = Field(description="share of the prunable weights that end at zero, from 0 up to "
+                                        "(not including) 1, e.g. 0.5")
+    scope: Scope = Field(default="global", description="global: one magnitude threshold over all prunable "
+                                                       "weights; layer: each layer loses the same share")
+    start_epoch: _PosInt = Field(default=1, description="the first epoch that prunes (counting from 1)")
+    end_epoch: _PosInt | None = Field(
+        default=None, description="the epoch at whose end the target is reached (default: half of the epochs)",
+        json_schema_extra={"unset": "half of the epochs"})
+    frequency: _PosInt | None = Field(
+        default=None, description="optimizer steps between two prunings (default: once an epoch)",
+        json_schema_extra={"unset": "once an epoch"})
+
+    @field_validator("sparsity")
+    @classmethod
+    def _fraction(cls, value: float) -> float:
+        if not 0 <= value < 1:
+            raise ValueError(f"sparsity {value} is not a share from 0 up to 1: use e.g. 0.5 to zero half the weights")
+        return value
+
+
+def pruning_end(settings: PruningConfig, epochs: int) -> int:
+    """The epoch at whose end gradual pruning reaches its target."""
+    return settings.end_epoch if settings.end_epoch is not None else max(1, (epochs + 1) // 2)
 
 
 class DistillationConfig(_Model):
@@ -247,6 +284,8 @@ class TrainingConfig(_Model):
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     grad_clip: _Pos | None = Field(default=None, description="max gradient norm")
     early_stopping: EarlyStoppingConfig | None = None
+    pruning: PruningConfig | None = Field(
+        default=None, description="gradual magnitude pruning while training (saved only when set)")
     deterministic: bool = False
     init_weights: str | None = Field(
         default=None, max_length=4096,

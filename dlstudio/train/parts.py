@@ -19,6 +19,7 @@ from dlstudio.train.components import Objective, Schedule
 from dlstudio.train.data import DataSplit
 from dlstudio.train.distributed import World
 from dlstudio.train.errors import ConfigError
+from dlstudio.train.magnitude import GradualPruning
 from dlstudio.train.metrics import Metrics
 
 
@@ -53,6 +54,8 @@ class Parts:
     schedules: dict[str, Schedule] = field(default_factory=dict)
     #: where the files the training section names start (the graph file's folder)
     base_dir: Path | None = None
+    #: gradual magnitude pruning, when the training section asks for it
+    pruning: GradualPruning | None = None
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:

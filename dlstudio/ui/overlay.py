@@ -270,7 +270,8 @@ class CanvasOverlay(QObject):
             return sparsity_marks({}, weighted, ids, "", self.view.scene_.style)
         key = (weights, self.document.graph, self.document.scope_path, tuple(ids))
         if not _same(self._fractions[0], key):
-            self._fractions = (key, scope_sparsity(self.document.graph, self.document.scope_path, weights.state))
+            self._fractions = (key, scope_sparsity(self.document.analysis, self.document.scope_path,
+                                                          weights.state))
         return sparsity_marks(self._fractions[1], weighted, ids, weights.source, self.view.scene_.style)
 
     def _show_legend(self, marks: dict[str, Mark]) -> None:

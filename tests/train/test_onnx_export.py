@@ -17,7 +17,7 @@ from dlstudio.cli import main
 from dlstudio.core.analysis import analyze
 from dlstudio.core.graph import Graph
 from dlstudio.core.io import load_graph
-from dlstudio.train.exporting import export_onnx, trained_module
+from dlstudio.train.exporting import export_onnx, export_torchscript, trained_module
 from tests.conftest import GRAPHS
 
 
@@ -102,6 +102,21 @@ def test_a_mixture_of_experts_exports_with_its_aux_loss_and_matches_the_sparse_d
     for batch, length in [(1, 1), (3, 7), (2, 40)]:
         x = torch.randn(batch, length, 8, generator=torch.Generator().manual_seed(length))
         assert max(_largest_differences(module, session, x)) <= 1e-5
+
+
+def test_a_mixture_of_experts_traces_to_torchscript_for_any_token_count(tmp_path):
+    """Tracing takes the dense form too, so the trace holds no traced batch's expert counts."""
+    layer = {"type": "MixtureOfExperts", "params": {"num_experts": 3, "top_k": 2, "hidden_dim": 8}}
+    analysis = analyze(_layer_graph(layer, ("output", "aux_loss")))
+    torch.manual_seed(0)
+    module = trained_module(analysis, None).eval()
+    assert export_torchscript(analysis, module, tmp_path / "moe.pt") <= 1e-5
+    loaded = torch.jit.load(str(tmp_path / "moe.pt"))
+    for length in (1, 9, 30):
+        x = torch.randn(2, length, 8, generator=torch.Generator().manual_seed(length))
+        with torch.no_grad():
+            for expected, actual in zip(module(x), loaded(x), strict=True):
+                torch.testing.assert_close(actual, expected, rtol=0, atol=1e-5)
 
 
 @pytest.fixture(scope="module")

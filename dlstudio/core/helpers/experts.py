@@ -27,8 +27,9 @@ class MixtureOfExperts(nn.Module):
     The (token, choice) pairs are sorted by expert, so each expert reads one slice; an
     expert without tokens runs on zero rows, so every weight gets a gradient. Rows move
     by index_copy only (its gradient is a gather), never by a scatter-add. Under
-    torch.export every expert runs on every token instead and each token gathers its
-    top_k outputs, so no size depends on the data (slower, and the same numbers).
+    torch.export or a TorchScript trace every expert runs on every token instead, and
+    each token gathers its top_k outputs: no size depends on the data (slower, the same
+    numbers).
     """
 
     def __init__(
@@ -87,7 +88,7 @@ class MixtureOfExperts(nn.Module):
         self, tokens: torch.Tensor, chosen: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """What sparse returns, with every expert run on every token: no size depends on
-        the routing, so torch.export (and ONNX) can trace it."""
+        the routing, so an export or a trace holds for any input."""
         every = torch.stack([f(tokens) for f in self.experts], dim=1)
         index = chosen.unsqueeze(-1).expand(-1, -1, every.size(-1))
         experts = torch.arange(self.num_experts, device=chosen.device)

@@ -30,8 +30,8 @@ def states(win) -> dict[str, Readiness | None]:
 def test_choosing_a_target_in_the_view_menu_tints_the_nodes_that_do_not_export(window):
     overlay = window.overlay
     assert all(item.overlay is None for item in window.scene.nodes.values())
-    overlay.actions["onnx"].trigger()
-    assert overlay.box.currentText() == "Export readiness: ONNX"
+    overlay.actions["torchscript"].trigger()
+    assert overlay.box.currentText() == "Export readiness: TorchScript"
     found = states(window)
     assert {n for n, s in found.items() if s is Readiness.NOT_READY} == MAMBA
     assert {n for n, s in found.items() if s is Readiness.NOT_APPLICABLE} == {"tokens", "logits"}
@@ -41,7 +41,11 @@ def test_choosing_a_target_in_the_view_menu_tints_the_nodes_that_do_not_export(w
     assert window.scene.nodes["embed"].style.family("Sequence") == style.valid
     legend = overlay.legend
     assert legend.isVisible()
-    assert legend.plain_text().splitlines()[:4] == ["Export readiness: ONNX", "ready (7)", "not ready (2)",
+    assert legend.plain_text().splitlines()[:4] == ["Export readiness: TorchScript", "ready (7)",
+                                                   "not ready (2)", "not applicable (2)"]
+    overlay.actions["onnx"].trigger()  # the scan exports to ONNX at any length
+    assert not {n for n, s in states(window).items() if s is Readiness.NOT_READY}
+    assert legend.plain_text().splitlines()[:4] == ["Export readiness: ONNX", "ready (9)", "not ready (0)",
                                                    "not applicable (2)"]
 
 
@@ -54,14 +58,13 @@ def test_the_tooltip_and_the_inspector_give_the_reason_and_the_fix(window):
     window.view.select_node("mamba1")
     note = window.inspector.page.note
     assert note.isVisible() and note.text() == window.overlay.marks()["mamba1"].tooltip
-    window.overlay.set_mode("int8")
-    assert window.inspector.page.note.text().startswith("int8 export: not ready\n• MambaBlock does not export "
-                                                        "to int8 (int8 starts from the ONNX export)")
-    assert window.scene.nodes["mamba1"].overlay.badge == "not ready for int8"
+    assert window.scene.nodes["mamba1"].overlay.badge == "not ready for TorchScript"
+    window.overlay.set_mode("int8")  # int8 starts from the ONNX export, which the scan has
+    assert states(window)["mamba1"] is Readiness.READY
 
 
 def test_an_edit_that_makes_the_graph_export_turns_the_nodes_ready(window):
-    window.overlay.set_mode("onnx")
+    window.overlay.set_mode("torchscript")
     window.document.set_param("tokens", "shape", [16])
     window.document.reanalyse()
     assert states(window)["mamba1"] is Readiness.READY and states(window)["mamba2"] is Readiness.READY
@@ -74,19 +77,19 @@ def test_an_edit_that_makes_the_graph_export_turns_the_nodes_ready(window):
 def test_a_block_node_is_not_ready_naming_the_inner_node_and_the_opened_block_shows_it(qtbot, tmp_path):
     win = open_window(qtbot, tmp_path)
     assert win.files.open_path(GRAPHS / "mamba_130m.json", ask=False)
-    win.overlay.set_mode("onnx")
+    win.overlay.set_mode("torchscript")
     layers = win.scene.nodes["layers"]
     assert layers.overlay.state is Readiness.NOT_READY
-    assert "• layers.mixer: MambaBlock does not export to onnx" in layers.tooltip_text()
+    assert "• layers.mixer: MambaBlock does not export to torchscript" in layers.tooltip_text()
     win.document.open_block("layers")
     assert states(win)["mixer"] is Readiness.NOT_READY and states(win)["norm"] is Readiness.READY
 
 
 def test_none_takes_every_mark_off_and_the_mode_stays_when_another_graph_opens(window):
-    window.overlay.set_mode("onnx")
-    assert window.files.open_path(GRAPHS / "moe_sequence.json", ask=False)
-    assert window.overlay.box.currentText() == "Export readiness: ONNX"
-    assert {n for n, s in states(window).items() if s is Readiness.NOT_READY} == {"experts"}
+    window.overlay.set_mode("torchscript")
+    assert window.files.open_path(GRAPHS / "mamba_130m.json", ask=False)
+    assert window.overlay.box.currentText() == "Export readiness: TorchScript"
+    assert {n for n, s in states(window).items() if s is Readiness.NOT_READY} == {"layers"}
     window.overlay.box.activated.emit(0)  # the user picks "None" in the combo
     assert window.overlay.actions["none"].isChecked()
     assert all(item.overlay is None and item.style is window.scene.style for item in window.scene.nodes.values())
@@ -145,7 +148,7 @@ def test_sparsity_reads_the_current_runs_weights_when_none_are_loaded(qtbot, tmp
 
 
 def test_a_not_ready_node_is_painted_in_the_error_colour(window, qtbot):
-    window.overlay.set_mode("onnx")
+    window.overlay.set_mode("torchscript")
     view, item = window.view, window.scene.nodes["mamba1"]
     view.set_zoom(1.0)
     view.centerOn(item)
@@ -160,7 +163,7 @@ def test_a_not_ready_node_is_painted_in_the_error_colour(window, qtbot):
 
 
 def test_zoomed_out_the_overview_blocks_take_the_overlay_colours(window):
-    window.overlay.set_mode("onnx")
+    window.overlay.set_mode("torchscript")
     _, blocks, _ = window.scene._overview_shapes()
     assert len(blocks[window.scene.style.error.name()]) == 2
     assert len(blocks[window.scene.style.valid.name()]) == 7

@@ -16,6 +16,7 @@ import torch
 from dlstudio.exits import UsageError
 from dlstudio.interop.builder import Port
 from dlstudio.interop.calls import Unmappable
+from dlstudio.interop.onnx_values import Pending
 
 OnnxConverter = Callable[["OnnxCall"], Sequence[Any]]
 #: Converters by ONNX operator type.
@@ -52,7 +53,11 @@ class OnnxCall:
     absorbed: list[str] = field(default_factory=list)
 
     def port(self, index: int = 0) -> Port:
+        """Input ``index`` as a layer's output, building what was pending for it."""
         value = self.inputs[index] if index < len(self.inputs) else None
+        if isinstance(value, Pending):  # build its layers now
+            value = value.port()
+            self.inputs[index] = value
         if not isinstance(value, Port):
             raise Unmappable(f"input {index} is not computed from the model's inputs")
         return value
@@ -65,7 +70,13 @@ class OnnxCall:
         return value
 
     def shape(self, name: str) -> tuple[Any, ...] | None:
-        return self.walker.shapes.get(name)
+        """The shape of ONNX value ``name``: as DL Studio infers it for a layer's output (the
+        batch is ``N``), else as ONNX shape inference gives it."""
+        return self.walker.shape_of(name)
+
+    def type_of(self, port: Port) -> Any:
+        """DL Studio's type of a layer output (a TensorType), or None when not known."""
+        return self.walker.types.get(port)
 
     @property
     def rank(self) -> int:
@@ -78,6 +89,7 @@ class OnnxCall:
             weights: dict[str, np.ndarray] | None = None) -> Port:
         tensors = {key: torch.from_numpy(np.array(value)) for key, value in (weights or {}).items()}
         node_id = self.walker.builder.add(type_name, self.name, params, inputs, self.name, tensors)
+        self.walker.typed(type_name, node_id, params, inputs)
         return Port(node_id)
 
     def single(self, type_name: str, params: dict[str, Any] | None = None) -> list[Port]:

@@ -10,16 +10,20 @@ Needs the optional ``onnx`` package (``pip install dlstudio[onnx]``).
 
 from __future__ import annotations
 
+import ast
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from dlstudio.core.errors import DLStudioError
+from dlstudio.core.tensor import BATCH, TensorType
+from dlstudio.interop import onnx_attention, onnx_recurrent  # noqa: F401  (they register converters)
 from dlstudio.interop.builder import GraphBuilder, ImportResult, InputSpec, Port
 from dlstudio.interop.calls import Unmappable
 from dlstudio.interop.onnx_calls import ONNX_CONVERTERS, OnnxCall, onnx_package
 from dlstudio.interop.onnx_ops import FOLDABLE
+from dlstudio.interop.onnx_values import Pending, Symbolic, fold, output_types, shape_value
 
 _DTYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16", 6: "int32", 7: "int64", 9: "bool"}
 
@@ -40,10 +44,17 @@ def import_onnx(path: Path, inputs: Sequence[InputSpec] = ()) -> ImportResult:
 
 
 def _module_name(node: Any) -> str:
-    """The PyTorch module path a node came from, as torch.onnx writes scopes
-    (``/layer2/layer2.0/downsample/downsample.0/Conv`` -> ``layer2.0.downsample.0``), else
-    the node's name or its operator type."""
+    """The PyTorch module path a node came from, as torch.onnx writes scopes (in the name
+    ``/layer2/layer2.0/downsample/downsample.0/Conv``, or the dynamo exporter's
+    ``name_scopes`` metadata) -> ``layer2.0.downsample.0``; else the node's name or type."""
     scopes = [part for part in node.name.split("/") if part][:-1]
+    written = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), None)
+    if written is not None:
+        try:
+            named = [str(part) for part in ast.literal_eval(written)]
+        except (ValueError, SyntaxError):
+            named = []
+        scopes = [part for part in named[:-1] if part] or named[-1:]
     if not scopes:
         return node.name or node.op_type
     path, previous = "", ""
@@ -68,11 +79,17 @@ class _OnnxWalker:
         self.consumers = Counter(name for node in self.graph.node for name in node.input)
         self.consumers.update(output.name for output in self.graph.output)
         self.skip: set[str] = set()
+        #: DL Studio's type of each layer output made so far (the batch is ``N``).
+        self.types: dict[Port, TensorType] = {}
+        self.symbols: tuple[str, ...] = ()
+        #: Recurrent nodes made: their module, first input and ONNX state outputs (to stack layers).
+        self.recurrent: dict[str, tuple[str, Port, list[str]]] = {}
 
     def walk(self) -> ImportResult:
         for info in self.graph.input:
             if info.name not in self.values:
                 self.values[info.name] = self._input(info)
+        self.symbols = tuple(sorted({d for t in self.types.values() for d in t.shape if isinstance(d, str)}))
         for node in self.graph.node:
             if node.name and node.name in self.skip:
                 continue
@@ -92,19 +109,68 @@ class _OnnxWalker:
                           else str(d) for i, d in enumerate(dims))[1:]
             dtype = _DTYPES.get(info.type.tensor_type.elem_type, "float32")
             spec = InputSpec(info.name, shape, dtype)
-        return Port(self.builder.add("Input", info.name, {"shape": list(spec.shape), "dtype": spec.dtype}))
+        port = Port(self.builder.add("Input", info.name, {"shape": list(spec.shape), "dtype": spec.dtype}))
+        self.types[port] = TensorType((BATCH, *spec.shape), spec.dtype)
+        return port
+
+    def typed(self, type_name: str, node_id: str, params: dict[str, Any], inputs: Any) -> None:
+        """Note the types DL Studio infers for the outputs of the node just made."""
+        given = {name: self.types.get(port) for port, name in inputs}
+        if all(given.values()):
+            for name, tensor in output_types(type_name, node_id, params, given).items():
+                self.types[Port(node_id, name)] = tensor
+
+    def builder_node(self, node_id: str) -> Any:
+        return next(node for node in self.builder.nodes if node.id == node_id)
+
+    def shape_of(self, name: str) -> tuple[Any, ...] | None:
+        value = self.values.get(name)
+        if isinstance(value, Port) and value in self.types:
+            return self.types[value].shape
+        if isinstance(value, Pending) and value.shape is not None:
+            return value.shape
+        return self.shapes.get(name)
 
     def _visit(self, node: Any) -> None:
         onnx = onnx_package()
         inputs = [self.values.get(name) if name else None for name in node.input]
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         call = OnnxCall(self, node, inputs, attrs, _module_name(node))
-        if not any(isinstance(value, Port) for value in inputs) and node.op_type in FOLDABLE:
-            outputs = FOLDABLE[node.op_type](call)
-        else:
+        outputs = self._fixed(call) if self._foldable(call) else None
+        if outputs is None:
             outputs = self._converted(call)
         for name, value in zip(node.output, outputs, strict=False):
             self.values[name] = value
+
+    def _foldable(self, call: OnnxCall) -> bool:
+        """Whether the node computes only from fixed values and sizes (not a table's rows
+        looked up at positions computed from a size, which is a layer)."""
+        if call.node.op_type == "Shape":
+            return True
+        if any(isinstance(value, Port | Pending) for value in call.inputs):
+            return False
+        return not (call.node.op_type == "Gather" and isinstance(call.inputs[1], Symbolic))
+
+    def _fixed(self, call: OnnxCall) -> list[Any] | None:
+        """The node's outputs evaluated on fixed values and sizes; None when it cannot be."""
+        if call.node.op_type == "Shape":
+            return self._shape(call)
+        if call.node.op_type in FOLDABLE:
+            return FOLDABLE[call.node.op_type](call)
+        try:
+            return fold(call.node, call.inputs)
+        except Unmappable:
+            return None
+
+    def _shape(self, call: OnnxCall) -> list[Any] | None:
+        dims = self.shape_of(call.node.input[0])
+        if dims is None or None in dims:
+            return None
+        start, end = call.attrs.get("start", 0), call.attrs.get("end")
+        try:
+            return [shape_value(tuple(dims)[start:end], self.symbols)]
+        except (KeyError, ValueError, ZeroDivisionError):  # a size named by ONNX only (unk__0)
+            return None
 
     def _converted(self, call: OnnxCall) -> list[Any]:
         """The node's outputs from its converter, or one Unsupported node saying why not."""

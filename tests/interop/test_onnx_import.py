@@ -138,3 +138,75 @@ def test_layer_normalization_gelu_and_log_softmax_map_from_opset_20(tmp_path, ca
     types = [node.type for node in load_graph(graph).nodes]
     assert types == ["Input", "LayerNorm", "Linear", "GELU", "Unsqueeze", "Flatten", "LogSoftmax", "Output"]
     assert_same_outputs(original, compiled(graph, weights), torch.randn(3, 8))
+
+
+def export_sequence_model(model: nn.Module, example: torch.Tensor, path: Path, dynamo: bool) -> str:
+    """Export with a variable batch and length, through either of torch.onnx's exporters."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if dynamo:
+            sizes = {0: torch.export.Dim("batch"), 1: torch.export.Dim("T", max=16)}
+            torch.onnx.export(model.eval(), (example,), str(path), dynamo=True, verbose=False,
+                              input_names=["tokens"], dynamic_shapes=(sizes,))
+        else:
+            torch.onnx.export(model.eval(), (example,), str(path), dynamo=False, input_names=["tokens"],
+                              dynamic_axes={"tokens": {0: "batch", 1: "T"}})
+    return str(path)
+
+
+@pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "torchscript"])
+def test_an_lstm_classifier_round_trips_with_a_variable_length(tmp_path, capsys, dynamo):
+    torch.manual_seed(0)
+    original = models.LSTMClassifier()
+    source = export_sequence_model(original, torch.randint(0, 100, (2, 7)), tmp_path / "model.onnx", dynamo)
+    code, graph, weights = run_import(tmp_path, source)
+    assert code == 0 and "nothing unsupported" in capsys.readouterr().out
+    imported = compiled(graph, weights)
+    for length in (3, 9):
+        assert_same_outputs(original, imported, torch.randint(0, 100, (4, length)))
+    nodes = load_graph(graph).nodes
+    assert [n.type for n in nodes] == ["Input", "Embedding", "LSTM", "SelectIndex", "Linear", "Output"]
+    assert nodes[0].params == {"shape": ["T"], "dtype": "int64"}
+    assert nodes[2].params == {"hidden_size": 24, "num_layers": 2}
+
+
+class GRUTagger(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(30, 8)
+        self.gru = nn.GRU(8, 6, batch_first=True, bidirectional=True)
+        self.fc = nn.Linear(12, 5)
+
+    def forward(self, tokens):
+        out, _ = self.gru(self.embedding(tokens))
+        return self.fc(out)
+
+
+@pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "torchscript"])
+def test_a_bidirectional_gru_round_trips(tmp_path, capsys, dynamo):
+    torch.manual_seed(0)
+    original = GRUTagger()
+    source = export_sequence_model(original, torch.randint(0, 30, (2, 7)), tmp_path / "model.onnx", dynamo)
+    code, graph, weights = run_import(tmp_path, source)
+    assert code == 0 and "nothing unsupported" in capsys.readouterr().out
+    for length in (2, 11):
+        assert_same_outputs(original, compiled(graph, weights), torch.randint(0, 30, (3, length)))
+    gru = next(n for n in load_graph(graph).nodes if n.type == "GRU")
+    assert gru.params == {"hidden_size": 6, "bidirectional": True}
+
+
+@pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "torchscript"])
+def test_a_gpt2_style_transformer_round_trips_with_causal_attention(tmp_path, capsys, dynamo):
+    torch.manual_seed(0)
+    original = models.GPT()
+    source = export_sequence_model(original, torch.randint(0, 50, (2, 7)), tmp_path / "model.onnx", dynamo)
+    code, graph, weights = run_import(tmp_path, source)
+    assert code == 0 and "nothing unsupported" in capsys.readouterr().out
+    imported = compiled(graph, weights)
+    for length in (4, 16):
+        assert_same_outputs(original, imported, torch.randint(0, 50, (2, length)))
+    types = Counter(node.type for node in load_graph(graph).nodes)
+    assert types["ScaledDotProductAttention"] == 2 and types["LearnedPositionalEmbedding"] == 1
+    assert types["LayerNorm"] == 5 and types["Linear"] == 9 and "MatMul" not in types
+    attention = next(n for n in load_graph(graph).nodes if n.type == "ScaledDotProductAttention")
+    assert attention.params["causal"] is True

@@ -4,7 +4,8 @@
 the ``Add`` of a causal mask built from the length (``Trilu``, ``Where``), ``Softmax`` and
 ``MatMul`` by ``v``: the product waits (:class:`~dlstudio.interop.onnx_values.Product`) until
 the mask and softmax show it is attention, then becomes one ScaledDotProductAttention (the
-exporter's scaling of q and k stays as Scale layers before it, so its own scale is 1).
+exporter's scaling of q and k by ``d ** -0.25`` each and its transposing of k, waiting as
+:class:`~dlstudio.interop.onnx_values.Unary` layers, go into it).
 Without a causal mask the product is a plain MatMul. ``wpe(arange(T))`` added to the token
 embeddings becomes a LearnedPositionalEmbedding.
 """
@@ -19,20 +20,20 @@ from dlstudio.core.tensor import Dim
 from dlstudio.interop.builder import Port
 from dlstudio.interop.calls import Unmappable
 from dlstudio.interop.onnx_calls import OnnxCall
-from dlstudio.interop.onnx_values import MaskedScores, Positions, Product, Symbolic, causal
+from dlstudio.interop.onnx_values import MaskedScores, Pending, Positions, Product, Symbolic, Unary, causal
 
 
 def product(call: OnnxCall) -> Product:
     """``a @ b`` of two computed tensors, built as a MatMul unless attention consumes it."""
-    left, right = call.port(0), call.port(1)
+    left, right = call.inputs[0], call.inputs[1]
 
     def build() -> Port:
-        return call.add("MatMul", {}, [(left, "input"), (right, "other")])
+        return call.add("MatMul", {}, [(call.port(0), "input"), (call.port(1), "other")])
 
     return Product(build, _product_shape(call, left, right), left=left, right=right)
 
 
-def _product_shape(call: OnnxCall, left: Port, right: Port) -> tuple[Dim, ...] | None:
+def _product_shape(call: OnnxCall, left: Any, right: Any) -> tuple[Dim, ...] | None:
     a, b = call.type_of(left), call.type_of(right)
     if a is None or b is None or a.rank != b.rank or a.rank < 3:
         return None
@@ -59,13 +60,43 @@ def softmax(call: OnnxCall, value: MaskedScores, axis: int) -> MaskedScores:
 
 
 def attention(call: OnnxCall, weights: MaskedScores) -> Port:
-    """``softmax(q k^T + causal) @ v``: one ScaledDotProductAttention with causal on."""
+    """``softmax(q k^T + causal) @ v``: one ScaledDotProductAttention with causal on, taking
+    in the scaling of q and k and the transposing of k."""
     if not weights.softmax or weights.scores is None:
         raise Unmappable("multiplies masked scores that no softmax normalised")
     scores, value = weights.scores, call.port(1)
-    keys = call.add("Transpose", {"dim0": -2, "dim1": -1}, [(scores.right, "input")])
-    inputs = [(scores.left, "query"), (keys, "key"), (value, "value")]
-    return call.add("ScaledDotProductAttention", {"causal": True, "scale": 1.0}, inputs)
+    query, query_factor = _unscaled(scores.left)
+    keys_t, key_factor = _unscaled(scores.right)
+    query_type = call.type_of(query)
+    inputs = [(_built(query), "query"), (_transposed_back(call, keys_t), "key"), (value, "value")]
+    scale = query_factor * key_factor
+    if query_type is not None and isinstance(query_type.shape[-1], int) and \
+            np.isclose(scale, query_type.shape[-1] ** -0.5, rtol=1e-6, atol=0):
+        return call.add("ScaledDotProductAttention", {"causal": True}, inputs)
+    return call.add("ScaledDotProductAttention", {"causal": True, "scale": float(scale)}, inputs)
+
+
+def _unscaled(value: Any) -> tuple[Any, float]:
+    """``value`` without a pending Scale, and that Scale's factor (1 without one)."""
+    if isinstance(value, Unary) and value.type_name == "Scale":
+        return value.base, float(value.params["factor"])
+    return value, 1.0
+
+
+def _built(value: Any) -> Port:
+    return value.port() if isinstance(value, Pending) else value
+
+
+def _transposed_back(call: OnnxCall, keys_t: Any) -> Port:
+    """k from k^T: the pending Permute that made k^T with its last two dims swapped back
+    (nothing when that is the identity), else a Transpose."""
+    if isinstance(keys_t, Unary) and keys_t.type_name == "Permute":
+        dims = list(keys_t.params["dims"])
+        dims[-2], dims[-1] = dims[-1], dims[-2]
+        if dims == sorted(dims):
+            return _built(keys_t.base)
+        return call.add("Permute", {"dims": dims}, [(_built(keys_t.base), "input")])
+    return call.add("Transpose", {"dim0": -2, "dim1": -1}, [(_built(keys_t), "input")])
 
 
 def positions(call: OnnxCall) -> Positions:

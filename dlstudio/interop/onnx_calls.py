@@ -16,7 +16,7 @@ import torch
 from dlstudio.exits import UsageError
 from dlstudio.interop.builder import Port
 from dlstudio.interop.calls import Unmappable
-from dlstudio.interop.onnx_values import Pending
+from dlstudio.interop.onnx_values import Pending, Unary, output_types
 
 OnnxConverter = Callable[["OnnxCall"], Sequence[Any]]
 #: Converters by ONNX operator type.
@@ -74,9 +74,21 @@ class OnnxCall:
         batch is ``N``), else as ONNX shape inference gives it."""
         return self.walker.shape_of(name)
 
-    def type_of(self, port: Port) -> Any:
-        """DL Studio's type of a layer output (a TensorType), or None when not known."""
-        return self.walker.types.get(port)
+    def type_of(self, value: Any) -> Any:
+        """DL Studio's type (a TensorType) of a layer output or a one-input layer not built
+        yet, or None when not known."""
+        if isinstance(value, Port):
+            return self.walker.types.get(value)
+        return getattr(value, "tensor", None)
+
+    def unary(self, type_name: str, params: dict[str, Any], base: Any) -> Any:
+        """A one-input layer on ``base`` (a port or a value not built yet), built when needed."""
+        def build() -> Port:
+            return self.add(type_name, params, [(base.port() if isinstance(base, Pending) else base, "input")])
+
+        given = self.type_of(base)
+        tensor = given and output_types(type_name, self.name, params, {"input": given}).get("output")
+        return Unary(build, tensor and tensor.shape, base=base, type_name=type_name, params=params, tensor=tensor)
 
     @property
     def rank(self) -> int:

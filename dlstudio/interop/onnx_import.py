@@ -95,11 +95,21 @@ class _OnnxWalker:
                 continue
             self._visit(node)
         for output in self.graph.output:
-            value = self.values.get(output.name)
+            value = self._output_port(output.name)
             if isinstance(value, Port):
                 wanted = output.name if output.name.isidentifier() else "output"
                 self.builder.add("Output", wanted, {}, [(value, "input")])
         return self.builder.finish()
+
+    def _output_port(self, name: str) -> Any:
+        """The model output ``name`` as a port: what was pending for it is built now."""
+        value = self.values.get(name)
+        if not isinstance(value, Pending):
+            return value
+        try:
+            return value.port()
+        except Unmappable as why:
+            return Port(self.builder.add_unsupported(f"ONNX output {name}: {why}", name, name, []))
 
     def _input(self, info: Any) -> Port:
         spec = self.given.get(info.name)

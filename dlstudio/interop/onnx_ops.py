@@ -231,7 +231,8 @@ def _multiply(call: OnnxCall) -> list[Port]:
     if call.node.op_type == "Div" and number == 0:
         raise Unmappable("a division by zero")
     factor = 1.0 / number if call.node.op_type == "Div" else number
-    return [call.add("Scale", {"factor": factor}, [(call.port(1 - fixed[0]), "input")])]
+    base = call.inputs[1 - fixed[0]]
+    return [call.unary("Scale", {"factor": factor}, base if isinstance(base, Pending) else call.port(1 - fixed[0]))]
 
 
 def _activation(type_name: str, **attrs: tuple[str, Any]) -> OnnxConverter:
@@ -330,7 +331,8 @@ def _reshape(call: OnnxCall) -> list[Any]:
     if before is None or None in before:
         raise Unmappable("a reshape of a tensor whose shape is not known")
     if target[0] == -1 and len(target) > 1 and tuple(target[1:]) == tuple(before[len(before) - len(target) + 1:]):
-        return [onnx_recurrent.folded(call, call.port(), len(before) - len(target) + 1)]
+        return [onnx_recurrent.folded(call, value if isinstance(value, Pending) else call.port(),
+                                      len(before) - len(target) + 1)]
     after = _resolved_target(before, target, bool(call.attrs.get("allowzero", 0)))
     if before[0] != after[0]:
         raise Unmappable("changes the batch dimension")
@@ -398,7 +400,8 @@ def _transpose(call: OnnxCall) -> list[Any]:
         return [laid]
     if perm[0] != 0:
         raise Unmappable("moves the batch dimension")
-    return call.single("Permute", {"dims": perm})
+    base = call.inputs[0]
+    return [call.unary("Permute", {"dims": perm}, base if isinstance(base, Pending) else call.port())]
 
 
 def _axes(call: OnnxCall) -> list[int]:

@@ -71,7 +71,7 @@ def reshaped(call: OnnxCall, value: Laid, target: list[Dim]) -> Laid:
     return laid(value.base, "TNC", _type_shape(call, value.base))
 
 
-def folded(call: OnnxCall, port: Port, lead: int) -> Laid:
+def folded(call: OnnxCall, port: Any, lead: int) -> Laid:
     """``port`` reshaped with its first ``lead`` dims (the batch among them) joined into one,
     as the exporter does around a batched product; it must be unfolded before any layer."""
 
@@ -86,11 +86,10 @@ def folded_transpose(call: OnnxCall, value: Laid, perm: list[int]) -> Laid:
     if perm[0] != 0:
         raise Unmappable("reorders the joined batch dimension")
     dims = [*range(value.lead), *(p + value.lead - 1 for p in perm[1:])]
-    port = call.add("Permute", {"dims": dims}, [(value.base, "input")])
-    return folded(call, port, value.lead)
+    return folded(call, call.unary("Permute", {"dims": dims}, value.base), value.lead)
 
 
-def unfolded(call: OnnxCall, value: Laid, target: list[Dim]) -> Port:
+def unfolded(call: OnnxCall, value: Laid, target: list[Dim]) -> Any:
     """A folded tensor reshaped back to its own shape."""
     shape = _type_shape(call, value.base)
     if shape is None or tuple(target) != tuple(shape):
@@ -98,8 +97,8 @@ def unfolded(call: OnnxCall, value: Laid, target: list[Dim]) -> Port:
     return value.base
 
 
-def _type_shape(call: OnnxCall, port: Port) -> tuple[Dim, ...] | None:
-    tensor = call.type_of(port)
+def _type_shape(call: OnnxCall, value: Any) -> tuple[Dim, ...] | None:
+    tensor = call.type_of(value)
     return None if tensor is None else tensor.shape
 
 

@@ -122,11 +122,22 @@ class Pending:
 
 
 @dataclass(eq=False)
+class Unary(Pending):
+    """A one-input layer (a Scale, a Permute) not built yet, so that attention can take the
+    scaling and the transposing of its query and key into itself."""
+
+    base: Port | Pending | None = None
+    type_name: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    tensor: TensorType | None = None
+
+
+@dataclass(eq=False)
 class Product(Pending):
     """``a @ b`` of two computed tensors: attention scores if a causal mask and softmax follow."""
 
-    left: Port | None = None
-    right: Port | None = None
+    left: Port | Pending | None = None
+    right: Port | Pending | None = None
 
 
 @dataclass(eq=False)

@@ -100,11 +100,14 @@ def _transposed_back(call: OnnxCall, keys_t: Any) -> Port:
 
 
 def positions(call: OnnxCall) -> Positions:
-    """A fixed table's rows at ``arange(T)``, T a symbolic length."""
+    """A fixed table's rows at ``arange(T)``, T a symbolic length or one fixed at export."""
     table, indices = call.fixed(0), call.inputs[1]
-    if table is None or table.ndim != 2 or int(call.attrs.get("axis", 0)) != 0 or not isinstance(indices, Symbolic):
+    if table is None or table.ndim != 2 or int(call.attrs.get("axis", 0)) != 0:
         raise Unmappable("a Gather other than looking rows up in a fixed table")
-    length = next((s for s in indices.symbols if indices.follows(lambda sizes, s=s: np.arange(sizes[s]))), None)
+    if isinstance(indices, np.ndarray):  # a length fixed at export
+        length: Dim | None = len(indices) if np.array_equal(indices, np.arange(len(indices))) else None
+    else:
+        length = next((s for s in indices.symbols if indices.follows(lambda sizes, s=s: np.arange(sizes[s]))), None)
     if length is None:
         raise Unmappable("looks a fixed table up at positions other than 0..T-1")
 
@@ -115,9 +118,13 @@ def positions(call: OnnxCall) -> Positions:
 
 
 def positional_add(call: OnnxCall) -> Port | None:
-    """``tokens + table[arange(T)]``: a LearnedPositionalEmbedding; None when the Add is no such."""
+    """``tokens + table[arange(T)]``: a LearnedPositionalEmbedding; None when the Add is no
+    such. Where the exporter folded the lookup (a length fixed at export), the rows it added
+    are the table, ``max_len`` that length."""
     first, second = call.inputs[:2]
-    tokens, rows = (first, second) if isinstance(second, Positions) else (second, first)
+    tokens, rows = (first, second) if isinstance(second, Positions | np.ndarray) else (second, first)
+    if isinstance(rows, np.ndarray) and isinstance(tokens, Port):
+        rows = _folded_positions(call, tokens, rows)
     if not isinstance(rows, Positions) or not isinstance(tokens, Port):
         return None
     shape = call.type_of(tokens)
@@ -128,6 +135,19 @@ def positional_add(call: OnnxCall) -> Port | None:
                                    rows.label, {"weight": _tensor(rows.table)})
     call.walker.typed("LearnedPositionalEmbedding", node, params, [(tokens, "input")])
     return Port(node)
+
+
+def _folded_positions(call: OnnxCall, tokens: Port, rows: np.ndarray) -> Positions | None:
+    """A fixed [T, features] tensor added to a [N, T, features] sequence of fixed length T."""
+    tensor = call.type_of(tokens)
+    table = rows.reshape(rows.shape[-2:]) if rows.ndim == 3 and rows.shape[0] == 1 else rows
+    if tensor is None or table.ndim != 2 or tuple(tensor.shape[1:]) != table.shape or not table.dtype.kind == "f":
+        return None
+
+    def refuse() -> Port:
+        raise Unmappable("unreachable: these rows were added")
+
+    return Positions(refuse, table.shape, table=table, label=call.name)
 
 
 def _tensor(array: np.ndarray) -> Any:

@@ -23,7 +23,8 @@ from dlstudio.interop.builder import GraphBuilder, ImportResult, InputSpec, Port
 from dlstudio.interop.calls import Unmappable
 from dlstudio.interop.onnx_calls import ONNX_CONVERTERS, OnnxCall, onnx_package
 from dlstudio.interop.onnx_ops import FOLDABLE
-from dlstudio.interop.onnx_values import Pending, Symbolic, fold, output_types, shape_value
+from dlstudio.interop.onnx_scopes import Scope, attention_scopes, multihead_attention, set_aside
+from dlstudio.interop.onnx_values import Pending, counting, fold, output_types, shape_value
 
 _DTYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16", 6: "int32", 7: "int64", 9: "bool"}
 
@@ -74,6 +75,7 @@ class _OnnxWalker:
         self.graph = model.graph
         self.values: dict[str, Any] = {init.name: onnx.numpy_helper.to_array(init)
                                        for init in self.graph.initializer}
+        self.initializers = set(self.values)
         self.shapes = {info.name: _dims(info) for info in
                        (*self.graph.input, *self.graph.value_info, *self.graph.output)}
         self.consumers = Counter(name for node in self.graph.node for name in node.input)
@@ -82,8 +84,13 @@ class _OnnxWalker:
         #: DL Studio's type of each layer output made so far (the batch is ``N``).
         self.types: dict[Port, TensorType] = {}
         self.symbols: tuple[str, ...] = ()
+        #: The batch size the model was exported with, where it is fixed (none given as dynamic).
+        self.batch_size: int | None = None
         #: Recurrent nodes made: their module, first input and ONNX state outputs (to stack layers).
         self.recurrent: dict[str, tuple[str, Port, list[str]]] = {}
+        #: Modules imported as one layer (nn.MultiheadAttention), by each of their nodes.
+        self.scopes = {id(node): scope for scope in attention_scopes(self.graph, _module_name).values()
+                       for node in scope.nodes}
 
     def walk(self) -> ImportResult:
         for info in self.graph.input:
@@ -121,6 +128,9 @@ class _OnnxWalker:
             spec = InputSpec(info.name, shape, dtype)
         port = Port(self.builder.add("Input", info.name, {"shape": list(spec.shape), "dtype": spec.dtype}))
         self.types[port] = TensorType((BATCH, *spec.shape), spec.dtype)
+        batch = (self.shapes.get(info.name) or (None,))[0]
+        if isinstance(batch, int) and self.batch_size is None:
+            self.batch_size = batch
         return port
 
     def typed(self, type_name: str, node_id: str, params: dict[str, Any], inputs: Any) -> None:
@@ -147,10 +157,24 @@ class _OnnxWalker:
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         call = OnnxCall(self, node, inputs, attrs, _module_name(node))
         outputs = self._fixed(call) if self._foldable(call) else None
-        if outputs is None:
+        scope = self.scopes.get(id(node))
+        if scope is not None:
+            outputs = outputs or [set_aside() for _ in node.output]
+        elif outputs is None:
             outputs = self._converted(call)
         for name, value in zip(node.output, outputs, strict=False):
             self.values[name] = value
+        if scope is not None and node is scope.nodes[-1]:
+            self.values[scope.output] = self._scope_layer(scope)
+
+    def _scope_layer(self, scope: Scope) -> Port:
+        """The module of ``scope`` as one layer, or one Unsupported node saying why not."""
+        try:
+            return multihead_attention(self, scope)
+        except Unmappable as why:
+            ports = list(dict.fromkeys(v for v in (self.values.get(n) for n in scope.inputs) if isinstance(v, Port)))
+            operation = f"ONNX nn.MultiheadAttention: {why}"
+            return Port(self.builder.add_unsupported(operation, scope.path, scope.path, ports, scope.path))
 
     def _foldable(self, call: OnnxCall) -> bool:
         """Whether the node computes only from fixed values and sizes (not a table's rows
@@ -159,7 +183,8 @@ class _OnnxWalker:
             return True
         if any(isinstance(value, Port | Pending) for value in call.inputs):
             return False
-        return not (call.node.op_type == "Gather" and isinstance(call.inputs[1], Symbolic))
+        return not (call.node.op_type == "Gather" and call.node.input[0] in self.initializers
+                    and counting(call.inputs[1]))
 
     def _fixed(self, call: OnnxCall) -> list[Any] | None:
         """The node's outputs evaluated on fixed values and sizes; None when it cannot be."""

@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from dlstudio.core.tensor import Dim
+from dlstudio.core.tensor import BATCH, Dim
 from dlstudio.interop import onnx_attention, onnx_recurrent
 from dlstudio.interop.builder import Port
 from dlstudio.interop.calls import Unmappable
 from dlstudio.interop.onnx_calls import OnnxCall, OnnxConverter, onnx_package, register
-from dlstudio.interop.onnx_values import Laid, MaskedScores, Pending, Symbolic
+from dlstudio.interop.onnx_values import Laid, MaskedScores, Pending, Symbolic, counting
 from dlstudio.interop.shapes import reshape_layer
 
 # --- fixed values: constants and what is computed from them ---
@@ -181,7 +181,7 @@ def _gather(call: OnnxCall) -> list[Any]:
     """Rows of a fixed table (an Embedding, or learned positions), or one index of a tensor."""
     data, axis = call.inputs[0], int(call.attrs.get("axis", 0))
     if isinstance(data, np.ndarray):
-        return [onnx_attention.positions(call) if isinstance(call.inputs[1], Symbolic) else _embedding(call)]
+        return [onnx_attention.positions(call) if counting(call.inputs[1]) else _embedding(call)]
     index = call.fixed(1)
     if index is None:
         raise Unmappable("a Gather at computed indices")
@@ -346,10 +346,17 @@ def _reshape(call: OnnxCall) -> list[Any]:
 
 
 def _target(call: OnnxCall) -> list[Dim] | None:
+    """The Reshape's target sizes; the batch size a model was exported with stands for the batch."""
     value = call.inputs[1] if len(call.inputs) > 1 else None
     if isinstance(value, np.ndarray):
-        return [int(d) for d in value.reshape(-1)]
-    return value.dims() if isinstance(value, Symbolic) else None
+        dims: list[Dim] = [int(d) for d in value.reshape(-1)]
+    elif isinstance(value, Symbolic):
+        dims = value.dims()
+    else:
+        return None
+    if dims and dims[0] == call.walker.batch_size:
+        dims[0] = BATCH
+    return dims
 
 
 def _reshape_laid(call: OnnxCall, value: Laid, target: list[Dim] | None) -> Any:

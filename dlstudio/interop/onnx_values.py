@@ -97,11 +97,26 @@ def _settled(samples: tuple[np.ndarray, ...], symbols: tuple[str, ...]) -> Symbo
 def _evaluate(node: Any, inputs: Sequence[Any]) -> list[np.ndarray]:
     from onnx.reference import ReferenceEvaluator  # (the importer has checked onnx is installed)
 
+    if node.op_type == "Expand" and _uniform(inputs[0]):
+        return [_filled(inputs[0], [int(d) for d in inputs[1]])]
     feeds = {name: value for name, value in zip(node.input, inputs, strict=False) if name}
     try:
         return [np.asarray(out) for out in ReferenceEvaluator(node).run(None, feeds)]
     except Exception as error:  # noqa: BLE001  (the reference runtime raises many kinds)
         raise Unmappable(f"could not evaluate it on fixed values ({type(error).__name__})") from error
+
+
+def _uniform(value: Any) -> bool:
+    return isinstance(value, np.ndarray) and value.size > 0 and bool(np.all(value == value.flat[0]))
+
+
+def _filled(value: np.ndarray, sizes: list[int]) -> np.ndarray:
+    """A one-valued tensor expanded to ``sizes``: where a size was fixed at export (a batch of
+    zeros for the initial state), the size asked for wins."""
+    rank = max(value.ndim, len(sizes))
+    own = [1] * (rank - value.ndim) + list(value.shape)
+    asked = [1] * (rank - len(sizes)) + sizes
+    return np.full([a if a != 1 else o for o, a in zip(own, asked, strict=True)], value.flat[0], value.dtype)
 
 
 # --- values that wait for their consumer ---
@@ -168,12 +183,19 @@ class Positions(Pending):
     label: str = ""
 
 
+def counting(value: Any) -> bool:
+    """Whether ``value`` may be the positions 0, 1, ..., T-1: computed from the sizes, or
+    fixed at export as exactly those."""
+    if isinstance(value, Symbolic):
+        return value.samples[0].ndim == 1
+    return isinstance(value, np.ndarray) and value.ndim == 1 and np.array_equal(value, np.arange(len(value)))
+
+
 def causal(value: Any) -> bool:
-    """Whether ``value`` is an additive causal mask over [T, T]: 0 on and below the diagonal,
-    -inf (or the most negative float) above."""
-    if not isinstance(value, Symbolic) or value.samples[0].ndim != 2:
-        return False
-    return all(_is_causal(sample) for sample in value.samples)
+    """Whether ``value`` (symbolic, or fixed where the length was) is an additive causal mask
+    over [T, T]: 0 on and below the diagonal, -inf (or the most negative float) above."""
+    samples = value.samples if isinstance(value, Symbolic) else (value,) if isinstance(value, np.ndarray) else ()
+    return bool(samples) and all(sample.ndim == 2 and _is_causal(sample) for sample in samples)
 
 
 def _is_causal(sample: np.ndarray) -> bool:

@@ -20,7 +20,14 @@ from dlstudio.core.tensor import Dim
 from dlstudio.interop.builder import Port
 from dlstudio.interop.calls import Unmappable
 from dlstudio.interop.onnx_calls import OnnxCall
-from dlstudio.interop.onnx_values import MaskedScores, Pending, Positions, Product, Symbolic, Unary, causal
+from dlstudio.interop.onnx_values import (
+    MaskedScores,
+    Pending,
+    Positions,
+    Product,
+    Unary,
+    causal,
+)
 
 
 def product(call: OnnxCall) -> Product:

@@ -1,10 +1,15 @@
 """Import an ONNX file: one converter per operator type, initialisers as the layers' weights.
 
-Shapes come from ONNX shape inference. A value is a :class:`~dlstudio.interop.builder.Port`
-when computed from the inputs, or a numpy array when fixed (an initialiser, a ``Constant``);
-a converter consumes the fixed ones as weights or attributes. A ``MatMul`` by a fixed matrix
-followed by the ``Add`` of a fixed vector becomes one Linear. Operators without a converter,
-or with attributes no layer models, become ``Unsupported`` nodes naming the ONNX node.
+A value is a :class:`~dlstudio.interop.builder.Port` when a layer computes it, a numpy array
+when fixed (an initialiser, a ``Constant``), a :class:`~dlstudio.interop.onnx_values.Symbolic`
+value when computed from the input's sizes, or a value waiting for its consumer
+(:class:`~dlstudio.interop.onnx_values.Pending`: a time-major view, attention scores). Nodes
+on fixed values and sizes are evaluated (so ``Shape``..``Reshape`` chains, causal masks and
+zero states need no layer, and a length exported as dynamic stays symbolic); the others go to
+their converter, which sees the shapes DL Studio infers for the layers made so far. A
+``MatMul`` by a fixed matrix followed by the ``Add`` of a fixed vector becomes one Linear; an
+``nn.MultiheadAttention`` (:mod:`dlstudio.interop.onnx_scopes`) one layer. Operators without a
+converter, or with attributes no layer models, become ``Unsupported`` nodes naming the ONNX node.
 Needs the optional ``onnx`` package (``pip install dlstudio[onnx]``).
 """
 
@@ -86,8 +91,8 @@ class _OnnxWalker:
         self.symbols: tuple[str, ...] = ()
         #: The batch size the model was exported with, where it is fixed (none given as dynamic).
         self.batch_size: int | None = None
-        #: Recurrent nodes made: their module, first input and ONNX state outputs (to stack layers).
-        self.recurrent: dict[str, tuple[str, Port, list[str]]] = {}
+        #: Recurrent nodes made, by node id (another layer of their module may stack onto them).
+        self.recurrent: dict[str, Any] = {}
         #: Modules imported as one layer (nn.MultiheadAttention), by each of their nodes.
         self.scopes = {id(node): scope for scope in attention_scopes(self.graph, _module_name).values()
                        for node in scope.nodes}

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from dlstudio.core.tensor import BATCH, Dim
-from dlstudio.interop import onnx_attention, onnx_recurrent
+from dlstudio.interop import onnx_attention, onnx_views
 from dlstudio.interop.builder import Port
 from dlstudio.interop.calls import Unmappable
 from dlstudio.interop.onnx_calls import OnnxCall, OnnxConverter, onnx_package, register
@@ -187,7 +187,7 @@ def _gather(call: OnnxCall) -> list[Any]:
         raise Unmappable("a Gather at computed indices")
     if axis < 0:
         axis += call.rank
-    return [onnx_recurrent.select(call, data if isinstance(data, Laid) else call.port(), axis, index)]
+    return [onnx_views.select(call, data if isinstance(data, Laid) else call.port(), axis, index)]
 
 
 def _embedding(call: OnnxCall) -> Port:
@@ -331,7 +331,7 @@ def _reshape(call: OnnxCall) -> list[Any]:
     if before is None or None in before:
         raise Unmappable("a reshape of a tensor whose shape is not known")
     if target[0] == -1 and len(target) > 1 and tuple(target[1:]) == tuple(before[len(before) - len(target) + 1:]):
-        return [onnx_recurrent.folded(call, value if isinstance(value, Pending) else call.port(),
+        return [onnx_views.folded(call, value if isinstance(value, Pending) else call.port(),
                                       len(before) - len(target) + 1)]
     after = _resolved_target(before, target, bool(call.attrs.get("allowzero", 0)))
     if before[0] != after[0]:
@@ -363,8 +363,8 @@ def _reshape_laid(call: OnnxCall, value: Laid, target: list[Dim] | None) -> Any:
     if target is None:
         raise Unmappable("a reshape to sizes that could not be evaluated")
     if value.layout == "folded":
-        return onnx_recurrent.unfolded(call, value, target)
-    return onnx_recurrent.reshaped(call, value, target)
+        return onnx_views.unfolded(call, value, target)
+    return onnx_views.reshaped(call, value, target)
 
 
 def _resolved_target(before: Sequence[Dim], target: list[Dim], allowzero: bool) -> tuple[Dim, ...]:
@@ -401,8 +401,8 @@ def _reshape_inferred(call: OnnxCall) -> list[Port]:
 def _transpose(call: OnnxCall) -> list[Any]:
     perm = [int(p) for p in call.attrs.get("perm", range(call.rank - 1, -1, -1))]
     if isinstance(call.inputs[0], Laid) and call.inputs[0].layout == "folded":
-        return [onnx_recurrent.folded_transpose(call, call.inputs[0], perm)]
-    laid = onnx_recurrent.transposed(call, perm)
+        return [onnx_views.folded_transpose(call, call.inputs[0], perm)]
+    laid = onnx_views.transposed(call, perm)
     if laid is not None:
         return [laid]
     if perm[0] != 0:
@@ -424,7 +424,7 @@ def _axes(call: OnnxCall) -> list[int]:
 def _squeeze(call: OnnxCall) -> list[Any]:
     axes = _axes(call)
     if isinstance(call.inputs[0], Laid) and call.node.op_type == "Squeeze":
-        return [onnx_recurrent.squeezed(call, call.inputs[0], axes)]
+        return [onnx_views.squeezed(call, call.inputs[0], axes)]
     if call.node.op_type == "Unsqueeze":
         if len(axes) != 1:
             raise Unmappable("unsqueezes several dims")

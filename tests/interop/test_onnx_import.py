@@ -247,6 +247,7 @@ class SelfAttention(nn.Module):
         return self.attn(x, x, x, attn_mask=self.mask, need_weights=False)[0]
 
 
+@pytest.mark.filterwarnings("ignore")  # the TorchScript exporter's tracer warnings on nn.MultiheadAttention
 def test_multihead_attention_without_a_mask_and_with_one_no_layer_takes(tmp_path, capsys):
     torch.manual_seed(0)
     original = SelfAttention()

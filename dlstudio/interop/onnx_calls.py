@@ -45,7 +45,7 @@ def register(*op_types: str) -> Callable[[OnnxConverter], OnnxConverter]:
 class OnnxCall:
     """One ONNX node: its inputs (ports or arrays), attributes and the inferred shapes."""
 
-    walker: Any  # the importer's walker: values, shapes, builder, graph, consumers, skip
+    walker: Any  # the importer's walker: values, types, builder, graph, consumers, shares
     node: Any
     inputs: list[Any]
     attrs: dict[str, Any]
@@ -102,6 +102,7 @@ class OnnxCall:
         tensors = {key: torch.from_numpy(np.array(value)) for key, value in (weights or {}).items()}
         node_id = self.walker.builder.add(type_name, self.name, params, inputs, self.name, tensors)
         self.walker.typed(type_name, node_id, params, inputs)
+        self.walker.shares.tie(self.walker.builder_node(node_id), weights or {})
         return Port(node_id)
 
     def single(self, type_name: str, params: dict[str, Any] | None = None) -> list[Port]:

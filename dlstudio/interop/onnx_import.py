@@ -23,13 +23,20 @@ from typing import Any
 
 from dlstudio.core.errors import DLStudioError
 from dlstudio.core.tensor import BATCH, TensorType
-from dlstudio.interop import onnx_attention, onnx_recurrent  # noqa: F401  (they register converters)
+from dlstudio.interop import onnx_recurrent  # noqa: F401  (registers the LSTM and GRU converters)
 from dlstudio.interop.builder import GraphBuilder, ImportResult, InputSpec, Port
 from dlstudio.interop.calls import Unmappable
 from dlstudio.interop.onnx_calls import ONNX_CONVERTERS, OnnxCall, onnx_package
 from dlstudio.interop.onnx_ops import FOLDABLE
 from dlstudio.interop.onnx_scopes import Scope, attention_scopes, multihead_attention, set_aside
-from dlstudio.interop.onnx_values import Pending, counting, fold, output_types, shape_value
+from dlstudio.interop.onnx_values import (
+    Pending,
+    SharedWeights,
+    counting,
+    fold,
+    output_types,
+    shape_value,
+)
 
 _DTYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16", 6: "int32", 7: "int64", 9: "bool"}
 
@@ -91,6 +98,7 @@ class _OnnxWalker:
         self.symbols: tuple[str, ...] = ()
         #: The batch size the model was exported with, where it is fixed (none given as dynamic).
         self.batch_size: int | None = None
+        self.shares = SharedWeights()
         #: Recurrent nodes made, by node id (another layer of their module may stack onto them).
         self.recurrent: dict[str, Any] = {}
         #: Modules imported as one layer (nn.MultiheadAttention), by each of their nodes.

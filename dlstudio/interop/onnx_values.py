@@ -217,3 +217,34 @@ def output_types(type_name: str, node_id: str, params: dict[str, Any],
     except (ShapeError, ParamProblem, KeyError):
         return {}
     return produced if isinstance(produced, dict) else {spec.outputs[0]: produced}
+
+
+@dataclass
+class SharedWeights:
+    """Weights seen so far, by content: a tied model's second use of a matrix (GPT-2's head,
+    the token table transposed) is written out as a copy, so the copy ties to the first."""
+
+    _seen: dict[tuple[Any, ...], str] = field(default_factory=dict)
+
+    def tie(self, node: Any, weights: dict[str, np.ndarray]) -> None:
+        """Tie ``node``'s matrices that equal (or transpose) one seen before; note the others."""
+        if BUILTINS[node.type].weights is None or node.tie:
+            return
+        ties = {}
+        for key, array in weights.items():
+            if array.ndim < 2 or np.all(array == array.flat[0]):  # a constant one proves nothing
+                continue
+            reference = self._seen.get(_content(array))
+            if reference is not None:
+                ties[key] = reference
+            else:
+                self._seen[_content(array)] = f"{node.id}.{key}"
+                if array.ndim == 2:
+                    self._seen.setdefault(_content(array.T), f"{node.id}.{key}.T")
+        node.tie = ties or None
+
+
+def _content(array: np.ndarray) -> tuple[Any, ...]:
+    import hashlib
+
+    return array.shape, array.dtype.str, hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()

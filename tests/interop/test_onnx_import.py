@@ -217,6 +217,21 @@ def test_a_gpt2_style_transformer_round_trips_with_causal_attention(tmp_path, ca
             {"num_heads": 4, "need_weights": False, "causal": True}] * 2
 
 
+def test_a_tied_head_ties_again_on_import(tmp_path, capsys):
+    """Both exporters write a tied head as a second copy of the token table; the copy ties
+    to the Embedding, so the parameter count is the original's."""
+    torch.manual_seed(0)
+    original = models.GPT()
+    original.lm_head.weight = original.wte.weight
+    source = export_sequence_model(original, torch.randint(0, 50, (2, 7)), tmp_path / "model.onnx", dynamo=False)
+    code, graph, weights = run_import(tmp_path, source)
+    assert code == 0 and "nothing unsupported" in capsys.readouterr().out
+    imported = compiled(graph, weights)
+    assert_same_outputs(original, imported, torch.randint(0, 50, (3, 9)))
+    assert imported.lm_head.weight is imported.wte.weight
+    assert load_graph(graph).node("lm_head").tie == {"weight": "wte.weight"}
+
+
 @pytest.mark.parametrize(("name", "dynamo"), [("lstm", False), ("mha", True)], ids=["lstm-torchscript", "mha-dynamo"])
 def test_a_model_exported_with_fixed_sizes_imports_for_any_batch(tmp_path, capsys, name, dynamo):
     """Without dynamic axes the batch size is written into the reshapes and initial states;

@@ -330,9 +330,9 @@ def _reshape(call: OnnxCall) -> list[Any]:
     before = call.shape(call.node.input[0])
     if before is None or None in before:
         raise Unmappable("a reshape of a tensor whose shape is not known")
-    if target[0] == -1 and len(target) > 1 and tuple(target[1:]) == tuple(before[len(before) - len(target) + 1:]):
-        return [onnx_views.folded(call, value if isinstance(value, Pending) else call.port(),
-                                      len(before) - len(target) + 1)]
+    lead = len(before) - len(target) + 1  # dims joined into the first, where the rest are kept
+    if target[0] == -1 and lead > 1 and len(target) > 1 and tuple(target[1:]) == tuple(before[lead:]):
+        return [onnx_views.folded(call, value if isinstance(value, Pending) else call.port(), lead)]
     after = _resolved_target(before, target, bool(call.attrs.get("allowzero", 0)))
     if before[0] != after[0]:
         raise Unmappable("changes the batch dimension")

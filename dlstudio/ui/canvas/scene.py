@@ -32,6 +32,10 @@ CHANNEL_GAP = 30.0
 ROUTE_LIMIT = 32
 #: Margin added around the items when the scene rect grows.
 ROOM = 4000.0
+#: Depth of the scene index's tree. Qt picks log2 of the item count (16 for 16k nodes and their
+#: edges: 65536 leaves), and files an edge in every leaf it crosses, so one node feeding
+#: thousands across the graph took a second and a half to index; 4096 leaves take a tenth.
+INDEX_DEPTH = 12
 NO_BRUSH = QBrush(Qt.BrushStyle.NoBrush)
 
 
@@ -59,7 +63,7 @@ class GraphScene(QGraphicsScene):
         self._rebuilt_with: Analysis | None = None  # the analysis the last rebuild showed
         self.overview = False
         self._overview: Any = None
-        self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.BspTreeIndex)
+        self._index_items()
         document.node_added.connect(self._node_added)
         document.node_removed.connect(self._node_removed)
         document.node_changed.connect(self._refresh_node)
@@ -113,10 +117,14 @@ class GraphScene(QGraphicsScene):
                 self._place_edge(edge, grow=False)
         finally:
             self._building = self._syncing = False
-            self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.BspTreeIndex)  # indexed once, as placed
+            self._index_items()  # indexed once, as placed
         self._rebuilt_with = analysis
         self.setSceneRect(self._nodes_rect().adjusted(-ROOM, -ROOM, ROOM, ROOM))
         self.overview_dirty()
+
+    def _index_items(self) -> None:
+        self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.BspTreeIndex)
+        self.setBspTreeDepth(INDEX_DEPTH)
 
     def _nodes_rect(self) -> QRectF:
         """The rectangle around every node (the edges keep within :data:`ROOM` of it), found

@@ -9,6 +9,7 @@ keeps them and undoing everything returns to this laid-out state.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import Any
 
 from PySide6.QtCore import QLineF, QPointF, QRectF, QSizeF, Qt, QTimer
@@ -30,6 +31,9 @@ NO_PEN = QPen(Qt.PenStyle.NoPen)
 CHANNEL_GAP = 30.0
 #: The most nodes an edge is routed around; past it the edge is drawn straight (see ``grid``).
 ROUTE_LIMIT = 32
+#: The most edges a node's move routes again (those whose way it leaves or enters); past it,
+#: only its own edges follow.
+REROUTE_LIMIT = 64
 #: Margin added around the items when the scene rect grows.
 ROOM = 4000.0
 #: Depth of the scene index's tree. Qt picks log2 of the item count (16 for 16k nodes and their
@@ -58,6 +62,7 @@ class GraphScene(QGraphicsScene):
         self._edges_of: dict[str, set[EdgeKey]] = {}
         self._node_obj: dict[str, Node] = {}  # the document's node objects, by id
         self._grid: RectGrid[NodeItem] = RectGrid()  # where the nodes are, for routing edges
+        self._ways: RectGrid[EdgeItem] = RectGrid()  # where the nodes decide an edge's route
         self._syncing = False
         self._building = False
         self._rebuilt_with: Analysis | None = None  # the analysis the last rebuild showed
@@ -94,6 +99,7 @@ class GraphScene(QGraphicsScene):
         self.edges.clear()
         self._edges_of.clear()
         self._grid.clear()
+        self._ways.clear()
         self._node_obj = {node.id: node for node in self.document.scope.nodes}
         analysis = self.document.scope_analysis
         self._building = True
@@ -185,8 +191,10 @@ class GraphScene(QGraphicsScene):
         item = self.nodes.pop(node_id, None)
         self._node_obj.pop(node_id, None)
         if item is not None:
+            rect = self._grid.rect_of(item)
             self._grid.remove(item)
             self._remove(item)
+            self._reroute_across(rect)
         self.overview_dirty()
 
     def _node_moved(self, node_id: str) -> None:
@@ -238,6 +246,7 @@ class GraphScene(QGraphicsScene):
         item = self.edges.pop(key, None)
         if item is None:
             return
+        self._ways.remove(item)
         for end in key:
             node_id = split_end(end)[0]
             self._edges_of.get(node_id, set()).discard(key)
@@ -327,7 +336,13 @@ class GraphScene(QGraphicsScene):
         if source and target:
             start = source[0].port_scene_pos(source[1], False)
             end = target[0].port_scene_pos(target[1], True)
-            item.set_ends(start, end, self._channel(start, end, {source[0], target[0]}))
+            channel = self._channel(start, end, {source[0], target[0]})
+            item.set_ends(start, end, channel)
+            way = _way(start, end, channel)
+            if way is not None and self._ways.covers_few_cells(way):
+                self._ways.place(item, way)
+            else:
+                self._ways.remove(item)
             if grow and not self._building:
                 self._make_room(item)
 
@@ -391,17 +406,34 @@ class GraphScene(QGraphicsScene):
         item.set_label(str(tensor) if tensor is not None else "", (target[0].node_id, target[1]) in bad_ports)
 
     def node_item_moved(self, node_id: str) -> None:
-        """An item moved (dragged, or following the document): its edges follow."""
+        """An item moved (dragged, or following the document): its edges follow, and so do the
+        edges whose way it left or entered (routed around it, or straight again)."""
         self.overview_dirty()
         if self._building:  # every edge is placed at the end of the rebuild
             return
-        if node_id in self.nodes:
-            self._grid.place(self.nodes[node_id], _node_rect(self.nodes[node_id]))
-            self._make_room(self.nodes[node_id])
-        for key in self._edges_of.get(node_id, ()):
+        node = self.nodes.get(node_id)
+        before = None if node is None else self._grid.rect_of(node)
+        if node is not None:
+            self._grid.place(node, _node_rect(node))
+            self._make_room(node)
+        own = self._edges_of.get(node_id, set())
+        for key in own:
             item = self.edges.get(key)
             if item is not None:
                 self._place_edge(item)
+        if node is not None:
+            self._reroute_across(before, self._grid.rect_of(node), placed=own)
+
+    def _reroute_across(self, *rects: Rect | None, placed: Container[EdgeKey] = ()) -> None:
+        """Place again the edges whose way crosses any of ``rects`` (none when more than
+        :data:`REROUTE_LIMIT` do), except those already ``placed``."""
+        found: dict[EdgeItem, None] = {}
+        for rect in rects:
+            for item in (self._ways.crossing(rect, REROUTE_LIMIT) or []) if rect is not None else []:
+                if item.key not in placed:
+                    found[item] = None
+        for item in found:
+            self._place_edge(item)
 
     def snap(self, position: QPointF) -> QPointF:
         if self._syncing or not self.snapping:
@@ -504,6 +536,18 @@ def _node_rect(item: NodeItem) -> Rect:
     margin = st.PORT_RADIUS + 3
     x, y = item.x(), item.y()
     return x - margin, y, x + item.width + margin, y + item.height
+
+
+def _way(start: QPointF, end: QPointF, channel: float | None) -> Rect | None:
+    """Where a node changes the route of an edge from ``start`` to ``end`` now running at
+    ``channel``: the band between its ends (to the channel, when it has one) that
+    :meth:`GraphScene._channel` asks about; None for an edge too short to be routed."""
+    if end.x() < start.x() and end.y() > start.y() + 2 * CHANNEL_GAP:  # back to the next row
+        return end.x(), start.y(), start.x(), end.y()
+    if end.x() - start.x() < 8 * CORNER:
+        return None
+    ys = (start.y(), end.y()) if channel is None else (start.y(), end.y(), channel)
+    return start.x() + CORNER, min(ys) - 8, end.x() - CORNER, max(ys) + 8
 
 
 def _bad_ports(analysis: Analysis) -> set[tuple[str, str | None]]:

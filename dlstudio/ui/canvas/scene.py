@@ -92,8 +92,9 @@ class GraphScene(QGraphicsScene):
     def rebuild(self) -> None:
         """Recreate every item from the document (on open, and when the graph is replaced).
 
-        Each item is made, sized and placed once, with the scene's index off while they are
-        added, and each edge is routed once at the end: the cost grows with nodes + edges."""
+        Each item is made, sized and placed once, and each edge routed once, before the items
+        join the scene (with its index off; it is built once, on the first paint): the cost
+        grows with nodes + edges."""
         self.clear()
         self.nodes.clear()
         self.edges.clear()
@@ -121,6 +122,8 @@ class GraphScene(QGraphicsScene):
                 self._grid.place(item, _node_rect(item))
             for edge in self.edges.values():
                 self._place_edge(edge, grow=False)
+            for item in [*self.nodes.values(), *self.edges.values()]:
+                self.addItem(item)
         finally:
             self._building = self._syncing = False
             self._index_items()  # indexed once, as placed
@@ -173,8 +176,8 @@ class GraphScene(QGraphicsScene):
             item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents)
         self.nodes[node_id] = item
         self._edges_of.setdefault(node_id, set())
-        self.addItem(item)
-        if not self._building:
+        if not self._building:  # else added once placed
+            self.addItem(item)
             self._refresh_node(node_id)
         return item
 
@@ -234,9 +237,9 @@ class GraphScene(QGraphicsScene):
         self.edges[key] = item
         self._edges_of[source].add(key)
         self._edges_of[target].add(key)
-        self.addItem(item)
-        if self._building:  # placed and labelled once the nodes are
+        if self._building:  # placed, labelled and added once the nodes are
             return
+        self.addItem(item)
         self._refresh_later(source, target)
         self._place_edge(item)
         self._label_edge(item, self.document.scope_analysis)
@@ -336,7 +339,7 @@ class GraphScene(QGraphicsScene):
         if source and target:
             start = source[0].port_scene_pos(source[1], False)
             end = target[0].port_scene_pos(target[1], True)
-            channel = self._channel(start, end, {source[0], target[0]})
+            channel = self._channel(start, end, source[0], target[0])
             item.set_ends(start, end, channel)
             way = _way(start, end, channel)
             if way is not None and self._ways.covers_few_cells(way):
@@ -346,13 +349,14 @@ class GraphScene(QGraphicsScene):
             if grow and not self._building:
                 self._make_room(item)
 
-    def _channel(self, start: QPointF, end: QPointF, ends: set[NodeItem]) -> float | None:
+    def _channel(self, start: QPointF, end: QPointF, source: NodeItem, target: NodeItem) -> float | None:
         """The height a long edge should run at to pass below (or above) the nodes in its way,
         or None when the direct curve is clear."""
         if self._building:
             return None
+        ends = {source, target}
         if end.x() < start.x() and end.y() > start.y() + 2 * CHANNEL_GAP:
-            return self._return_channel(start, end, ends)
+            return self._return_channel(start, end, target, ends)
         if end.x() - start.x() < 8 * CORNER:
             return None
         low, high = min(start.y(), end.y()), max(start.y(), end.y())
@@ -373,10 +377,10 @@ class GraphScene(QGraphicsScene):
                        else min(i.y() for i in more) - CHANNEL_GAP)
         return channel
 
-    def _return_channel(self, start: QPointF, end: QPointF, ends: set[NodeItem]) -> float | None:
+    def _return_channel(self, start: QPointF, end: QPointF, target: NodeItem,
+                        ends: set[NodeItem]) -> float | None:
         """The height at which an edge back to the left (to the next row of a wrapped layout)
         crosses: just above the target's row, clear of nodes; None when there is no room."""
-        target = min(ends, key=lambda item: abs(item.x() - end.x()))
         channel = target.y() - CHANNEL_GAP
         for _ in range(4):
             more = self._blocking(end.x() - CORNER, start.x() + CORNER, channel - 8, channel + 8, ends)

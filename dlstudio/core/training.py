@@ -555,6 +555,8 @@ class ShakespeareArgs(_Args):
 #: The bundled text (dlstudio/resources/shakespeare.txt): Hamlet, Macbeth and Julius Caesar from
 #: Project Gutenberg (public domain), 393,594 characters of which this many are distinct.
 SHAKESPEARE_CHARACTERS = 70
+#: Datasets read from the user's files (every one needs a path); the others ship or are made here.
+FILE_DATASETS = ("csv", "parquet", "hf_dataset", "npz", "image_folder", "image_csv", "text")
 #: Datasets of image files, decoded lazily batch by batch (augmentations apply to these).
 IMAGE_FILE_DATASETS = ("image_folder", "image_csv")
 #: Datasets that are one text, which the language_model task reads whole.

@@ -7,7 +7,13 @@ import pytest
 from dlstudio import analyze
 from dlstudio.core.errors import GraphFileError
 from dlstudio.core.io import graph_to_json, load_graph
-from dlstudio.core.training import DATASETS, TrainingConfig, dataset_fields, resolve_training
+from dlstudio.core.training import (
+    DATASETS,
+    FILE_DATASETS,
+    TrainingConfig,
+    dataset_fields,
+    resolve_training,
+)
 from tests.train.helpers import graph_of, mlp
 
 
@@ -117,7 +123,11 @@ def test_resolution_writes_every_default_out():
     assert resolved.metrics == ["accuracy"]
 
 
-@pytest.mark.parametrize("name", [n for n in DATASETS if n not in ("csv", "npz", "image_folder", "image_csv", "text")])
+@pytest.mark.parametrize("name", [n for n in DATASETS if n not in FILE_DATASETS])
 def test_every_builtin_dataset_declares_its_fields(name):
     fields = dataset_fields(TrainingConfig.model_validate({"dataset": {"name": name}}).dataset)
     assert set(fields) == {"x", "y"}
+
+
+def test_the_file_datasets_are_those_that_read_a_path():
+    assert set(FILE_DATASETS) == {n for n, decl in DATASETS.items() if "path" in decl.args.model_fields}

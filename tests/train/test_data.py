@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from dlstudio.core.training import DATASETS, DatasetConfig, dataset_fields
+from dlstudio.core.training import DATASETS, FILE_DATASETS, DatasetConfig, dataset_fields
 from dlstudio.train.data import field_infos, load_arrays, load_data
 from dlstudio.train.data.arrays import split_indices
 from dlstudio.train.errors import DataError
 
-BUILTIN = [n for n in DATASETS if n not in ("csv", "parquet", "hf_dataset", "npz", "image_folder", "image_csv", "text")]
+BUILTIN = [n for n in DATASETS if n not in FILE_DATASETS]
 SMALL = {"moons": {"samples": 100}, "spirals": {"samples": 90}, "timeseries": {"samples": 50},
          "copy": {"samples": 40}, "reverse": {"samples": 40}}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -20,6 +20,9 @@ from dlstudio.train.data import DataSplit
 from dlstudio.train.distributed import World
 from dlstudio.train.errors import ConfigError
 from dlstudio.train.metrics import Metrics
+
+if TYPE_CHECKING:
+    from dlstudio.train.qat import QuantizationAware
 
 
 @dataclass
@@ -53,6 +56,8 @@ class Parts:
     schedules: dict[str, Schedule] = field(default_factory=dict)
     #: where the files the training section names start (the graph file's folder)
     base_dir: Path | None = None
+    #: the network with fake quantization that training steps run (training.quantization_aware)
+    quantization: QuantizationAware | None = None
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:

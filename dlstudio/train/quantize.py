@@ -21,8 +21,9 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,7 @@ from dlstudio.core.training import TrainingConfig
 from dlstudio.train.data import DataSplit
 from dlstudio.train.errors import ConfigError, RunDirError
 from dlstudio.train.evaluation import Feeds, labelled_run, validation_metrics
-from dlstudio.train.exporting import export_onnx, staged, trained_module
+from dlstudio.train.exporting import SUFFIXES, export_onnx, staged, trained_module
 from dlstudio.train.rundir import RunDir
 
 #: ONNX operators dynamic quantization covers: Linear layers (MatMul, after the pre-processing
@@ -70,6 +71,9 @@ class QuantizationReport:
     method: str
     fp32: ModelFigures
     int8: ModelFigures
+    runtime: str = "onnxruntime CPU"
+    #: lines said under the table (which layers stayed float)
+    notes: tuple[str, ...] = ()
 
     def as_table(self) -> str:
         rows = [("", "fp32", "int8", "int8 vs fp32"),
@@ -82,8 +86,8 @@ class QuantizationReport:
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
         lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
                            enumerate(zip(row, widths, strict=True))).rstrip() for row in rows]
-        return "\n".join([f"int8 quantization ({self.method}); latency: onnxruntime CPU, batch 1, one thread",
-                          *lines])
+        return "\n".join([f"int8 quantization ({self.method}); latency: {self.runtime}, batch 1, one thread",
+                          *lines, *self.notes])
 
 
 def _kib(size: int) -> str:
@@ -111,18 +115,22 @@ def _metric_change(key: str, before: float, after: float) -> str:
 # --- the command --------------------------------------------------------------------------------
 
 def quantize_command(args: argparse.Namespace) -> int:
-    """Export the run's network to ONNX, quantize it to int8 at ``args.output``, print the table."""
-    if args.to != "onnx" or not args.weights:
-        raise ConfigError("--quantize int8 needs --to onnx and --weights RUN_DIR",
+    """Export the run's network to ONNX (or TorchScript), quantize it to int8 at ``args.output``,
+    print the table."""
+    if args.to == "python" or not args.weights:
+        to = "onnx or torchscript" if args.to == "python" else args.to
+        raise ConfigError(f"--quantize int8 needs --to {to} and --weights RUN_DIR",
                           "the run's data calibrates the model and measures its accuracy")
     graph = load_graph(args.graph)
     analysis = analyze(graph)
     if not analysis.ok:
         raise GraphInvalidError(graph.name, analysis.errors)
-    output = Path(args.output) if args.output else Path(f"{Path(args.graph).stem}.int8.onnx")
+    output = Path(args.output) if args.output else Path(f"{Path(args.graph).stem}.int8{SUFFIXES[args.to]}")
+    from dlstudio.train.quantize_torch import quantize_torch  # it builds on this module
+
+    quantize = quantize_run if args.to == "onnx" else quantize_torch
     try:
-        report = quantize_run(analysis, RunDir(args.weights), output, args.calibration,
-                              Path(args.graph).resolve().parent)
+        report = quantize(analysis, RunDir(args.weights), output, args.calibration, Path(args.graph).resolve().parent)
     except (ConfigError, RunDirError) as error:
         advice = f" ({error.advice})" if error.advice else ""
         print(f"dlstudio: {error}{advice}", file=sys.stderr)
@@ -195,7 +203,7 @@ def compare(fp32: Path, int8: Path, feeds: Feeds, data: DataSplit,
     """Size, latency and validation metrics of the two models, measured side by side."""
     sessions = [_session(fp32), _session(int8)]
     sample = next(feeds.batches(data.val, np.arange(1)))
-    latencies = interleaved_latency(sessions, sample)
+    latencies = interleaved_latency([partial(session.run, None, sample) for session in sessions])
     return tuple(ModelFigures(path.stat().st_size, latency, validate(session, feeds, data, config))
                  for path, session, latency in zip((fp32, int8), sessions, latencies, strict=True))
 
@@ -212,24 +220,24 @@ def _session(path: Path) -> onnxruntime.InferenceSession:
                           "quantize without --calibration (dynamic), or not at all") from None
 
 
-def interleaved_latency(sessions: list[onnxruntime.InferenceSession], feed: dict[str, np.ndarray]) -> list[float]:
-    """Seconds per run of each session on ``feed``: the median over rounds in which every
-    session runs for about the same time, one after the other."""
-    repeats = [_repeats_per_round(session, feed) for session in sessions]
-    times: list[list[float]] = [[] for _ in sessions]
+def interleaved_latency(runs: list[Callable[[], object]]) -> list[float]:
+    """Seconds per call of each of ``runs`` (a model on one input): the median over rounds in
+    which every one runs for about the same time, one after the other."""
+    repeats = [_repeats_per_round(run) for run in runs]
+    times: list[list[float]] = [[] for _ in runs]
     for _ in range(ROUNDS):
-        for session, count, record in zip(sessions, repeats, times, strict=True):
+        for run, count, record in zip(runs, repeats, times, strict=True):
             start = time.perf_counter()
             for _ in range(count):
-                session.run(None, feed)
+                run()
             record.append((time.perf_counter() - start) / count)
     return [statistics.median(record) for record in times]
 
 
-def _repeats_per_round(session: onnxruntime.InferenceSession, feed: dict[str, np.ndarray]) -> int:
+def _repeats_per_round(run: Callable[[], object]) -> int:
     start = time.perf_counter()
-    for _ in range(5):  # the first runs also warm the session up
-        session.run(None, feed)
+    for _ in range(5):  # the first runs also warm the model up
+        run()
     once = (time.perf_counter() - start) / 5
     return max(1, min(1000, int(ROUND_SECONDS / max(once, 1e-7))))
 

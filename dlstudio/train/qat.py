@@ -89,7 +89,12 @@ class QuantizationAware:
 
     def at_epoch(self, epoch: int) -> None:
         """Fake quantization (and the range observers) on from ``start_epoch``, off before."""
-        from torch.ao.quantization import disable_fake_quant, disable_observer, enable_fake_quant, enable_observer
+        from torch.ao.quantization import (
+            disable_fake_quant,
+            disable_observer,
+            enable_fake_quant,
+            enable_observer,
+        )
 
         on = epoch >= self.settings.start_epoch
         self.graph.apply(enable_fake_quant if on else disable_fake_quant)

@@ -106,7 +106,11 @@ def learned_ranges(run_dir: RunDir, config: TrainingConfig) -> dict[str, torch.T
 
 def dynamic(module: nn.Module) -> nn.Module:
     """``module`` with int8 weights for its (float) Linear, LSTM and GRU layers."""
-    from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
+    from torch.ao.quantization import (
+        default_dynamic_qconfig,
+        per_channel_dynamic_qconfig,
+        quantize_dynamic,
+    )
 
     spec = {nn.Linear: per_channel_dynamic_qconfig, nn.LSTM: default_dynamic_qconfig, nn.GRU: default_dynamic_qconfig}
     return quantize_dynamic(module, spec, inplace=True)

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from dlstudio.cli import main
-from dlstudio.core.io import load_graph
 from dlstudio.core.compiler import compile_graph
+from dlstudio.core.io import load_graph
 from dlstudio.train.exporting import run_weights
 from dlstudio.train.rundir import RunDir
 from tests.conftest import GRAPHS

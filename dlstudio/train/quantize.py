@@ -9,7 +9,9 @@ come from N training samples of the run, so convolutions are quantized too.
 The run's fp32 export and the int8 model are then compared side by side: file size, latency
 per sample in onnxruntime (batch 1, one thread, the two models timed in alternating rounds so
 that a busy machine slows both alike), and the loss and metrics of each on the run's
-validation split. The int8 file is moved to its destination only once all of that succeeded.
+validation split (:mod:`~dlstudio.train.quantize_report`). The int8 file is moved to its
+destination only once all of that succeeded. ``--to torchscript`` quantizes with PyTorch's own
+torch.ao instead (:mod:`~dlstudio.train.quantize_torch`).
 """
 
 from __future__ import annotations
@@ -17,12 +19,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
@@ -44,74 +43,13 @@ from dlstudio.train.data import DataSplit
 from dlstudio.train.errors import ConfigError, RunDirError
 from dlstudio.train.evaluation import Feeds, labelled_run, validation_metrics
 from dlstudio.train.exporting import SUFFIXES, export_onnx, staged, trained_module
+from dlstudio.train.quantize_report import ModelFigures, QuantizationReport, interleaved_latency
 from dlstudio.train.rundir import RunDir
 
 #: ONNX operators dynamic quantization covers: Linear layers (MatMul, after the pre-processing
 #: turns Gemm into MatMul), attention and LSTM. Convolutions are left to static quantization,
 #: since onnxruntime's ConvInteger runs slower than the float kernel.
 DYNAMIC_OPS = ["MatMul", "Attention", "LSTM"]
-#: Alternating timing rounds, and the wall-clock time each model gets per round.
-ROUNDS = 30
-ROUND_SECONDS = 0.005
-
-
-@dataclass(frozen=True)
-class ModelFigures:
-    """One ONNX model's size, latency per sample and validation metrics."""
-
-    size: int
-    latency: float
-    metrics: dict[str, float]
-
-
-@dataclass(frozen=True)
-class QuantizationReport:
-    """The fp32 export against its int8 quantization."""
-
-    method: str
-    fp32: ModelFigures
-    int8: ModelFigures
-    runtime: str = "onnxruntime CPU"
-    #: lines said under the table (which layers stayed float)
-    notes: tuple[str, ...] = ()
-
-    def as_table(self) -> str:
-        rows = [("", "fp32", "int8", "int8 vs fp32"),
-                ("file size", _kib(self.fp32.size), _kib(self.int8.size), f"x{self.int8.size / self.fp32.size:.3f}"),
-                ("latency per sample", _micro(self.fp32.latency), _micro(self.int8.latency),
-                 f"x{self.int8.latency / self.fp32.latency:.2f}")]
-        for key in self.fp32.metrics:
-            before, after = self.fp32.metrics[key], self.int8.metrics[key]
-            rows.append((key, _metric(key, before), _metric(key, after), _metric_change(key, before, after)))
-        widths = [max(len(row[i]) for row in rows) for i in range(4)]
-        lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
-                           enumerate(zip(row, widths, strict=True))).rstrip() for row in rows]
-        return "\n".join([f"int8 quantization ({self.method}); latency: {self.runtime}, batch 1, one thread",
-                          *lines, *self.notes])
-
-
-def _kib(size: int) -> str:
-    return f"{size / 1024:,.1f} KiB"
-
-
-def _micro(seconds: float) -> str:
-    return f"{seconds * 1e6:,.1f} µs"
-
-
-def _is_share(key: str) -> bool:
-    return not key.endswith(("loss", "mse", "mae"))
-
-
-def _metric(key: str, value: float) -> str:
-    return f"{value:.2%}" if _is_share(key) else f"{value:.4f}"
-
-
-def _metric_change(key: str, before: float, after: float) -> str:
-    if _is_share(key):
-        return f"{(after - before) * 100:+.2f} points"
-    return f"{after - before:+.4f}"
-
-
 # --- the command --------------------------------------------------------------------------------
 
 def quantize_command(args: argparse.Namespace) -> int:
@@ -218,28 +156,6 @@ def _session(path: Path) -> onnxruntime.InferenceSession:
     except Exception as error:  # noqa: BLE001  (onnxruntime raises its own unrelated classes)
         raise ConfigError(f"onnxruntime cannot load the quantized model ({' '.join(str(error).split())[:200]})",
                           "quantize without --calibration (dynamic), or not at all") from None
-
-
-def interleaved_latency(runs: list[Callable[[], object]]) -> list[float]:
-    """Seconds per call of each of ``runs`` (a model on one input): the median over rounds in
-    which every one runs for about the same time, one after the other."""
-    repeats = [_repeats_per_round(run) for run in runs]
-    times: list[list[float]] = [[] for _ in runs]
-    for _ in range(ROUNDS):
-        for run, count, record in zip(runs, repeats, times, strict=True):
-            start = time.perf_counter()
-            for _ in range(count):
-                run()
-            record.append((time.perf_counter() - start) / count)
-    return [statistics.median(record) for record in times]
-
-
-def _repeats_per_round(run: Callable[[], object]) -> int:
-    start = time.perf_counter()
-    for _ in range(5):  # the first runs also warm the model up
-        run()
-    once = (time.perf_counter() - start) / 5
-    return max(1, min(1000, int(ROUND_SECONDS / max(once, 1e-7))))
 
 
 def validate(session: onnxruntime.InferenceSession, feeds: Feeds, data: DataSplit,

@@ -42,7 +42,7 @@ from dlstudio.train.exporting import (
     trained_module,
 )
 from dlstudio.train.qat import QUANTIZATION_FILE, fake_quantized, load_own_state, quantized_engine
-from dlstudio.train.quantize import ModelFigures, QuantizationReport, interleaved_latency
+from dlstudio.train.quantize_report import ModelFigures, QuantizationReport, interleaved_latency
 from dlstudio.train.rundir import RunDir
 
 #: torch.ao's kernels, best first: x86 (fbgemm and onednn together) on x86 CPUs, qnnpack on ARM.

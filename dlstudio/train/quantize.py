@@ -101,7 +101,10 @@ def quantize_onnx(fp32: Path, int8: Path, feeds: Feeds, data: DataSplit, calibra
     """Write ``fp32`` quantized to ``int8``; returns how, in words."""
     prepared = fp32.with_name("prepared.onnx")
     with _quiet_quantizer():
-        quant_pre_process(str(fp32), str(prepared))
+        try:
+            quant_pre_process(str(fp32), str(prepared))
+        except Exception:  # noqa: BLE001  (its symbolic shape inference gives up on some graphs, a transformer's)
+            quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
         if calibration is None:
             quantize_dynamic(str(prepared), str(int8), op_types_to_quantize=DYNAMIC_OPS)
             return "dynamic: int8 weights of Linear, attention and LSTM layers"

@@ -177,6 +177,8 @@ def _add_summary(commands: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--deploy", action="store_true",
                         help="per node at batch 1: parameters, activation memory, FLOPs and int8 size")
+    parser.add_argument("--weights", metavar="RUN_DIR",
+                        help="also each node's share of zero weights in this run (or .safetensors file)")
     parser.set_defaults(handler=_summary)
 
 
@@ -190,11 +192,15 @@ def _summary(args: argparse.Namespace) -> int:
         raise UsageError("--depth must be between 1 and 64")
     if args.deploy and args.batch not in (None, 1):
         raise UsageError("--deploy reports batch 1; leave out --batch")
+    if args.deploy and args.weights:
+        raise UsageError("--deploy does not show sparsity; leave out --weights")
     report = summarize(load_graph(args.graph), 1 if args.deploy else args.batch, _sizes(args.size), args.depth)
     if not report.ok:
         for line in report.errors:
             print(f"{printable(args.graph, 500)}: {printable(line, 1000)}", file=sys.stderr)
         return EXIT_INVALID
+    if args.weights:
+        report.sparsity = _saved_sparsity(report.analysis, args.weights)
     if args.deploy:
         from dlstudio.core.deploy import deploy_json, deploy_table
 
@@ -202,6 +208,19 @@ def _summary(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(json.dumps(report.as_json(), indent=2) if args.json else report.as_table())
     return EXIT_OK
+
+
+def _saved_sparsity(analysis: Any, weights: str) -> dict[str, float]:
+    """Each node's share of zero weights in a run folder or weights file (loads torch)."""
+    try:
+        from dlstudio.train.errors import TrainError
+        from dlstudio.train.pruning import saved_sparsity
+    except ImportError:
+        raise UsageError("--weights needs the training engine (torch)") from None
+    try:
+        return saved_sparsity(analysis, Path(weights))
+    except TrainError as error:  # a file that is not this graph's weights: a usage error
+        raise UsageError(f"{error} ({error.advice})" if error.advice else str(error)) from None
 
 
 def _sizes(items: list[str]) -> dict[str, int]:

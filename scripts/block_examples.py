@@ -1,6 +1,7 @@
-"""Write the block examples of issue 11 into graphs/.
+"""Write the block examples of issues 11 and 15 into graphs/.
 
-Run from the repository root: python scripts/block_examples.py
+Run from the repository root: python scripts/block_examples.py. Tests import the generators
+(``bert_doc``, ``mobilenet_v2_doc``) to build the same layouts at a small size.
 """
 
 import math
@@ -237,5 +238,170 @@ def transformer_base():
     save(doc, "transformer_base")
 
 
-for make in (resnet18, resnet50, gpt2, mamba, transformer_base):
-    make()
+def bert_layer(eps: float) -> dict:
+    """BERT's layer (Hugging Face's BertLayer): separate query, key and value projections split
+    into heads, attention, then post-norm residual attention output and GELU feed-forward."""
+    def heads(id_):
+        return [{"id": f"{id_}_heads", "type": "Unflatten", "params": {"dim": -1, "unflattened_size": ["$heads", -1]}},
+                {"id": f"{id_}_t", "type": "Transpose", "params": {"dim0": 1, "dim1": 2}}]
+
+    def linear(id_, out):
+        return {"id": id_, "type": "Linear", "params": {"out_features": out}}
+
+    norm = {"type": "LayerNorm", "params": {"eps": eps}}
+    nodes = [{"id": "x", "type": "Input"}]
+    edges = []
+    for id_ in ("query", "key", "value"):
+        nodes += [linear(id_, "$d_model"), *heads(id_)]
+        edges += chain(["x", id_, f"{id_}_heads", f"{id_}_t", f"attention.{id_}"])
+    nodes += [{"id": "attention", "type": "ScaledDotProductAttention"},
+              {"id": "merge_t", "type": "Transpose", "params": {"dim0": 1, "dim1": 2}},
+              {"id": "merge", "type": "Flatten", "params": {"start_dim": 2}},
+              linear("attention_out", "$d_model"), {"id": "attention_dropout", "type": "Dropout", "params": {"p": 0.1}},
+              {"id": "attention_add", "type": "Add"}, {"id": "attention_norm", **norm},
+              linear("intermediate", "$d_ff"), {"id": "gelu", "type": "GELU"}, linear("output", "$d_model"),
+              {"id": "output_dropout", "type": "Dropout", "params": {"p": 0.1}},
+              {"id": "output_add", "type": "Add"}, {"id": "output_norm", **norm}, {"id": "y", "type": "Output"}]
+    edges += chain(["attention", "merge_t", "merge", "attention_out", "attention_dropout", "attention_add.in0"])
+    edges += [{"source": "x", "target": "attention_add.in1"}]
+    edges += chain(["attention_add", "attention_norm", "intermediate", "gelu", "output", "output_dropout",
+                    "output_add.in0"])
+    edges += [{"source": "attention_norm", "target": "output_add.in1"}] + chain(["output_add", "output_norm", "y"])
+    return {"description": "A BERT layer: self-attention (separate query, key and value, no padding mask) and "
+                           "a GELU feed-forward, each added back and layer-normed (post-norm).",
+            "params": {"d_model": 768, "heads": 12, "d_ff": 3072}, "nodes": nodes, "edges": edges}
+
+
+def bert_doc(vocab=30522, hidden=768, layers=12, heads=12, intermediate=3072, positions=512, types=2):
+    """BERT (Hugging Face's BertModel, pooler included) at the given size."""
+    eps = 1e-12
+    nodes = [{"id": "input_ids", "type": "Input", "params": {"shape": ["T"], "dtype": "int64"}},
+             {"id": "token_type_ids", "type": "Input", "params": {"shape": ["T"], "dtype": "int64"}},
+             {"id": "word_embeddings", "type": "Embedding", "params": {"num_embeddings": vocab, "embedding_dim": hidden}},
+             {"id": "token_type_embeddings", "type": "Embedding",
+              "params": {"num_embeddings": types, "embedding_dim": hidden}},
+             {"id": "embeddings_add", "type": "Add"},
+             {"id": "position_embeddings", "type": "LearnedPositionalEmbedding", "params": {"max_len": positions}},
+             {"id": "embeddings_norm", "type": "LayerNorm", "params": {"eps": eps}},
+             {"id": "embeddings_dropout", "type": "Dropout", "params": {"p": 0.1}},
+             {"id": "encoder", "type": "BertLayer",
+              "params": {"repeat": layers, "d_model": hidden, "heads": heads, "d_ff": intermediate}},
+             {"id": "hidden", "type": "Output"},
+             {"id": "first_token", "type": "SelectIndex", "params": {"dim": 1, "index": 0}},
+             {"id": "pooler", "type": "Linear", "params": {"out_features": hidden}},
+             {"id": "pooler_tanh", "type": "Tanh"},
+             {"id": "pooled", "type": "Output"}]
+    edges = chain(["input_ids", "word_embeddings", "embeddings_add.in0"]) + chain(
+        ["token_type_ids", "token_type_embeddings", "embeddings_add.in1"]) + chain(
+        ["embeddings_add", "position_embeddings", "embeddings_norm", "embeddings_dropout", "encoder", "hidden"]) + chain(
+        ["encoder", "first_token", "pooler", "pooler_tanh", "pooled"])
+    return {"format": "dlstudio.graph", "version": 2, "name": "bert_base",
+            "description": "BERT-base, uncased (Devlin et al., 2018) as Hugging Face's BertModel:\n"
+                           "12 post-norm layers, 768 wide, 12 heads, GELU, learned positions and\n"
+                           "token types, the pooler on the first token; no padding mask:\n"
+                           "109,482,240 parameters.",
+            "blocks": {"BertLayer": bert_layer(eps)}, "nodes": nodes, "edges": edges}
+
+
+def bert():
+    save(bert_doc(), "bert_base")
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """torchvision's _make_divisible: channels rounded to a multiple of 8, at most 10% down."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+#: MobileNetV2's inverted residual stages: expansion t, channels c, blocks n, first stride s.
+MOBILENET_V2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+                       (6, 160, 3, 2), (6, 320, 1, 1))
+
+
+def mobilenet_v2_blocks() -> dict:
+    conv_bn = {"description": "torchvision's Conv2dNormActivation: convolution, batch norm, ReLU6.",
+               "params": {"in_channels": 3, "out_channels": 32, "kernel_size": 3, "stride": 1, "groups": 1},
+               "nodes": [{"id": "x", "type": "Input"},
+                         {"id": "conv", "type": "Conv2d",
+                          "params": {"in_channels": "$in_channels", "out_channels": "$out_channels",
+                                     "kernel_size": "$kernel_size", "stride": "$stride",
+                                     "padding": "$(kernel_size - 1) // 2", "groups": "$groups", "bias": False}},
+                         bn("bn"), {"id": "relu", "type": "ReLU6", "params": {"inplace": True}},
+                         {"id": "y", "type": "Output"}],
+               "edges": chain(["x", "conv", "bn", "relu", "y"])}
+
+    def inverted(expand: bool, residual: bool) -> dict:
+        width = "$channels * expand" if expand else "$channels"
+        nodes = [{"id": "x", "type": "Input"}]
+        path = ["x"]
+        if expand:
+            nodes.append({"id": "expand", "type": "ConvBNReLU",
+                          "params": {"in_channels": "$channels", "out_channels": width, "kernel_size": 1}})
+            path.append("expand")
+        nodes += [{"id": "depthwise", "type": "ConvBNReLU",
+                   "params": {"in_channels": width, "out_channels": width, "stride": "$stride" if not residual else 1,
+                              "groups": width}},
+                  conv("project", "$out_channels" if not residual else "$channels", 1), bn("project_bn")]
+        path += ["depthwise", "project", "project_bn"]
+        params = {"channels": 16, "expand": 6} if expand else {"channels": 32}
+        if residual:
+            nodes.append({"id": "add", "type": "Add"})
+            edges = chain([*path, "add.in0"]) + [{"source": "x", "target": "add.in1"}] + chain(["add", "y"])
+        else:
+            params = {**params, "out_channels": 24, "stride": 2}
+            edges = chain([*path, "y"])
+        nodes.append({"id": "y", "type": "Output"})
+        what = ("expand 1x1, depthwise 3x3, linear 1x1" if expand else "depthwise 3x3, linear 1x1")
+        shortcut = "plus an identity shortcut" if residual else "no shortcut"
+        return {"description": f"torchvision's InvertedResidual: {what}, {shortcut}.",
+                "params": params, "nodes": nodes, "edges": edges}
+
+    stage = {"description": "A MobileNetV2 stage: a changing inverted residual, then residual ones.",
+             "params": {"channels": 16, "out_channels": 24, "stride": 2, "blocks": 2},
+             "nodes": [{"id": "x", "type": "Input"},
+                       {"id": "down", "type": "Inverted",
+                        "params": {"channels": "$channels", "out_channels": "$out_channels", "stride": "$stride"}},
+                       {"id": "rest", "type": "Residual",
+                        "params": {"channels": "$out_channels", "repeat": "$blocks - 1"}},
+                       {"id": "y", "type": "Output"}],
+             "edges": chain(["x", "down", "rest", "y"])}
+    return {"ConvBNReLU": conv_bn, "Separable": inverted(False, False), "Inverted": inverted(True, False),
+            "Residual": inverted(True, True), "Stage": stage}
+
+
+def mobilenet_v2_doc(width=1.0, size=224, classes=1000):
+    """torchvision's mobilenet_v2 with width multiplier ``width``."""
+    channels = make_divisible(32 * width)
+    last = make_divisible(1280 * max(1.0, width))
+    nodes = [{"id": "image", "type": "Input", "params": {"shape": [3, size, size]}},
+             {"id": "stem", "type": "ConvBNReLU", "params": {"in_channels": 3, "out_channels": channels, "stride": 2}}]
+    for number, (t, c, n, s) in enumerate(MOBILENET_V2_STAGES, start=1):
+        out = make_divisible(c * width)
+        params = {"channels": channels, "out_channels": out, "stride": s}
+        if t == 1:
+            nodes.append({"id": f"block{number}", "type": "Separable", "params": params})
+        elif n == 1:
+            nodes.append({"id": f"block{number}", "type": "Inverted", "params": params})
+        else:
+            nodes.append({"id": f"stage{number}", "type": "Stage", "params": {**params, "blocks": n}})
+        channels = out
+    nodes += [{"id": "head", "type": "ConvBNReLU",
+               "params": {"in_channels": channels, "out_channels": last, "kernel_size": 1}},
+              {"id": "avgpool", "type": "AdaptiveAvgPool2d", "params": {"output_size": 1}},
+              {"id": "flatten", "type": "Flatten"},
+              {"id": "dropout", "type": "Dropout", "params": {"p": 0.2}},
+              {"id": "classifier", "type": "Linear", "params": {"out_features": classes}},
+              {"id": "logits", "type": "Output"}]
+    return {"format": "dlstudio.graph", "version": 2, "name": "mobilenet_v2",
+            "description": "MobileNetV2 (Sandler et al., 2018) as in torchvision: inverted residual blocks\n"
+                           "(1x1 expand, 3x3 depthwise, linear 1x1), ReLU6: 3,504,872 parameters.",
+            "blocks": mobilenet_v2_blocks(), "nodes": nodes, "edges": chain([n["id"] for n in nodes])}
+
+
+def mobilenet_v2():
+    save(mobilenet_v2_doc(), "mobilenet_v2")
+
+
+if __name__ == "__main__":
+    for make in (resnet18, resnet50, gpt2, mamba, transformer_base, bert, mobilenet_v2):
+        make()

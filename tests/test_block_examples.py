@@ -13,26 +13,27 @@ from dlstudio import analyze, load_graph
 from tests.conftest import GRAPHS
 from tests.core.torch_agree import exported_matches_compiled, ruff_problems
 
-#: name -> (parameters, most nodes at the top level, output shape at batch 1, sizes to run at)
+#: name -> (parameters, most nodes at the top level, output shapes at batch 1, sizes to run at)
 PUBLISHED = {
-    "resnet18": (11_689_512, 25, (1, 1000), {}),
-    "resnet50": (25_557_032, 25, (1, 1000), {}),
-    "gpt2_small": (124_439_808, 10, (1, 9, 50257), {"T": 9}),
-    "mamba_130m": (129_135_360, 10, (1, 9, 50280), {"T": 9}),
-    "transformer_base": (63_082_496, 15, (1, 9, 37000), {"S": 11, "T": 9}),
+    "resnet18": (11_689_512, 25, [(1, 1000)], {}),
+    "resnet50": (25_557_032, 25, [(1, 1000)], {}),
+    "gpt2_small": (124_439_808, 10, [(1, 9, 50257)], {"T": 9}),
+    "mamba_130m": (129_135_360, 10, [(1, 9, 50280)], {"T": 9}),
+    "transformer_base": (63_082_496, 15, [(1, 9, 37000)], {"S": 11, "T": 9}),
+    "bert_base": (109_482_240, 15, [(1, 9, 768), (1, 768)], {"T": 9}),
+    "mobilenet_v2": (3_504_872, 16, [(1, 1000)], {}),
 }
 
 
 @pytest.mark.parametrize("name", list(PUBLISHED))
 def test_published_size_output_and_export(name):
-    params, most_nodes, output, sizes = PUBLISHED[name]
+    params, most_nodes, outputs, sizes = PUBLISHED[name]
     graph = load_graph(GRAPHS / f"{name}.json")
     analysis = analyze(graph)
     assert analysis.ok, [d.one_line() for d in analysis.errors]
     assert analysis.total_params == params
     assert len(graph.nodes) <= most_nodes and graph.blocks
-    (shape,) = analysis.outputs().values()
-    assert shape.concrete({"N": 1, **sizes}) == output
+    assert [shape.concrete({"N": 1, **sizes}) for shape in analysis.outputs().values()] == outputs
     torch.manual_seed(0)
     source = exported_matches_compiled(analysis, sizes)
     for block in graph.blocks:

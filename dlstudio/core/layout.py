@@ -253,29 +253,30 @@ def _crossings(order: list[list[str]], succs: dict[str, list[str]]) -> int:
 
 
 def _place_rows(order: list[list[str]], links: list[_Link], box: Mapping[str, Box]) -> dict[str, float]:
-    """Top of every node: stacked columns, then sweeps that pull connected ports level."""
+    """Top of every node: stacked columns, then sweeps that pull connected ports level.
+
+    What does not change between sweeps (each column's gaps and weights, each node's pulls)
+    is worked out once; a column of one node needs no regression."""
     tops: dict[str, float] = {}
     for nodes in order:
         y = 0.0
         for node in nodes:
             tops[node] = y
             y += box[node].height + ROW_GAP
-    incoming: dict[str, list[_Link]] = {}
-    outgoing: dict[str, list[_Link]] = {}
-    for link in links:
-        incoming.setdefault(link.target, []).append(link)
-        outgoing.setdefault(link.source, []).append(link)
+    from_left = _pulls(links, box, forward=True)
+    from_right = _pulls(links, box, forward=False)
+    columns = [(nodes, [box[a].height + (ROW_GAP if box[a].width and box[b].width else LANE)
+                        for a, b in zip(nodes, nodes[1:], strict=False)],
+                [1.0 if box[n].width else LANE_WEIGHT for n in nodes]) for nodes in order]
     still = 0  # sweeps in a row that moved nothing: after one each way, none ever will
     for sweep in range(SWEEPS):
         forward = sweep % 2 == 0
+        pulls = from_left if forward else from_right
         moved = False
-        for nodes in order if forward else reversed(order):
-            wanted = [_wanted(node, tops, (incoming if forward else outgoing).get(node, []), forward, box)
-                      for node in nodes]
-            gaps = [box[a].height + (ROW_GAP if box[a].width and box[b].width else LANE)
-                    for a, b in zip(nodes, nodes[1:], strict=False)]
-            weights = [1.0 if box[n].width else LANE_WEIGHT for n in nodes]
-            for node, top in zip(nodes, _isotonic(wanted, gaps, weights), strict=True):
+        for nodes, gaps, weights in columns if forward else reversed(columns):
+            wanted = [_wanted(node, tops, pulls.get(node)) for node in nodes]
+            placed = _isotonic(wanted, gaps, weights) if gaps else [wanted[0] * weights[0] / weights[0]]
+            for node, top in zip(nodes, placed, strict=True):
                 moved = moved or top != tops[node]
                 tops[node] = top
         still = 0 if moved else still + 1
@@ -284,18 +285,28 @@ def _place_rows(order: list[list[str]], links: list[_Link], box: Mapping[str, Bo
     return tops
 
 
-def _wanted(node: str, tops: dict[str, float], links: list[_Link], forward: bool,
-            box: Mapping[str, Box]) -> float:
-    """Where ``node`` would like its top: level with its neighbours' ports. Real neighbours win
-    over lane points, so a long skip edge bends instead of pulling the main path off line."""
-    real: list[float] = []
-    lanes: list[float] = []
+Pull = tuple[str, float]  # a neighbour, and how far below its top this node's top would be level
+
+
+def _pulls(links: list[_Link], box: Mapping[str, Box], forward: bool) -> dict[str, list[Pull]]:
+    """For each node, its neighbours on one side (sources when ``forward``, else targets) and the
+    offset that levels the ports of each link. Real neighbours win over lane points, so a long
+    skip edge bends instead of pulling the main path off line: only they are kept where a node
+    has any."""
+    real: dict[str, list[Pull]] = {}
+    lanes: dict[str, list[Pull]] = {}
     for link in links:
-        other = link.source if forward else link.target
-        pull = tops[other] + (link.out - link.into if forward else link.into - link.out)
-        (real if box[other].width else lanes).append(pull)
-    pulls = real or lanes
-    return sum(pulls) / len(pulls) if pulls else tops[node]
+        node, other = (link.target, link.source) if forward else (link.source, link.target)
+        offset = link.out - link.into if forward else link.into - link.out
+        (real if box[other].width else lanes).setdefault(node, []).append((other, offset))
+    return {**lanes, **real}
+
+
+def _wanted(node: str, tops: dict[str, float], pulls: list[Pull] | None) -> float:
+    """Where ``node`` would like its top: level with its neighbours' ports."""
+    if not pulls:
+        return tops[node]
+    return sum([tops[other] + offset for other, offset in pulls]) / len(pulls)
 
 
 def _isotonic(wanted: list[float], gaps: list[float], weights: list[float]) -> list[float]:

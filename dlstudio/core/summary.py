@@ -38,6 +38,8 @@ class Summary:
     analysis: Analysis
     batch: int | None
     depth: int = 1
+    #: each node's share of zero weights (:func:`dlstudio.core.sparsity.node_sparsity`), when weights are given
+    sparsity: dict[str, float] | None = None
 
     @property
     def ok(self) -> bool:
@@ -96,29 +98,42 @@ class Summary:
             "nodes": [
                 {"id": r.node, "type": r.type, "outputs": {p: list(s) for p, s in r.shapes.items()},
                  "params": r.params, "flops": r.flops, "reaches_output": r.live,
-                 **({"level": r.level} if r.level else {})}
+                 **({"level": r.level} if r.level else {}),
+                 **({"sparsity": self.sparsity[r.node]} if self.sparsity and r.node in self.sparsity else {})}
                 for r in self.rows()
             ],
         }
 
     def as_table(self) -> str:
-        header = ("node", "type", "output shape", "params", "FLOPs")
+        header = ("node", "type", "output shape", "params", "FLOPs", *self._zeros_header())
         frozen = {node.id for node in self.analysis.graph.nodes if node.frozen}
         body = [("  " * r.level + r.node + ("" if r.live else " (unused)") + (" (frozen)" if r.node in frozen else ""),
                  r.type, _shapes_text(r.shapes), f"{r.params:,}",
-                 "?" if r.flops is None else f"{r.flops:,}") for r in self.rows()]
+                 "?" if r.flops is None else f"{r.flops:,}", *self._zeros(r.node)) for r in self.rows()]
         flops = "?" if self.flops is None else f"{self.flops:,}"
-        footers = [("total", "", "", f"{self.analysis.total_params:,}", flops)]
+        blank = ("",) * len(self._zeros_header())
+        footers = [("total", "", "", f"{self.analysis.total_params:,}", flops, *blank)]
         if self.analysis.trainable_params != self.analysis.total_params:
-            footers.append(("trainable", "", "", f"{self.analysis.trainable_params:,}", ""))
-        widths = [max(len(row[i]) for row in [header, *body, *footers]) for i in range(5)]
+            footers.append(("trainable", "", "", f"{self.analysis.trainable_params:,}", "", *blank))
+        columns = len(header)
+        widths = [max(len(row[i]) for row in [header, *body, *footers]) for i in range(columns)]
 
         def line(row: tuple[str, ...]) -> str:
-            cells = [row[i].ljust(widths[i]) if i < 3 else row[i].rjust(widths[i]) for i in range(5)]
+            cells = [row[i].ljust(widths[i]) if i < 3 else row[i].rjust(widths[i]) for i in range(columns)]
             return "  ".join(cells).rstrip()
 
         rule = "  ".join("-" * w for w in widths)
         return "\n".join([line(header), rule, *map(line, body), rule, *map(line, footers)])
+
+
+    def _zeros_header(self) -> tuple[str, ...]:
+        return ("zero weights",) if self.sparsity is not None else ()
+
+    def _zeros(self, node: str) -> tuple[str, ...]:
+        """The node's share of zero weights, a column only when weights are given."""
+        if self.sparsity is None:
+            return ()
+        return (f"{self.sparsity[node]:.1%}" if node in self.sparsity else "",)
 
 
 def frozen_note(total: int, trainable: int) -> str:

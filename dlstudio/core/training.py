@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _Pos = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 _NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -80,6 +80,43 @@ class EarlyStoppingConfig(_Model):
     patience: _PosInt = 5
     min_delta: _NonNeg = 0.0
     mode: Literal["auto", "min", "max"] = "auto"
+
+
+Scope = Literal["layer", "global"]
+
+
+class PruningConfig(_Model):
+    """Gradual magnitude pruning while training (``training.pruning``; Zhu and Gupta, 2017): the
+    share of zero weights rises from 0 at the start of ``start_epoch`` to ``sparsity`` at the end
+    of ``end_epoch`` along ``s * (1 - (1 - progress)^3)`` (fast at first, gently at the end), the
+    smallest-magnitude weights zeroed every ``frequency`` steps and kept at zero after every
+    optimizer step; the epochs after ``end_epoch`` fine-tune at the target. Weights that are zero
+    when the run starts (``dlstudio prune --sparsity`` wrote them) stay zero. Biases and
+    normalisation scales are never pruned."""
+
+    sparsity: float = Field(description="share of the prunable weights that end at zero, from 0 up to "
+                                        "(not including) 1, e.g. 0.5")
+    scope: Scope = Field(default="global", description="global: one magnitude threshold over all prunable "
+                                                       "weights; layer: each layer loses the same share")
+    start_epoch: _PosInt = Field(default=1, description="the first epoch that prunes (counting from 1)")
+    end_epoch: _PosInt | None = Field(
+        default=None, description="the epoch at whose end the target is reached (default: half of the epochs)",
+        json_schema_extra={"unset": "half of the epochs"})
+    frequency: _PosInt | None = Field(
+        default=None, description="optimizer steps between two prunings (default: once an epoch)",
+        json_schema_extra={"unset": "once an epoch"})
+
+    @field_validator("sparsity")
+    @classmethod
+    def _fraction(cls, value: float) -> float:
+        if not 0 <= value < 1:
+            raise ValueError(f"sparsity {value} is not a share from 0 up to 1: use e.g. 0.5 to zero half the weights")
+        return value
+
+
+def pruning_end(settings: PruningConfig, epochs: int) -> int:
+    """The epoch at whose end gradual pruning reaches its target."""
+    return settings.end_epoch if settings.end_epoch is not None else max(1, (epochs + 1) // 2)
 
 
 class DistillationConfig(_Model):
@@ -232,6 +269,11 @@ class QuantizationAwareConfig(_Model):
                                                        "starts (0: from the first step)")
 
 
+#: The built-in key maps of published checkpoints (``train/keymaps.py`` defines them), named here
+#: so that the checks and the app list them without importing torch.
+KEY_MAPS = ("torchvision-resnet", "torchvision-vgg", "torchvision-mobilenet", "hf-gpt2", "hf-bert", "hf-mamba")
+
+
 class TrainingConfig(_Model):
     """The ``training`` section of a graph file."""
 
@@ -258,6 +300,8 @@ class TrainingConfig(_Model):
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     grad_clip: _Pos | None = Field(default=None, description="max gradient norm")
     early_stopping: EarlyStoppingConfig | None = None
+    pruning: PruningConfig | None = Field(
+        default=None, description="gradual magnitude pruning while training (saved only when set)")
     deterministic: bool = False
     init_weights: str | None = Field(
         default=None, max_length=4096,
@@ -266,8 +310,8 @@ class TrainingConfig(_Model):
     init_weights_map: str | None = Field(
         default=None, max_length=4096,
         description="how the init_weights file's keys become the graph's: a built-in map "
-                    "(torchvision-resnet, torchvision-vgg, torchvision-mobilenet, hf-gpt2) or a JSON "
-                    "rename file; unset: keys as they are, or a built-in map that fits them exactly")
+                    f"({', '.join(KEY_MAPS)}) or a JSON rename file; unset: keys as they are, or a "
+                    "built-in map that fits them exactly")
     augment: AugmentConfig | None = Field(
         default=None, description="augmentations of images read from files (image_folder, image_csv)")
     num_workers: Annotated[int, Field(ge=0, le=64)] | None = Field(
@@ -470,6 +514,28 @@ class CsvArgs(_Args):
     delimiter: Annotated[str, Field(min_length=1, max_length=1)] = ","
 
 
+class ParquetArgs(_Args):
+    path: _Path
+    target: str
+    features: list[str] | None = None
+    categorical: list[str] | None = None
+    task: Literal["auto", "classification", "regression"] = "auto"
+
+
+class HFDatasetArgs(_Args):
+    path: _Path = Field(description="a folder written by Hugging Face datasets' save_to_disk")
+    target: str = Field(default="label", description="the column to predict")
+    features: list[str] | None = Field(default=None, description="the input columns (default: all "
+                                                                 "but the target); one image column, or table columns")
+    categorical: list[str] | None = None
+    task: Literal["auto", "classification", "regression"] = "auto"
+    split: str = Field(default="train", max_length=100, description="the split to train on (a saved DatasetDict)")
+    val_split: str | None = Field(default=None, max_length=100, description="the split to validate on "
+                                                                           "(replaces validation_split)")
+    size: tuple[_PosInt, _PosInt] = Field(default=(32, 32), description="height and width of image columns")
+    channels: Literal[1, 3] = 3
+
+
 class NpzArgs(_Args):
     path: _Path
 
@@ -542,6 +608,10 @@ DATASETS: dict[str, DatasetDecl] = {
                            lambda a: _xy((a.length,), "int64", (a.length,), classes=a.vocab)),
     "csv": DatasetDecl("a CSV file: `target` column, numeric features standardised, others encoded",
                        CsvArgs, lambda a: _xy((None,), "float32", None, "any")),
+    "parquet": DatasetDecl("a Parquet file: `target` column, numeric features standardised, others encoded",
+                           ParquetArgs, lambda a: _xy((None,), "float32", None, "any")),
+    "hf_dataset": DatasetDecl("a Hugging Face dataset saved with save_to_disk: an image or table columns, "
+                              "and a target column", HFDatasetArgs, lambda a: None),
     "npz": DatasetDecl("a NumPy .npz file: every array is a field", NpzArgs, lambda a: None),
     "image_folder": DatasetDecl("a folder with one sub-folder of images per class", ImageFolderArgs,
                                 lambda a: _xy((a.channels, *a.size), "float32", ())),

@@ -39,6 +39,7 @@ from dlstudio.core.training import (
     language_model_settings,
     loss_output,
     metric_names,
+    pruning_end,
     vocabulary_size,
 )
 from dlstudio.core.vae_checks import check_vae, vae_fed_inputs
@@ -85,6 +86,7 @@ class TrainingChecker:
         if not own_objective:
             self._metrics(classes)
         self._early_stopping()
+        self._pruning()
         self._something_to_train()
         if not DEVICE_RE.fullmatch(self.config.device):
             self._error(None, f"training device '{self.config.device[:20]}' is not known",
@@ -110,6 +112,7 @@ class TrainingChecker:
             "training.gan": c.gan, "training.vae": c.vae, "training.diffusion": c.diffusion,
             "training.augment": c.augment, "training.distillation": c.distillation,
             "training.quantization_aware": c.quantization_aware,
+            "training.pruning": c.pruning,
         }
         for where, section in sections.items():
             for key in (section.model_extra or {}) if section is not None else {}:
@@ -416,6 +419,19 @@ class TrainingChecker:
     def _early_stopping(self) -> None:
         if self.config.early_stopping is not None:
             self._monitor(self.config.early_stopping.monitor, "training.early_stopping.monitor")
+
+    def _pruning(self) -> None:
+        settings, epochs = self.config.pruning, self.config.epochs
+        if settings is None:
+            return
+        end = pruning_end(settings, epochs)
+        if end > epochs:
+            self._error(None, f"pruning ends after epoch {end}, but training has {epochs} epochs",
+                        f"set training.pruning.end_epoch to {epochs} or less, or train longer",
+                        "training.pruning.end_epoch")
+        if settings.start_epoch > end:
+            self._error(None, f"pruning starts at epoch {settings.start_epoch}, after it ends (epoch {end})",
+                        f"set training.pruning.start_epoch to {end} or less", "training.pruning.start_epoch")
 
     def _metrics(self, classes: int | None) -> None:
         loss = self.config.loss.type

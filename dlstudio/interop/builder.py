@@ -56,6 +56,8 @@ class ImportResult:
     shared: dict[str, int] = field(default_factory=dict)
     #: Of ``shared``, the modules whose later calls tie to the first call's parameters.
     tied: set[str] = field(default_factory=set)
+    #: What the graph keeps of the model's structure (its blocks), for the summary.
+    structure: str = ""
 
     def summary(self) -> str:
         """One line: how many operations became which layers, and which could not be mapped."""
@@ -72,7 +74,7 @@ class ImportResult:
         for name, calls in self.shared.items():
             how = "tied: one tensor each" if name in self.tied else "copied to each"
             text += f"; the weights of {name}, shared by {calls} calls, are {how}"
-        return text
+        return f"{text}; {self.structure}" if self.structure else text
 
 
 def node_id_from(name: str) -> str:
@@ -99,6 +101,11 @@ class GraphBuilder:
     _weighted: Counter[str] = field(default_factory=Counter)
     _first: dict[str, str] = field(default_factory=dict)
     _tied: set[str] = field(default_factory=set)
+    #: Set by the importer before each operation it maps: the module calls that made it,
+    #: outermost first (see :mod:`dlstudio.interop.repeats`).
+    scope: tuple[Any, ...] = ()
+    #: Each node's ``scope`` and the name it was asked for.
+    origins: dict[str, tuple[tuple[Any, ...], str]] = field(default_factory=dict)
 
     def fresh_id(self, wanted: str) -> str:
         base = node_id_from(wanted)
@@ -115,6 +122,7 @@ class GraphBuilder:
         """Add a node fed by ``inputs`` (``(source port, input port name)`` pairs); its id."""
         node_id = self.fresh_id(wanted_id)
         self._types[node_id] = type_name
+        self.origins[node_id] = (self.scope, wanted_id)
         tie = self._tie_to_first_call(type_name, label or node_id, weights)
         self.nodes.append(Node(id=node_id, type=type_name, params=dict(params),
                                label=label if label and label != node_id else None, tie=tie))
@@ -171,7 +179,7 @@ def compiled_with_weights(result: ImportResult) -> torch.nn.Module:
     from dlstudio.core.codegen import plan_module
     from dlstudio.core.compiler import build_module
 
-    plan = plan_module(analyze(result.graph, BUILTINS))
+    plan = plan_module(analyze(result.graph))
     module = build_module(plan)
     attributes = {sub.node_id: sub.attr for sub in plan.submodules}
     for node_id, tensors in result.weights.items():

@@ -21,8 +21,9 @@ from dlstudio.exits import EXIT_INVALID, EXIT_OK, UsageError
 DESCRIPTION = """Import a model as an editable graph. SOURCE is FILE.py:NAME, where NAME is an
 nn.Module class or a function returning one, or MODEL.onnx (needs the onnx extra).
 Importing FILE.py RUNS THAT PYTHON FILE and the code NAME calls, as `python FILE.py` would:
-import only files you trust. Operations without a matching layer become Unsupported nodes
-that name the source line; the summary line says what was mapped."""
+import only files you trust. Repeated submodules become blocks (--flat: none). Operations
+without a matching layer become Unsupported nodes that name the source line; the summary line
+says what was mapped."""
 
 
 def add_import_command(commands: Any) -> None:
@@ -37,6 +38,8 @@ def add_import_command(commands: Any) -> None:
                         help="also write the model's weights, keyed for the graph (for --init-weights)")
     parser.add_argument("--args", default="{}", metavar="JSON",
                         help="keyword arguments for NAME, as a JSON object")
+    parser.add_argument("--flat", action="store_true",
+                        help="keep the graph flat: no blocks for a model's repeated submodules")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.set_defaults(handler=import_command)
 
@@ -51,7 +54,7 @@ def import_command(args: argparse.Namespace) -> int:
 
         result = import_onnx(Path(args.source), inputs)
     else:
-        result = _import_python(args.source, inputs, parse_kwargs(args.args))
+        result = _import_python(args.source, inputs, parse_kwargs(args.args), not args.flat)
     save_graph(result.graph, args.output)
     print(f"{printable(args.output, 300)}: {result.summary()}")
     if result.unsupported:
@@ -65,10 +68,10 @@ def import_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _import_python(source: str, inputs: list[Any], kwargs: dict[str, Any]) -> Any:
+def _import_python(source: str, inputs: list[Any], kwargs: dict[str, Any], blocks: bool) -> Any:
     from dlstudio.interop.pytorch import factory_name, import_module, load_model
 
-    return import_module(load_model(source, kwargs), inputs, factory_name(source))
+    return import_module(load_model(source, kwargs), inputs, factory_name(source), blocks)
 
 
 def parse_input(text: str) -> Any:

@@ -82,6 +82,7 @@ def regroup(graph: fx.Graph, model: nn.Module) -> fx.GraphModule:
         if node is output:
             made = new.call_module(owner, tuple(env[n] for n in inputs))
             made.meta["stack_trace"] = node.meta.get("stack_trace")
+            made.meta["nn_module_stack"] = node.meta.get("nn_module_stack")
             env[node] = made
     module = fx.GraphModule(model, new, type(model).__name__)
     module.graph.eliminate_dead_code()

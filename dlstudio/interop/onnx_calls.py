@@ -16,6 +16,7 @@ import torch
 from dlstudio.exits import UsageError
 from dlstudio.interop.builder import Port
 from dlstudio.interop.calls import Unmappable
+from dlstudio.interop.onnx_values import Pending, Unary, output_types
 
 OnnxConverter = Callable[["OnnxCall"], Sequence[Any]]
 #: Converters by ONNX operator type.
@@ -44,7 +45,7 @@ def register(*op_types: str) -> Callable[[OnnxConverter], OnnxConverter]:
 class OnnxCall:
     """One ONNX node: its inputs (ports or arrays), attributes and the inferred shapes."""
 
-    walker: Any  # the importer's walker: values, shapes, builder, graph, consumers, skip
+    walker: Any  # the importer's walker: values, types, builder, graph, consumers, shares
     node: Any
     inputs: list[Any]
     attrs: dict[str, Any]
@@ -52,7 +53,11 @@ class OnnxCall:
     absorbed: list[str] = field(default_factory=list)
 
     def port(self, index: int = 0) -> Port:
+        """Input ``index`` as a layer's output, building what was pending for it."""
         value = self.inputs[index] if index < len(self.inputs) else None
+        if isinstance(value, Pending):  # build its layers now
+            value = value.port()
+            self.inputs[index] = value
         if not isinstance(value, Port):
             raise Unmappable(f"input {index} is not computed from the model's inputs")
         return value
@@ -65,7 +70,25 @@ class OnnxCall:
         return value
 
     def shape(self, name: str) -> tuple[Any, ...] | None:
-        return self.walker.shapes.get(name)
+        """The shape of ONNX value ``name``: as DL Studio infers it for a layer's output (the
+        batch is ``N``), else as ONNX shape inference gives it."""
+        return self.walker.shape_of(name)
+
+    def type_of(self, value: Any) -> Any:
+        """DL Studio's type (a TensorType) of a layer output or a one-input layer not built
+        yet, or None when not known."""
+        if isinstance(value, Port):
+            return self.walker.types.get(value)
+        return getattr(value, "tensor", None)
+
+    def unary(self, type_name: str, params: dict[str, Any], base: Any) -> Any:
+        """A one-input layer on ``base`` (a port or a value not built yet), built when needed."""
+        def build() -> Port:
+            return self.add(type_name, params, [(base.port() if isinstance(base, Pending) else base, "input")])
+
+        given = self.type_of(base)
+        tensor = given and output_types(type_name, self.name, params, {"input": given}).get("output")
+        return Unary(build, tensor and tensor.shape, base=base, type_name=type_name, params=params, tensor=tensor)
 
     @property
     def rank(self) -> int:
@@ -78,6 +101,8 @@ class OnnxCall:
             weights: dict[str, np.ndarray] | None = None) -> Port:
         tensors = {key: torch.from_numpy(np.array(value)) for key, value in (weights or {}).items()}
         node_id = self.walker.builder.add(type_name, self.name, params, inputs, self.name, tensors)
+        self.walker.typed(type_name, node_id, params, inputs)
+        self.walker.shares.tie(self.walker.builder_node(node_id), weights or {})
         return Port(node_id)
 
     def single(self, type_name: str, params: dict[str, Any] | None = None) -> list[Port]:

@@ -12,9 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from dlstudio.core.tensor import BATCH, Dim
+from dlstudio.interop import onnx_attention, onnx_views
 from dlstudio.interop.builder import Port
 from dlstudio.interop.calls import Unmappable
 from dlstudio.interop.onnx_calls import OnnxCall, OnnxConverter, onnx_package, register
+from dlstudio.interop.onnx_values import Laid, MaskedScores, Pending, Symbolic, counting
 from dlstudio.interop.shapes import reshape_layer
 
 # --- fixed values: constants and what is computed from them ---
@@ -42,7 +45,7 @@ FOLDABLE: dict[str, Callable[[OnnxCall], list[Any]]] = {
 @register("Identity", "Dropout")
 def _pass_through(call: OnnxCall) -> list[Any]:
     call.walker.builder.folded += 1
-    return [call.port()]
+    return [call.inputs[0] if isinstance(call.inputs[0], Pending) else call.port()]
 
 
 # --- layers with weights ---
@@ -108,9 +111,11 @@ def _linear(call: OnnxCall, weight: np.ndarray, bias: np.ndarray | None) -> Port
 
 
 @register("MatMul")
-def _matmul(call: OnnxCall) -> list[Port]:
-    if isinstance(call.inputs[1], Port):
-        return [call.add("MatMul", {}, [(call.port(0), "input"), (call.port(1), "other")])]
+def _matmul(call: OnnxCall) -> list[Any]:
+    if isinstance(call.inputs[0], MaskedScores):
+        return [onnx_attention.attention(call, call.inputs[0])]
+    if isinstance(call.inputs[1], Port | Pending):
+        return [onnx_attention.product(call)]
     weight = call.fixed(1)
     if weight is None or weight.ndim != 2:
         raise Unmappable("a product with a fixed tensor that is not a matrix")
@@ -172,12 +177,25 @@ def _layer_norm(call: OnnxCall) -> list[Port]:
 
 
 @register("Gather")
-def _embedding(call: OnnxCall) -> list[Port]:
+def _gather(call: OnnxCall) -> list[Any]:
+    """Rows of a fixed table (an Embedding, or learned positions), or one index of a tensor."""
+    data, axis = call.inputs[0], int(call.attrs.get("axis", 0))
+    if isinstance(data, np.ndarray):
+        return [onnx_attention.positions(call) if counting(call.inputs[1]) else _embedding(call)]
+    index = call.fixed(1)
+    if index is None:
+        raise Unmappable("a Gather at computed indices")
+    if axis < 0:
+        axis += call.rank
+    return [onnx_views.select(call, data if isinstance(data, Laid) else call.port(), axis, index)]
+
+
+def _embedding(call: OnnxCall) -> Port:
     table = call.fixed(0)
     if table is None or table.ndim != 2 or int(call.attrs.get("axis", 0)) != 0:
         raise Unmappable("a Gather other than looking rows up in a fixed table")
     params = {"num_embeddings": int(table.shape[0]), "embedding_dim": int(table.shape[1])}
-    return [call.add("Embedding", params, [(call.port(1), "input")], {"weight": table})]
+    return call.add("Embedding", params, [(call.port(1), "input")], {"weight": table})
 
 
 # --- element-wise, activations ---
@@ -191,7 +209,14 @@ def _variadic(type_name: str) -> OnnxConverter:
     return convert
 
 
-register("Add", "Sum")(_variadic("Add"))
+register("Sum")(_variadic("Add"))
+
+
+@register("Add")
+def _add(call: OnnxCall) -> list[Any]:
+    """A sum, the positions added to token embeddings, or a causal mask added to scores."""
+    special = onnx_attention.positional_add(call) or onnx_attention.masked(call)
+    return [special] if special is not None else _variadic("Add")(call)
 
 
 @register("Mul", "Div")
@@ -206,7 +231,8 @@ def _multiply(call: OnnxCall) -> list[Port]:
     if call.node.op_type == "Div" and number == 0:
         raise Unmappable("a division by zero")
     factor = 1.0 / number if call.node.op_type == "Div" else number
-    return [call.add("Scale", {"factor": factor}, [(call.port(1 - fixed[0]), "input")])]
+    base = call.inputs[1 - fixed[0]]
+    return [call.unary("Scale", {"factor": factor}, base if isinstance(base, Pending) else call.port(1 - fixed[0]))]
 
 
 def _activation(type_name: str, **attrs: tuple[str, Any]) -> OnnxConverter:
@@ -239,6 +265,8 @@ def _softmax(call: OnnxCall) -> list[Port]:
     axis = int(call.attrs.get("axis", -1 if opset >= 13 else 1))
     if opset < 13 and axis % call.rank != call.rank - 1:
         raise Unmappable("a softmax over flattened trailing dims (opset below 13)")
+    if isinstance(call.inputs[0], MaskedScores) and call.node.op_type == "Softmax":
+        return [onnx_attention.softmax(call, call.inputs[0], axis)]
     type_name = "Softmax" if call.node.op_type == "Softmax" else "LogSoftmax"
     return call.single(type_name, {"dim": axis} if axis != -1 else {})
 
@@ -292,7 +320,75 @@ def _flatten(call: OnnxCall) -> list[Port]:
 
 
 @register("Reshape")
-def _reshape(call: OnnxCall) -> list[Port]:
+def _reshape(call: OnnxCall) -> list[Any]:
+    """A Flatten, Unflatten or Reshape to the target shape, evaluated from the input's sizes."""
+    value, target = call.inputs[0], _target(call)
+    if isinstance(value, Laid):
+        return [_reshape_laid(call, value, target)]
+    if target is None:
+        return _reshape_inferred(call)
+    before = call.shape(call.node.input[0])
+    if before is None or None in before:
+        raise Unmappable("a reshape of a tensor whose shape is not known")
+    lead = len(before) - len(target) + 1  # dims joined into the first, where the rest are kept
+    if target[0] == -1 and lead > 1 and len(target) > 1 and tuple(target[1:]) == tuple(before[lead:]):
+        return [onnx_views.folded(call, value if isinstance(value, Pending) else call.port(), lead)]
+    after = _resolved_target(before, target, bool(call.attrs.get("allowzero", 0)))
+    if before[0] != after[0]:
+        raise Unmappable("changes the batch dimension")
+    try:
+        type_name, params = reshape_layer(tuple(before), after)
+    except TypeError:  # a symbolic size among those joined or split
+        raise Unmappable(f"a reshape of {list(before)} to {list(after)} that no layer takes") from None
+    if type_name == "Reshape" and not all(isinstance(d, int) for d in after[1:]):
+        raise Unmappable(f"a reshape of {list(before)} to {list(after)} that no layer takes")
+    return call.single(type_name, params)
+
+
+def _target(call: OnnxCall) -> list[Dim] | None:
+    """The Reshape's target sizes; the batch size a model was exported with stands for the batch."""
+    value = call.inputs[1] if len(call.inputs) > 1 else None
+    if isinstance(value, np.ndarray):
+        dims: list[Dim] = [int(d) for d in value.reshape(-1)]
+    elif isinstance(value, Symbolic):
+        dims = value.dims()
+    else:
+        return None
+    if dims and dims[0] == call.walker.batch_size:
+        dims[0] = BATCH
+    return dims
+
+
+def _reshape_laid(call: OnnxCall, value: Laid, target: list[Dim] | None) -> Any:
+    if target is None:
+        raise Unmappable("a reshape to sizes that could not be evaluated")
+    if value.layout == "folded":
+        return onnx_views.unfolded(call, value, target)
+    return onnx_views.reshaped(call, value, target)
+
+
+def _resolved_target(before: Sequence[Dim], target: list[Dim], allowzero: bool) -> tuple[Dim, ...]:
+    """``target`` with 0 (copy that dim) and -1 (whatever is left) filled in from ``before``."""
+    dims = [before[i] if d == 0 and not allowzero else d for i, d in enumerate(target)]
+    if -1 not in dims:
+        return tuple(dims)
+    left, known = list(before), 1
+    for d in dims:
+        if isinstance(d, str) and d in left:
+            left.remove(d)
+        elif isinstance(d, str):
+            raise Unmappable(f"a reshape of {list(before)} to {target} that no layer takes")
+        elif d != -1:
+            known *= d
+    symbols = [d for d in left if isinstance(d, str)]
+    product = int(np.prod([d for d in left if isinstance(d, int)]))
+    if product % known or symbols and (len(symbols) > 1 or product != known):
+        raise Unmappable(f"a reshape of {list(before)} to {target} that no layer takes")
+    dims[dims.index(-1)] = symbols[0] if symbols else product // known
+    return tuple(dims)
+
+
+def _reshape_inferred(call: OnnxCall) -> list[Port]:
     before, after = call.shape(call.node.input[0]), call.shape(call.node.output[0])
     if before is None or after is None or not all(isinstance(d, int) for d in (*before[1:], *after[1:])):
         raise Unmappable("a reshape whose sizes are not all known")
@@ -302,11 +398,17 @@ def _reshape(call: OnnxCall) -> list[Port]:
 
 
 @register("Transpose")
-def _transpose(call: OnnxCall) -> list[Port]:
+def _transpose(call: OnnxCall) -> list[Any]:
     perm = [int(p) for p in call.attrs.get("perm", range(call.rank - 1, -1, -1))]
+    if isinstance(call.inputs[0], Laid) and call.inputs[0].layout == "folded":
+        return [onnx_views.folded_transpose(call, call.inputs[0], perm)]
+    laid = onnx_views.transposed(call, perm)
+    if laid is not None:
+        return [laid]
     if perm[0] != 0:
         raise Unmappable("moves the batch dimension")
-    return call.single("Permute", {"dims": perm})
+    base = call.inputs[0]
+    return [call.unary("Permute", {"dims": perm}, base if isinstance(base, Pending) else call.port())]
 
 
 def _axes(call: OnnxCall) -> list[int]:
@@ -319,8 +421,10 @@ def _axes(call: OnnxCall) -> list[int]:
 
 
 @register("Squeeze", "Unsqueeze")
-def _squeeze(call: OnnxCall) -> list[Port]:
+def _squeeze(call: OnnxCall) -> list[Any]:
     axes = _axes(call)
+    if isinstance(call.inputs[0], Laid) and call.node.op_type == "Squeeze":
+        return [onnx_views.squeezed(call, call.inputs[0], axes)]
     if call.node.op_type == "Unsqueeze":
         if len(axes) != 1:
             raise Unmappable("unsqueezes several dims")
@@ -334,3 +438,24 @@ def _reduce(call: OnnxCall) -> list[Port]:
     type_name = "Mean" if call.node.op_type == "ReduceMean" else "Sum"
     keep = bool(call.attrs.get("keepdims", 1))
     return call.single(type_name, {"dim": axes[0] if len(axes) == 1 else axes, "keepdim": keep})
+
+
+@register("Split")
+def _split(call: OnnxCall) -> list[Port]:
+    """Pieces along a dim of fixed size: a Split with one output per piece."""
+    shape, axis = call.shape(call.node.input[0]), int(call.attrs.get("axis", 0))
+    if shape is None:
+        raise Unmappable("the input's shape is unknown")
+    axis %= len(shape)
+    sizes = call.fixed(1) if len(call.inputs) > 1 else None
+    if sizes is None:
+        count, size = int(call.attrs.get("num_outputs", len(call.node.output))), shape[axis]
+        if not isinstance(size, int):
+            raise Unmappable(f"splits the variable size {size}")
+        step = -(-size // count)
+        sizes = [step] * (count - 1) + [size - step * (count - 1)]
+    if axis == 0:
+        raise Unmappable("splits the batch dimension")
+    params = {"split_size_or_sections": [int(s) for s in sizes], "dim": axis}
+    node = call.add("Split", params, [(call.port(), "input")]).node
+    return [Port(node, f"out{i}") for i in range(len(sizes))]

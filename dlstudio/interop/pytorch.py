@@ -32,6 +32,8 @@ from dlstudio.exits import UsageError
 from dlstudio.interop import torch_functions, torch_modules  # noqa: F401  (they register their converters)
 from dlstudio.interop.builder import GraphBuilder, ImportResult, InputSpec, Port
 from dlstudio.interop.calls import CONVERTERS, FIXED_CONVERTERS, Call, Fixed, Unmappable
+from dlstudio.interop.regions import Scope
+from dlstudio.interop.repeats import with_blocks
 
 #: The batch size of the example inputs, and the stand-ins for symbolic sizes, in order.
 EXAMPLE_BATCH = 2
@@ -97,8 +99,10 @@ def _line_of(error: BaseException, path: Path) -> str:
     return f" at line {line}" if line else ""
 
 
-def import_module(model: nn.Module, inputs: Sequence[InputSpec], name: str = "imported") -> ImportResult:
-    """Map ``model`` onto a flat graph of catalogue layers, with its weights."""
+def import_module(model: nn.Module, inputs: Sequence[InputSpec], name: str = "imported",
+                  blocks: bool = True) -> ImportResult:
+    """Map ``model`` onto a graph of catalogue layers, with its weights; with ``blocks``, its
+    repeated submodules become blocks (:mod:`dlstudio.interop.repeats`), else it is flat."""
     model = model.eval()
     try:
         graph_module = trace(model)
@@ -108,8 +112,9 @@ def import_module(model: nn.Module, inputs: Sequence[InputSpec], name: str = "im
     specs = _match_inputs(placeholders, inputs)
     examples = [example_tensor(spec) for spec in specs]
     values = _record_values(graph_module, examples)
-    walker = _Walker(graph_module, values, GraphBuilder(name))
-    return walker.walk(specs)
+    builder = GraphBuilder(name)
+    result = _Walker(graph_module, values, builder).walk(specs)
+    return with_blocks(result, builder.origins) if blocks else result
 
 
 def trace(model: nn.Module) -> fx.GraphModule:
@@ -192,6 +197,18 @@ def source_line(node: fx.Node) -> str:
     return f"{path.name}:{line}"
 
 
+def module_calls(node: fx.Node) -> tuple[Scope, ...]:
+    """The calls of submodules that made ``node``, outermost first, from the ``nn_module_stack``
+    that torch.fx and torch.export record (the model itself and a called leaf module left out)."""
+    own = str(node.target) if node.op == "call_module" else None
+    calls = []
+    for key, (path, cls) in (node.meta.get("nn_module_stack") or {}).items():
+        name = cls if isinstance(cls, str) else f"{cls.__module__}.{cls.__qualname__}"
+        if path and path != own:
+            calls.append((str(key), str(path), name))
+    return tuple(calls)
+
+
 def operation_name(node: fx.Node, graph_module: fx.GraphModule) -> str:
     """What a node calls, as the user wrote it: ``nn.GELU``, ``torch.erf``, ``Tensor.roll``."""
     if node.op == "call_module":
@@ -223,6 +240,7 @@ class _Walker:
     def walk(self, inputs: Sequence[InputSpec]) -> ImportResult:
         specs = iter(inputs)
         for node in self.graph_module.graph.nodes:
+            self.builder.scope = module_calls(node)
             if node.op == "placeholder":
                 self.env[node] = self._input(node, next(specs))
             elif node.op == "output":

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from dlstudio.core.graph import Graph
 from dlstudio.core.io import describe_validation_error, load_graph
-from dlstudio.core.training import TrainingConfig
+from dlstudio.core.training import KEY_MAPS, TrainingConfig
 from dlstudio.exits import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, UsageError
 from dlstudio.train.callbacks import CallbackFn
 from dlstudio.train.distributed import World, launch, watch_launcher, world_from_env
@@ -46,8 +46,8 @@ def add_run_command(commands: Any) -> None:
     parser.add_argument("--init-weights", metavar="FILE|RUN_DIR",
                         help="start from pretrained weights (a .safetensors file or a run folder), by key")
     parser.add_argument("--key-map", metavar="NAME|FILE",
-                        help="rename the --init-weights file's keys: torchvision-resnet, torchvision-vgg, "
-                             "torchvision-mobilenet, hf-gpt2, or a JSON rename file (default: detected)")
+                        help=f"rename the --init-weights file's keys: {', '.join(KEY_MAPS)}, or a JSON "
+                             "rename file (default: detected)")
     parser.add_argument("--nproc", type=int, default=1, help="worker processes (torch.distributed, DDP)")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
     parser.add_argument("--json", action="store_true", help="print events as JSON lines instead")

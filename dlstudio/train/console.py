@@ -71,6 +71,8 @@ class RichProgress(Callback):
         frozen = frozen_note(event.parameters, trainable)
         self.console.print(f"training on {event.device}: {event.train_samples} samples, "
                            f"{event.val_samples} for validation, {event.parameters:,} parameters{frozen}{where}")
+        if event.data_workers:
+            self.console.print(f"decoding images in {event.data_workers} worker processes")
         if event.init_weights:
             self.console.print(f"pretrained: {event.init_weights}")
         for note in event.notes:

@@ -65,6 +65,7 @@ class RunStarted:
     trainable: int | None = None  # parameters that train (frozen nodes left out); None: all
     init_weights: str | None = None  # what the pretrained weights gave, in one line
     notes: tuple[str, ...] = ()  # what the user should know before the run goes on, one line each
+    data_workers: int = 0  # processes decoding image files ahead of the step (0: the step decodes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,10 +2,11 @@
 
 A graph's keys follow its blocks (``layer2.rest.0.conv1.weight``), so a published model
 built the same way maps over with a few renames. A :class:`KeyMap` renames keys by regular
-expressions applied in order (after a ``restructure`` that may read all the keys), drops keys a graph has no place for (GPT-2's causal-mask buffers), transposes the
-tensors of layers stored the other way round (Hugging Face's ``Conv1D``) and fills tied
-weights (GPT-2's ``lm_head`` is ``wte``). Built-in maps cover torchvision's ResNet, VGG and
-MobileNet families and Hugging Face GPT-2; a rename file (JSON) states the same as data::
+expressions applied in order (after a ``restructure`` that may read all the keys), drops keys
+a graph has no place for (GPT-2's causal-mask buffers), transposes the tensors of layers stored
+the other way round (Hugging Face's ``Conv1D``) and fills tied weights (GPT-2's ``lm_head`` is
+``wte``). Built-in maps cover torchvision's ResNet, VGG and MobileNetV2 and Hugging Face's
+GPT-2, BERT and Mamba; a rename file (JSON) states the same as data::
 
     {"rename": {"^backbone\\\\.": "", "\\\\.(\\\\d+)\\\\.": "_\\\\1_"},
      "ignore": ["\\\\.attn\\\\.bias$"], "transpose": ["\\\\.c_fc\\\\.weight$"],
@@ -103,7 +104,48 @@ TORCHVISION_RESNET = KeyMap("torchvision-resnet", restructure=_resnet_stages)
 
 #: ``features.0.weight`` -> ``features_0.weight``: node ids are the module path with underscores.
 TORCHVISION_VGG = _compiled("torchvision-vgg", [_FLATTEN])
-TORCHVISION_MOBILENET = _compiled("torchvision-mobilenet", [_FLATTEN])
+
+
+def _stage(name: str, blocks: int) -> tuple[str, ...]:
+    return (f"{name}.down", *(f"{name}.rest.{i}" for i in range(blocks - 1)))
+
+
+#: Where torchvision's MobileNetV2 ``features.<i>`` lies in graphs/mobilenet_v2.json (any width).
+_MOBILENET_V2_FEATURES = ("stem", "block1", *_stage("stage2", 2), *_stage("stage3", 3), *_stage("stage4", 4),
+                          *_stage("stage5", 3), *_stage("stage6", 3), "block7", "head")
+#: The layers of an InvertedResidual's ``conv`` Sequential, without and with the expansion.
+_SEPARABLE = ("depthwise", "project", "project_bn")
+_EXPANDED = ("expand", *_SEPARABLE)
+#: A Conv2dNormActivation's convolution and batch norm.
+_CONV_BN = {"0": "conv", "1": "bn"}
+
+
+def _mobilenet_v2_features(keys: list[str]) -> dict[str, str]:
+    """torchvision's ``features.<i>`` keys in graphs/mobilenet_v2.json's blocks:
+    ``features.0.1.weight`` -> ``stem.bn.weight``, ``features.3.conv.1.0.weight`` ->
+    ``stage2.rest.0.depthwise.conv.weight``, ``features.1.conv.1.weight`` -> ``block1.project.weight``."""
+    moved = {}
+    for key in keys:
+        match = re.match(r"features\.(\d+)\.(?:conv\.(\d+)\.)?(?:([01])\.)?([^.]+)$", key)
+        if not match or int(match.group(1)) >= len(_MOBILENET_V2_FEATURES):
+            continue
+        index, layer, conv_bn, parameter = int(match.group(1)), match.group(2), match.group(3), match.group(4)
+        path = [_MOBILENET_V2_FEATURES[index]]
+        if layer is not None:
+            layers = _SEPARABLE if index == 1 else _EXPANDED
+            if int(layer) >= len(layers):
+                continue
+            path.append(layers[int(layer)])
+        if conv_bn is not None:
+            path.append(_CONV_BN[conv_bn])
+        moved[key] = ".".join([*path, parameter])
+    return moved
+
+
+#: torchvision's MobileNetV2 into graphs/mobilenet_v2.json: the stem, the expansion-1 block,
+#: stages (a ``down`` block, then repeated residual ones), the head convolution and classifier.
+TORCHVISION_MOBILENET = KeyMap("torchvision-mobilenet", ((re.compile(r"^classifier\.1\."), "classifier."),),
+                               restructure=_mobilenet_v2_features)
 
 #: Hugging Face's GPT-2 into graphs/gpt2_small.json's layout: ``h.<i>`` repeats a Block of
 #: ln_1, attn (MultiheadAttention: c_attn is its in_proj), ln_2, fc and proj; lm_head is tied
@@ -118,8 +160,32 @@ HF_GPT2 = _compiled("hf-gpt2", [
     transpose=[r"\.(c_attn|c_proj|c_fc)\.weight$"],
     tie={"lm_head.weight": "wte.weight"})
 
+#: Hugging Face's BertModel (``bert.`` prefix or none) into graphs/bert_base.json: the layer's
+#: query, key and value keep their names, ``attention.output`` and ``output`` become
+#: ``attention_out``/``attention_norm`` and ``output``/``output_norm``. Old checkpoints'
+#: LayerNorm ``gamma``/``beta`` are its weight and bias; the position and token type id buffers
+#: and BertForPreTraining's ``cls.`` heads have no node and are dropped.
+_LAYER = r"^encoder\.layer\.(\d+)\."
+HF_BERT = _compiled("hf-bert", [
+    (r"^bert\.", ""), (r"\.LayerNorm\.gamma$", ".LayerNorm.weight"), (r"\.LayerNorm\.beta$", ".LayerNorm.bias"),
+    (r"^embeddings\.LayerNorm\.", "embeddings_norm."), (r"^embeddings\.", ""),
+    (_LAYER + r"attention\.self\.", r"encoder.\1."),
+    (_LAYER + r"attention\.output\.dense\.", r"encoder.\1.attention_out."),
+    (_LAYER + r"attention\.output\.LayerNorm\.", r"encoder.\1.attention_norm."),
+    (_LAYER + r"intermediate\.dense\.", r"encoder.\1.intermediate."),
+    (_LAYER + r"output\.dense\.", r"encoder.\1.output."),
+    (_LAYER + r"output\.LayerNorm\.", r"encoder.\1.output_norm."),
+    (r"^pooler\.dense\.", "pooler.")],
+    ignore=[r"embeddings\.(position|token_type)_ids$", r"^cls\."])
+
+#: Hugging Face's MambaForCausalLM (``backbone.embeddings``) and state-spaces' Mamba
+#: (``backbone.embedding``) into graphs/mamba_130m.json: layers keep their names
+#: (``layers.<i>.norm``, ``layers.<i>.mixer.in_proj``, ``A_log``, ``D``, ...); the head is tied.
+HF_MAMBA = _compiled("hf-mamba", [(r"^backbone\.", ""), (r"^embeddings?\.", "embedding.")],
+                     tie={"lm_head.weight": "embedding.weight"})
+
 BUILTIN_MAPS: dict[str, KeyMap] = {m.name: m for m in (TORCHVISION_RESNET, TORCHVISION_VGG,
-                                                         TORCHVISION_MOBILENET, HF_GPT2)}
+                                                         TORCHVISION_MOBILENET, HF_GPT2, HF_BERT, HF_MAMBA)}
 
 
 def key_map(name_or_path: str, base_dir: Path | None = None) -> KeyMap:

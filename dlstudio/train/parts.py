@@ -19,6 +19,7 @@ from dlstudio.train.components import Objective, Schedule
 from dlstudio.train.data import DataSplit
 from dlstudio.train.distributed import World
 from dlstudio.train.errors import ConfigError
+from dlstudio.train.magnitude import GradualPruning
 from dlstudio.train.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -58,6 +59,8 @@ class Parts:
     base_dir: Path | None = None
     #: the network with fake quantization that training steps run (training.quantization_aware)
     quantization: QuantizationAware | None = None
+    #: gradual magnitude pruning, when the training section asks for it
+    pruning: GradualPruning | None = None
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:

@@ -33,7 +33,7 @@ from dlstudio.train.rundir import RunDir
 PREPROCESS = "preprocess.json"
 FORMAT = "dlstudio.preprocess"
 #: Bundled datasets whose inputs are tables of named features.
-TABLES = ("iris", "wine", "breast_cancer", "csv")
+TABLES = ("iris", "wine", "breast_cancer", "csv", "parquet")
 
 
 # --- the record, written at run start ----------------------------------------------------------
@@ -72,7 +72,9 @@ def _input_record(config: TrainingConfig, data: DataSplit, field: str) -> dict[s
         flat = dataset_args(config.dataset).layout == "flat"
         return {"kind": "image", "size": [8, 8], "channels": 1, "mean": None, "std": None,
                 "flatten": flat, "dark_background": True}
-    if name in TABLES:
+    if name == "hf_dataset" and "image" in info:  # decoded whole, not augmented: no normalisation
+        return {"kind": "image", **info["image"], "mean": None, "std": None}
+    if name in TABLES or (name == "hf_dataset" and "columns" in info):
         return _table_record(info, data.statistics.get(field))
     array = data.arrays.fields.get(field)
     if array is None:  # the task feeds the network itself (a GAN's noise)

@@ -1,4 +1,5 @@
-"""``dlstudio prune GRAPH --weights RUN_DIR --channels FRACTION -o OUT.json``: structured pruning.
+"""``dlstudio prune GRAPH --weights RUN_DIR --channels FRACTION -o OUT.json``: structured pruning;
+``--sparsity FRACTION [--scope global|layer]`` instead: unstructured magnitude pruning.
 
 Removes whole output channels (Conv) and features (Linear) with the smallest L1 norms (Li et
 al., 2017), so the network itself shrinks: the written graph has smaller ``out_channels`` /
@@ -6,6 +7,12 @@ al., 2017), so the network itself shrinks: the written graph has smaller ``out_c
 is smaller. A layer can lose channels when its output reaches exactly one Conv or Linear
 through layers that keep channels apart (activations, dropout, pooling, batch norm, a Flatten
 before a Linear); a layer whose output feeds an Output, a merge or several layers keeps all.
+
+With ``--sparsity`` the network keeps its shape and the smallest-magnitude weights become zero
+(:mod:`dlstudio.train.magnitude`): the same share of each layer, or of all layers together by
+one threshold (``--scope global``). The written graph then keeps those zeros while it fine-tunes
+(its training section gains ``pruning``). FLOPs are reported dense and counting only the
+multiplications by non-zero weights (what a sparse kernel would do).
 
 The written graph's training section starts from the pruned weights (``init_weights``), so
 ``dlstudio run OUT.json`` fine-tunes it. The command prints parameters, FLOPs and the run's
@@ -24,13 +31,19 @@ from typing import Any
 import torch
 
 from dlstudio.core.analysis import Analysis, analyze
-from dlstudio.core.errors import GraphInvalidError
+from dlstudio.core.codegen import plan_module
+from dlstudio.core.compiler import build_module
+from dlstudio.core.errors import GraphInvalidError, printable
 from dlstudio.core.graph import Graph
 from dlstudio.core.io import load_graph, save_graph
+from dlstudio.core.sparsity import node_sparsity, sparse_flops, zero_count
+from dlstudio.core.training import PruningConfig
 from dlstudio.exits import UsageError
 from dlstudio.train.errors import ConfigError, RunDirError
 from dlstudio.train.evaluation import Feeds, labelled_run, torch_runner, validation_metrics
 from dlstudio.train.exporting import run_weights, staged, trained_module
+from dlstudio.train.magnitude import apply_masks, magnitude_masks, prunable_parameters
+from dlstudio.train.pretrained import read_weights
 from dlstudio.train.rundir import RunDir
 
 #: Layers whose output channels can go, and the parameter that counts them.
@@ -155,23 +168,34 @@ def add_prune_command(commands: Any) -> None:
     parser = commands.add_parser("prune", help="remove a run's weakest channels: a smaller graph and its weights")
     parser.add_argument("graph", help="the graph the run trained")
     parser.add_argument("--weights", metavar="RUN_DIR", required=True, help="the run whose weights to prune")
-    parser.add_argument("--channels", type=float, required=True, metavar="FRACTION",
-                        help="share of each prunable layer's channels to remove, e.g. 0.5")
+    how = parser.add_mutually_exclusive_group(required=True)
+    how.add_argument("--channels", type=float, metavar="FRACTION",
+                     help="share of each prunable layer's channels to remove, e.g. 0.5 (a smaller network)")
+    how.add_argument("--sparsity", type=float, metavar="FRACTION",
+                     help="share of the weights to set to zero, smallest magnitudes first, e.g. 0.5")
+    parser.add_argument("--scope", choices=("global", "layer"), default="global",
+                        help="with --sparsity: one threshold over all layers (default), or the same share of each")
     parser.add_argument("-o", "--output", required=True, help="the pruned graph file (weights beside it)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.set_defaults(handler=prune_command)
 
 
 def prune_command(args: argparse.Namespace) -> int:
-    if not 0 < args.channels < 1:
+    if args.channels is not None and not 0 < args.channels < 1:
         raise UsageError("--channels wants a fraction between 0 and 1, e.g. 0.5")
+    if args.sparsity is not None and not 0 <= args.sparsity < 1:
+        raise UsageError(f"{printable(args.graph, 300)}: --sparsity wants a share from 0 up to (not including) 1, e.g. 0.5")
     graph = load_graph(args.graph)
     analysis = analyze(graph)
     if not analysis.ok:
         raise GraphInvalidError(graph.name, analysis.errors)
+    base_dir = Path(args.graph).resolve().parent
     try:
-        report = prune_run(analysis, RunDir(args.weights), Path(args.output), args.channels,
-                           Path(args.graph).resolve().parent)
+        if args.sparsity is not None:
+            report = sparsify_run(analysis, RunDir(args.weights), Path(args.output), args.sparsity,
+                                  args.scope, base_dir)
+        else:
+            report = prune_run(analysis, RunDir(args.weights), Path(args.output), args.channels, base_dir)
     except (ConfigError, RunDirError) as error:
         advice = f" ({error.advice})" if error.advice else ""
         print(f"dlstudio: {error}{advice}", file=sys.stderr)
@@ -202,7 +226,56 @@ def prune_run(analysis: Analysis, run_dir: RunDir, output: Path, fraction: float
     for name, (before_value, after_value) in _metrics(analysis, after, run_dir, module, config, data).items():
         rows.append((name, _metric(name, before_value), _metric(name, after_value)))
     _write(graph, state, output, weights)
-    return _table(rows, fraction, output)
+    return _table(rows, f"pruned {fraction:.0%} of the channels of each prunable layer", output)
+
+
+def sparsify_run(analysis: Analysis, run_dir: RunDir, output: Path, sparsity: float, scope: str,
+                 base_dir: Path | None = None) -> str:
+    """Zero the run's smallest weights into ``output`` and its weights; returns the before/after table."""
+    module = trained_module(analysis, run_dir)  # checks that the run is of this graph
+    config, data = labelled_run(analysis, run_dir, base_dir)
+    weights = prunable_parameters(module)
+    if not weights:
+        raise ConfigError(f"graph '{analysis.graph.name}' has no weights to prune",
+                          "magnitude pruning zeroes the weights of layers such as Linear and Conv")
+    before = _sparse_counts(analysis, module)
+    apply_masks(weights, magnitude_masks(weights, sparsity, scope))  # type: ignore[arg-type]
+    after = _sparse_counts(analysis, module)
+    rows = [(name, before[name], after[name]) for name in before]
+    for name, (old_value, new_value) in _metrics(analysis, analysis, run_dir, module, config, data).items():
+        rows.append((name, _metric(name, old_value), _metric(name, new_value)))
+    graph = analysis.graph.copy_deep()
+    settings = PruningConfig(sparsity=sparsity, scope=scope, start_epoch=1, end_epoch=1)  # type: ignore[arg-type]
+    graph.training = config.model_copy(update={"init_weights": output.with_suffix(".safetensors").name,
+                                               "pruning": settings})
+    graph.name = f"{analysis.graph.name} pruned"
+    _write(graph, module.state_dict(), output, output.with_suffix(".safetensors"))
+    threshold = "one threshold over all layers" if scope == "global" else "the same share of each layer"
+    return _table(rows, f"zeroed {sparsity:.0%} of the prunable weights ({threshold})", output)
+
+
+def saved_sparsity(analysis: Analysis, source: Path) -> dict[str, float]:
+    """Each node's share of zero weights (:func:`node_sparsity`) in a run folder or a
+    .safetensors file, whose weights must be this graph's (``dlstudio summary --weights``)."""
+    tensors = read_weights(source)
+    wanted = build_module(plan_module(analysis)).state_dict()
+    wrong = [k for k, v in wanted.items() if k not in tensors or tensors[k].shape != v.shape]
+    if wrong:
+        raise RunDirError(f"{source}: its weights are not those of graph '{analysis.graph.name}' "
+                          f"(no '{wrong[0]}' of shape {list(wanted[wrong[0]].shape)})",
+                          "give the run folder or .safetensors file trained from this graph")
+    return node_sparsity(analysis, tensors)
+
+
+def _sparse_counts(analysis: Analysis, module: torch.nn.Module) -> dict[str, str]:
+    """Parameters and FLOPs, in all and counting non-zero weights only, and the weights' sparsity."""
+    state = module.state_dict()
+    zeros, prunable = zero_count(state)
+    return {"parameters": f"{analysis.total_params:,}",
+            "non-zero parameters": f"{sum(int(p.count_nonzero()) for p in module.parameters()):,}",
+            "FLOPs per sample": _count(analysis.total_flops),
+            "non-zero FLOPs per sample": _count(sparse_flops(analysis, node_sparsity(analysis, state))),
+            "prunable weights at zero": f"{zeros / prunable:.2%}"}
 
 
 def _metrics(before: Analysis, after: Analysis, run_dir: RunDir, module: torch.nn.Module, config: Any,
@@ -230,11 +303,11 @@ def _metric(key: str, value: float) -> str:
     return f"{value:.4f}" if key.endswith(("loss", "mse", "mae")) else f"{value:.2%}"
 
 
-def _table(rows: list[tuple[str, str, str]], fraction: float, output: Path) -> str:
+def _table(rows: list[tuple[str, str, str]], title: str, output: Path) -> str:
     header = ("", "before", "after pruning")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
              for row in [header, *rows]]
-    return "\n".join([f"pruned {fraction:.0%} of the channels of each prunable layer", *lines,
+    return "\n".join([title, *lines,
                       f"wrote {output} and {output.with_suffix('.safetensors').name}; fine-tune with: "
                       f"dlstudio run {output}"])

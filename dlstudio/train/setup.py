@@ -34,6 +34,7 @@ from dlstudio.train.data import DataSplit, field_infos
 from dlstudio.train.data.lazy import announce, resident_bytes
 from dlstudio.train.distributed import World
 from dlstudio.train.errors import ConfigError
+from dlstudio.train.magnitude import GradualPruning
 from dlstudio.train.memory import check_memory
 from dlstudio.train.metrics import Metrics
 from dlstudio.train.parts import Parts, check_graph
@@ -105,6 +106,9 @@ def start_task(parts: Parts) -> Task:
         schedule = make_schedule(config.scheduler, optimizer, config.epochs, len(parts.batches))
         if schedule is not None:
             parts.schedules[name] = schedule
+    if config.pruning is not None:
+        parts.pruning = GradualPruning(config.pruning, parts.analysis, parts.module, parts.optimizers.values(),
+                                       len(parts.batches), config.epochs)
     return task
 
 

@@ -1,6 +1,6 @@
 """What a checkpoint holds: the loop's position and the state of every stateful part of a run.
 
-Model, optimizer, LR schedule, gradient scaler and random number generators are saved, so a
+Model, optimizer, LR schedule, gradient scaler, pruning masks and random number generators are saved, so a
 resumed run continues exactly where the stopped one was (bit for bit on the CPU).
 """
 
@@ -67,6 +67,8 @@ def capture(parts: Parts, task: Task, loop: LoopState) -> dict[str, Any]:
         state["schedulers"] = {name: s.scheduler.state_dict() for name, s in parts.schedules.items()}
     if parts.scaler is not None:
         state["scaler"] = parts.scaler.state_dict()
+    if parts.pruning is not None:
+        state["pruning"] = parts.pruning.state_dict()
     own = task.state_dict()
     if own:
         state["task"] = own
@@ -87,6 +89,8 @@ def restore(parts: Parts, task: Task, state: dict[str, Any]) -> LoopState:
             _restore_schedule(schedule, saved)
     if parts.scaler is not None and "scaler" in state:
         parts.scaler.load_state_dict(state["scaler"])
+    if parts.pruning is not None:
+        parts.pruning.load_state_dict(state.get("pruning", {"masks": {}}))
     task.load_state_dict(state.get("task", {}))
     if parts.quantization is not None:
         parts.quantization.load_state_dict(state["quantization"])

@@ -24,6 +24,7 @@ from dlstudio.train import distributed
 from dlstudio.train.activations import ActivationProbe, ActivationRequest
 from dlstudio.train.callbacks import CallbackFn, Dispatcher
 from dlstudio.train.checkpoint import latest_checkpoint, load_state, save_state
+from dlstudio.train.data.lazy import data_workers
 from dlstudio.train.distributed import World
 from dlstudio.train.errors import ConfigError, Diverged, OutOfMemory, RunDirError, TrainError
 from dlstudio.train.events import (
@@ -39,6 +40,7 @@ from dlstudio.train.events import (
     epoch_samples,
     step_losses,
 )
+from dlstudio.train.magnitude import SPARSITY_FILE
 from dlstudio.train.parts import Parts
 from dlstudio.train.preprocess import PREPROCESS, preprocessing_record, record_json
 from dlstudio.train.pretrained import load_pretrained
@@ -175,6 +177,8 @@ class Trainer:
                 extra["init_weights"] = pretrained.record()
             self.run_dir.write_record(self.graph, p.config.model_dump(mode="json"), extra)
             self.run_dir.write_file(PREPROCESS, record_json(preprocessing_record(p.config, p.data)))
+        if p.pruning is not None:
+            self.emit.callbacks.insert(0, p.pruning)  # prunes before anyone hears of the step
         self.probe = None
         if self.activations is not None and self.world.is_main:
             inputs = p.val_inputs if p.data.val_size else p.train_inputs
@@ -185,7 +189,8 @@ class Trainer:
             train_samples=p.data.train_size, val_samples=p.data.val_size,
             parameters=sum(t.numel() for t in p.module.parameters()), world_size=self.world.size,
             trainable=sum(t.numel() for t in p.module.parameters() if t.requires_grad),
-            init_weights=pretrained.summary() if pretrained else None, notes=tuple(self.notes)))
+            init_weights=pretrained.summary() if pretrained else None, notes=tuple(self.notes),
+            data_workers=data_workers(p.data.train)))
 
     def _loop(self) -> FinishReason:
         config = self.config
@@ -273,7 +278,7 @@ class Trainer:
     def _end_epoch(self, epoch_started: float, train_seconds: float) -> dict[str, float]:
         p, state = self.parts, self.state
         assert p is not None
-        metrics = {**state.train_losses(), **self.validate()}
+        metrics = {**state.train_losses(), **self.validate(), **(p.pruning.metrics() if p.pruning else {})}
         for schedule in p.schedules.values():
             schedule.after_epoch(metrics)
         state.next_epoch()
@@ -289,6 +294,8 @@ class Trainer:
                                          "seconds": round(state.seconds, 3)})
             for name, data in files.items():
                 self.run_dir.write_file(name, data)
+            if p.pruning is not None:
+                self.run_dir.write_file(SPARSITY_FILE, record_json(p.pruning.report()))
         self.emit(EpochEnd(state.epoch, state.step, metrics, seconds))
         for sample in epoch_samples(state.epoch, state.step, files):
             self.emit(sample)

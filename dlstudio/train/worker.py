@@ -12,6 +12,7 @@ After a run the worker keeps the trained network for probes until it is told to 
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing as mp
 import os
 import queue
@@ -19,6 +20,7 @@ import sys
 import threading
 import time
 import traceback
+import weakref
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -107,7 +109,9 @@ class _Worker:
         while True:
             try:
                 command: Command = self.commands.recv()
-            except (EOFError, OSError):
+            except (EOFError, OSError):  # the app is gone: stop the run (it checkpoints) and end
+                if self.trainer is not None:
+                    steer(self.trainer, Stop())
                 command = Quit()
             match command:
                 case StartRun():
@@ -179,7 +183,7 @@ def worker_main(commands: Connection, events: Any) -> None:
     os._exit(0)
 
 
-@dataclass
+@dataclass(eq=False)
 class WorkerHandle:
     """The UI's end of a worker: its process, command pipe and event queue."""
 
@@ -218,12 +222,26 @@ class WorkerHandle:
         self.commands.close()
 
 
+_OPEN_WORKERS: weakref.WeakSet[WorkerHandle] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_workers() -> None:
+    """Close the workers still open when this interpreter ends: they are not daemons (a daemon
+    may not start DataLoader workers), and multiprocessing would otherwise wait for them."""
+    for handle in list(_OPEN_WORKERS):
+        handle.close(timeout=1.0)
+
+
 def start_worker() -> WorkerHandle:
     """A fresh worker process (spawned: it shares nothing with this one)."""
     context = mp.get_context("spawn")
     ours, theirs = context.Pipe()
     events = context.Queue()
-    process = context.Process(target=worker_main, args=(theirs, events), name="dlstudio-trainer", daemon=True)
+    # Not a daemon, so that it may start DataLoader workers; it ends when its command pipe closes.
+    process = context.Process(target=worker_main, args=(theirs, events), name="dlstudio-trainer")
     process.start()
     theirs.close()
-    return WorkerHandle(process, ours, events)
+    handle = WorkerHandle(process, ours, events)
+    _OPEN_WORKERS.add(handle)
+    return handle

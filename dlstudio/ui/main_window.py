@@ -6,6 +6,8 @@ shortcuts and status bar. File operations (with their dialogs) are in :class:`Fi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import QByteArray, QEvent, QObject, QPointF, QSettings, Qt
 from PySide6.QtGui import (
     QAction,
@@ -31,6 +33,7 @@ from dlstudio.ui.files import (
     dropped_graph,
 )
 from dlstudio.ui.importing import ModelImport
+from dlstudio.ui.overlay import CanvasOverlay
 from dlstudio.ui.panels import (
     human_count,
     plain_label,
@@ -72,6 +75,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(canvas)
         self.blocks = BlockActions(self, self.document, self.view)
         self._build_panels()
+        self.overlay = CanvasOverlay(self.view, self.inspector, self._current_run)
         self._build_status_bar()
         self._build_menus()
         self._connect()
@@ -129,6 +133,7 @@ class MainWindow(QMainWindow):
             label.setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)
             label.setContentsMargins(8, 0, 8, 0)
             bar.addPermanentWidget(label)
+        bar.addPermanentWidget(self.overlay.combo())
 
     def _action(self, menu: QMenu, text: str, slot: object, shortcuts: object = None,
                 on_canvas: bool = False) -> QAction:
@@ -198,6 +203,8 @@ class MainWindow(QMainWindow):
         self._action(menu, "Auto &Layout", view.auto_layout, "Ctrl+L", on_canvas=True)
         self._action(menu, "&Quick Add…", view.show_quick_add, "Tab", on_canvas=True)
         self._action(menu, "Find &Layer", self.find_layer, "Ctrl+F")
+        menu.addSeparator()
+        self.overlay.fill_menu(menu)
         menu.addSeparator()
         for dock in (self.palette_dock, self.inspector_dock, self.code_dock, self.problems_dock,
                      self.history_dock):
@@ -291,6 +298,11 @@ class MainWindow(QMainWindow):
         self.palette_dock.show()
         self.palette_dock.raise_()
         self.palette_panel.focus_search()
+
+    def _current_run(self) -> Path | None:
+        """The run chosen in the Runs panel, else the latest one started here."""
+        training = getattr(self, "training", None)  # installed after the menus
+        return None if training is None else training.runs.selected_path() or training.last_run
 
     def scene_centre(self) -> QPointF:
         return self.view.mapToScene(self.view.viewport().rect().center())

@@ -53,10 +53,18 @@ def sample_inputs(analysis, sizes: dict[str, int] | None = None) -> list[torch.T
         if tensor_type.dtype == "bool":
             tensors.append(torch.randint(0, 2, shape, dtype=torch.bool))
         elif tensor_type.dtype in ("int64", "int32"):
-            tensors.append(torch.randint(0, 4, shape, dtype=getattr(torch, tensor_type.dtype)))
+            tensors.append(torch.randint(0, _int_bound(analysis, node.id), shape, dtype=getattr(torch, tensor_type.dtype)))
         else:
             tensors.append(torch.randn(shape, dtype=getattr(torch, tensor_type.dtype)))
     return tensors
+
+
+def _int_bound(analysis, input_id: str) -> int:
+    """4, or less where the input feeds a smaller Embedding table (BERT's two token types)."""
+    fed = {edge.target.partition(".")[0] for edge in analysis.graph.edges if edge.source.partition(".")[0] == input_id}
+    tables = [analysis.params[node.id]["num_embeddings"] for node in analysis.graph.nodes
+              if node.id in fed and node.type == "Embedding"]
+    return min([4, *tables])
 
 
 def check_layer(type_name: str, params: dict[str, Any], input_shapes: list[tuple],

@@ -137,6 +137,19 @@ def test_gradients_reach_every_expert_and_the_router():
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
 
 
+@pytest.mark.parametrize(("tokens", "num_experts", "top_k"), [(11, 1, 1), (11, 4, 2), (2, 5, 1), (9, 5, 3)])
+def test_the_dense_form_torch_export_traces_gives_the_sparse_dispatchs_outputs(tokens, num_experts, top_k):
+    """Every expert on every token (what ONNX runs), then each token's top_k outputs: the
+    sparse dispatch's outputs and counts, experts without tokens included."""
+    layer = MixtureOfExperts(6, num_experts=num_experts, top_k=top_k).double()
+    x = torch.randn(tokens, 6, dtype=torch.float64)
+    chosen = layer.router(x).topk(top_k).indices
+    with torch.no_grad():
+        (sparse, counts), (dense, dense_counts) = layer.sparse(x, chosen), layer.dense(x, chosen)
+    assert torch.equal(dense_counts, counts) and int(counts.sum()) == tokens * top_k
+    torch.testing.assert_close(dense, sparse, rtol=1e-12, atol=1e-12)
+
+
 def test_an_expert_without_tokens_gets_a_zero_gradient_not_none():
     layer = MixtureOfExperts(3, num_experts=4, top_k=2)
     with torch.no_grad():

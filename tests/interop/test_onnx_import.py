@@ -14,7 +14,7 @@ from torch import nn
 
 from dlstudio import analyze, load_graph
 from tests.interop import models
-from tests.interop.roundtrip import assert_same_outputs, compiled, run_import
+from tests.interop.roundtrip import assert_same_outputs, compiled, parameter_count, run_import
 
 pytest.importorskip("onnx")
 
@@ -138,3 +138,142 @@ def test_layer_normalization_gelu_and_log_softmax_map_from_opset_20(tmp_path, ca
     types = [node.type for node in load_graph(graph).nodes]
     assert types == ["Input", "LayerNorm", "Linear", "GELU", "Unsqueeze", "Flatten", "LogSoftmax", "Output"]
     assert_same_outputs(original, compiled(graph, weights), torch.randn(3, 8))
+
+
+def export_sequence_model(model: nn.Module, example: torch.Tensor, path: Path, dynamo: bool) -> str:
+    """Export with a variable batch and length, through either of torch.onnx's exporters."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if dynamo:
+            sizes = {0: torch.export.Dim("batch"), 1: torch.export.Dim("T", max=16)}
+            torch.onnx.export(model.eval(), (example,), str(path), dynamo=True, verbose=False,
+                              input_names=["tokens"], dynamic_shapes=(sizes,))
+        else:
+            torch.onnx.export(model.eval(), (example,), str(path), dynamo=False, input_names=["tokens"],
+                              dynamic_axes={"tokens": {0: "batch", 1: "T"}})
+    return str(path)
+
+
+@pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "torchscript"])
+def test_an_lstm_classifier_round_trips_with_a_variable_length(tmp_path, capsys, dynamo):
+    torch.manual_seed(0)
+    original = models.LSTMClassifier()
+    source = export_sequence_model(original, torch.randint(0, 100, (2, 7)), tmp_path / "model.onnx", dynamo)
+    code, graph, weights = run_import(tmp_path, source)
+    assert code == 0 and "nothing unsupported" in capsys.readouterr().out
+    imported = compiled(graph, weights)
+    for length in (3, 9):
+        assert_same_outputs(original, imported, torch.randint(0, 100, (4, length)))
+    nodes = load_graph(graph).nodes
+    assert [n.type for n in nodes] == ["Input", "Embedding", "LSTM", "SelectIndex", "Linear", "Output"]
+    assert nodes[0].params == {"shape": ["T"], "dtype": "int64"}
+    assert nodes[2].params == {"hidden_size": 24, "num_layers": 2}
+
+
+class GRUTagger(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(30, 8)
+        self.gru = nn.GRU(8, 6, batch_first=True, bidirectional=True)
+        self.fc = nn.Linear(12, 5)
+
+    def forward(self, tokens):
+        out, _ = self.gru(self.embedding(tokens))
+        return self.fc(out)
+
+
+@pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "torchscript"])
+def test_a_bidirectional_gru_round_trips(tmp_path, capsys, dynamo):
+    torch.manual_seed(0)
+    original = GRUTagger()
+    source = export_sequence_model(original, torch.randint(0, 30, (2, 7)), tmp_path / "model.onnx", dynamo)
+    code, graph, weights = run_import(tmp_path, source)
+    assert code == 0 and "nothing unsupported" in capsys.readouterr().out
+    for length in (2, 11):
+        assert_same_outputs(original, compiled(graph, weights), torch.randint(0, 30, (3, length)))
+    gru = next(n for n in load_graph(graph).nodes if n.type == "GRU")
+    assert gru.params == {"hidden_size": 6, "bidirectional": True}
+
+
+@pytest.mark.parametrize(("attention", "dynamo"), [("sdpa", True), ("sdpa", False), ("mha", True)],
+                         ids=["sdpa-dynamo", "sdpa-torchscript", "mha-dynamo"])
+def test_a_gpt2_style_transformer_round_trips_with_causal_attention(tmp_path, capsys, attention, dynamo):
+    torch.manual_seed(0)
+    original = models.GPT(attention=attention)
+    source = export_sequence_model(original, torch.randint(0, 50, (2, 7)), tmp_path / "model.onnx", dynamo)
+    code, graph, weights = run_import(tmp_path, source)
+    assert code == 0 and "nothing unsupported" in capsys.readouterr().out
+    imported = compiled(graph, weights)
+    for length in (4, 16):
+        assert_same_outputs(original, imported, torch.randint(0, 50, (2, length)))
+    nodes = load_graph(graph).nodes
+    types = Counter(node.type for node in nodes)
+    assert types["LearnedPositionalEmbedding"] == 1 and types["LayerNorm"] == 5
+    assert not {"MatMul", "Scale", "Transpose", "Softmax"} & set(types)
+    if attention == "sdpa":  # the exporter's d ** -0.25 on q and k is the default scale
+        assert [n.params for n in nodes if n.type == "ScaledDotProductAttention"] == [{"causal": True}] * 2
+    else:
+        assert [n.params for n in nodes if n.type == "MultiheadAttention"] == [
+            {"num_heads": 4, "need_weights": False, "causal": True}] * 2
+
+
+def test_a_tied_head_ties_again_on_import(tmp_path, capsys):
+    """Both exporters write a tied head as a second copy of the token table; the copy ties
+    to the Embedding, so the parameter count is the original's."""
+    torch.manual_seed(0)
+    original = models.GPT()
+    original.lm_head.weight = original.wte.weight
+    source = export_sequence_model(original, torch.randint(0, 50, (2, 7)), tmp_path / "model.onnx", dynamo=False)
+    code, graph, weights = run_import(tmp_path, source)
+    assert code == 0 and "nothing unsupported" in capsys.readouterr().out
+    imported = compiled(graph, weights)
+    assert_same_outputs(original, imported, torch.randint(0, 50, (3, 9)))
+    assert imported.lm_head.weight is imported.wte.weight
+    assert load_graph(graph).node("lm_head").tie == {"weight": "wte.weight"}
+
+
+@pytest.mark.parametrize(("name", "dynamo"), [("lstm", False), ("mha", True)], ids=["lstm-torchscript", "mha-dynamo"])
+def test_a_model_exported_with_fixed_sizes_imports_for_any_batch(tmp_path, capsys, name, dynamo):
+    """Without dynamic axes the batch size is written into the reshapes and initial states;
+    it stands for the batch, so the imported graph takes any batch. The exporter folds the
+    position lookup at the fixed length: only the 7 rows it used of the 16 come back."""
+    torch.manual_seed(0)
+    original = models.LSTMClassifier() if name == "lstm" else models.GPT(attention="mha")
+    example = torch.randint(0, 50, (2, 7))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(original.eval(), (example,), str(tmp_path / "model.onnx"), dynamo=dynamo, verbose=False)
+    code, graph, weights = run_import(tmp_path, str(tmp_path / "model.onnx"))
+    assert code == 0 and "nothing unsupported" in capsys.readouterr().out
+    imported, tokens = compiled(graph, weights), torch.randint(0, 50, (5, 7))
+    with torch.no_grad():
+        assert (imported(tokens) - original(tokens)).abs().max() <= 1e-5
+    missing_rows = 0 if name == "lstm" else (16 - 7) * 32
+    assert parameter_count(imported) == parameter_count(original) - missing_rows
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, mask: torch.Tensor | None = None):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(16, 2, batch_first=True)
+        self.mask = mask
+
+    def forward(self, x):
+        return self.attn(x, x, x, attn_mask=self.mask, need_weights=False)[0]
+
+
+@pytest.mark.filterwarnings("ignore")  # the TorchScript exporter's tracer warnings on nn.MultiheadAttention
+def test_multihead_attention_without_a_mask_and_with_one_no_layer_takes(tmp_path, capsys):
+    torch.manual_seed(0)
+    original = SelfAttention()
+    nn.init.normal_(original.attn.in_proj_bias)
+    code, graph, weights = run_import(tmp_path, export(original, torch.randn(2, 5, 16), tmp_path / "plain.onnx"))
+    assert code == 0 and "nothing unsupported" in capsys.readouterr().out
+    assert_same_outputs(original, compiled(graph, weights), torch.randn(3, 5, 16))
+    attention = next(n for n in load_graph(graph).nodes if n.type == "MultiheadAttention")
+    assert attention.params == {"num_heads": 2, "need_weights": False}
+    banded = SelfAttention(torch.zeros(5, 5).masked_fill(torch.ones(5, 5).triu(2).bool(), float("-inf")))
+    code, _, _ = run_import(tmp_path, export(banded, torch.randn(2, 5, 16), tmp_path / "banded.onnx"))
+    assert code == 1
+    assert ("ONNX nn.MultiheadAttention: an attention mask other than the causal one (attn)"
+            in capsys.readouterr().out)

@@ -21,7 +21,8 @@ def _types(graph: Graph) -> list[str]:
 
 def test_resnet18_round_trips_exactly(tmp_path, capsys):
     torch.manual_seed(0)
-    code, graph, weights = run_import(tmp_path, f"{MODELS}:trained_resnet18", "--input", "x=3,64,64")
+    code, graph, weights = run_import(tmp_path, f"{MODELS}:trained_resnet18", "--input", "x=3,64,64",
+                                      "--flat")
     assert code == 0
     assert "Conv2d 20, BatchNorm2d 20" in capsys.readouterr().out
     torch.manual_seed(0)
@@ -58,7 +59,7 @@ def test_lstm_classifier_round_trips_with_a_variable_length(tmp_path):
 def test_gpt2_style_transformer_round_trips(tmp_path, attention):
     torch.manual_seed(0)
     code, graph, weights = run_import(tmp_path, f"{MODELS}:GPT", "--input", "idx=T:int64",
-                                      "--args", f'{{"attention": "{attention}"}}')
+                                      "--args", f'{{"attention": "{attention}"}}', "--flat")
     assert code == 0
     torch.manual_seed(0)
     original, imported = models.GPT(attention=attention), compiled(graph, weights)
@@ -167,7 +168,7 @@ def test_init_weights_takes_every_imported_weight(tmp_path):
 
 def test_ids_are_legal_unique_and_labels_keep_the_qualified_names(tmp_path):
     torch.manual_seed(0)
-    run_import(tmp_path, f"{MODELS}:ResNet18", "--input", "x=3,64,64", "--args", '{"num_classes": 5}')
+    run_import(tmp_path, f"{MODELS}:ResNet18", "--input", "x=3,64,64", "--args", '{"num_classes": 5}', "--flat")
     graph = load_graph(tmp_path / "graph.json")
     relus = [(n.id, n.label) for n in graph.nodes if n.label == "layer1.0.relu"]
     assert relus == [("layer1_0_relu", "layer1.0.relu"), ("layer1_0_relu_2", "layer1.0.relu")]

@@ -45,5 +45,31 @@ def dropout_mlp(**training: Any) -> dict[str, Any]:
     return doc
 
 
+def adaptive_pool(layer: str) -> dict[str, Any]:
+    """An adaptive pool of a variable length T to 3: a max pool has no ONNX function then, and
+    an average pool's ONNX windows are fixed to the traced T."""
+    return {
+        "format": "dlstudio.graph", "version": 1, "name": "tiny pool",
+        "nodes": [
+            {"id": "x", "type": "Input", "params": {"shape": [4, "T"]}},
+            {"id": "pool", "type": layer, "params": {"output_size": 3}},
+            {"id": "out", "type": "Output"},
+        ],
+        "edges": [{"source": "x", "target": "pool"}, {"source": "pool", "target": "out"}],
+    }
+
+
 def graph_of(doc: dict[str, Any]) -> Graph:
     return load_graph(copy.deepcopy(doc))
+
+
+def block_examples() -> Any:
+    """scripts/block_examples.py as a module: the generators of graphs/ at any size."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "block_examples.py"
+    spec = importlib.util.spec_from_file_location("block_examples", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

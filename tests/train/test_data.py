@@ -11,7 +11,7 @@ from dlstudio.train.data import field_infos, load_arrays, load_data
 from dlstudio.train.data.arrays import split_indices
 from dlstudio.train.errors import DataError
 
-BUILTIN = [n for n in DATASETS if n not in ("csv", "npz", "image_folder", "image_csv", "text")]
+BUILTIN = [n for n in DATASETS if n not in ("csv", "parquet", "hf_dataset", "npz", "image_folder", "image_csv", "text")]
 SMALL = {"moons": {"samples": 100}, "spirals": {"samples": 90}, "timeseries": {"samples": 50},
          "copy": {"samples": 40}, "reverse": {"samples": 40}}
 

@@ -148,3 +148,44 @@ def test_resume_from_the_middle_of_an_epoch_sees_the_same_augmented_pixels(tmp_p
     assert main(["run", str(graph), "--resume", split, "--json"]) == 0
     a, b = load_file(f"{whole}/model.safetensors"), load_file(f"{split}/model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_apps_training_worker_decodes_in_worker_processes(tmp_path):
+    """The app trains in a worker process; it starts its own decoding workers (spawned, since it
+    runs threads) and trains the very weights a headless run with none does."""
+    from dlstudio.train.events import Failed, Job, RunEnded, RunStarted, StartRun
+    from dlstudio.train.worker import start_worker
+
+    image_folder(tmp_path / "imgs")
+    document = cnn(num_workers=2)
+    assert main(["run", str(_saved(tmp_path, cnn(num_workers=0))), "--out", str(tmp_path / "headless")]) == 0
+    worker = start_worker()
+    try:
+        job = Job(json.dumps({k: v for k, v in document.items() if k != "training"}), document["training"],
+                  run_dir=str(tmp_path / "app"), base_dir=str(tmp_path))
+        worker.send(StartRun(job))
+        events = _events_until(worker, RunEnded)
+    finally:
+        worker.close(timeout=30)
+    assert not [e for e in events if isinstance(e, Failed)], [e for e in events if isinstance(e, Failed)]
+    assert [e.data_workers for e in events if isinstance(e, RunStarted)] == [2]
+    ours, theirs = load_file(str(tmp_path / "app" / "model.safetensors")), \
+        load_file(str(tmp_path / "headless" / "model.safetensors"))
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+def _saved(folder, document):
+    path = folder / "graph.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def _events_until(worker, kind, limit_s=300.0):
+    import time
+
+    events, deadline = [], time.monotonic() + limit_s
+    while not any(isinstance(e, kind) for e in events):
+        assert time.monotonic() < deadline, f"no {kind.__name__} within {limit_s} s: {events[-3:]}"
+        events += worker.poll()
+        time.sleep(0.05)
+    return events

@@ -298,3 +298,10 @@ def test_gpt2_is_detected_without_naming_the_map(tmp_path):
     path = saved({k[len("transformer."):]: v for k, v in hf.state_dict().items()}, tmp_path / "g.safetensors")
     report = load_pretrained(compile_graph(load_graph(gpt2_doc())), path)
     assert report.key_map == "hf-gpt2" and not report.missing
+
+
+def test_the_built_in_maps_are_the_ones_the_checks_and_the_app_list():
+    from dlstudio.core.training import KEY_MAPS
+    from dlstudio.train.keymaps import BUILTIN_MAPS
+
+    assert tuple(BUILTIN_MAPS) == KEY_MAPS

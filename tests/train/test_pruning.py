@@ -109,3 +109,70 @@ def test_cnn_digits_at_half_its_parameters_keeps_its_accuracy_within_a_point(tmp
         print(f"\ncnn_digits {before:,} parameters {accuracy(run):.2%}; pruned {after:,} {accuracy(tuned):.2%}")
     assert after <= before / 2
     assert accuracy(tuned) >= accuracy(run) - 0.01
+
+
+def report_rows(text):
+    """The prune report's rows by name: [before, after]."""
+    return {line[:27].strip(): line[27:].split()[-2:] for line in text.splitlines()[2:-1]}
+
+
+def test_unstructured_pruning_reports_non_zero_counts_and_the_zeros_stay_through_fine_tuning(tmp_path, capsys):
+    path, run, output = tmp_path / "g.json", tmp_path / "run", tmp_path / "sparse.json"
+    save_graph(graph_of(mlp()), path)
+    assert main(["run", str(path), "--out", str(run), "--json", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    assert main(["prune", str(path), "--weights", str(run), "--sparsity", "0.5", "--scope", "layer",
+                 "-o", str(output)]) == 0
+    text = capsys.readouterr().out
+    rows = report_rows(text)
+    assert text.startswith("zeroed 50% of the prunable weights (the same share of each layer)")
+    assert rows["parameters"] == ["131", "131"] and rows["non-zero parameters"] == ["131", "75"]  # 32 + 24 zeroed
+    assert rows["prunable weights at zero"] == ["0.00%", "50.00%"] and "val_accuracy" in rows
+    flops = analyze(load_graph(path)).flops
+    assert rows["non-zero FLOPs per sample"][1] == f"{sum(flops.values()) - (flops['fc1'] + flops['fc2']) // 2:,}"
+    weights = load_file(str(tmp_path / "sparse.safetensors"))
+    assert [int((weights[f"{n}.weight"] == 0).sum()) for n in ("fc1", "fc2")] == [32, 24]
+    assert main(["summary", str(output), "--weights", str(tmp_path / "sparse.safetensors")]) == 0
+    summary = {line.split()[0]: line.split()[-1] for line in capsys.readouterr().out.splitlines()}
+    assert summary["fc1"] == summary["fc2"] == "50.0%" and not summary["act"].endswith("%")
+    assert main(["summary", str(output), "--weights", str(tmp_path / "sparse.safetensors"), "--json"]) == 0
+    nodes = json.loads(capsys.readouterr().out)["nodes"]
+    assert {n["id"]: n["sparsity"] for n in nodes if "sparsity" in n} == {"fc1": 0.5, "fc2": 0.5}
+    tuned = tmp_path / "tuned"
+    assert main(["run", str(output), "--out", str(tuned), "--json", "--device", "cpu", "--epochs", "1"]) == 0
+    after = load_file(str(tuned / "model.safetensors"))
+    assert all(bool((after[k][weights[k] == 0] == 0).all()) for k in ("fc1.weight", "fc2.weight"))
+    assert not torch.equal(after["fc1.weight"], weights["fc1.weight"])  # it did train
+
+
+def test_global_unstructured_pruning_zeroes_one_share_of_all_weights(tmp_path, capsys):
+    path, run = tmp_path / "g.json", tmp_path / "run"
+    save_graph(graph_of(mlp(epochs=1)), path)
+    assert main(["run", str(path), "--out", str(run), "--json", "--device", "cpu"]) == 0
+    assert main(["prune", str(path), "--weights", str(run), "--sparsity", "0.25", "-o", str(tmp_path / "s.json")]) == 0
+    weights = load_file(str(tmp_path / "s.safetensors"))
+    zeros = [weights[f"{n}.weight"] == 0 for n in ("fc1", "fc2")]
+    assert sum(int(z.sum()) for z in zeros) == 28  # a quarter of 64 + 48
+    trained = load_file(str(run / "model.safetensors"))
+    magnitudes = [trained[f"{n}.weight"].abs() for n in ("fc1", "fc2")]
+    largest_zeroed = max(float(m[z].max()) for m, z in zip(magnitudes, zeros, strict=True) if z.any())
+    smallest_kept = min(float(m[~z].min()) for m, z in zip(magnitudes, zeros, strict=True))
+    assert largest_zeroed <= smallest_kept
+    assert json.loads((tmp_path / "s.json").read_text())["training"]["pruning"]["scope"] == "global"
+
+
+def test_a_sparsity_outside_zero_to_one_is_refused_in_one_line_naming_the_file(tmp_path, capsys):
+    graph = str(GRAPHS / "cnn_digits.json")
+    for value in ("1", "-0.1", "nan"):
+        assert main(["prune", graph, "--weights", str(tmp_path), "--sparsity", value, "-o", str(tmp_path / "p.json")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and graph in err and "--sparsity wants a share from 0 up to (not including) 1" in err
+    doc = mlp(pruning={"sparsity": 1.5})
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(doc))
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(path) in err and "sparsity 1.5 is not a share from 0 up to 1: use e.g. 0.5" in err
+    assert main(["prune", graph, "--weights", str(tmp_path), "--sparsity", "0.5", "--channels", "0.5",
+                 "-o", str(tmp_path / "p.json")]) == 2
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -13,7 +13,7 @@ from dlstudio.core.io import load_graph, save_graph
 from dlstudio.train.errors import ConfigError
 from dlstudio.train.exporting import staged
 from tests.conftest import GRAPHS
-from tests.train.helpers import graph_of, mlp
+from tests.train.helpers import adaptive_pool, graph_of, mlp
 
 
 def digits_mlp(**training):
@@ -116,28 +116,15 @@ def test_a_staged_file_reaches_its_destination_only_when_the_block_succeeds(tmp_
     assert output.read_bytes() == b"a checked model" and list(tmp_path.iterdir()) == [output]
 
 
-def moe_graph():
-    """A token MLP with a MixtureOfExperts, whose data-dependent split torch.export refuses."""
-    return graph_of({
-        "format": "dlstudio.graph", "version": 1, "name": "tiny moe",
-        "nodes": [
-            {"id": "x", "type": "Input", "params": {"shape": ["T", 8]}},
-            {"id": "experts", "type": "MixtureOfExperts", "params": {"hidden_dim": 8, "num_experts": 2, "top_k": 1}},
-            {"id": "out", "type": "Output"},
-        ],
-        "edges": [{"source": "x", "target": "experts"}, {"source": "experts.output", "target": "out"}],
-    })
-
-
 def test_a_failed_onnx_export_leaves_no_file_and_says_why_in_one_line(tmp_path, capsys):
-    path, output = tmp_path / "moe.json", tmp_path / "moe.onnx"
-    save_graph(moe_graph(), path)
+    path, output = tmp_path / "pool.json", tmp_path / "pool.onnx"
+    save_graph(graph_of(adaptive_pool("AdaptiveMaxPool1d")), path)
     capsys.readouterr()
     assert main(["export", str(path), "--to", "onnx", "-o", str(output)]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
     lines = captured.err.strip().splitlines()
-    assert lines == [lines[0]] and lines[0].startswith("dlstudio: the ONNX exporter failed: node 'experts'")
+    assert lines == [lines[0]] and lines[0].startswith("dlstudio: the ONNX exporter failed: No ONNX function found")
     assert list(tmp_path.iterdir()) == [path]
 
 

@@ -454,6 +454,26 @@ def test_a_long_edge_runs_around_the_nodes_in_its_way_and_follows_a_move(qtbot):
     assert skip.channel is None  # the way is clear now (the edge is placed again when an end moves)
 
 
+def test_an_edge_routes_around_an_unrelated_node_moved_onto_it_and_straightens_when_it_leaves(qtbot):
+    from dlstudio.ui.canvas.scene import GraphScene
+
+    scene = GraphScene(_skip_over(3))
+    scene.document.move_nodes({f"r{i}": (300.0 * (i + 1), 600.0) for i in range(3)})
+    skip = scene.edges[("x", "add.in1")]
+    assert skip.channel is None  # the way is clear
+    scene.document.move_nodes({"r1": (600.0, 0.0)}, merge=False)  # back under the edge; not one of its ends
+    r1 = scene.nodes["r1"]
+    assert skip.channel is not None
+    assert skip.channel > r1.y() + r1.height or skip.channel < r1.y()
+    assert not skip.shape().intersects(r1.sceneBoundingRect().adjusted(14, 26, -14, -14))  # drawn clear of it
+    scene.document.move_nodes({"r1": (600.0, 600.0)}, merge=False)
+    assert skip.channel is None  # straight again
+    scene.document.undo_stack.undo()
+    assert skip.channel is not None  # undo moves it back under the edge
+    scene.document.remove_items(["r1"])
+    assert skip.channel is None  # and straight once it is removed
+
+
 def test_an_edge_over_more_nodes_than_the_route_limit_runs_straight(qtbot):
     from dlstudio.ui.canvas.scene import ROUTE_LIMIT, GraphScene
 

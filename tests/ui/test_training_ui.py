@@ -13,8 +13,9 @@ import pytest
 import torch
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
+from dlstudio.core.training import KEY_MAPS
 from dlstudio.train import RunDir, Trainer
 from dlstudio.ui.main_window import MainWindow
 from dlstudio.ui.training.insight import WAITING
@@ -327,6 +328,38 @@ def test_start_from_pretrained_weights_with_a_frozen_layer(qtbot, window, tmp_pa
     assert not torch.equal(tuned["fc2.weight"], pretrained["fc2.weight"])
     window.document.undo_stack.undo()
     assert window.document.graph.training.init_weights == "nowhere"
+
+
+def test_start_from_weights_renamed_by_a_key_map_file(qtbot, window, tmp_path) -> None:
+    trained = Trainer(graph_of(mlp(epochs=1)), run_dir=RunDir(tmp_path / "base"))
+    assert trained.fit().reason == "completed"
+    pretrained = load_file(str(tmp_path / "base" / "model.safetensors"))
+    save_file({f"net.{k}": v for k, v in pretrained.items()}, str(tmp_path / "theirs.safetensors"))
+    (tmp_path / "map.json").write_text(json.dumps({"rename": {"^net\\.": ""}}))
+    doc = mlp(epochs=1)
+    doc["nodes"][1]["frozen"] = True  # fc1
+    open_graph(window, tmp_path, doc)
+    panel = window.training.panel
+    panel.init_weights.setText("theirs.safetensors")
+    panel.init_weights.editingFinished.emit()
+    assert [panel.key_map.itemText(i) for i in range(panel.key_map.count())] == ["automatic", *KEY_MAPS]
+    panel.key_map.setEditText("nomap.json")
+    panel.key_map.lineEdit().editingFinished.emit()
+    assert window.document.graph.training.init_weights_map == "nomap.json"
+    window.document.reanalyse()
+    texts = [panel.problem_list.item(i).text() for i in range(panel.problem_list.count())]
+    assert any("key map 'nomap.json' is neither a built-in map nor a file" in t for t in texts)
+    panel.key_map.setEditText("map.json")  # relative to the graph's folder
+    panel.key_map.lineEdit().editingFinished.emit()
+    window.document.reanalyse()
+    assert panel.can_start
+    assert window.training.start()
+    finish(qtbot, window)
+    run = next(p for p in (tmp_path / "runs").iterdir() if (p / "model.safetensors").exists())
+    assert torch.equal(load_file(str(run / "model.safetensors"))["fc1.weight"], pretrained["fc1.weight"])
+    panel.key_map.setCurrentIndex(0)
+    panel.key_map.activated.emit(0)
+    assert window.document.graph.training.init_weights_map is None
 
 
 def test_the_dataset_form_follows_the_dataset(qtbot, window, tmp_path) -> None:

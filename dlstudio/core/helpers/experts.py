@@ -26,7 +26,10 @@ class MixtureOfExperts(nn.Module):
 
     The (token, choice) pairs are sorted by expert, so each expert reads one slice; an
     expert without tokens runs on zero rows, so every weight gets a gradient. Rows move
-    by index_copy only (its gradient is a gather), never by a scatter-add.
+    by index_copy only (its gradient is a gather), never by a scatter-add. Under
+    torch.export or a TorchScript trace every expert runs on every token instead, and
+    each token gathers its top_k outputs: no size depends on the data (slower, the same
+    numbers).
     """
 
     def __init__(
@@ -58,6 +61,19 @@ class MixtureOfExperts(nn.Module):
         tokens = x.reshape(-1, x.size(-1))
         logits = self.router(tokens)
         scores, chosen = logits.topk(self.top_k, dim=-1)
+        if torch.compiler.is_exporting() or torch.jit.is_tracing():
+            y, counts = self.dense(tokens, chosen)
+        else:
+            y, counts = self.sparse(tokens, chosen)
+        gates = scores.softmax(dim=-1).unsqueeze(-1)
+        out = (y * gates).sum(dim=1).to(x.dtype)
+        return out.reshape(x.shape), self.balance_loss(logits, counts, x.dtype)
+
+    def sparse(
+        self, tokens: torch.Tensor, chosen: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each token's chosen experts' outputs [tokens, top_k, embed_dim], each expert
+        run on its own tokens only, and the tokens per expert."""
         experts = chosen.flatten()
         order = experts.argsort(stable=True)
         counts = experts.bincount(minlength=self.num_experts)
@@ -66,9 +82,18 @@ class MixtureOfExperts(nn.Module):
         parts = routed.split(counts.tolist())
         y = torch.cat([f(part) for f, part in zip(self.experts, parts, strict=True)])
         y = torch.empty_like(y).index_copy(0, order, y).view(*chosen.shape, -1)
-        gates = scores.softmax(dim=-1).unsqueeze(-1)
-        out = (y * gates).sum(dim=1).to(x.dtype)
-        return out.reshape(x.shape), self.balance_loss(logits, counts, x.dtype)
+        return y, counts
+
+    def dense(
+        self, tokens: torch.Tensor, chosen: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """What sparse returns, with every expert run on every token: no size depends on
+        the routing, so an export or a trace holds for any input."""
+        every = torch.stack([f(tokens) for f in self.experts], dim=1)
+        index = chosen.unsqueeze(-1).expand(-1, -1, every.size(-1))
+        experts = torch.arange(self.num_experts, device=chosen.device)
+        counts = (chosen.unsqueeze(-1) == experts).sum(dim=(0, 1))
+        return every.gather(1, index), counts
 
     def balance_loss(
         self, logits: torch.Tensor, counts: torch.Tensor, dtype: torch.dtype

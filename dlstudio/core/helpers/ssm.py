@@ -18,7 +18,8 @@ class MambaBlock(nn.Module):
     its d_state states, h_t = exp(dt_t A) h_(t-1) + dt_t B_t x_t, y_t = C_t h_t + D x_t,
     with dt, B and C computed from x_t. The scan runs in float32 even under autocast:
     on a CPU one step at a time (its tensors stay in cache), elsewhere in chunks of 64
-    steps that a doubling scan combines in parallel. Every decay it multiplies is
+    steps that a doubling scan combines in parallel; under torch.export as torch's scan
+    operator, which ONNX runs as a Scan over any length. Every decay it multiplies is
     exp(a sum of dt A) <= 1, so long sequences stay finite.
     """
 
@@ -74,12 +75,15 @@ class MambaBlock(nn.Module):
         dt = F.softplus(
             F.linear(dt, self.dt_proj.weight.to(u.dtype), self.dt_proj.bias.to(u.dtype))
         )
-        log_decay = dt.unsqueeze(-1) * -torch.exp(self.A_log.to(u.dtype))
-        inputs = (dt * u).unsqueeze(-1) * B.unsqueeze(2)
-        if u.device.type == "cpu":
-            y = self.sequential_scan(log_decay, inputs, C)
+        A = -torch.exp(self.A_log.to(u.dtype))
+        if torch.compiler.is_exporting():
+            y = self.exported_scan(dt, u, A, B, C)
         else:
-            y = self.chunked_scan(log_decay, inputs, C)
+            log_decay = dt.unsqueeze(-1) * A
+            inputs = (dt * u).unsqueeze(-1) * B.unsqueeze(2)
+            cpu = u.device.type == "cpu"
+            scan = self.sequential_scan if cpu else self.chunked_scan
+            y = scan(log_decay, inputs, C)
         return y + u * self.D.to(u.dtype)
 
     def sequential_scan(
@@ -95,6 +99,29 @@ class MambaBlock(nn.Module):
             h = decay * h + step
             ys.append(torch.bmm(h, c.unsqueeze(-1)).squeeze(-1))
         return torch.stack(ys, dim=1)
+
+    @staticmethod
+    def exported_scan(
+        dt: torch.Tensor,
+        u: torch.Tensor,
+        A: torch.Tensor,
+        B: torch.Tensor,
+        C: torch.Tensor,
+    ) -> torch.Tensor:
+        """sequential_scan's steps as torch's scan operator, which torch.onnx writes as
+        an ONNX Scan over any length; each step forms its own decay and input."""
+
+        def step(
+            h: torch.Tensor, xs: list[torch.Tensor]
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            dt_t, u_t, b_t, c_t = xs
+            decay = torch.exp(dt_t.unsqueeze(-1) * A)
+            h = decay * h + (dt_t * u_t).unsqueeze(-1) * b_t.unsqueeze(1)
+            return h, torch.bmm(h, c_t.unsqueeze(-1)).squeeze(-1)
+
+        h = u.new_zeros(u.size(0), u.size(2), A.size(1))
+        steps = [t.transpose(0, 1) for t in (dt, u, B, C)]
+        return torch._higher_order_ops.scan(step, h, steps)[1].transpose(0, 1)
 
     def chunked_scan(
         self, log_decay: torch.Tensor, inputs: torch.Tensor, C: torch.Tensor

@@ -15,9 +15,10 @@ from dlstudio.train.data.arrays import Arrays, DataSplit, split_arrays
 from dlstudio.train.data.bundled import BUNDLED, shakespeare_text
 from dlstudio.train.data.files import FILES, read_text
 from dlstudio.train.data.synthetic import SYNTHETIC
+from dlstudio.train.data.tables import TABLES
 from dlstudio.train.errors import ConfigError
 
-BUILDERS = {**BUNDLED, **SYNTHETIC, **FILES}
+BUILDERS = {**BUNDLED, **SYNTHETIC, **FILES, **TABLES}
 
 
 def load_arrays(config: DatasetConfig, seed: int, base_dir: Path | None = None) -> Arrays:

@@ -63,15 +63,24 @@ def _read_csv(path: Path, delimiter: str) -> tuple[list[str], list[list[str]]]:
     return header, rows[1:]
 
 
-def _as_numbers(values: list[str]) -> np.ndarray | None:
-    """The column as floats (empty cells NaN), or None when some cell is not a number."""
+def _as_numbers(values: list[str] | np.ndarray) -> np.ndarray | None:
+    """The column as floats (empty cells NaN), or None when some cell is not a number. A column
+    read from a typed file comes as an array: numbers (NaN for nulls), or objects for texts."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
+        return values.astype(np.float64)
     try:
         return np.array([float(v) if v.strip() else math.nan for v in values], dtype=np.float64)
-    except ValueError:
+    except (ValueError, AttributeError):
         return None
 
 
-def _encode_column(name: str, values: list[str], categorical: bool) -> tuple[np.ndarray, dict[str, Any]]:
+def _texts(values: list[str] | np.ndarray) -> list[str]:
+    """The column's cells as stripped texts (a missing cell of a typed file is '')."""
+    return ["" if v is None else str(v).strip() for v in values]
+
+
+def _encode_column(name: str, values: list[str] | np.ndarray,
+                   categorical: bool) -> tuple[np.ndarray, dict[str, Any]]:
     """(columns, encoding): numbers with gaps filled by the mean, or a one-hot encoding; the
     encoding (the fill value, or the categories in column order) is what prediction repeats."""
     numbers = None if categorical else _as_numbers(values)
@@ -81,18 +90,19 @@ def _encode_column(name: str, values: list[str], categorical: bool) -> tuple[np.
         fill = float(np.nanmean(numbers))
         numbers[np.isnan(numbers)] = fill
         return numbers[:, None], {"name": name, "kind": "number", "fill": fill}
-    categories = sorted({v.strip() for v in values})
+    texts = _texts(values)
+    categories = sorted(set(texts))
     if len(categories) > MAX_CATEGORIES:
         raise DataError(f"column '{name}' holds {len(categories):,} distinct texts, over the limit of "
                         f"{MAX_CATEGORIES} (MAX_CATEGORIES) for one-hot encoding",
                         "leave the column out of 'features', or turn it into numbers")
     index = {c: i for i, c in enumerate(categories)}
     one_hot = np.zeros((len(values), len(categories)))
-    one_hot[np.arange(len(values)), [index[v.strip()] for v in values]] = 1.0
+    one_hot[np.arange(len(values)), [index[v] for v in texts]] = 1.0
     return one_hot, {"name": name, "kind": "category", "categories": categories}
 
 
-def _target(name: str, values: list[str], task: str) -> tuple[np.ndarray, int | None, list[str]]:
+def _target(name: str, values: list[str] | np.ndarray, task: str) -> tuple[np.ndarray, int | None, list[str]]:
     numbers = _as_numbers(values)
     if numbers is not None and np.isnan(numbers).any():
         raise DataError(f"target column '{name}' has empty cells")
@@ -102,37 +112,46 @@ def _target(name: str, values: list[str], task: str) -> tuple[np.ndarray, int | 
         if numbers is None:
             raise DataError(f"target column '{name}' holds text, which cannot be a regression target")
         return numbers[:, None], None, []
-    names = sorted({v.strip() for v in values}, key=lambda v: (numbers is not None and float(v), v))
+    typed = isinstance(values, np.ndarray) and values.dtype.kind in "biuf"
+    texts = [f"{v:g}" for v in numbers] if typed and numbers is not None else _texts(values)
+    names = sorted(set(texts), key=lambda v: (numbers is not None and float(v), v))
     index = {c: i for i, c in enumerate(names)}
-    return np.array([index[v.strip()] for v in values], np.int64), len(names), names
+    return np.array([index[v] for v in texts], np.int64), len(names), names
 
 
 def _csv(args: Any, seed: int, base_dir: Path) -> Arrays:
     path = resolve_path(args.path, base_dir)
     header, rows = _read_csv(path, args.delimiter)
-    columns = {name: [row[i] for row in rows] for i, name in enumerate(header)}
+    return table_arrays(path.name, {name: [row[i] for row in rows] for i, name in enumerate(header)}, args)
+
+
+def table_arrays(name: str, columns: dict[str, list[str] | np.ndarray], args: Any) -> Arrays:
+    """A table's feature columns encoded as ``x`` (numbers kept, texts one-hot) and its target as
+    ``y``, as ``args`` (target, features, categorical, task) says; ``name`` names the file."""
+    header = list(columns)
+    rows = len(next(iter(columns.values()), []))
     if args.target not in columns:
-        raise DataError(f"{path.name}: no column '{args.target}' (columns: {', '.join(header)})")
+        raise DataError(f"{name}: no column '{args.target}' (columns: {', '.join(header)})")
     features = args.features or [n for n in header if n != args.target]
     if not features:
-        raise DataError(f"{path.name}: has no column besides the target '{args.target}'",
+        raise DataError(f"{name}: has no column besides the target '{args.target}'",
                         "add feature columns, or name them in 'features'")
     missing = [n for n in features + list(args.categorical or []) if n not in columns]
     if missing:
-        raise DataError(f"{path.name}: no column '{missing[0]}' (columns: {', '.join(header)})")
+        raise DataError(f"{name}: no column '{missing[0]}' (columns: {', '.join(header)})")
     parts, numeric, encodings = [], [], []
-    for name in features:
+    for column in features:
         try:
-            block, encoding = _encode_column(name, columns[name], name in (args.categorical or []))
+            block, encoding = _encode_column(column, columns[column], column in (args.categorical or []))
         except DataError as error:
-            raise DataError(f"{path.name}: {error}", error.advice) from None
+            raise DataError(f"{name}: {error}", error.advice) from None
         parts.append(block)
         encodings.append(encoding)
         numeric += [encoding["kind"] == "number"] * block.shape[1]
     width = sum(block.shape[1] for block in parts)
-    if len(rows) * width * 8 > MAX_DATA_BYTES:
-        raise DataError(f"{path.name}: {len(rows):,} rows of {width:,} encoded columns would take "
-                        f"{len(rows) * width * 8 / 2**30:.1f} GiB, over the limit of "
+    if rows * width * 8 > MAX_DATA_BYTES:
+        raise DataError(f"{name}: {rows:,} rows of {width:,} encoded columns would take "
+                        f"{rows * width * 8 / 2**30:.1f} GiB, over the limit of "
                         f"{MAX_DATA_BYTES // 2**30} GiB (MAX_DATA_BYTES)", "use fewer rows or columns")
     y, classes, names = _target(args.target, columns[args.target], args.task)
     return Arrays({"x": np.concatenate(parts, axis=1), "y": y},

@@ -35,12 +35,18 @@ MAX_DEFAULT_WORKERS = 4
 
 
 def default_workers() -> int:
-    """Worker processes for decoding: none inside a daemon process (the app's trainer, which may
-    not start children) or off the main thread (forking a threaded process is unsafe), else up
-    to MAX_DEFAULT_WORKERS, one core fewer than the machine has."""
+    """Worker processes for decoding: none inside a daemon process (which may not start children)
+    or off the main thread, else up to MAX_DEFAULT_WORKERS, one core fewer than the machine has."""
     if multiprocessing.current_process().daemon or threading.current_thread() is not threading.main_thread():
         return 0
     return max(0, min(MAX_DEFAULT_WORKERS, (os.cpu_count() or 1) - 1))
+
+
+def loader_context() -> str | None:
+    """How the decoding workers start: forked (fast) from a process with one thread, spawned from
+    one with others running (the app's trainer listens and reports on threads, and forking a
+    threaded process can copy a held lock into the child)."""
+    return "spawn" if threading.active_count() > 1 else None
 
 
 def decode_image(path: str, size: tuple[int, int], channels: int) -> np.ndarray:
@@ -242,7 +248,8 @@ class LazyImages:
             self._loader = DataLoader(_Samples(self.source, self.transform), batch_sampler=self._plan,
                                       num_workers=workers, persistent_workers=workers > 0,
                                       worker_init_fn=_one_thread if workers else None,
-                                      prefetch_factor=2 if workers else None)
+                                      prefetch_factor=2 if workers else None,
+                                      multiprocessing_context=loader_context() if workers else None)
         self._iterator = iter(self._loader)
         self._position = position
 
@@ -292,6 +299,11 @@ def resident_bytes(value: Any) -> int:
     if isinstance(value, LazyImages):
         return value.nbytes()
     return value.numel() * value.element_size()
+
+
+def data_workers(fields: dict[str, Any]) -> int:
+    """How many processes decode the lazy fields among ``fields`` (0 when none are lazy)."""
+    return max((v.workers for v in fields.values() if isinstance(v, LazyImages)), default=0)
 
 
 def lazy_split(data: DataSplit, augment: AugmentConfig | None, seed: int, workers: int | None) -> DataSplit:

@@ -87,9 +87,11 @@ class EdgeItem(QGraphicsItem):
     def set_label(self, text: str, error: bool = False) -> None:
         if (text, error) == (self.label, self.error):
             return
-        self.prepareGeometryChange()
         self.label, self.error = text, error
-        self._place_label()
+        if not self._path.isEmpty():  # else placed with the ends (a scene being built labels first)
+            self.prepareGeometryChange()
+            self._place_label()
+            self._shape = None
         self.update()
 
     def set_style(self, style: st.CanvasStyle) -> None:

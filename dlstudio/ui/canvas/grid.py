@@ -55,6 +55,13 @@ class RectGrid(Generic[Key]):
                 if not keys:
                     del self._cells[cell]
 
+    def rect_of(self, key: Key) -> Rect | None:
+        return self._rects.get(key)
+
+    def covers_few_cells(self, rect: Rect) -> bool:
+        """Whether ``rect`` covers at most :data:`MAX_CELLS` cells (a query of it is answered)."""
+        return self._cell_count(rect) <= MAX_CELLS
+
     def clear(self) -> None:
         self._cells.clear()
         self._rects.clear()
@@ -65,7 +72,7 @@ class RectGrid(Generic[Key]):
         left, top, right, bottom = area
         if right < left or bottom < top:
             return []
-        if self._cell_count(area) > MAX_CELLS:
+        if not self.covers_few_cells(area):
             return None
         found: dict[Key, None] = {}
         for cell in self._cover(area):

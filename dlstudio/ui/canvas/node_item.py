@@ -25,6 +25,7 @@ from dlstudio.core.graph import Node, split_end
 from dlstudio.core.layout import Box
 from dlstudio.core.spec import LayerSpec
 from dlstudio.ui.canvas import style as st
+from dlstudio.ui.canvas.overlay import Mark, paint_mark
 from dlstudio.ui.canvas.port_item import (
     EdgeKey,
     PortKey,
@@ -117,6 +118,7 @@ class NodeItem(QGraphicsItem):
         self.port_states: dict[PortKey, PortState] = {}
         self.extra_warning: str | None = None
         self.indicator: str | None = None
+        self.overlay: Mark | None = None  # what the canvas overlay (readiness, sparsity) shows on it
         self.hovered = False
         self.pointed: PortKey | None = None
         self.width, self.height = st.MIN_WIDTH, st.HEADER + st.ROW + st.BOTTOM
@@ -150,6 +152,12 @@ class NodeItem(QGraphicsItem):
         self.indicator = text or None
         self.update()
 
+    def set_overlay(self, mark: Mark | None) -> None:
+        if mark != self.overlay:
+            self.overlay = mark
+            self._update_tooltip()
+            self.update()
+
     @property
     def has_error(self) -> bool:
         return bool(self.view.errors)
@@ -163,6 +171,7 @@ class NodeItem(QGraphicsItem):
     def tooltip_text(self) -> str:
         head = f"{self.view.type_name} '{self.node_id}'"
         head += "".join(f"\n{text}" for text in (self.view.label, self.view.summary) if text)
+        head += f"\n\n{self.overlay.tooltip}" if self.overlay is not None else ""
         problems = self.problem_text
         return head + (f"\n\n{problems}" if problems else "")
 
@@ -272,12 +281,19 @@ class NodeItem(QGraphicsItem):
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
         if lod < st.BLOCK_LOD:
             self._paint_block(painter)
+            if self.overlay is not None:
+                self._paint_overlay(painter, self.overlay, lod)
             return
         self._paint_body(painter, lod >= st.DETAIL_LOD)
         self._paint_header(painter, lod)
         if lod >= st.DETAIL_LOD:
             self._paint_rows(painter)
             self._paint_extras(painter)
+        if self.overlay is not None:
+            self._paint_overlay(painter, self.overlay, lod)
+
+    def _paint_overlay(self, painter: QPainter, mark: Mark, lod: float) -> None:
+        paint_mark(painter, mark, self._paths["body"], self.width, self.height, self.style, lod)
 
     def _border(self) -> tuple[Any, float]:
         s = self.style

@@ -9,6 +9,7 @@ keeps them and undoing everything returns to this laid-out state.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import Any
 
 from PySide6.QtCore import QLineF, QPointF, QRectF, QSizeF, Qt, QTimer
@@ -30,8 +31,15 @@ NO_PEN = QPen(Qt.PenStyle.NoPen)
 CHANNEL_GAP = 30.0
 #: The most nodes an edge is routed around; past it the edge is drawn straight (see ``grid``).
 ROUTE_LIMIT = 32
+#: The most edges a node's move routes again (those whose way it leaves or enters); past it,
+#: only its own edges follow.
+REROUTE_LIMIT = 64
 #: Margin added around the items when the scene rect grows.
 ROOM = 4000.0
+#: Depth of the scene index's tree. Qt picks log2 of the item count (16 for 16k nodes and their
+#: edges: 65536 leaves), and files an edge in every leaf it crosses, so one node feeding
+#: thousands across the graph took a second and a half to index; 4096 leaves take a tenth.
+INDEX_DEPTH = 12
 NO_BRUSH = QBrush(Qt.BrushStyle.NoBrush)
 
 
@@ -54,12 +62,13 @@ class GraphScene(QGraphicsScene):
         self._edges_of: dict[str, set[EdgeKey]] = {}
         self._node_obj: dict[str, Node] = {}  # the document's node objects, by id
         self._grid: RectGrid[NodeItem] = RectGrid()  # where the nodes are, for routing edges
+        self._ways: RectGrid[EdgeItem] = RectGrid()  # where the nodes decide an edge's route
         self._syncing = False
         self._building = False
         self._rebuilt_with: Analysis | None = None  # the analysis the last rebuild showed
         self.overview = False
         self._overview: Any = None
-        self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.BspTreeIndex)
+        self._index_items()
         document.node_added.connect(self._node_added)
         document.node_removed.connect(self._node_removed)
         document.node_changed.connect(self._refresh_node)
@@ -83,13 +92,15 @@ class GraphScene(QGraphicsScene):
     def rebuild(self) -> None:
         """Recreate every item from the document (on open, and when the graph is replaced).
 
-        Each item is made, sized and placed once, with the scene's index off while they are
-        added, and each edge is routed once at the end: the cost grows with nodes + edges."""
+        Each item is made, sized and placed once, and each edge routed once, before the items
+        join the scene (with its index off; it is built once, on the first paint): the cost
+        grows with nodes + edges."""
         self.clear()
         self.nodes.clear()
         self.edges.clear()
         self._edges_of.clear()
         self._grid.clear()
+        self._ways.clear()
         self._node_obj = {node.id: node for node in self.document.scope.nodes}
         analysis = self.document.scope_analysis
         self._building = True
@@ -111,12 +122,18 @@ class GraphScene(QGraphicsScene):
                 self._grid.place(item, _node_rect(item))
             for edge in self.edges.values():
                 self._place_edge(edge, grow=False)
+            for item in [*self.nodes.values(), *self.edges.values()]:
+                self.addItem(item)
         finally:
             self._building = self._syncing = False
-            self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.BspTreeIndex)  # indexed once, as placed
+            self._index_items()  # indexed once, as placed
         self._rebuilt_with = analysis
         self.setSceneRect(self._nodes_rect().adjusted(-ROOM, -ROOM, ROOM, ROOM))
         self.overview_dirty()
+
+    def _index_items(self) -> None:
+        self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.BspTreeIndex)
+        self.setBspTreeDepth(INDEX_DEPTH)
 
     def _nodes_rect(self) -> QRectF:
         """The rectangle around every node (the edges keep within :data:`ROOM` of it), found
@@ -159,8 +176,8 @@ class GraphScene(QGraphicsScene):
             item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents)
         self.nodes[node_id] = item
         self._edges_of.setdefault(node_id, set())
-        self.addItem(item)
-        if not self._building:
+        if not self._building:  # else added once placed
+            self.addItem(item)
             self._refresh_node(node_id)
         return item
 
@@ -177,8 +194,10 @@ class GraphScene(QGraphicsScene):
         item = self.nodes.pop(node_id, None)
         self._node_obj.pop(node_id, None)
         if item is not None:
+            rect = self._grid.rect_of(item)
             self._grid.remove(item)
             self._remove(item)
+            self._reroute_across(rect)
         self.overview_dirty()
 
     def _node_moved(self, node_id: str) -> None:
@@ -218,9 +237,9 @@ class GraphScene(QGraphicsScene):
         self.edges[key] = item
         self._edges_of[source].add(key)
         self._edges_of[target].add(key)
-        self.addItem(item)
-        if self._building:  # placed and labelled once the nodes are
+        if self._building:  # placed, labelled and added once the nodes are
             return
+        self.addItem(item)
         self._refresh_later(source, target)
         self._place_edge(item)
         self._label_edge(item, self.document.scope_analysis)
@@ -230,6 +249,7 @@ class GraphScene(QGraphicsScene):
         item = self.edges.pop(key, None)
         if item is None:
             return
+        self._ways.remove(item)
         for end in key:
             node_id = split_end(end)[0]
             self._edges_of.get(node_id, set()).discard(key)
@@ -319,17 +339,24 @@ class GraphScene(QGraphicsScene):
         if source and target:
             start = source[0].port_scene_pos(source[1], False)
             end = target[0].port_scene_pos(target[1], True)
-            item.set_ends(start, end, self._channel(start, end, {source[0], target[0]}))
+            channel = self._channel(start, end, source[0], target[0])
+            item.set_ends(start, end, channel)
+            way = _way(start, end, channel)
+            if way is not None and self._ways.covers_few_cells(way):
+                self._ways.place(item, way)
+            else:
+                self._ways.remove(item)
             if grow and not self._building:
                 self._make_room(item)
 
-    def _channel(self, start: QPointF, end: QPointF, ends: set[NodeItem]) -> float | None:
+    def _channel(self, start: QPointF, end: QPointF, source: NodeItem, target: NodeItem) -> float | None:
         """The height a long edge should run at to pass below (or above) the nodes in its way,
         or None when the direct curve is clear."""
         if self._building:
             return None
+        ends = {source, target}
         if end.x() < start.x() and end.y() > start.y() + 2 * CHANNEL_GAP:
-            return self._return_channel(start, end, ends)
+            return self._return_channel(start, end, target, ends)
         if end.x() - start.x() < 8 * CORNER:
             return None
         low, high = min(start.y(), end.y()), max(start.y(), end.y())
@@ -350,10 +377,10 @@ class GraphScene(QGraphicsScene):
                        else min(i.y() for i in more) - CHANNEL_GAP)
         return channel
 
-    def _return_channel(self, start: QPointF, end: QPointF, ends: set[NodeItem]) -> float | None:
+    def _return_channel(self, start: QPointF, end: QPointF, target: NodeItem,
+                        ends: set[NodeItem]) -> float | None:
         """The height at which an edge back to the left (to the next row of a wrapped layout)
         crosses: just above the target's row, clear of nodes; None when there is no room."""
-        target = min(ends, key=lambda item: abs(item.x() - end.x()))
         channel = target.y() - CHANNEL_GAP
         for _ in range(4):
             more = self._blocking(end.x() - CORNER, start.x() + CORNER, channel - 8, channel + 8, ends)
@@ -383,17 +410,34 @@ class GraphScene(QGraphicsScene):
         item.set_label(str(tensor) if tensor is not None else "", (target[0].node_id, target[1]) in bad_ports)
 
     def node_item_moved(self, node_id: str) -> None:
-        """An item moved (dragged, or following the document): its edges follow."""
+        """An item moved (dragged, or following the document): its edges follow, and so do the
+        edges whose way it left or entered (routed around it, or straight again)."""
         self.overview_dirty()
         if self._building:  # every edge is placed at the end of the rebuild
             return
-        if node_id in self.nodes:
-            self._grid.place(self.nodes[node_id], _node_rect(self.nodes[node_id]))
-            self._make_room(self.nodes[node_id])
-        for key in self._edges_of.get(node_id, ()):
+        node = self.nodes.get(node_id)
+        before = None if node is None else self._grid.rect_of(node)
+        if node is not None:
+            self._grid.place(node, _node_rect(node))
+            self._make_room(node)
+        own = self._edges_of.get(node_id, set())
+        for key in own:
             item = self.edges.get(key)
             if item is not None:
                 self._place_edge(item)
+        if node is not None:
+            self._reroute_across(before, self._grid.rect_of(node), placed=own)
+
+    def _reroute_across(self, *rects: Rect | None, placed: Container[EdgeKey] = ()) -> None:
+        """Place again the edges whose way crosses any of ``rects`` (none when more than
+        :data:`REROUTE_LIMIT` do), except those already ``placed``."""
+        found: dict[EdgeItem, None] = {}
+        for rect in rects:
+            for item in (self._ways.crossing(rect, REROUTE_LIMIT) or []) if rect is not None else []:
+                if item.key not in placed:
+                    found[item] = None
+        for item in found:
+            self._place_edge(item)
 
     def snap(self, position: QPointF) -> QPointF:
         if self._syncing or not self.snapping:
@@ -440,6 +484,7 @@ class GraphScene(QGraphicsScene):
         for item in self.nodes.values():
             rect = QRectF(item.pos(), QSizeF(item.width, item.height))
             colour = self.style.error if item.has_error else self.style.block(item.view.family)
+            colour = item.overlay.colour if item.overlay is not None else colour
             blocks.setdefault(colour.name(), []).append(rect)
             if item.isSelected():
                 selected.append(rect)
@@ -496,6 +541,18 @@ def _node_rect(item: NodeItem) -> Rect:
     margin = st.PORT_RADIUS + 3
     x, y = item.x(), item.y()
     return x - margin, y, x + item.width + margin, y + item.height
+
+
+def _way(start: QPointF, end: QPointF, channel: float | None) -> Rect | None:
+    """Where a node changes the route of an edge from ``start`` to ``end`` now running at
+    ``channel``: the band between its ends (to the channel, when it has one) that
+    :meth:`GraphScene._channel` asks about; None for an edge too short to be routed."""
+    if end.x() < start.x() and end.y() > start.y() + 2 * CHANNEL_GAP:  # back to the next row
+        return end.x(), start.y(), start.x(), end.y()
+    if end.x() - start.x() < 8 * CORNER:
+        return None
+    ys = (start.y(), end.y()) if channel is None else (start.y(), end.y(), channel)
+    return start.x() + CORNER, min(ys) - 8, end.x() - CORNER, max(ys) + 8
 
 
 def _bad_ports(analysis: Analysis) -> set[tuple[str, str | None]]:

@@ -12,10 +12,11 @@ the shapes of the block's first use.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QSignalBlocker, Qt
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (
     QCheckBox,
     QFrame,
@@ -43,6 +44,8 @@ from dlstudio.ui.panels import human_count, plain_label, select_all_on_focus, se
 from dlstudio.ui.panels.param_editors import ParamEditor, editor_for
 from dlstudio.ui.theme import colors, plain_tooltip
 
+#: A line about a node from outside the document (the canvas overlay's), and its colour.
+NodeNote = Callable[[str], tuple[str, QColor]]
 #: Kinds picked from a list or a box, kept so inside blocks unless a value is an expression.
 PICKED_KINDS = ("bool", "choice")
 
@@ -126,10 +129,12 @@ class ParamRow:
 class NodePage(QWidget):
     """Everything about one node: header, id and label, problems, shapes, parameters."""
 
-    def __init__(self, document: GraphDocument, node_id: str, parent: QWidget | None = None) -> None:
+    def __init__(self, document: GraphDocument, node_id: str, parent: QWidget | None = None,
+                 note: NodeNote | None = None) -> None:
         super().__init__(parent)
         self.document = document
         self.node_id = node_id
+        self.note_for = note
         node = document.node(node_id)
         self.node_type = node.type
         self.spec = document.catalogue.get(node.type)
@@ -148,6 +153,9 @@ class NodePage(QWidget):
         layout.addLayout(self.problems)
         self.info = plain_label("", wrap=True)
         layout.addWidget(self.info)
+        self.note = plain_label("", wrap=True)
+        self.note.setObjectName("node_note")
+        layout.addWidget(self.note)
         layout.addWidget(_rule())
         layout.addWidget(self._params_grid() if self.spec else self._raw_params())
         layout.addStretch(1)
@@ -235,6 +243,7 @@ class NodePage(QWidget):
         diagnostics = analysis.node_diagnostics(self.node_id)
         self._show_problems(diagnostics)
         self.info.setText(self._info_text(analysis))
+        self._show_note()
         resolved = analysis.params.get(self.node_id, {})
         for name, row in self.rows.items():
             explicit = name in node.params
@@ -250,6 +259,13 @@ class NodePage(QWidget):
                 widget.deleteLater()
         for diagnostic in diagnostics:
             self.problems.addWidget(diagnostic_label(diagnostic))
+
+    def _show_note(self) -> None:
+        text, colour = self.note_for(self.node_id) if self.note_for is not None else ("", QColor())
+        self.note.setText(text)
+        self.note.setVisible(bool(text))
+        if text:
+            set_text_colour(self.note, colour)
 
     def _info_text(self, analysis: Analysis) -> str:
         if self.spec is None:
@@ -450,6 +466,7 @@ class InspectorPanel(QScrollArea):
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.node_ids: list[str] = []
         self.page: QWidget | None = None
+        self.node_note: NodeNote | None = None
         document.analysed.connect(self._analysed)
         document.node_changed.connect(self._node_changed)
         document.node_removed.connect(self._node_removed)
@@ -465,7 +482,7 @@ class InspectorPanel(QScrollArea):
             return
         self.node_ids = list(node_ids)
         if len(node_ids) == 1:
-            page: QWidget = NodePage(self.document, node_ids[0])
+            page: QWidget = NodePage(self.document, node_ids[0], note=self.node_note)
         elif node_ids:
             page = SelectionPage(self.document, node_ids)
         elif self.document.scope_path:
@@ -482,6 +499,11 @@ class InspectorPanel(QScrollArea):
         """Rebuild the page in the new theme's colours."""
         self.page = None
         self.show_nodes(self.node_ids)
+
+    def refresh(self) -> None:
+        """Show the page again (what :attr:`node_note` says has changed)."""
+        if self.page is not None:
+            self.page.refresh(self._shown_analysis())
 
     def _type_changed(self) -> bool:
         page = self.page

@@ -41,6 +41,7 @@ from dlstudio.core.starter import suggest_training
 from dlstudio.core.training import (
     DATASETS,
     DEFAULT_TASK,
+    KEY_MAPS,
     LOSSES,
     OPTIMIZERS,
     SCHEDULERS,
@@ -58,6 +59,8 @@ from dlstudio.ui.training.forms import ArgsForm, show
 from dlstudio.ui.training.widgets import LiveText
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+#: The key map entry meaning none: names as they are, or a built-in map that fits exactly.
+AUTO_KEY_MAP = "automatic"
 NO_SCHEDULE = "none"
 
 
@@ -95,6 +98,11 @@ def run_problems(document: GraphDocument, devices: list[str] | None) -> list[Dia
         found.append(Diagnostic("error", None, f"pretrained weights '{config.init_weights}' are not there",
                                 "choose a .safetensors file or a run folder, or clear Start from",
                                 param="training.init_weights"))
+    key_map = config.init_weights_map
+    if key_map and key_map not in KEY_MAPS and not init_weights_path(key_map, document.folder).is_file():
+        found.append(Diagnostic("error", None, f"key map '{key_map}' is neither a built-in map nor a file",
+                                f"choose one of {', '.join(KEY_MAPS)}, a JSON rename file, or automatic",
+                                param="training.init_weights_map"))
     return sorted(found, key=lambda d: d.severity != "error")
 
 
@@ -228,6 +236,7 @@ class TrainPanel(QWidget):
         self.seed.editingFinished.connect(lambda: self._set(("seed",), self.seed.value()))
         run.addRow("Seed", self.seed)
         run.addRow("Start from", self._init_weights_row())
+        run.addRow("Key map", self._key_map_row())
         layout.addStretch(1)
 
     def _task_group(self, layout: QVBoxLayout) -> None:
@@ -318,6 +327,42 @@ class TrainPanel(QWidget):
             self.show_message(f"Not changed: {error}", error=True)
             self.refresh()
 
+    def _key_map_row(self) -> QHBoxLayout:
+        self.key_map = QComboBox(editable=True)
+        self.key_map.setObjectName("init_weights_map")
+        self.key_map.addItem(AUTO_KEY_MAP)
+        self.key_map.addItems(list(KEY_MAPS))
+        self.key_map.setToolTip(plain_tooltip(
+            "How the starting weights' names become this graph's: a published checkpoint's layout "
+            "(torchvision, Hugging Face), or a JSON file of renames. Automatic keeps the names, or "
+            "picks the built-in map under which they fit exactly."))
+        self.key_map.activated.connect(lambda _: self._key_map_edited())
+        self.key_map.lineEdit().editingFinished.connect(self._key_map_edited)
+        browse = QToolButton(text="…")
+        browse.setToolTip(plain_tooltip("Choose a JSON rename file"))
+        browse.clicked.connect(self._browse_key_map)
+        row = QHBoxLayout()
+        row.addWidget(self.key_map, 1)
+        row.addWidget(browse)
+        return row
+
+    def _key_map_edited(self) -> None:
+        text = self.key_map.currentText().strip()
+        value = None if text in ("", AUTO_KEY_MAP) else text
+        if self.config is not None and value != self.config.init_weights_map:
+            self._set(("init_weights_map",), value)
+
+    def _browse_key_map(self) -> None:
+        folder = self.document.folder
+        chosen, _ = QFileDialog.getOpenFileName(self, "Key map", str(folder or Path.home()),
+                                                "Rename files (*.json);;All files (*)")
+        if chosen:
+            path = Path(chosen)
+            if folder is not None and path.is_relative_to(folder):
+                path = path.relative_to(folder)
+            self.key_map.setEditText(str(path))
+            self._key_map_edited()
+
     def _init_weights_edited(self) -> None:
         text = self.init_weights.text().strip()
         if self.config is not None and (text or None) != self.config.init_weights:
@@ -398,6 +443,8 @@ class TrainPanel(QWidget):
         _value(self.seed, c.seed)
         if not self.init_weights.hasFocus():
             self.init_weights.setText(c.init_weights or "")
+        if not self.key_map.hasFocus():
+            self.key_map.setEditText(c.init_weights_map or AUTO_KEY_MAP)
         self._hide_replaced(replaced)
 
     def _hide_replaced(self, replaced: tuple[str, ...]) -> None:

@@ -100,10 +100,12 @@ def quantize_onnx(fp32: Path, int8: Path, feeds: Feeds, data: DataSplit, calibra
                   seed: int) -> str:
     """Write ``fp32`` quantized to ``int8``; returns how, in words."""
     prepared = fp32.with_name("prepared.onnx")
-    with _quiet_quantizer():
+    # The symbolic shape inference writes a scratch model into the working folder when it gives
+    # up (a transformer's, a mixture of experts'): run it in the scratch folder of fp32.
+    with _quiet_quantizer(), contextlib.chdir(fp32.parent):
         try:
             quant_pre_process(str(fp32), str(prepared))
-        except Exception:  # noqa: BLE001  (its symbolic shape inference gives up on some graphs, a transformer's)
+        except Exception:  # noqa: BLE001  (its symbolic shape inference gives up on some graphs)
             quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
         if calibration is None:
             quantize_dynamic(str(prepared), str(int8), op_types_to_quantize=DYNAMIC_OPS)

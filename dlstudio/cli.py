@@ -240,8 +240,9 @@ def _add_export(commands: Any) -> None:
     parser.add_argument("-o", "--output", help="file to write (Python: default stdout)")
     parser.add_argument("--weights", metavar="RUN_DIR", help="a run folder whose weights to export")
     parser.add_argument("--quantize", choices=("int8",),
-                        help="post-training quantization of the run's ONNX export (with --weights); "
-                             "prints size, latency and validation accuracy against fp32")
+                        help="post-training quantization of the run's ONNX (onnxruntime) or TorchScript "
+                             "(torch.ao) export (with --weights); prints size, latency and validation "
+                             "accuracy against fp32")
     parser.add_argument("--calibration", type=int, metavar="N",
                         help="static int8 (convolutions too) calibrated on N training samples "
                              "(default: dynamic, weights of Linear/LSTM/GRU only)")

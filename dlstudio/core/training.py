@@ -253,6 +253,22 @@ class DiffusionConfig(_Model):
         default=50, description="DDIM steps that draw the epoch grid (at most timesteps)")
 
 
+QuantizedEngine = Literal["x86", "fbgemm", "qnnpack", "onednn"]
+#: Tasks whose network quantization-aware training can fake-quantize (one network, one input binding).
+QUANTIZATION_AWARE_TASKS = ("supervised", "distillation")
+
+
+class QuantizationAwareConfig(_Model):
+    """Quantization-aware training (``training.quantization_aware``): int8 fake quantization of
+    weights and activations (torch.ao's for ``backend``) from epoch ``start_epoch`` on, so the
+    weights learn to live with int8 rounding before ``export --quantize int8``."""
+
+    backend: QuantizedEngine = Field(default="x86", description="the int8 kernels the ranges are chosen "
+                                                                "for: x86 or fbgemm (server CPUs), qnnpack (ARM)")
+    start_epoch: _Count = Field(default=0, description="epochs trained in float before fake quantization "
+                                                       "starts (0: from the first step)")
+
+
 #: The built-in key maps of published checkpoints (``train/keymaps.py`` defines them), named here
 #: so that the checks and the app list them without importing torch.
 KEY_MAPS = ("torchvision-resnet", "torchvision-vgg", "torchvision-mobilenet", "hf-gpt2", "hf-bert", "hf-mamba")
@@ -300,6 +316,8 @@ class TrainingConfig(_Model):
         default=None, description="augmentations of images read from files (image_folder, image_csv)")
     num_workers: Annotated[int, Field(ge=0, le=64)] | None = Field(
         default=None, description="processes decoding images read from files (default: a few, by CPU count)")
+    quantization_aware: QuantizationAwareConfig | None = Field(
+        default=None, description="train with int8 fake quantization (saved only when set)")
 
 
 # --- argument declarations of named things --------------------------------------------------

@@ -24,6 +24,7 @@ from dlstudio.core.training import (
     LOSSES,
     OPTIMIZERS,
     OWN_OBJECTIVE_TASKS,
+    QUANTIZATION_AWARE_TASKS,
     REGRESSION_METRICS,
     SAME_SHAPE_LOSSES,
     SCHEDULERS,
@@ -78,6 +79,7 @@ class TrainingChecker:
         if not own_objective:
             self._auxiliary()
         self._unused_augment()
+        self._quantization_aware()
         self._named("optimizer", OPTIMIZERS, self.config.optimizer.type, self.config.optimizer.params)
         if self.config.scheduler is not None:
             self._scheduler()
@@ -109,6 +111,7 @@ class TrainingChecker:
             "training.early_stopping": c.early_stopping, "training.language_model": c.language_model,
             "training.gan": c.gan, "training.vae": c.vae, "training.diffusion": c.diffusion,
             "training.augment": c.augment, "training.distillation": c.distillation,
+            "training.quantization_aware": c.quantization_aware,
             "training.pruning": c.pruning,
         }
         for where, section in sections.items():
@@ -280,6 +283,22 @@ class TrainingChecker:
             if values is not None and len(values) not in (1, channels):
                 self._error(None, f"training.augment.{name} has {len(values)} values for {channels}-channel images",
                             "give one value, or one per channel", f"training.augment.{name}")
+
+    def _quantization_aware(self) -> None:
+        """Fake quantization trains one float32 network, and starts within the run."""
+        c, where = self.config, "training.quantization_aware"
+        if c.quantization_aware is None:
+            return
+        if (c.task or "supervised") not in QUANTIZATION_AWARE_TASKS:
+            self._error(None, f"quantization-aware training needs a {' or '.join(QUANTIZATION_AWARE_TASKS)} "
+                        f"task, not {c.task}", "remove training.quantization_aware", where)
+        if c.precision != "fp32":
+            self._error(None, f"quantization-aware training fake-quantizes float32, not {c.precision}",
+                        "set training.precision to fp32", "training.precision")
+        if c.quantization_aware.start_epoch >= c.epochs:
+            self._error(None, f"training.quantization_aware.start_epoch is {c.quantization_aware.start_epoch} "
+                        f"of {c.epochs} epochs, so fake quantization never starts",
+                        f"set start_epoch below {c.epochs}", f"{where}.start_epoch")
 
     def _task_sections(self) -> None:
         """The gan, vae and diffusion tasks' checks; either's section under another task goes unused."""

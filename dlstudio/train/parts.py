@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -21,6 +21,9 @@ from dlstudio.train.distributed import World
 from dlstudio.train.errors import ConfigError
 from dlstudio.train.magnitude import GradualPruning
 from dlstudio.train.metrics import Metrics
+
+if TYPE_CHECKING:
+    from dlstudio.train.qat import QuantizationAware
 
 
 @dataclass
@@ -54,6 +57,8 @@ class Parts:
     schedules: dict[str, Schedule] = field(default_factory=dict)
     #: where the files the training section names start (the graph file's folder)
     base_dir: Path | None = None
+    #: the network with fake quantization that training steps run (training.quantization_aware)
+    quantization: QuantizationAware | None = None
     #: gradual magnitude pruning, when the training section asks for it
     pruning: GradualPruning | None = None
 

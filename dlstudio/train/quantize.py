@@ -9,7 +9,9 @@ come from N training samples of the run, so convolutions are quantized too.
 The run's fp32 export and the int8 model are then compared side by side: file size, latency
 per sample in onnxruntime (batch 1, one thread, the two models timed in alternating rounds so
 that a busy machine slows both alike), and the loss and metrics of each on the run's
-validation split. The int8 file is moved to its destination only once all of that succeeded.
+validation split (:mod:`~dlstudio.train.quantize_report`). The int8 file is moved to its
+destination only once all of that succeeded. ``--to torchscript`` quantizes with PyTorch's own
+torch.ao instead (:mod:`~dlstudio.train.quantize_torch`).
 """
 
 from __future__ import annotations
@@ -17,12 +19,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -42,87 +42,33 @@ from dlstudio.core.training import TrainingConfig
 from dlstudio.train.data import DataSplit
 from dlstudio.train.errors import ConfigError, RunDirError
 from dlstudio.train.evaluation import Feeds, labelled_run, validation_metrics
-from dlstudio.train.exporting import export_onnx, staged, trained_module
+from dlstudio.train.exporting import SUFFIXES, export_onnx, staged, trained_module
+from dlstudio.train.quantize_report import ModelFigures, QuantizationReport, interleaved_latency
 from dlstudio.train.rundir import RunDir
 
 #: ONNX operators dynamic quantization covers: Linear layers (MatMul, after the pre-processing
 #: turns Gemm into MatMul), attention and LSTM. Convolutions are left to static quantization,
 #: since onnxruntime's ConvInteger runs slower than the float kernel.
 DYNAMIC_OPS = ["MatMul", "Attention", "LSTM"]
-#: Alternating timing rounds, and the wall-clock time each model gets per round.
-ROUNDS = 30
-ROUND_SECONDS = 0.005
-
-
-@dataclass(frozen=True)
-class ModelFigures:
-    """One ONNX model's size, latency per sample and validation metrics."""
-
-    size: int
-    latency: float
-    metrics: dict[str, float]
-
-
-@dataclass(frozen=True)
-class QuantizationReport:
-    """The fp32 export against its int8 quantization."""
-
-    method: str
-    fp32: ModelFigures
-    int8: ModelFigures
-
-    def as_table(self) -> str:
-        rows = [("", "fp32", "int8", "int8 vs fp32"),
-                ("file size", _kib(self.fp32.size), _kib(self.int8.size), f"x{self.int8.size / self.fp32.size:.3f}"),
-                ("latency per sample", _micro(self.fp32.latency), _micro(self.int8.latency),
-                 f"x{self.int8.latency / self.fp32.latency:.2f}")]
-        for key in self.fp32.metrics:
-            before, after = self.fp32.metrics[key], self.int8.metrics[key]
-            rows.append((key, _metric(key, before), _metric(key, after), _metric_change(key, before, after)))
-        widths = [max(len(row[i]) for row in rows) for i in range(4)]
-        lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
-                           enumerate(zip(row, widths, strict=True))).rstrip() for row in rows]
-        return "\n".join([f"int8 quantization ({self.method}); latency: onnxruntime CPU, batch 1, one thread",
-                          *lines])
-
-
-def _kib(size: int) -> str:
-    return f"{size / 1024:,.1f} KiB"
-
-
-def _micro(seconds: float) -> str:
-    return f"{seconds * 1e6:,.1f} µs"
-
-
-def _is_share(key: str) -> bool:
-    return not key.endswith(("loss", "mse", "mae"))
-
-
-def _metric(key: str, value: float) -> str:
-    return f"{value:.2%}" if _is_share(key) else f"{value:.4f}"
-
-
-def _metric_change(key: str, before: float, after: float) -> str:
-    if _is_share(key):
-        return f"{(after - before) * 100:+.2f} points"
-    return f"{after - before:+.4f}"
-
-
 # --- the command --------------------------------------------------------------------------------
 
 def quantize_command(args: argparse.Namespace) -> int:
-    """Export the run's network to ONNX, quantize it to int8 at ``args.output``, print the table."""
-    if args.to != "onnx" or not args.weights:
-        raise ConfigError("--quantize int8 needs --to onnx and --weights RUN_DIR",
+    """Export the run's network to ONNX (or TorchScript), quantize it to int8 at ``args.output``,
+    print the table."""
+    if args.to == "python" or not args.weights:
+        to = "onnx or torchscript" if args.to == "python" else args.to
+        raise ConfigError(f"--quantize int8 needs --to {to} and --weights RUN_DIR",
                           "the run's data calibrates the model and measures its accuracy")
     graph = load_graph(args.graph)
     analysis = analyze(graph)
     if not analysis.ok:
         raise GraphInvalidError(graph.name, analysis.errors)
-    output = Path(args.output) if args.output else Path(f"{Path(args.graph).stem}.int8.onnx")
+    output = Path(args.output) if args.output else Path(f"{Path(args.graph).stem}.int8{SUFFIXES[args.to]}")
+    from dlstudio.train.quantize_torch import quantize_torch  # it builds on this module
+
+    quantize = quantize_run if args.to == "onnx" else quantize_torch
     try:
-        report = quantize_run(analysis, RunDir(args.weights), output, args.calibration,
-                              Path(args.graph).resolve().parent)
+        report = quantize(analysis, RunDir(args.weights), output, args.calibration, Path(args.graph).resolve().parent)
     except (ConfigError, RunDirError) as error:
         advice = f" ({error.advice})" if error.advice else ""
         print(f"dlstudio: {error}{advice}", file=sys.stderr)
@@ -154,8 +100,13 @@ def quantize_onnx(fp32: Path, int8: Path, feeds: Feeds, data: DataSplit, calibra
                   seed: int) -> str:
     """Write ``fp32`` quantized to ``int8``; returns how, in words."""
     prepared = fp32.with_name("prepared.onnx")
-    with _quiet_quantizer():
-        quant_pre_process(str(fp32), str(prepared))
+    # The symbolic shape inference writes a scratch model into the working folder when it gives
+    # up (a transformer's, a mixture of experts'): run it in the scratch folder of fp32.
+    with _quiet_quantizer(), contextlib.chdir(fp32.parent):
+        try:
+            quant_pre_process(str(fp32), str(prepared))
+        except Exception:  # noqa: BLE001  (its symbolic shape inference gives up on some graphs)
+            quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
         if calibration is None:
             quantize_dynamic(str(prepared), str(int8), op_types_to_quantize=DYNAMIC_OPS)
             return "dynamic: int8 weights of Linear, attention and LSTM layers"
@@ -195,7 +146,7 @@ def compare(fp32: Path, int8: Path, feeds: Feeds, data: DataSplit,
     """Size, latency and validation metrics of the two models, measured side by side."""
     sessions = [_session(fp32), _session(int8)]
     sample = next(feeds.batches(data.val, np.arange(1)))
-    latencies = interleaved_latency(sessions, sample)
+    latencies = interleaved_latency([partial(session.run, None, sample) for session in sessions])
     return tuple(ModelFigures(path.stat().st_size, latency, validate(session, feeds, data, config))
                  for path, session, latency in zip((fp32, int8), sessions, latencies, strict=True))
 
@@ -210,28 +161,6 @@ def _session(path: Path) -> onnxruntime.InferenceSession:
     except Exception as error:  # noqa: BLE001  (onnxruntime raises its own unrelated classes)
         raise ConfigError(f"onnxruntime cannot load the quantized model ({' '.join(str(error).split())[:200]})",
                           "quantize without --calibration (dynamic), or not at all") from None
-
-
-def interleaved_latency(sessions: list[onnxruntime.InferenceSession], feed: dict[str, np.ndarray]) -> list[float]:
-    """Seconds per run of each session on ``feed``: the median over rounds in which every
-    session runs for about the same time, one after the other."""
-    repeats = [_repeats_per_round(session, feed) for session in sessions]
-    times: list[list[float]] = [[] for _ in sessions]
-    for _ in range(ROUNDS):
-        for session, count, record in zip(sessions, repeats, times, strict=True):
-            start = time.perf_counter()
-            for _ in range(count):
-                session.run(None, feed)
-            record.append((time.perf_counter() - start) / count)
-    return [statistics.median(record) for record in times]
-
-
-def _repeats_per_round(session: onnxruntime.InferenceSession, feed: dict[str, np.ndarray]) -> int:
-    start = time.perf_counter()
-    for _ in range(5):  # the first runs also warm the session up
-        session.run(None, feed)
-    once = (time.perf_counter() - start) / 5
-    return max(1, min(1000, int(ROUND_SECONDS / max(once, 1e-7))))
 
 
 def validate(session: onnxruntime.InferenceSession, feeds: Feeds, data: DataSplit,

@@ -38,6 +38,7 @@ from dlstudio.train.magnitude import GradualPruning
 from dlstudio.train.memory import check_memory
 from dlstudio.train.metrics import Metrics
 from dlstudio.train.parts import Parts, check_graph
+from dlstudio.train.qat import quantization_aware
 from dlstudio.train.tasks import Task, task_class
 
 #: Data up to this size moves to the GPU once, so batches are gathered on the device.
@@ -69,10 +70,11 @@ def prepare(graph: Graph, config: TrainingConfig, world: World, base_dir: Path |
     plan = plan_module(analysis)
     torch.manual_seed(config.seed)
     module = build_module(plan).to(device)
-    model = _wrap(module, world, device, task)
-    data_device = device if _fits_on_device(data, device) else torch.device("cpu")
     fields = [config.dataset.inputs[node_id] for _, node_id in plan.arguments
               if node_id in config.dataset.inputs]  # a task feeds the others (a GAN's noise)
+    quantization = quantization_aware(config, module, [data.train[f][:2].to(device) for f in fields])
+    model = _wrap(module if quantization is None else quantization.graph, world, device, task)
+    data_device = device if _fits_on_device(data, device) else torch.device("cpu")
     target = config.loss.target
     train = {k: v.to(data_device) for k, v in data.train.items() if k in (*fields, target)}
     val = {k: v.to(data_device) for k, v in data.val.items() if k in (*fields, target)}
@@ -88,6 +90,7 @@ def prepare(graph: Graph, config: TrainingConfig, world: World, base_dir: Path |
         scaler=grad_scaler(device, config.precision), objective=Objective(config.loss, device),
         metrics=Metrics(config.metrics, config.loss.type, config.loss.params.get("ignore_index", -100)),
         autocast=autocast(device, config.precision), auxiliary=_auxiliary(config, outputs), base_dir=base_dir,
+        quantization=quantization,
     )
     return parts
 

@@ -72,6 +72,8 @@ def capture(parts: Parts, task: Task, loop: LoopState) -> dict[str, Any]:
     own = task.state_dict()
     if own:
         state["task"] = own
+    if parts.quantization is not None:
+        state["quantization"] = parts.quantization.state_dict()
     return state
 
 
@@ -90,6 +92,8 @@ def restore(parts: Parts, task: Task, state: dict[str, Any]) -> LoopState:
     if parts.pruning is not None:
         parts.pruning.load_state_dict(state.get("pruning", {"masks": {}}))
     task.load_state_dict(state.get("task", {}))
+    if parts.quantization is not None:
+        parts.quantization.load_state_dict(state["quantization"])
     torch.set_rng_state(state["rng"]["torch"])
     if state["rng"]["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["rng"]["cuda"])

@@ -44,6 +44,7 @@ from dlstudio.train.magnitude import SPARSITY_FILE
 from dlstudio.train.parts import Parts
 from dlstudio.train.preprocess import PREPROCESS, preprocessing_record, record_json
 from dlstudio.train.pretrained import load_pretrained
+from dlstudio.train.qat import QUANTIZATION_FILE
 from dlstudio.train.rundir import RunDir
 from dlstudio.train.setup import prepare, start_task
 from dlstudio.train.state import LoopState, capture, restore
@@ -213,6 +214,8 @@ class Trainer:
         assert p is not None and self.task is not None
         p.model.train()
         epoch, state = self.state.epoch, self.state
+        if p.quantization is not None:
+            p.quantization.at_epoch(epoch)
         self.emit(LearningRate(epoch + 1, state.step, tuple(g["lr"] for g in p.optimizer.param_groups)))
         batches = p.batches.epoch(epoch, p.train_target.device)
         for index in range(state.batch, len(batches)):
@@ -329,6 +332,8 @@ class Trainer:
         if self._writes and reason != "interrupted":
             assert self.run_dir is not None
             self.run_dir.write_final(p.module.state_dict(), render_module(p.plan, p.analysis.graph))
+            if p.quantization is not None:
+                self.run_dir.write_file(QUANTIZATION_FILE, p.quantization.saved())
         last = self.state.history[-1] if self.state.history else {}
         event = Finished(reason, self.state.epoch, self.state.step, last, time.perf_counter() - started,
                          str(self.run_dir.path) if self.run_dir else None)

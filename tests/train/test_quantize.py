@@ -144,3 +144,21 @@ def test_examples_at_int8_keep_their_accuracy_in_a_third_of_the_size(name, calib
     assert kib(rows["file size"][1]) / kib(rows["file size"][0]) <= 0.35
     fp32, int8 = (float(c.rstrip("%")) for c in rows["val_accuracy"][:2])
     assert abs(fp32 - int8) <= 1
+
+
+def test_int8_of_a_mixture_of_experts_works_and_leaves_the_working_folder_as_it_was(tmp_path, capsys,
+                                                                                     monkeypatch):
+    """onnxruntime's symbolic shape inference gives up on the experts' gather and writes a
+    scratch model into the working folder; the quantizer retries without it, elsewhere."""
+    graph = load_graph(GRAPHS / "moe_sequence.json")
+    graph.training.epochs = 1
+    graph.training.dataset.params["samples"] = 200
+    path, run = trained(tmp_path, graph)
+    capsys.readouterr()
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    output = tmp_path / "moe.int8.onnx"
+    assert main(["export", path, "--weights", run, "--to", "onnx", "--quantize", "int8", "-o", str(output)]) == 0
+    assert output.is_file() and list(work.iterdir()) == []
+    assert "val_accuracy" in table(capsys.readouterr().out)

@@ -80,6 +80,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._connect()
         install_training(self)  # Training panel, curves, Inside view, runs; the Train menu
+        self.training.weights_written.connect(self.overlay.weights_written)
         self.setAcceptDrops(True)
         self.view.viewport().installEventFilter(self)
         self._fit_screen(1440, 880)

@@ -211,6 +211,11 @@ class CanvasOverlay(QObject):
 
     # ----- showing ---------------------------------------------------------------------------
 
+    def weights_written(self) -> None:
+        """A run wrote weights: the sparsity view shows them (a run's own are read again)."""
+        if self.mode == "sparsity":
+            self.refresh()
+
     def refresh(self) -> None:
         """Put the current marks on the nodes shown (nothing to do while the overlay is off)."""
         if self.mode == "none" and not self._shown:

@@ -167,3 +167,20 @@ def test_zoomed_out_the_overview_blocks_take_the_overlay_colours(window):
     _, blocks, _ = window.scene._overview_shapes()
     assert len(blocks[window.scene.style.error.name()]) == 2
     assert len(blocks[window.scene.style.valid.name()]) == 7
+
+
+def test_the_sparsity_view_follows_a_run_as_it_writes_its_weights(qtbot, tmp_path):
+    import json
+
+    from tests.train.helpers import mlp
+
+    win = open_window(qtbot, tmp_path)
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(mlp(epochs=2)))
+    assert win.files.open_path(path, ask=False)
+    win.overlay.set_mode("sparsity")
+    assert win.scene.nodes["fc1"].overlay.veiled  # no run, no weights
+    assert win.training.start()
+    qtbot.waitUntil(lambda: not win.training.running, timeout=120_000)
+    mark = win.scene.nodes["fc1"].overlay  # no edit since: the run's end put its weights on
+    assert not mark.veiled and mark.fraction == 0.0 and mark.badge == "0% zero"

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -67,6 +67,8 @@ class LazyPanel(QWidget):
 
 class TrainingWorkspace(QObject):
     """The training features of one main window."""
+
+    weights_written = Signal()  # the live run wrote weights (a checkpoint, or its last ones)
 
     def __init__(self, window: QMainWindow) -> None:
         super().__init__(window)
@@ -359,6 +361,8 @@ class TrainingWorkspace(QObject):
         s.notice.connect(lambda text: self.window.statusBar().showMessage(text, 8000))
         s.failed.connect(self._failed)
         s.finished.connect(self._finished)
+        s.checkpoint_saved.connect(lambda _: self.weights_written.emit())
+        s.finished.connect(lambda _: self.weights_written.emit())
 
     def toggle_pause(self) -> None:
         if self.session is None:

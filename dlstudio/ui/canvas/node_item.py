@@ -122,6 +122,7 @@ class NodeItem(QGraphicsItem):
         self.hovered = False
         self.pointed: PortKey | None = None
         self.width, self.height = st.MIN_WIDTH, st.HEADER + st.ROW + st.BOTTOM
+        self._tooltip_stale = False  # the text changed since it was last set (set when asked for)
         self.setFlags(FLAGS)
         self.setAcceptHoverEvents(True)
         self._paths = _paths(self.width, self.height)  # sized for its view by the first refresh
@@ -176,7 +177,16 @@ class NodeItem(QGraphicsItem):
         return head + (f"\n\n{problems}" if problems else "")
 
     def _update_tooltip(self) -> None:
-        self.setToolTip(st.plain_tooltip(self.tooltip_text()))
+        """Mark the tooltip out of date: it is formatted when asked for (:meth:`toolTip`, and
+        the scene asks before Qt shows it), not for each of thousands of nodes on open."""
+        self._tooltip_stale = True
+
+    def toolTip(self) -> str:  # noqa: N802 - Qt's name
+        """The tooltip markup, brought up to date first."""
+        if self._tooltip_stale:
+            self._tooltip_stale = False
+            self.setToolTip(st.plain_tooltip(self.tooltip_text()))
+        return super().toolTip()
 
     # ----- geometry ------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from PySide6.QtCore import QLineF, QPointF, QRectF, QSizeF, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QPainter, QPen
-from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QGraphicsSceneMouseEvent
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QGraphicsSceneHelpEvent, QGraphicsSceneMouseEvent
 
 from dlstudio.core.analysis import Analysis, Diagnostic
 from dlstudio.core.graph import Node, split_end
@@ -516,6 +516,14 @@ class GraphScene(QGraphicsScene):
         area = QRectF(pos.x() - radius, pos.y() - radius, 2 * radius, 2 * radius)
         return next((i for i in self.items(area, Qt.ItemSelectionMode.IntersectsItemShape)
                      if isinstance(i, EdgeItem)), None)
+
+    def helpEvent(self, event: QGraphicsSceneHelpEvent) -> None:  # noqa: N802 - Qt's name
+        """Bring the tooltips of the nodes under the cursor up to date (they are formatted on
+        demand), then let Qt show the topmost one."""
+        for item in self.items(event.scenePos()):
+            if isinstance(item, NodeItem):
+                item.toolTip()
+        super().helpEvent(event)
 
     # ----- the one write: a finished drag moves nodes -------------------------------------------
 

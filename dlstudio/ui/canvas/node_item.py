@@ -107,6 +107,10 @@ def node_title(node: Node, spec: LayerSpec | None) -> str:
     return node.type
 
 
+#: What a node item shows before its first refresh (shared: views are replaced, never changed).
+UNSHOWN = NodeView("", "", "", "", PortLists(("input",), ("output",)))
+
+
 class NodeItem(QGraphicsItem):
     """The graphics item of one node; ports are painted by it and hit-tested by :meth:`port_at`."""
 
@@ -114,7 +118,7 @@ class NodeItem(QGraphicsItem):
         super().__init__()
         self.node_id = node_id
         self.style = style
-        self.view = NodeView("", "", "", "", PortLists(("input",), ("output",)))
+        self.view = UNSHOWN  # until the first refresh
         self.port_states: dict[PortKey, PortState] = {}
         self.extra_warning: str | None = None
         self.indicator: str | None = None

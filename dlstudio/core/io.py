@@ -38,9 +38,14 @@ GraphSource = str | os.PathLike[str] | dict[str, Any] | Graph
 
 
 @contextmanager
-def paused_gc() -> Iterator[None]:
+def paused_gc(long_lived: bool = False) -> Iterator[None]:
     """Pause the cyclic garbage collector for a short, allocation-heavy step (parsing and
-    analysing thousands of small objects that form no cycles); it resumes afterwards."""
+    analysing thousands of small objects that form no cycles); it resumes afterwards.
+
+    With ``long_lived`` (a document opened: what is made lives as long as it does), the objects
+    join the oldest generation at once, which only the collector's rare full passes scan,
+    instead of being scanned by each younger generation's pass in turn (three passes over a
+    16k-node graph's million objects, a tenth of the time it takes to open)."""
     if not gc.isenabled():
         yield
         return
@@ -48,6 +53,9 @@ def paused_gc() -> Iterator[None]:
     try:
         yield
     finally:
+        if long_lived:
+            gc.freeze()  # every tracked object to the permanent generation,
+            gc.unfreeze()  # and from there to the oldest one, collectable as before
         gc.enable()
 
 

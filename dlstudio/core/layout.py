@@ -265,18 +265,29 @@ def _place_rows(order: list[list[str]], links: list[_Link], box: Mapping[str, Bo
             y += box[node].height + ROW_GAP
     from_left = _pulls(links, box, forward=True)
     from_right = _pulls(links, box, forward=False)
-    columns = [(nodes, [box[a].height + (ROW_GAP if box[a].width and box[b].width else LANE)
-                        for a, b in zip(nodes, nodes[1:], strict=False)],
-                [1.0 if box[n].width else LANE_WEIGHT for n in nodes]) for nodes in order]
+    columns = []
+    for nodes in order:
+        gaps = [box[a].height + (ROW_GAP if box[a].width and box[b].width else LANE)
+                for a, b in zip(nodes, nodes[1:], strict=False)]
+        weights = [1.0 if box[n].width else LANE_WEIGHT for n in nodes]
+        columns.append((nodes, _shifts(gaps), weights,
+                        [from_left.get(n) for n in nodes], [from_right.get(n) for n in nodes]))
     still = 0  # sweeps in a row that moved nothing: after one each way, none ever will
     for sweep in range(SWEEPS):
         forward = sweep % 2 == 0
-        pulls = from_left if forward else from_right
         moved = False
-        for nodes, gaps, weights in columns if forward else reversed(columns):
-            wanted = [_wanted(node, tops, pulls.get(node)) for node in nodes]
-            placed = _isotonic(wanted, gaps, weights) if gaps else [wanted[0] * weights[0] / weights[0]]
-            for node, top in zip(nodes, placed, strict=True):
+        for nodes, shift, weights, left, right in columns if forward else reversed(columns):
+            pulls = left if forward else right  # a node wants its ports level with its neighbours'
+            if len(nodes) == 1:
+                node, pulled, weight = nodes[0], pulls[0], weights[0]
+                top = (sum([tops[other] + offset for other, offset in pulled]) / len(pulled)
+                       if pulled else tops[node]) * weight / weight
+                moved = moved or top != tops[node]
+                tops[node] = top
+                continue
+            wanted = [sum([tops[other] + offset for other, offset in pulled]) / len(pulled) if pulled else tops[node]
+                      for node, pulled in zip(nodes, pulls, strict=True)]
+            for node, top in zip(nodes, _isotonic(wanted, shift, weights), strict=True):
                 moved = moved or top != tops[node]
                 tops[node] = top
         still = 0 if moved else still + 1
@@ -302,22 +313,21 @@ def _pulls(links: list[_Link], box: Mapping[str, Box], forward: bool) -> dict[st
     return {**lanes, **real}
 
 
-def _wanted(node: str, tops: dict[str, float], pulls: list[Pull] | None) -> float:
-    """Where ``node`` would like its top: level with its neighbours' ports."""
-    if not pulls:
-        return tops[node]
-    return sum([tops[other] + offset for other, offset in pulls]) / len(pulls)
+def _shifts(gaps: list[float]) -> list[float]:
+    """The space the nodes above each node of a column need: 0, then the running sum of ``gaps``."""
+    shift = [0.0]
+    for gap in gaps:
+        shift.append(shift[-1] + gap)
+    return shift
 
 
-def _isotonic(wanted: list[float], gaps: list[float], weights: list[float]) -> list[float]:
-    """Tops closest to ``wanted`` (weighted least squares) with ``top[i+1] >= top[i] + gaps[i]``.
+def _isotonic(wanted: list[float], shift: list[float], weights: list[float]) -> list[float]:
+    """Tops closest to ``wanted`` (weighted least squares) with ``top[i+1] >= top[i] + gaps[i]``,
+    given the :func:`_shifts` of the gaps.
 
     Shifting each top by the space the ones above it need turns this into isotonic regression,
     solved exactly by pooling adjacent violators.
     """
-    shift = [0.0]
-    for gap in gaps:
-        shift.append(shift[-1] + gap)
     blocks: list[list[float]] = []  # [weighted sum, total weight, count]
     for value, offset, weight in zip(wanted, shift, weights, strict=True):
         blocks.append([(value - offset) * weight, weight, 1])

@@ -271,7 +271,7 @@ class DocumentModel(QObject):
         self._own_catalogue = True
         self.undo_stack.clear()
         self._timer.stop()
-        with paused_gc():  # thousands of items and views are made, none in a cycle to collect
+        with paused_gc(long_lived=True):  # thousands of items and views are made, none in a cycle
             self.analysis = analyze(graph, self.catalogue)  # the views rebuild with this graph's shapes
             self.reset.emit()
             self.analysed.emit(self.analysis)

@@ -258,3 +258,25 @@ def test_a_json_error_names_its_place_once(text, message) -> None:
     with pytest.raises(GraphFileError) as raised:
         parse_json(text, "g.json")
     assert str(raised.value).endswith(message) and " at at " not in str(raised.value)
+
+
+def test_objects_made_for_a_long_lived_document_join_the_oldest_generation_and_stay_collectable():
+    import gc
+    import weakref
+
+    from dlstudio.core.io import paused_gc
+
+    class Cell:
+        pass
+
+    with paused_gc(long_lived=True):
+        made = [Cell() for _ in range(100)]
+        ring = Cell()
+        ring.me = ring  # a cycle: only the collector frees it
+    assert gc.isenabled()
+    oldest = {id(o) for o in gc.get_objects(generation=2)}
+    assert all(id(o) in oldest for o in made)
+    gone = weakref.ref(ring)
+    del ring
+    gc.collect()
+    assert gone() is None

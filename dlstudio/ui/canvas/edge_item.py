@@ -18,6 +18,13 @@ EdgeKey = tuple[str, str]
 LABEL_MARGIN = 18.0
 #: Radius of the bends of an edge routed around nodes.
 CORNER = 30.0
+#: What an edge starts with, shared by thousands of new edges (each replaces them when placed).
+NOWHERE = QPointF()
+NO_PATH = QPainterPath()
+NO_RECT = QRectF()
+#: What every edge paints with (thousands paint at once on opening a fan-out).
+NO_BRUSH = QBrush(Qt.BrushStyle.NoBrush)
+SOLID, ROUND = Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap
 
 
 def edge_path(start: QPointF, end: QPointF, channel: float | None = None) -> QPainterPath:
@@ -25,10 +32,10 @@ def edge_path(start: QPointF, end: QPointF, channel: float | None = None) -> QPa
     ``channel`` it runs along that height instead, around the nodes in between (back to the
     left, for an edge that continues on the next row of a wrapped layout)."""
     dx = end.x() - start.x()
-    if channel is not None and dx < 0 and start.y() < channel < end.y():
-        return _return_path(start, end, channel)
     path = QPainterPath(start)
-    if channel is not None and dx > 8 * CORNER:
+    if channel is not None and routed(start, end, channel):
+        if dx < 0:
+            return _return_path(start, end, channel)
         left, right = start.x() + 3 * CORNER, end.x() - 3 * CORNER
         path.cubicTo(start + QPointF(2 * CORNER, 0), QPointF(start.x() + CORNER, channel), QPointF(left, channel))
         path.lineTo(right, channel)
@@ -37,6 +44,14 @@ def edge_path(start: QPointF, end: QPointF, channel: float | None = None) -> QPa
     bend = max(abs(dx) * 0.5, 40.0) if dx >= 0 else max(80.0, min(240.0, -dx * 0.4 + 60.0))
     path.cubicTo(start + QPointF(bend, 0), end - QPointF(bend, 0), end)
     return path
+
+
+def routed(start: QPointF, end: QPointF, channel: float | None) -> bool:
+    """Whether :func:`edge_path` runs along ``channel`` (back to the left below ``start``, or
+    around the nodes in between); else the edge is one curve, symmetric about its middle."""
+    if channel is None:
+        return False
+    return start.y() < channel < end.y() if end.x() < start.x() else end.x() - start.x() > 8 * CORNER
 
 
 def _return_path(start: QPointF, end: QPointF, channel: float) -> QPainterPath:
@@ -61,22 +76,20 @@ class EdgeItem(QGraphicsItem):
         super().__init__()
         self.key = key
         self.style = style
-        self.start = QPointF()
-        self.end = QPointF()
+        self.start = self.end = NOWHERE  # replaced (never changed in place) by set_ends
         self.channel: float | None = None
         self.label = ""
         self.error = False
         self.hovered = False
-        self._path = QPainterPath()
+        self._path = NO_PATH
         self._shape: QPainterPath | None = None
-        self._label_rect = QRectF()
-        self._bounds = QRectF()
+        self._label_rect = self._bounds = NO_RECT
         self.setZValue(-1.0)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setAcceptHoverEvents(True)
 
     def set_ends(self, start: QPointF, end: QPointF, channel: float | None = None) -> None:
-        if (start, end, channel) == (self.start, self.end, self.channel) and not self._path.isEmpty():
+        if not self._path.isEmpty() and (start, end, channel) == (self.start, self.end, self.channel):
             return
         self.prepareGeometryChange()
         self.start, self.end, self.channel = QPointF(start), QPointF(end), channel
@@ -103,11 +116,12 @@ class EdgeItem(QGraphicsItem):
         width = st.text_width("small", self.label) + 12 if self.label else 0.0
         chord = self.end - self.start
         if self.label and abs(chord.x()) + abs(chord.y()) >= width + 2 * LABEL_MARGIN:
-            middle = self._path.pointAtPercent(0.5)
+            middle = (self._path.pointAtPercent(0.5) if routed(self.start, self.end, self.channel)
+                      else (self.start + self.end) / 2)  # a symmetric curve's (to 1e-11), found faster
             self._label_rect = QRectF(middle.x() - width / 2, middle.y() - 8, width, 16)
             bounds = bounds.united(self._label_rect)
         else:
-            self._label_rect = QRectF()
+            self._label_rect = NO_RECT
         self._bounds = bounds.adjusted(-4, -4, 4, 4)
 
     def end_near(self, scene_pos: QPointF, radius: float) -> str | None:
@@ -141,22 +155,21 @@ class EdgeItem(QGraphicsItem):
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: Any = None) -> None:
         s = self.style
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
-        colour = s.selected if self.isSelected() else s.error if self.error else (
-            s.edge_hover if self.hovered else s.edge)
+        selected = self.isSelected()
+        colour = s.selected if selected else s.error if self.error else (s.edge_hover if self.hovered else s.edge)
         if lod < st.BLOCK_LOD:
             painter.setPen(QPen(colour, 0))
             painter.drawLine(self.start, self.end)
             return
-        painter.setPen(QPen(colour, 2.4 if self.isSelected() or self.hovered else 1.8,
-                            Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
-        painter.setBrush(QBrush(Qt.BrushStyle.NoBrush))
+        painter.setPen(QPen(colour, 2.4 if selected or self.hovered else 1.8, SOLID, ROUND))
+        painter.setBrush(NO_BRUSH)
         painter.drawPath(self._path)
         if not self._label_rect.isNull() and lod >= st.DETAIL_LOD:
             painter.setPen(QPen(colour, 1.0))
             painter.setBrush(s.label_fill)
             painter.drawRoundedRect(self._label_rect, 8, 8)
             painter.setFont(st.font("small"))
-            painter.setPen(s.error if self.error else s.muted if not self.isSelected() else s.text)
+            painter.setPen(s.error if self.error else s.muted if not selected else s.text)
             painter.drawText(self._label_rect, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextSingleLine, self.label)
 
 

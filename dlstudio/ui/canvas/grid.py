@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from itertools import product
 from typing import Generic, TypeVar
 
 Key = TypeVar("Key")
@@ -41,8 +42,13 @@ class RectGrid(Generic[Key]):
             return
         self.remove(key)
         self._rects[key] = rect
-        for cell in self._cover(rect):
-            self._cells.setdefault(cell, set()).add(key)
+        cells = self._cells
+        for cell in self._cover(rect):  # an edge's way can cover hundreds: no set made per cell
+            keys = cells.get(cell)
+            if keys is None:
+                cells[cell] = {key}
+            else:
+                keys.add(key)
 
     def remove(self, key: Key) -> None:
         rect = self._rects.pop(key, None)
@@ -90,10 +96,8 @@ class RectGrid(Generic[Key]):
         return len(self._span(rect[0], rect[2])) * len(self._span(rect[1], rect[3]))
 
     def _cover(self, rect: Rect) -> Iterator[tuple[int, int]]:
-        rows = self._span(rect[1], rect[3])
-        for column in self._span(rect[0], rect[2]):
-            for row in rows:
-                yield column, row
+        """The (column, row) of every cell ``rect`` touches, column by column."""
+        return product(self._span(rect[0], rect[2]), self._span(rect[1], rect[3]))
 
 
 def _overlap(a: Rect, b: Rect) -> bool:

@@ -107,6 +107,10 @@ def node_title(node: Node, spec: LayerSpec | None) -> str:
     return node.type
 
 
+#: What a node item shows before its first refresh (shared: views are replaced, never changed).
+UNSHOWN = NodeView("", "", "", "", PortLists(("input",), ("output",)))
+
+
 class NodeItem(QGraphicsItem):
     """The graphics item of one node; ports are painted by it and hit-tested by :meth:`port_at`."""
 
@@ -114,7 +118,7 @@ class NodeItem(QGraphicsItem):
         super().__init__()
         self.node_id = node_id
         self.style = style
-        self.view = NodeView("", "", "", "", PortLists(("input",), ("output",)))
+        self.view = UNSHOWN  # until the first refresh
         self.port_states: dict[PortKey, PortState] = {}
         self.extra_warning: str | None = None
         self.indicator: str | None = None
@@ -122,6 +126,7 @@ class NodeItem(QGraphicsItem):
         self.hovered = False
         self.pointed: PortKey | None = None
         self.width, self.height = st.MIN_WIDTH, st.HEADER + st.ROW + st.BOTTOM
+        self._tooltip_stale = False  # the text changed since it was last set (set when asked for)
         self.setFlags(FLAGS)
         self.setAcceptHoverEvents(True)
         self._paths = _paths(self.width, self.height)  # sized for its view by the first refresh
@@ -176,7 +181,16 @@ class NodeItem(QGraphicsItem):
         return head + (f"\n\n{problems}" if problems else "")
 
     def _update_tooltip(self) -> None:
-        self.setToolTip(st.plain_tooltip(self.tooltip_text()))
+        """Mark the tooltip out of date: it is formatted when asked for (:meth:`toolTip`, and
+        the scene asks before Qt shows it), not for each of thousands of nodes on open."""
+        self._tooltip_stale = True
+
+    def toolTip(self) -> str:  # noqa: N802 - Qt's name
+        """The tooltip markup, brought up to date first."""
+        if self._tooltip_stale:
+            self._tooltip_stale = False
+            self.setToolTip(st.plain_tooltip(self.tooltip_text()))
+        return super().toolTip()
 
     # ----- geometry ------------------------------------------------------------------------------
 

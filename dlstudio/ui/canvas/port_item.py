@@ -42,6 +42,8 @@ class PortLists:
 def node_ports(node: Node, spec: LayerSpec | None, edges: Iterable[EdgeKey]) -> PortLists:
     """The ports a node shows: its declaration's, one spare for a variadic node, and for a
     missing layer type the ports its edges (``(source, target)`` ends) name, so they stay visible."""
+    if spec is not None and not spec.variadic:  # the declaration's: the edges change nothing
+        return PortLists(spec.inputs, output_ports_of(spec, node.params))
     ends = [(split_end(source), split_end(target)) for source, target in edges]
     named_in = [port or "input" for _, (node_id, port) in ends if node_id == node.id]
     named_out = [port or "output" for (node_id, port), _ in ends if node_id == node.id]
@@ -49,10 +51,8 @@ def node_ports(node: Node, spec: LayerSpec | None, edges: Iterable[EdgeKey]) -> 
         inputs = tuple(dict.fromkeys(named_in)) or ("input",)
         outputs = tuple(dict.fromkeys(named_out)) or ("output",)
         return PortLists(inputs, outputs)
-    if spec.variadic:
-        used = [int(p[2:]) for p in named_in if spec.accepts_input(p)]
-        return PortLists(spec.input_ports(max(used, default=-1) + 2), output_ports_of(spec, node.params))
-    return PortLists(spec.inputs, output_ports_of(spec, node.params))
+    used = [int(p[2:]) for p in named_in if spec.accepts_input(p)]
+    return PortLists(spec.input_ports(max(used, default=-1) + 2), output_ports_of(spec, node.params))
 
 
 def paint_port(painter: QPainter, centre: QPointF, state: PortState, style: CanvasStyle,

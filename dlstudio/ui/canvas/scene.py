@@ -14,7 +14,12 @@ from typing import Any
 
 from PySide6.QtCore import QLineF, QPointF, QRectF, QSizeF, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QPainter, QPen
-from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QGraphicsSceneMouseEvent
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QGraphicsScene,
+    QGraphicsSceneHelpEvent,
+    QGraphicsSceneMouseEvent,
+)
 
 from dlstudio.core.analysis import Analysis, Diagnostic
 from dlstudio.core.graph import Node, split_end
@@ -41,6 +46,8 @@ ROOM = 4000.0
 #: thousands across the graph took a second and a half to index; 4096 leaves take a tenth.
 INDEX_DEPTH = 12
 NO_BRUSH = QBrush(Qt.BrushStyle.NoBrush)
+#: The item and port at the source and at the target of an edge.
+Ends = tuple[tuple[NodeItem, str], tuple[NodeItem, str]]
 
 
 def _cosmetic(colour: QColor, width: float) -> QPen:
@@ -116,12 +123,13 @@ class GraphScene(QGraphicsScene):
             self._syncing = True
             for node in self.document.scope.nodes:
                 self.nodes[node.id].setPos(QPointF(*(node.position or (0.0, 0.0))))
-            self._label_edges(analysis)
+            ends = {key: self.edge_ends(key) for key in self.edges}  # the ports stay as shown
+            self._label_edges(analysis, ends)
             self._building = self._syncing = False
             for item in self.nodes.values():
                 self._grid.place(item, _node_rect(item))
             for edge in self.edges.values():
-                self._place_edge(edge, grow=False)
+                self._place_edge(edge, grow=False, ends=ends[edge.key])
             for item in [*self.nodes.values(), *self.edges.values()]:
                 self.addItem(item)
         finally:
@@ -315,10 +323,11 @@ class GraphScene(QGraphicsScene):
             if item is not None and item.refresh(view):
                 self.node_item_moved(node.id)
 
-    def _label_edges(self, analysis: Analysis) -> None:
+    def _label_edges(self, analysis: Analysis, ends: dict[EdgeKey, Ends | None] | None = None) -> None:
+        """Label every edge; ``ends`` are their :meth:`edge_ends` when the caller has them."""
         bad_ports = _bad_ports(analysis)
         for item in self.edges.values():
-            self._label_edge(item, analysis, bad_ports)
+            self._label_edge(item, analysis, bad_ports, ends[item.key] if ends is not None else self.edge_ends(item.key))
 
     # ----- geometry ------------------------------------------------------------------------------
 
@@ -331,12 +340,18 @@ class GraphScene(QGraphicsScene):
         names = item.view.ports.outputs if is_source else item.view.ports.inputs
         return item, (port if port in names else (names[0] if names else ""))
 
-    def _place_edge(self, item: EdgeItem, grow: bool = True) -> None:
+    def edge_ends(self, key: EdgeKey) -> Ends | None:
+        """The item and port at each end of the edge ``key``; None when an end is missing."""
+        source = self.end_port(key[0], True)
+        target = self.end_port(key[1], False)
+        return (source, target) if source and target else None
+
+    def _place_edge(self, item: EdgeItem, grow: bool = True, ends: Ends | None = None) -> None:
         """Run the edge between its ports (around the nodes in its way); with ``grow``, the
-        scene rect grows to hold it."""
-        source = self.end_port(item.key[0], True)
-        target = self.end_port(item.key[1], False)
-        if source and target:
+        scene rect grows to hold it. ``ends`` are its :meth:`edge_ends` when the caller has them."""
+        ends = ends or self.edge_ends(item.key)
+        if ends is not None:
+            source, target = ends
             start = source[0].port_scene_pos(source[1], False)
             end = target[0].port_scene_pos(target[1], True)
             channel = self._channel(start, end, source[0], target[0])
@@ -399,11 +414,11 @@ class GraphScene(QGraphicsScene):
         return None if found is None or len(found) > ROUTE_LIMIT else found
 
     def _label_edge(self, item: EdgeItem, analysis: Analysis,
-                    bad_ports: set[tuple[str, str | None]] | None = None) -> None:
-        source = self.end_port(item.key[0], True)
-        target = self.end_port(item.key[1], False)
-        if not source or not target:
+                    bad_ports: set[tuple[str, str | None]] | None = None, ends: Ends | None = None) -> None:
+        ends = ends or self.edge_ends(item.key)
+        if ends is None:
             return
+        source, target = ends
         tensor = analysis.ports.get((source[0].node_id, source[1]))
         if bad_ports is None:
             bad_ports = _bad_ports(analysis)
@@ -516,6 +531,14 @@ class GraphScene(QGraphicsScene):
         area = QRectF(pos.x() - radius, pos.y() - radius, 2 * radius, 2 * radius)
         return next((i for i in self.items(area, Qt.ItemSelectionMode.IntersectsItemShape)
                      if isinstance(i, EdgeItem)), None)
+
+    def helpEvent(self, event: QGraphicsSceneHelpEvent) -> None:  # noqa: N802 - Qt's name
+        """Bring the tooltips of the nodes under the cursor up to date (they are formatted on
+        demand), then let Qt show the topmost one."""
+        for item in self.items(event.scenePos()):
+            if isinstance(item, NodeItem):
+                item.toolTip()
+        super().helpEvent(event)
 
     # ----- the one write: a finished drag moves nodes -------------------------------------------
 

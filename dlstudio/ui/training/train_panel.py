@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -262,13 +263,7 @@ class TrainPanel(QWidget):
             "run's folder, relative to the graph file. Weights go to the nodes whose ids they name; "
             "freeze layers in the inspector."))
         self.init_weights.editingFinished.connect(self._init_weights_edited)
-        browse = QToolButton(text="…")
-        browse.setToolTip(plain_tooltip("Choose a .safetensors file"))
-        browse.clicked.connect(self._browse_weights)
-        row = QHBoxLayout()
-        row.addWidget(self.init_weights, 1)
-        row.addWidget(browse)
-        return row
+        return _with_browse(self.init_weights, "Choose a .safetensors file", self._browse_weights)
 
     # ----- editing -------------------------------------------------------------------------------
 
@@ -338,13 +333,7 @@ class TrainPanel(QWidget):
             "picks the built-in map under which they fit exactly."))
         self.key_map.activated.connect(lambda _: self._key_map_edited())
         self.key_map.lineEdit().editingFinished.connect(self._key_map_edited)
-        browse = QToolButton(text="…")
-        browse.setToolTip(plain_tooltip("Choose a JSON rename file"))
-        browse.clicked.connect(self._browse_key_map)
-        row = QHBoxLayout()
-        row.addWidget(self.key_map, 1)
-        row.addWidget(browse)
-        return row
+        return _with_browse(self.key_map, "Choose a JSON rename file", self._browse_key_map)
 
     def _key_map_edited(self) -> None:
         text = self.key_map.currentText().strip()
@@ -353,14 +342,9 @@ class TrainPanel(QWidget):
             self._set(("init_weights_map",), value)
 
     def _browse_key_map(self) -> None:
-        folder = self.document.folder
-        chosen, _ = QFileDialog.getOpenFileName(self, "Key map", str(folder or Path.home()),
-                                                "Rename files (*.json);;All files (*)")
+        chosen = self._chosen_file("Key map", "Rename files (*.json);;All files (*)")
         if chosen:
-            path = Path(chosen)
-            if folder is not None and path.is_relative_to(folder):
-                path = path.relative_to(folder)
-            self.key_map.setEditText(str(path))
+            self.key_map.setEditText(chosen)
             self._key_map_edited()
 
     def _init_weights_edited(self) -> None:
@@ -369,15 +353,19 @@ class TrainPanel(QWidget):
             self._set(("init_weights",), text or None)
 
     def _browse_weights(self) -> None:
-        folder = self.document.folder
-        chosen, _ = QFileDialog.getOpenFileName(self, "Start from weights", str(folder or Path.home()),
-                                                "Weights (*.safetensors);;All files (*)")
+        chosen = self._chosen_file("Start from weights", "Weights (*.safetensors);;All files (*)")
         if chosen:
-            path = Path(chosen)
-            if folder is not None and path.is_relative_to(folder):
-                path = path.relative_to(folder)
-            self.init_weights.setText(str(path))
+            self.init_weights.setText(chosen)
             self._init_weights_edited()
+
+    def _chosen_file(self, title: str, filters: str) -> str | None:
+        """A file the user picks, relative to the graph's folder when it lies inside it."""
+        folder = self.document.folder
+        chosen, _ = QFileDialog.getOpenFileName(self, title, str(folder or Path.home()), filters)
+        if not chosen:
+            return None
+        path = Path(chosen)
+        return str(path.relative_to(folder) if folder is not None and path.is_relative_to(folder) else path)
 
     def _lr_edited(self) -> None:
         if self.lr.isModified():
@@ -525,3 +513,14 @@ def _value(spin: QSpinBox | QDoubleSpinBox, value: float) -> None:
         spin.blockSignals(True)
         spin.setValue(value)
         spin.blockSignals(False)
+
+
+def _with_browse(field: QWidget, tip: str, browse: Callable[[], None]) -> QHBoxLayout:
+    """``field`` with a "…" button beside it that calls ``browse``."""
+    button = QToolButton(text="…")
+    button.setToolTip(plain_tooltip(tip))
+    button.clicked.connect(browse)
+    row = QHBoxLayout()
+    row.addWidget(field, 1)
+    row.addWidget(button)
+    return row

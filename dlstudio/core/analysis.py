@@ -261,15 +261,23 @@ def _resolved(node: Node, spec: LayerSpec, result: Analysis, key: tuple | None) 
     return None
 
 
-def _infer_node(node: Node, spec: LayerSpec, links: list[Link], result: Analysis,
-                key: tuple | None) -> None:
+def _resolved_inputs(node: Node, spec: LayerSpec, links: list[Link], result: Analysis,
+                     key: tuple | None) -> tuple[dict[str, Any], dict[str, TensorType]] | None:
+    """The node's resolved parameters (recorded) and its arriving types; None after a problem."""
     params = _resolved(node, spec, result, key)
     if params is None:
-        return
+        return None
     result.params[node.id] = params
     inputs = _gather_inputs(node, spec, links, result)
-    if inputs is None:
+    return None if inputs is None else (params, inputs)
+
+
+def _infer_node(node: Node, spec: LayerSpec, links: list[Link], result: Analysis,
+                key: tuple | None) -> None:
+    resolved = _resolved_inputs(node, spec, links, result, key)
+    if resolved is None:
         return
+    params, inputs = resolved
     memo = None if key is None else (key, tuple(inputs.items()))
     hit = _NODE_CACHE.get(memo) if memo else None
     if hit is not None and hit[0] is spec:
@@ -318,13 +326,10 @@ def _infer_block(node: Node, spec: BlockSpec, links: list[Link], result: Analysi
     if spec.problem:
         _report(result, "error", node.id, spec.problem, "change the blocks it uses")
         return
-    params = _resolved(node, spec, result, key)
-    if params is None:
+    resolved = _resolved_inputs(node, spec, links, result, key)
+    if resolved is None:
         return
-    result.params[node.id] = params
-    inputs = _gather_inputs(node, spec, links, result)
-    if inputs is None:
-        return
+    params, inputs = resolved
     try:
         copies = _block_copies(node.id, spec, params, inputs, result.catalogue)
     except ShapeError as error:

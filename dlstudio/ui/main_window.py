@@ -114,6 +114,7 @@ class MainWindow(QMainWindow):
         self.palette_dock = self._dock("Layers", "palette_dock", self.palette_panel, left)
         self.inspector_dock = self._dock("Inspector", "inspector_dock", self.inspector, right)
         self.code_dock = self._dock("Code", "code_dock", self.code, right)
+        self.code_dock.visibilityChanged.connect(self.code.set_dock_shown)
         self.problems_dock = self._dock("Problems", "problems_dock", self.problems, bottom)
         self.history_dock = self._dock("History", "history_dock", self.history, right)
         # one tab group only: Qt 6 leaves a stray tab bar when two are made before the first show

@@ -342,3 +342,18 @@ def test_switching_theme_recolours_the_panels(qtbot, window, opened) -> None:
     qtbot.waitUntil(lambda: window.code.editor.palette().color(QPalette.ColorRole.Base)
                     == LIGHT.code_background)
     assert window.problems.topLevelItem(0).foreground(1).color() == LIGHT.error
+
+
+def test_the_code_is_exported_only_while_its_tab_is_in_front(qtbot, window) -> None:
+    """Qt keeps a tabbed-away dock "visible" (moved off the window): the code panel follows its
+    dock's tab instead, so a big graph is not exported after every edit behind the Inspector."""
+    window.inspector_dock.raise_()
+    qtbot.waitUntil(lambda: not window.code.on_screen())
+    generation = window.code.generation
+    assert window.files.open_path(GRAPHS / "mlp_digits.json")
+    window.document.set_param("fc1", "out_features", 48)
+    qtbot.wait(400)  # longer than the panel's debounce
+    assert window.code.generation == generation
+    with qtbot.waitSignal(window.code.updated, timeout=10_000):
+        window.code_dock.raise_()  # shown: the pending export runs
+    assert "nn.Linear(64, 48)" in window.code.editor.toPlainText()

@@ -139,6 +139,7 @@ class CodePanel(QWidget):
         self.result = CodeResult(0, "", False)
         self.selected: list[str] = []
         self._pending = False
+        self._dock_shown = True  # until a dock says otherwise (set_dock_shown)
         self._bridge = _Bridge(self)
         self._bridge.done.connect(self._show_result)
         self._timer = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
@@ -187,21 +188,35 @@ class CodePanel(QWidget):
     # ----- producing -----------------------------------------------------------------------------
 
     def schedule(self) -> None:
-        """Regenerate soon (now-ish if visible; on show otherwise)."""
+        """Regenerate soon (now-ish if on screen; when shown otherwise)."""
         self._pending = True
-        if self.isVisible():
+        if self.on_screen():
+            self._timer.start()
+
+    def on_screen(self) -> bool:
+        """Whether the code can be seen: shown, and, in a dock, that dock's tab is the current
+        one (Qt keeps a tabbed-away dock "visible", moved off the window)."""
+        return self.isVisible() and self._dock_shown
+
+    def set_dock_shown(self, shown: bool) -> None:
+        """Follow the dock's ``visibilityChanged``: the code of a 16k-node graph is not exported
+        after every edit while another tab is in front."""
+        self._dock_shown = shown
+        if shown and self._pending:
             self._timer.start()
 
     def showEvent(self, event: object) -> None:  # noqa: N802
         super().showEvent(event)
-        if self._pending:
+        if self._pending and self.on_screen():
             self._timer.start()
 
     def regenerate(self) -> None:
         """Snapshot the graph here and export it on a worker thread."""
         self._pending = False
         self.generation += 1
-        with paused_gc():  # a copy in plain values, made in pydantic-core (the worker validates it)
+        # A copy in plain values, made in pydantic-core (the worker validates it). It holds no
+        # cycle, so it is freed by reference counting once exported, whatever its generation.
+        with paused_gc(long_lived=True):
             generation, snapshot = self.generation, self.document.graph.model_dump()
         catalogue = self.document.catalogue  # read-only: safe to share with the worker
         bridge = self._bridge

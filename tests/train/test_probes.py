@@ -17,6 +17,7 @@ from dlstudio.train import Recorder, RunDir, Trainer
 from dlstudio.train.events import ConfusionReport, Finished, NodeStats, ProbeReport, StepEnd
 from dlstudio.train.insight import InsightTap
 from dlstudio.train.probes import ProbeCapture, gradient_warnings
+from dlstudio.train.rundir import network_hash
 from dlstudio.train.runlist import list_runs
 from tests.conftest import GRAPHS
 from tests.train.helpers import dropout_mlp, graph_of, mlp
@@ -203,6 +204,20 @@ def test_runs_are_listed_from_the_runs_folder(tmp_path) -> None:
     changed = graph_of(mlp(epochs=1, hidden=8))
     assert not list_runs(tmp_path / "runs", changed)[0].same_network
     assert list_runs(tmp_path / "runs", graph_of({**mlp(), "name": "other"})) == []
+
+
+def test_runs_of_other_graphs_cost_no_network_hash(tmp_path, monkeypatch) -> None:
+    """The hash serialises the whole graph (a tenth of a second at 16k nodes, on every open):
+    it is computed once, and only when a run of the graph's name is there."""
+    import dlstudio.train.runlist as runlist
+
+    graph = graph_of(mlp(epochs=1))
+    for name in ("test-mlp-1", "test-mlp-2"):
+        Trainer(graph, run_dir=RunDir(tmp_path / "runs" / name)).fit()
+    hashed: list[str] = []
+    monkeypatch.setattr(runlist, "network_hash", lambda g: hashed.append(g.name) or network_hash(g))
+    assert list_runs(tmp_path / "runs", graph_of({**mlp(), "name": "other"})) == [] and hashed == []
+    assert len(list_runs(tmp_path / "runs", graph)) == 2 and hashed == [graph.name]
 
 
 def test_a_worker_process_trains_reports_and_stops(tmp_path) -> None:

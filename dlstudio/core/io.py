@@ -72,7 +72,7 @@ def load_graph(source: GraphSource) -> Graph:
     if not isinstance(source, str | os.PathLike):
         raise GraphFileError(f"<{type(source).__name__}>", "expected a file path, a dict or a Graph")
     path = Path(source)
-    with paused_gc():
+    with paused_gc(long_lived=True):  # the graph lives on (an opened document, a run's network)
         return graph_from_dict(read_json(path), str(path))
 
 

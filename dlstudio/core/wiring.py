@@ -92,21 +92,16 @@ def _end_port(end: str, specs: dict[str, LayerSpec | None],
     spec = specs[node_id]
     if spec is None:
         return None
-    if is_source:
-        ports = output_ports(node_id)
-        known = port in ports
-    else:
-        ports = spec.input_ports()
-        known = port is not None and spec.accepts_input(port)
+    if port is not None and (port in output_ports(node_id) if is_source else spec.accepts_input(port)):
+        return node_id, port
+    ports = output_ports(node_id) if is_source else spec.input_ports()  # listed only when needed
     if port is None:
         return _bare_end(end, node_id, spec, ports, is_source, report)
-    if not known:
-        more = (f", ... in{MAX_VARIADIC_INPUTS - 1} (at most {MAX_VARIADIC_INPUTS} inputs, "
-                "MAX_VARIADIC_INPUTS)") if spec.variadic and not is_source else ""
-        report("error", node_id, f"{spec.type} '{node_id}' has no port '{printable(port, 40)}'",
-               "connect to one of: " + ", ".join(ports) + more, printable(port, 40))
-        return None
-    return node_id, port
+    more = (f", ... in{MAX_VARIADIC_INPUTS - 1} (at most {MAX_VARIADIC_INPUTS} inputs, "
+            "MAX_VARIADIC_INPUTS)") if spec.variadic and not is_source else ""
+    report("error", node_id, f"{spec.type} '{node_id}' has no port '{printable(port, 40)}'",
+           "connect to one of: " + ", ".join(ports) + more, printable(port, 40))
+    return None
 
 
 def _bare_end(end: str, node_id: str, spec: LayerSpec, ports: tuple[str, ...], is_source: bool,

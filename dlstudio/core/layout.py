@@ -278,15 +278,18 @@ def _place_rows(order: list[list[str]], links: list[_Link], box: Mapping[str, Bo
         moved = False
         for nodes, shift, weights, left, right in columns if forward else reversed(columns):
             pulls = left if forward else right  # a node wants its ports level with its neighbours'
-            if len(nodes) == 1:
+            if len(nodes) == 1:  # what the regression of one node gives, without calling it
                 node, pulled, weight = nodes[0], pulls[0], weights[0]
-                top = (sum([tops[other] + offset for other, offset in pulled]) / len(pulled)
-                       if pulled else tops[node]) * weight / weight
+                if not pulled:
+                    continue
+                other, offset = pulled[0]
+                level = tops[other] + offset if len(pulled) == 1 else _level(pulled, tops)
+                top = level * weight / weight
                 moved = moved or top != tops[node]
                 tops[node] = top
                 continue
-            wanted = [sum([tops[other] + offset for other, offset in pulled]) / len(pulled) if pulled else tops[node]
-                      for node, pulled in zip(nodes, pulls, strict=True)]
+            wanted = [(tops[pulled[0][0]] + pulled[0][1] if len(pulled) == 1 else _level(pulled, tops))
+                      if pulled else tops[node] for node, pulled in zip(nodes, pulls, strict=True)]
             for node, top in zip(nodes, _isotonic(wanted, shift, weights), strict=True):
                 moved = moved or top != tops[node]
                 tops[node] = top
@@ -294,6 +297,12 @@ def _place_rows(order: list[list[str]], links: list[_Link], box: Mapping[str, Bo
         if still >= 2:
             break
     return tops
+
+
+def _level(pulled: list[Pull], tops: dict[str, float]) -> float:
+    """The top that levels a node's ports with its neighbours' on average (for one neighbour,
+    the callers add its offset themselves: the same number, without a call)."""
+    return sum([tops[other] + offset for other, offset in pulled]) / len(pulled)
 
 
 Pull = tuple[str, float]  # a neighbour, and how far below its top this node's top would be level
@@ -328,6 +337,12 @@ def _isotonic(wanted: list[float], shift: list[float], weights: list[float]) -> 
     Shifting each top by the space the ones above it need turns this into isotonic regression,
     solved exactly by pooling adjacent violators.
     """
+    if len(wanted) == 2:  # the common column (a path and a skip edge), by the same arithmetic
+        first, second = (wanted[0] - shift[0]) * weights[0], (wanted[1] - shift[1]) * weights[1]
+        if first / weights[0] > second / weights[1]:
+            pooled = (first + second) / (weights[0] + weights[1])
+            return [pooled + shift[0], pooled + shift[1]]
+        return [first / weights[0] + shift[0], second / weights[1] + shift[1]]
     blocks: list[list[float]] = []  # [weighted sum, total weight, count]
     for value, offset, weight in zip(wanted, shift, weights, strict=True):
         blocks.append([(value - offset) * weight, weight, 1])

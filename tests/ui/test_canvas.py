@@ -183,7 +183,7 @@ def test_shape_mismatch_turns_the_node_red_with_a_plain_text_tooltip(chain):
 def test_dropping_on_an_edge_inserts_the_layer(chain):
     doc, view = chain
     edge = view.scene_.edges[("fc1", "act")]
-    middle = view.mapFromScene(edge._path.pointAtPercent(0.5))
+    middle = view.mapFromScene(edge.path.pointAtPercent(0.5))
     assert drop_layer(view, "Dropout", middle)
     keys = [edge_key(e) for e in doc.graph.edges]
     assert ("fc1", "dropout_1") in keys and ("dropout_1", "act") in keys and ("fc1", "act") not in keys
@@ -358,7 +358,7 @@ def test_indicator_and_warning_api(chain):
 def test_clicking_an_edge_selects_it_and_delete_disconnects(chain, qtbot):
     doc, view = chain
     edge = view.scene_.edges[("fc1", "act")]
-    qtbot.mouseClick(view.viewport(), LEFT, pos=view.mapFromScene(edge._path.pointAtPercent(0.3)))
+    qtbot.mouseClick(view.viewport(), LEFT, pos=view.mapFromScene(edge.path.pointAtPercent(0.3)))
     assert edge.isSelected() and view.selected_node_ids() == []
     qtbot.keyClick(view, Qt.Key.Key_Delete)
     assert ("fc1", "act") not in [edge_key(e) for e in doc.graph.edges]

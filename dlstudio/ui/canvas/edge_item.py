@@ -3,10 +3,12 @@ tensor shape they carry, and the dashed preview curve shown while a connection i
 
 from __future__ import annotations
 
+import math
+from functools import lru_cache
 from typing import Any
 
-from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QPainter, QPainterPath, QPainterPathStroker, QPen
+from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
+from PySide6.QtGui import QBrush, QColor, QPainter, QPainterPath, QPainterPathStroker, QPen
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QStyleOptionGraphicsItem
 
 from dlstudio.ui.canvas import style as st
@@ -19,7 +21,6 @@ LABEL_MARGIN = 18.0
 #: Radius of the bends of an edge routed around nodes.
 CORNER = 30.0
 #: What an edge starts with, shared by thousands of new edges (each replaces them when placed).
-NOWHERE = QPointF()
 NO_PATH = QPainterPath()
 NO_RECT = QRectF()
 #: What every edge paints with (thousands paint at once on opening a fan-out).
@@ -41,9 +42,15 @@ def edge_path(start: QPointF, end: QPointF, channel: float | None = None) -> QPa
         path.lineTo(right, channel)
         path.cubicTo(QPointF(end.x() - CORNER, channel), end - QPointF(2 * CORNER, 0), end)
         return path
-    bend = max(abs(dx) * 0.5, 40.0) if dx >= 0 else max(80.0, min(240.0, -dx * 0.4 + 60.0))
-    path.cubicTo(start + QPointF(bend, 0), end - QPointF(bend, 0), end)
+    bend = _bend(dx)
+    ex, ey = end.x(), end.y()
+    path.cubicTo(start.x() + bend, start.y(), ex - bend, ey, ex, ey)
     return path
+
+
+def _bend(dx: float) -> float:
+    """How far the handles of a curve reach out of its ends, for ends ``dx`` apart across."""
+    return max(abs(dx) * 0.5, 40.0) if dx >= 0 else max(80.0, min(240.0, -dx * 0.4 + 60.0))
 
 
 def routed(start: QPointF, end: QPointF, channel: float | None) -> bool:
@@ -52,6 +59,32 @@ def routed(start: QPointF, end: QPointF, channel: float | None) -> bool:
     if channel is None:
         return False
     return start.y() < channel < end.y() if end.x() < start.x() else end.x() - start.x() > 8 * CORNER
+
+
+def curve_bounds(x0: float, y0: float, x1: float, y1: float) -> tuple[float, float, float, float]:
+    """Left, top, right and bottom of :func:`edge_path`'s curve from (x0, y0) to (x1, y1)
+    without a channel: its height spans the ends (the handles are level with them), its width
+    too unless a short or backward edge bulges past them."""
+    dx = x1 - x0
+    bend = _bend(dx)
+    xs = _cubic_extremes(x0, x0 + bend, x1 - bend, x1)
+    return min(xs), min(y0, y1), max(xs), max(y0, y1)
+
+
+def _cubic_extremes(p0: float, p1: float, p2: float, p3: float) -> list[float]:
+    """The ends of a one-dimensional cubic Bezier curve and its values where it turns."""
+    a, b, c = -p0 + 3 * p1 - 3 * p2 + p3, 2 * (p0 - 2 * p1 + p2), p1 - p0
+    if abs(a) < 1e-12:
+        roots = [-c / b] if abs(b) > 1e-12 else []
+    else:
+        disc = b * b - 4 * a * c
+        roots = [] if disc < 0 else [(-b + sign * math.sqrt(disc)) / (2 * a) for sign in (1, -1)]
+    values = [p0, p3]
+    for t in roots:
+        if 0 < t < 1:
+            u = 1 - t
+            values.append(u * u * u * p0 + 3 * u * u * t * p1 + 3 * u * t * t * p2 + t * t * t * p3)
+    return values
 
 
 def _return_path(start: QPointF, end: QPointF, channel: float) -> QPainterPath:
@@ -69,39 +102,86 @@ def _return_path(start: QPointF, end: QPointF, channel: float) -> QPainterPath:
     return path
 
 
+@lru_cache(maxsize=64)
+def _pen(rgba: int, width: float) -> QPen:
+    """The pen of an edge of that colour and width (thousands paint at once; a few pens)."""
+    return QPen(QColor.fromRgba(rgba), width, SOLID, ROUND) if width else QPen(QColor.fromRgba(rgba), 0)
+
+
 class EdgeItem(QGraphicsItem):
-    """One document edge; its ends follow the port positions the scene gives it."""
+    """One document edge; its ends follow the port positions the scene gives it.
+
+    A graph opens with tens of thousands of edges, so an edge keeps plain numbers (its ends,
+    its curve's bounds, its label's box) and makes Qt values (points, the path, the label's
+    rectangle) when they are asked for; what most edges never change is a class default."""
+
+    channel: float | None = None
+    label = ""
+    error = False
+    hovered = False
+    _placed = False
+    _ends = (0.0, 0.0, 0.0, 0.0)  # start x, y and end x, y
+    _path: QPainterPath | None = NO_PATH  # None: made when first painted or hit
+    _shape: QPainterPath | None = None
+    _curve = (0.0, 0.0, 0.0, 0.0)  # the curve's left, top, right, bottom
+    _middle = (0.0, 0.0)  # where the label sits
+    _label_box: tuple[float, float, float, float] | None = None  # its left, top, width, height
+    _bounds = NO_RECT
 
     def __init__(self, key: EdgeKey, style: st.CanvasStyle) -> None:
         super().__init__()
         self.key = key
         self.style = style
-        self.start = self.end = NOWHERE  # replaced (never changed in place) by set_ends
-        self.channel: float | None = None
-        self.label = ""
-        self.error = False
-        self.hovered = False
-        self._path = NO_PATH
-        self._shape: QPainterPath | None = None
-        self._label_rect = self._bounds = NO_RECT
         self.setZValue(-1.0)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setAcceptHoverEvents(True)
 
+    @property
+    def start(self) -> QPointF:
+        return QPointF(self._ends[0], self._ends[1])
+
+    @property
+    def end(self) -> QPointF:
+        return QPointF(self._ends[2], self._ends[3])
+
+    @property
+    def path(self) -> QPainterPath:
+        """The curve (made on first use: most edges of a big graph are not painted until
+        scrolled to)."""
+        if self._path is None:
+            self._path = edge_path(self.start, self.end, self.channel)
+        return self._path
+
+    @property
+    def label_rect(self) -> QRectF:
+        """Where the shape label is drawn (a null rectangle when the edge is too short)."""
+        return NO_RECT if self._label_box is None else QRectF(*self._label_box)
+
     def set_ends(self, start: QPointF, end: QPointF, channel: float | None = None) -> None:
-        if not self._path.isEmpty() and (start, end, channel) == (self.start, self.end, self.channel):
+        ends = (start.x(), start.y(), end.x(), end.y())
+        if self._placed and ends == self._ends and channel == self.channel:
             return
         self.prepareGeometryChange()
-        self.start, self.end, self.channel = QPointF(start), QPointF(end), channel
-        self._path = edge_path(self.start, self.end, channel)
-        self._shape = None
+        self._placed = True
+        self._ends, self.channel, self._shape = ends, channel, None
+        sx, sy, ex, ey = ends
+        if routed(start, end, channel):  # a few: made now, for their bounds and middle
+            self._path = edge_path(start, end, channel)
+            bounds = self._path.boundingRect()
+            self._curve = (bounds.left(), bounds.top(), bounds.right(), bounds.bottom())
+            middle = self._path.pointAtPercent(0.5)
+            self._middle = (middle.x(), middle.y())
+        else:  # the symmetric curve: its bounds and middle (to 1e-11) found without making it
+            self._path = None
+            self._curve = curve_bounds(sx, sy, ex, ey)
+            self._middle = ((sx + ex) / 2, (sy + ey) / 2)
         self._place_label()
 
     def set_label(self, text: str, error: bool = False) -> None:
         if (text, error) == (self.label, self.error):
             return
         self.label, self.error = text, error
-        if not self._path.isEmpty():  # else placed with the ends (a scene being built labels first)
+        if self._placed:  # else placed with the ends (a scene being built labels first)
             self.prepareGeometryChange()
             self._place_label()
             self._shape = None
@@ -112,17 +192,17 @@ class EdgeItem(QGraphicsItem):
         self.update()
 
     def _place_label(self) -> None:
-        bounds = self._path.boundingRect()
+        left, top, right, bottom = self._curve
+        sx, sy, ex, ey = self._ends
         width = st.text_width("small", self.label) + 12 if self.label else 0.0
-        chord = self.end - self.start
-        if self.label and abs(chord.x()) + abs(chord.y()) >= width + 2 * LABEL_MARGIN:
-            middle = (self._path.pointAtPercent(0.5) if routed(self.start, self.end, self.channel)
-                      else (self.start + self.end) / 2)  # a symmetric curve's (to 1e-11), found faster
-            self._label_rect = QRectF(middle.x() - width / 2, middle.y() - 8, width, 16)
-            bounds = bounds.united(self._label_rect)
+        if self.label and abs(ex - sx) + abs(ey - sy) >= width + 2 * LABEL_MARGIN:
+            x, y = self._middle
+            self._label_box = (x - width / 2, y - 8, width, 16.0)
+            left, top = min(left, x - width / 2), min(top, y - 8)
+            right, bottom = max(right, x + width / 2), max(bottom, y + 8)
         else:
-            self._label_rect = NO_RECT
-        self._bounds = bounds.adjusted(-4, -4, 4, 4)
+            self._label_box = None
+        self._bounds = QRectF(left - 4, top - 4, right - left + 8, bottom - top + 8)
 
     def end_near(self, scene_pos: QPointF, radius: float) -> str | None:
         """``"source"`` or ``"target"`` when ``scene_pos`` is near that end of the curve."""
@@ -139,9 +219,9 @@ class EdgeItem(QGraphicsItem):
         if self._shape is None:
             stroker = QPainterPathStroker()
             stroker.setWidth(12.0)
-            self._shape = stroker.createStroke(self._path)
-            if not self._label_rect.isNull():
-                self._shape.addRect(self._label_rect)
+            self._shape = stroker.createStroke(self.path)
+            if self._label_box is not None:
+                self._shape.addRect(self.label_rect)
         return self._shape
 
     def hoverEnterEvent(self, event: Any) -> None:  # noqa: N802
@@ -158,19 +238,20 @@ class EdgeItem(QGraphicsItem):
         selected = self.isSelected()
         colour = s.selected if selected else s.error if self.error else (s.edge_hover if self.hovered else s.edge)
         if lod < st.BLOCK_LOD:
-            painter.setPen(QPen(colour, 0))
-            painter.drawLine(self.start, self.end)
+            painter.setPen(_pen(colour.rgba(), 0.0))
+            painter.drawLine(QLineF(*self._ends))
             return
-        painter.setPen(QPen(colour, 2.4 if selected or self.hovered else 1.8, SOLID, ROUND))
+        painter.setPen(_pen(colour.rgba(), 2.4 if selected or self.hovered else 1.8))
         painter.setBrush(NO_BRUSH)
-        painter.drawPath(self._path)
-        if not self._label_rect.isNull() and lod >= st.DETAIL_LOD:
+        painter.drawPath(self.path)
+        if self._label_box is not None and lod >= st.DETAIL_LOD:
+            rect = self.label_rect
             painter.setPen(QPen(colour, 1.0))
             painter.setBrush(s.label_fill)
-            painter.drawRoundedRect(self._label_rect, 8, 8)
+            painter.drawRoundedRect(rect, 8, 8)
             painter.setFont(st.font("small"))
             painter.setPen(s.error if self.error else s.muted if not selected else s.text)
-            painter.drawText(self._label_rect, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextSingleLine, self.label)
+            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextSingleLine, self.label)
 
 
 class DragEdge(QGraphicsPathItem):

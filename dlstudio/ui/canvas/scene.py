@@ -128,24 +128,26 @@ class GraphScene(QGraphicsScene):
             self._building = self._syncing = False
             for item in self.nodes.values():
                 self._grid.place(item, _node_rect(item))
+            points = _port_points(ends)
             for edge in self.edges.values():
-                self._place_edge(edge, grow=False, ends=ends[edge.key])
+                self._place_edge(edge, grow=False, ends=ends[edge.key], points=points.get(edge.key))
             for item in [*self.nodes.values(), *self.edges.values()]:
                 self.addItem(item)
         finally:
             self._building = self._syncing = False
             self._index_items()  # indexed once, as placed
         self._rebuilt_with = analysis
-        self.setSceneRect(self._nodes_rect().adjusted(-ROOM, -ROOM, ROOM, ROOM))
+        self.setSceneRect(self.graph_rect().adjusted(-ROOM, -ROOM, ROOM, ROOM))
         self.overview_dirty()
 
     def _index_items(self) -> None:
         self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.BspTreeIndex)
         self.setBspTreeDepth(INDEX_DEPTH)
 
-    def _nodes_rect(self) -> QRectF:
-        """The rectangle around every node (the edges keep within :data:`ROOM` of it), found
-        without asking each item for its bounds."""
+    def graph_rect(self) -> QRectF:
+        """The rectangle around every node and its ports (the edges keep within :data:`ROOM`
+        of it, and their bends within a framing margin), found without asking each of tens of
+        thousands of items for its bounds as ``itemsBoundingRect`` does."""
         if not self.nodes:
             return QRectF()
         rects = [_node_rect(item) for item in self.nodes.values()]
@@ -346,14 +348,16 @@ class GraphScene(QGraphicsScene):
         target = self.end_port(key[1], False)
         return (source, target) if source and target else None
 
-    def _place_edge(self, item: EdgeItem, grow: bool = True, ends: Ends | None = None) -> None:
+    def _place_edge(self, item: EdgeItem, grow: bool = True, ends: Ends | None = None,
+                    points: tuple[QPointF, QPointF] | None = None) -> None:
         """Run the edge between its ports (around the nodes in its way); with ``grow``, the
-        scene rect grows to hold it. ``ends`` are its :meth:`edge_ends` when the caller has them."""
+        scene rect grows to hold it. ``ends`` are its :meth:`edge_ends`, and ``points`` where
+        those ports are, when the caller has them."""
         ends = ends or self.edge_ends(item.key)
         if ends is not None:
             source, target = ends
-            start = source[0].port_scene_pos(source[1], False)
-            end = target[0].port_scene_pos(target[1], True)
+            start, end = points or (source[0].port_scene_pos(source[1], False),
+                                    target[0].port_scene_pos(target[1], True))
             channel = self._channel(start, end, source[0], target[0])
             item.set_ends(start, end, channel)
             way = _way(start, end, channel)
@@ -557,6 +561,24 @@ class GraphScene(QGraphicsScene):
                 moved[node_id] = here
         if moved:
             self.document.move_nodes(moved)
+
+
+def _port_points(ends: dict[EdgeKey, Ends | None]) -> dict[EdgeKey, tuple[QPointF, QPointF]]:
+    """Where each edge leaves and enters its ports, each port worked out once (one output
+    feeding thousands of nodes is one point, shared: edges copy the points they keep)."""
+    at: dict[tuple[str, str, bool], QPointF] = {}
+    points = {}
+    for key, pair in ends.items():
+        if pair is None:
+            continue
+        (source, out), (target, into) = pair
+        start, end = at.get((source.node_id, out, False)), at.get((target.node_id, into, True))
+        if start is None:
+            start = at[source.node_id, out, False] = source.port_scene_pos(out, False)
+        if end is None:
+            end = at[target.node_id, into, True] = target.port_scene_pos(into, True)
+        points[key] = (start, end)
+    return points
 
 
 def _node_rect(item: NodeItem) -> Rect:

@@ -129,6 +129,7 @@ def font(kind: str) -> QFont:
 
 
 @lru_cache(maxsize=50_000)
+@lru_cache(maxsize=4096)
 def text_width(kind: str, text: str) -> float:
     """Width of ``text`` in the ``kind`` font (memoised: labels repeat a lot)."""
     return _metrics(kind).horizontalAdvance(text)

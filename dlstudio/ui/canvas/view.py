@@ -151,8 +151,8 @@ class GraphView(QGraphicsView):
         self.select_nodes(self.document.duplicate(self.selected_node_ids()))
 
     def fit_all(self, rect: QRectF | None = None) -> None:
-        """Show every item (``rect``: their bounds, when the caller has them)."""
-        rect = self.scene_.itemsBoundingRect() if rect is None else rect
+        """Show the whole graph (``rect``: its bounds, when the caller has them)."""
+        rect = self.scene_.graph_rect() if rect is None else rect
         if rect.isEmpty():
             self.resetTransform()
             self._update_detail()
@@ -175,7 +175,7 @@ class GraphView(QGraphicsView):
             self._update_detail()
 
     def _frame_start(self) -> None:
-        rect = self.scene_.itemsBoundingRect()
+        rect = self.scene_.graph_rect()
         self.fit_all(rect)
         if rect.isEmpty() or self.zoom() >= OPENING_ZOOM:
             return

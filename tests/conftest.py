@@ -11,3 +11,14 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAPHS = ROOT / "graphs"
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Empty the offscreen clipboard before Qt is torn down (see ``release_clipboard``): a test
+    that copied nodes otherwise made the whole run exit with SIGSEGV after every test passed."""
+    from PySide6.QtWidgets import QApplication
+
+    if QApplication.instance() is not None:
+        from dlstudio.ui.app import release_clipboard
+
+        release_clipboard()

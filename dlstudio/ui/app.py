@@ -42,7 +42,16 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     app.setApplicationName(APP_NAME)
     app.setDesktopFileName("dlstudio")
     theme.apply_theme(app)
+    if app.platformName() == "offscreen":
+        app.aboutToQuit.connect(release_clipboard)
     return app  # type: ignore[return-value]
+
+
+def release_clipboard() -> None:
+    """Empty the clipboard of the offscreen platform before Qt is torn down: its clipboard
+    crashes the process at exit (SIGSEGV) when it still holds data a copy put there. A desktop
+    clipboard is left alone (what was copied stays pasteable into another window)."""
+    QApplication.clipboard().clear()
 
 
 def run_app(graph_path: str | None = None) -> int:

@@ -37,10 +37,10 @@ def edge_path(start: QPointF, end: QPointF, channel: float | None = None) -> QPa
     if channel is not None and routed(start, end, channel):
         if dx < 0:
             return _return_path(start, end, channel)
-        left, right = start.x() + 3 * CORNER, end.x() - 3 * CORNER
-        path.cubicTo(start + QPointF(2 * CORNER, 0), QPointF(start.x() + CORNER, channel), QPointF(left, channel))
-        path.lineTo(right, channel)
-        path.cubicTo(QPointF(end.x() - CORNER, channel), end - QPointF(2 * CORNER, 0), end)
+        sx, sy, ex, ey = start.x(), start.y(), end.x(), end.y()
+        path.cubicTo(sx + 2 * CORNER, sy, sx + CORNER, channel, sx + 3 * CORNER, channel)
+        path.lineTo(ex - 3 * CORNER, channel)
+        path.cubicTo(ex - CORNER, channel, ex - 2 * CORNER, ey, ex, ey)
         return path
     bend = _bend(dx)
     ex, ey = end.x(), end.y()
@@ -88,17 +88,21 @@ def _cubic_extremes(p0: float, p1: float, p2: float, p3: float) -> list[float]:
 
 
 def _return_path(start: QPointF, end: QPointF, channel: float) -> QPainterPath:
-    """Right out of ``start``, down to ``channel``, back left along it, down into ``end``."""
-    r = min(CORNER / 2, (channel - start.y()) / 2, (end.y() - channel) / 2)
-    out, back = start.x() + CORNER, end.x() - CORNER
-    right, down, left = QPointF(1, 0), QPointF(0, 1), QPointF(-1, 0)
-    turns = ((QPointF(out, start.y()), right, down), (QPointF(out, channel), down, left),
-             (QPointF(back, channel), left, down), (QPointF(back, end.y()), down, right))
+    """Right out of ``start``, down to ``channel``, back left along it, down into ``end``
+    (in plain numbers: thousands are made when a wrapped graph opens)."""
+    sx, sy, ex, ey = start.x(), start.y(), end.x(), end.y()
+    r = min(CORNER / 2, (channel - sy) / 2, (ey - channel) / 2)
+    out, back = sx + CORNER, ex - CORNER
     path = QPainterPath(start)
-    for corner, arriving, leaving in turns:
-        path.lineTo(corner - arriving * r)
-        path.quadTo(corner, corner + leaving * r)
-    path.lineTo(end)
+    path.lineTo(out - r, sy)  # right, turning down
+    path.quadTo(out, sy, out, sy + r)
+    path.lineTo(out, channel - r)  # down, turning left
+    path.quadTo(out, channel, out - r, channel)
+    path.lineTo(back + r, channel)  # left, turning down
+    path.quadTo(back, channel, back, channel + r)
+    path.lineTo(back, ey - r)  # down, turning right
+    path.quadTo(back, ey, back + r, ey)
+    path.lineTo(ex, ey)
     return path
 
 

@@ -6,7 +6,7 @@ Ports are painted by their node item rather than being items of their own, which
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -39,15 +39,15 @@ class PortLists:
         return max(len(self.inputs), len(self.outputs), 1)
 
 
-def node_ports(node: Node, spec: LayerSpec | None, edges: Iterable[EdgeKey]) -> PortLists:
+def node_ports(node: Node, spec: LayerSpec | None, edges: Sequence[EdgeKey]) -> PortLists:
     """The ports a node shows: its declaration's, one spare for a variadic node, and for a
     missing layer type the ports its edges (``(source, target)`` ends) name, so they stay visible."""
     if spec is not None and not spec.variadic:  # the declaration's: the edges change nothing
         return PortLists(spec.inputs, output_ports_of(spec, node.params))
-    ends = [(split_end(source), split_end(target)) for source, target in edges]
-    named_in = [port or "input" for _, (node_id, port) in ends if node_id == node.id]
-    named_out = [port or "output" for (node_id, port), _ in ends if node_id == node.id]
+    into = [split_end(target) for _, target in edges]
+    named_in = [port or "input" for node_id, port in into if node_id == node.id]
     if spec is None:
+        named_out = [port or "output" for node_id, port in map(split_end, (s for s, _ in edges)) if node_id == node.id]
         inputs = tuple(dict.fromkeys(named_in)) or ("input",)
         outputs = tuple(dict.fromkeys(named_out)) or ("output",)
         return PortLists(inputs, outputs)

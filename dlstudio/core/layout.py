@@ -207,6 +207,8 @@ def _order(nodes: list[str], column: dict[str, int], links: list[_Link]) -> list
         indices = range(1, count) if forward else range(count - 2, -1, -1)
         changed = False
         for i in indices:
+            if len(order[i]) < 2:  # nothing to reorder
+                continue
             ref = {n: k for k, n in enumerate(order[i - 1 if forward else i + 1])}
             near = preds if forward else succs
             column = _by_barycentre(order[i], near, ref)

@@ -146,8 +146,7 @@ def main() -> int:
     if args.editor_only:
         args.sizes = []
     folder = Path(tempfile.mkdtemp(prefix="dlstudio-scaling-"))
-    print(f"cores: {os.cpu_count()}, load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}, "
-          f"reference loop {reference_seconds():.3f} s CPU")
+    print(f"cores: {os.cpu_count()}, load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("seconds: wall and (cpu); xR = time per node relative to the smallest size (1.0 = linear)")
     results: dict[tuple[str, str], dict[int, tuple[float, float]]] = {}
     for kind, make in GRAPHS.items() if args.sizes else ():
@@ -170,21 +169,7 @@ def main() -> int:
                 path.write_text(json.dumps(unplaced(make(nodes))))
                 results.setdefault((kind, "open"), {})[nodes] = _least(open_file, path, args.runs)
             print(row(kind, "open", results[(kind, "open")]), flush=True)
-    print(f"reference loop {reference_seconds():.3f} s CPU at the end (the same fixed work: a shared machine's "
-          "speed drifts, and every figure above drifts with it)")
     return 0 if _targets_met(results) else 1
-
-
-def reference_seconds() -> float:
-    """CPU seconds of a fixed pure-Python loop (least of three): about 0.2 s on a quiet 2-core
-    machine of the CI kind; twice that says the figures of this run are twice as slow too."""
-    times = []
-    for _ in range(3):
-        start, total = time.process_time(), 0
-        for i in range(3_000_000):
-            total += i * i
-        times.append(time.process_time() - start)
-    return min(times)
 
 
 def _least(open_file: Callable[[Path], None], path: Path, runs: int) -> tuple[float, float]:

@@ -224,6 +224,27 @@ def test_dragging_a_node_snaps_and_is_one_undo_step(chain, qtbot):
     assert view.scene_.nodes["fc2"].pos() == QPointF(900, 0)
 
 
+def test_dragged_nodes_snap_and_pull_their_edges_while_the_mouse_moves(chain, qtbot):
+    doc, view = chain
+    view.select_nodes(["act", "fc2"])
+    scene, viewport = view.scene_, view.viewport()
+    assert scene.nodes["fc2"].zValue() > scene.nodes["fc1"].zValue()  # selected: drawn on top
+    start = node_point(view, "fc2")
+    qtbot.mousePress(viewport, LEFT, pos=start)
+    qtbot.mouseMove(viewport, start + QPoint(20, 10))
+    qtbot.mouseMove(viewport, start + QPoint(43, 67))
+    for node_id in ("act", "fc2"):  # both selected nodes move, on the grid, before the release
+        pos = scene.nodes[node_id].pos()
+        assert pos.x() % 10 == 0 and pos.y() % 10 == 0
+        assert (pos.x(), pos.y()) != tuple(doc.node(node_id).position)
+    assert scene.edges[("fc2", "out")].start == scene.nodes["fc2"].port_scene_pos("output", False)
+    assert scene.edges[("fc1", "act")].end == scene.nodes["act"].port_scene_pos("input", True)
+    qtbot.mouseRelease(viewport, LEFT, pos=start + QPoint(43, 67))
+    assert doc.undo_stack.count() == 1
+    view.select_nodes(["fc1"])
+    assert scene.nodes["fc2"].zValue() == 0.0 and scene.nodes["fc1"].zValue() == 1.0
+
+
 def test_rubber_band_selects_and_reports_ids(chain, qtbot):
     doc, view = chain
     reported: list[list[str]] = []

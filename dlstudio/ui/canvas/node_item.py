@@ -40,12 +40,7 @@ NO_PEN = QPen(Qt.PenStyle.NoPen)
 NO_BRUSH = QBrush(Qt.BrushStyle.NoBrush)
 ALIGN_LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
 ALIGN_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-FLAGS = (QGraphicsItem.GraphicsItemFlag.ItemIsSelectable | QGraphicsItem.GraphicsItemFlag.ItemIsMovable
-         | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
-# itemChange runs for every change of every item (thousands on open): compared as plain names
-MOVING = QGraphicsItem.GraphicsItemChange.ItemPositionChange
-MOVED = QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged
-SELECTED = QGraphicsItem.GraphicsItemChange.ItemSelectedHasChanged
+FLAGS = QGraphicsItem.GraphicsItemFlag.ItemIsSelectable | QGraphicsItem.GraphicsItemFlag.ItemIsMovable
 
 
 @dataclass
@@ -260,16 +255,18 @@ class NodeItem(QGraphicsItem):
 
     # ----- events --------------------------------------------------------------------------------
 
-    def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value: Any) -> Any:  # noqa: N802
-        if change == MOVING or change == MOVED:
-            scene = self.scene()
-            if change == MOVING and scene is not None:
-                return scene.snap(value) if hasattr(scene, "snap") else value
-            if scene is not None and hasattr(scene, "node_item_moved"):
-                scene.node_item_moved(self.node_id)
-        elif change == SELECTED:
-            self.setZValue(1.0 if value else 0.0)
-        return value  # what QGraphicsItem.itemChange returns
+    def mouseMoveEvent(self, event: Any) -> None:  # noqa: N802
+        """Qt drags every selected node; the scene then snaps them and its edges follow.
+
+        (Not ``itemChange``: a Python override of it runs for eight changes of every item a
+        scene is built with, a tenth of a second of opening a 16k-node graph.)"""
+        scene = self.scene()
+        dragged = getattr(scene, "nodes_dragged", None)
+        before = {item: item.pos() for item in scene.selectedItems() if isinstance(item, NodeItem)} \
+            if dragged is not None else {}
+        super().mouseMoveEvent(event)
+        if dragged is not None:
+            dragged(before)
 
     def hoverEnterEvent(self, event: Any) -> None:  # noqa: N802
         self.hovered = True

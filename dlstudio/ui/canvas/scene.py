@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QGraphicsSceneHelpEvent,
     QGraphicsSceneMouseEvent,
 )
+from shiboken6 import isValid
 
 from dlstudio.core.analysis import Analysis, Diagnostic
 from dlstudio.core.graph import Node, split_end
@@ -87,6 +88,8 @@ class GraphScene(QGraphicsScene):
         document.scope_changed.connect(self.rebuild)
         document.analysed.connect(self._analysed)
         self.selectionChanged.connect(self.overview_dirty)
+        self.selectionChanged.connect(self._raise_selected)
+        self._raised: list[NodeItem] = []  # the selected nodes, drawn above the others
         self._stale: set[str] = set()
         self._stale_timer = QTimer(self, singleShot=True, interval=0)
         self._stale_timer.timeout.connect(self._refresh_stale)
@@ -457,6 +460,26 @@ class GraphScene(QGraphicsScene):
                     found[item] = None
         for item in found:
             self._place_edge(item)
+
+    def nodes_dragged(self, before: dict[NodeItem, QPointF]) -> None:
+        """Nodes a drag moved from ``before``: snapped to the grid; their edges follow."""
+        for item, was in before.items():
+            if not isValid(item) or item.scene() is not self:
+                continue
+            snapped = self.snap(item.pos())
+            if snapped != item.pos():
+                item.setPos(snapped)
+            if item.pos() != was:
+                self.node_item_moved(item.node_id)
+
+    def _raise_selected(self) -> None:
+        """Selected nodes are drawn above the others (and their edges)."""
+        for item in self._raised:
+            if isValid(item):
+                item.setZValue(0.0)
+        self._raised = [item for item in self.selectedItems() if isinstance(item, NodeItem)]
+        for item in self._raised:
+            item.setZValue(1.0)
 
     def snap(self, position: QPointF) -> QPointF:
         if self._syncing or not self.snapping:

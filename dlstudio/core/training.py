@@ -505,21 +505,18 @@ class CopyArgs(TokenTaskArgs):
     delay: Annotated[int, Field(ge=0, le=4095)] = 3
 
 
-class CsvArgs(_Args):
-    path: _Path
-    target: str
-    features: list[str] | None = None
-    categorical: list[str] | None = None
-    task: Literal["auto", "classification", "regression"] = "auto"
-    delimiter: Annotated[str, Field(min_length=1, max_length=1)] = ","
-
-
 class ParquetArgs(_Args):
+    """A table file: the column to predict, the input columns, which of them are categories."""
+
     path: _Path
     target: str
     features: list[str] | None = None
     categorical: list[str] | None = None
     task: Literal["auto", "classification", "regression"] = "auto"
+
+
+class CsvArgs(ParquetArgs):
+    delimiter: Annotated[str, Field(min_length=1, max_length=1)] = ","
 
 
 class HFDatasetArgs(_Args):

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from dlstudio import analyze, load_graph
+from dlstudio.core.graph import Graph
 from tests.interop import models
 from tests.interop.roundtrip import assert_same_outputs, compiled, parameter_count, run_import
 
@@ -154,17 +155,23 @@ def export_sequence_model(model: nn.Module, example: torch.Tensor, path: Path, d
     return str(path)
 
 
-@pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "torchscript"])
-def test_an_lstm_classifier_round_trips_with_a_variable_length(tmp_path, capsys, dynamo):
-    torch.manual_seed(0)
-    original = models.LSTMClassifier()
-    source = export_sequence_model(original, torch.randint(0, 100, (2, 7)), tmp_path / "model.onnx", dynamo)
+def round_trip_tokens(tmp_path, capsys, original: nn.Module, vocab: int, batch: int, lengths: tuple[int, ...],
+                      dynamo: bool) -> tuple[Graph, nn.Module]:
+    """Export ``original`` (token input, dynamic length), import it with nothing unsupported,
+    check the outputs at each of ``lengths``; the imported graph and its compiled module."""
+    source = export_sequence_model(original, torch.randint(0, vocab, (2, 7)), tmp_path / "model.onnx", dynamo)
     code, graph, weights = run_import(tmp_path, source)
     assert code == 0 and "nothing unsupported" in capsys.readouterr().out
     imported = compiled(graph, weights)
-    for length in (3, 9):
-        assert_same_outputs(original, imported, torch.randint(0, 100, (4, length)))
-    nodes = load_graph(graph).nodes
+    for length in lengths:
+        assert_same_outputs(original, imported, torch.randint(0, vocab, (batch, length)))
+    return load_graph(graph), imported
+
+
+@pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "torchscript"])
+def test_an_lstm_classifier_round_trips_with_a_variable_length(tmp_path, capsys, dynamo):
+    torch.manual_seed(0)
+    nodes = round_trip_tokens(tmp_path, capsys, models.LSTMClassifier(), 100, 4, (3, 9), dynamo)[0].nodes
     assert [n.type for n in nodes] == ["Input", "Embedding", "LSTM", "SelectIndex", "Linear", "Output"]
     assert nodes[0].params == {"shape": ["T"], "dtype": "int64"}
     assert nodes[2].params == {"hidden_size": 24, "num_layers": 2}
@@ -185,13 +192,8 @@ class GRUTagger(nn.Module):
 @pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "torchscript"])
 def test_a_bidirectional_gru_round_trips(tmp_path, capsys, dynamo):
     torch.manual_seed(0)
-    original = GRUTagger()
-    source = export_sequence_model(original, torch.randint(0, 30, (2, 7)), tmp_path / "model.onnx", dynamo)
-    code, graph, weights = run_import(tmp_path, source)
-    assert code == 0 and "nothing unsupported" in capsys.readouterr().out
-    for length in (2, 11):
-        assert_same_outputs(original, compiled(graph, weights), torch.randint(0, 30, (3, length)))
-    gru = next(n for n in load_graph(graph).nodes if n.type == "GRU")
+    nodes = round_trip_tokens(tmp_path, capsys, GRUTagger(), 30, 3, (2, 11), dynamo)[0].nodes
+    gru = next(n for n in nodes if n.type == "GRU")
     assert gru.params == {"hidden_size": 6, "bidirectional": True}
 
 
@@ -199,14 +201,7 @@ def test_a_bidirectional_gru_round_trips(tmp_path, capsys, dynamo):
                          ids=["sdpa-dynamo", "sdpa-torchscript", "mha-dynamo"])
 def test_a_gpt2_style_transformer_round_trips_with_causal_attention(tmp_path, capsys, attention, dynamo):
     torch.manual_seed(0)
-    original = models.GPT(attention=attention)
-    source = export_sequence_model(original, torch.randint(0, 50, (2, 7)), tmp_path / "model.onnx", dynamo)
-    code, graph, weights = run_import(tmp_path, source)
-    assert code == 0 and "nothing unsupported" in capsys.readouterr().out
-    imported = compiled(graph, weights)
-    for length in (4, 16):
-        assert_same_outputs(original, imported, torch.randint(0, 50, (2, length)))
-    nodes = load_graph(graph).nodes
+    nodes = round_trip_tokens(tmp_path, capsys, models.GPT(attention=attention), 50, 2, (4, 16), dynamo)[0].nodes
     types = Counter(node.type for node in nodes)
     assert types["LearnedPositionalEmbedding"] == 1 and types["LayerNorm"] == 5
     assert not {"MatMul", "Scale", "Transpose", "Softmax"} & set(types)
@@ -223,13 +218,9 @@ def test_a_tied_head_ties_again_on_import(tmp_path, capsys):
     torch.manual_seed(0)
     original = models.GPT()
     original.lm_head.weight = original.wte.weight
-    source = export_sequence_model(original, torch.randint(0, 50, (2, 7)), tmp_path / "model.onnx", dynamo=False)
-    code, graph, weights = run_import(tmp_path, source)
-    assert code == 0 and "nothing unsupported" in capsys.readouterr().out
-    imported = compiled(graph, weights)
-    assert_same_outputs(original, imported, torch.randint(0, 50, (3, 9)))
+    graph, imported = round_trip_tokens(tmp_path, capsys, original, 50, 3, (9,), dynamo=False)
     assert imported.lm_head.weight is imported.wte.weight
-    assert load_graph(graph).node("lm_head").tie == {"weight": "wte.weight"}
+    assert graph.node("lm_head").tie == {"weight": "wte.weight"}
 
 
 @pytest.mark.parametrize(("name", "dynamo"), [("lstm", False), ("mha", True)], ids=["lstm-torchscript", "mha-dynamo"])

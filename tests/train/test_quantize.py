@@ -33,6 +33,14 @@ def digits_cnn():
     return graph
 
 
+def one_epoch(example: str, samples: int):
+    """An example graph that trains one epoch on ``samples`` samples (quick to quantize)."""
+    graph = load_graph(GRAPHS / f"{example}.json")
+    graph.training.epochs = 1
+    graph.training.dataset.params["samples"] = samples
+    return graph
+
+
 def trained(tmp_path, graph):
     path, out = tmp_path / "g.json", tmp_path / "run"
     save_graph(graph, path)
@@ -150,10 +158,7 @@ def test_int8_of_a_mixture_of_experts_works_and_leaves_the_working_folder_as_it_
                                                                                      monkeypatch):
     """onnxruntime's symbolic shape inference gives up on the experts' gather and writes a
     scratch model into the working folder; the quantizer retries without it, elsewhere."""
-    graph = load_graph(GRAPHS / "moe_sequence.json")
-    graph.training.epochs = 1
-    graph.training.dataset.params["samples"] = 200
-    path, run = trained(tmp_path, graph)
+    path, run = trained(tmp_path, one_epoch("moe_sequence", 200))
     capsys.readouterr()
     work = tmp_path / "work"
     work.mkdir()

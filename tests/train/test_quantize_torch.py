@@ -15,7 +15,7 @@ from dlstudio.train.exporting import run_weights
 from dlstudio.train.rundir import RunDir
 from tests.conftest import GRAPHS
 from tests.train.helpers import graph_of, mlp
-from tests.train.test_quantize import digits_cnn, kib, table, trained
+from tests.train.test_quantize import digits_cnn, kib, one_epoch, table, trained
 
 
 def wide_digits_mlp():
@@ -90,10 +90,7 @@ def test_static_int8_runs_convolutions_as_int8_kernels(tmp_path, capsys):
 
 
 def test_an_lstm_is_quantized_dynamically_and_its_embedding_said_to_stay_float(tmp_path, capsys):
-    graph = load_graph(GRAPHS / "lstm_sequence.json")
-    graph.training.epochs = 1
-    graph.training.dataset.params["samples"] = 400
-    graph_path, run = trained(tmp_path, graph)
+    graph_path, run = trained(tmp_path, one_epoch("lstm_sequence", 400))
     capsys.readouterr()
     output = tmp_path / "lstm.int8.pt"
     quantize(graph_path, run, output, "--calibration", "64")

@@ -261,12 +261,10 @@ class NodeItem(QGraphicsItem):
         (Not ``itemChange``: a Python override of it runs for eight changes of every item a
         scene is built with, a tenth of a second of opening a 16k-node graph.)"""
         scene = self.scene()
-        dragged = getattr(scene, "nodes_dragged", None)
-        before = {item: item.pos() for item in scene.selectedItems() if isinstance(item, NodeItem)} \
-            if dragged is not None else {}
+        before = {item: item.pos() for item in scene.selectedItems() if isinstance(item, NodeItem)}
         super().mouseMoveEvent(event)
-        if dragged is not None:
-            dragged(before)
+        if hasattr(scene, "nodes_dragged"):
+            scene.nodes_dragged(before)
 
     def hoverEnterEvent(self, event: Any) -> None:  # noqa: N802
         self.hovered = True

@@ -462,10 +462,9 @@ class GraphScene(QGraphicsScene):
             self._place_edge(item)
 
     def nodes_dragged(self, before: dict[NodeItem, QPointF]) -> None:
-        """Nodes a drag moved from ``before``: snapped to the grid; their edges follow."""
+        """The selected nodes (at ``before`` as the mouse moved) that a drag moved: snapped to
+        the grid; their edges follow."""
         for item, was in before.items():
-            if not isValid(item) or item.scene() is not self:
-                continue
             snapped = self.snap(item.pos())
             if snapped != item.pos():
                 item.setPos(snapped)

@@ -99,7 +99,7 @@ def core_steps(path: Path) -> dict[str, Callable[[], object]]:
 
 def editor_opener(folder: Path) -> Callable[[Path], None]:
     """A function that opens a file in a fresh offscreen editor window and paints once."""
-    from PySide6.QtCore import QSettings
+    from PySide6.QtCore import QEvent, QSettings
     from PySide6.QtWidgets import QApplication
 
     from dlstudio.ui.files import RecoveryStore
@@ -122,6 +122,7 @@ def editor_opener(folder: Path) -> Callable[[Path], None]:
         window.close()
         window.deleteLater()
         app.processEvents()
+        app.sendPostedEvents(None, QEvent.Type.DeferredDelete)  # else every window lives on
 
     return open_file
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from dlstudio.core.catalogue import Catalogue, catalogue_for
 from dlstudio.core.graph import Graph, split_end
@@ -258,7 +259,8 @@ def _place_rows(order: list[list[str]], links: list[_Link], box: Mapping[str, Bo
     """Top of every node: stacked columns, then sweeps that pull connected ports level.
 
     What does not change between sweeps (each column's gaps and weights, each node's pulls)
-    is worked out once; a column of one node needs no regression."""
+    is worked out once; a column of one node (most of a long graph) needs no regression, and
+    its step is written out for the one or two neighbours nodes mostly have."""
     tops: dict[str, float] = {}
     for nodes in order:
         y = 0.0
@@ -267,8 +269,13 @@ def _place_rows(order: list[list[str]], links: list[_Link], box: Mapping[str, Bo
             y += box[node].height + ROW_GAP
     from_left = _pulls(links, box, forward=True)
     from_right = _pulls(links, box, forward=False)
-    columns = []
+    columns: list[_Column] = []
     for nodes in order:
+        if len(nodes) == 1:
+            node = nodes[0]
+            columns.append(_Single(node, 1.0 if box[node].width else LANE_WEIGHT,
+                                   from_left.get(node), from_right.get(node)))
+            continue
         gaps = [box[a].height + (ROW_GAP if box[a].width and box[b].width else LANE)
                 for a, b in zip(nodes, nodes[1:], strict=False)]
         weights = [1.0 if box[n].width else LANE_WEIGHT for n in nodes]
@@ -278,18 +285,26 @@ def _place_rows(order: list[list[str]], links: list[_Link], box: Mapping[str, Bo
     for sweep in range(SWEEPS):
         forward = sweep % 2 == 0
         moved = False
-        for nodes, shift, weights, left, right in columns if forward else reversed(columns):
-            pulls = left if forward else right  # a node wants its ports level with its neighbours'
-            if len(nodes) == 1:  # what the regression of one node gives, without calling it
-                node, pulled, weight = nodes[0], pulls[0], weights[0]
+        for column in columns if forward else reversed(columns):
+            if type(column) is _Single:
+                node, weight, left, right = column
+                pulled = left if forward else right  # its ports level with its neighbours'
                 if not pulled:
                     continue
-                other, offset = pulled[0]
-                level = tops[other] + offset if len(pulled) == 1 else _level(pulled, tops)
-                top = level * weight / weight
+                if len(pulled) == 1:
+                    other, offset = pulled[0]
+                    level = tops[other] + offset
+                elif len(pulled) == 2:  # what _level gives, without the call
+                    (first, first_offset), (second, second_offset) = pulled
+                    level = sum([tops[first] + first_offset, tops[second] + second_offset]) / 2
+                else:
+                    level = _level(pulled, tops)
+                top = level * weight / weight  # what the regression of one node gives
                 moved = moved or top != tops[node]
                 tops[node] = top
                 continue
+            nodes, shift, weights, left_pulls, right_pulls = column
+            pulls = left_pulls if forward else right_pulls
             wanted = [(tops[pulled[0][0]] + pulled[0][1] if len(pulled) == 1 else _level(pulled, tops))
                       if pulled else tops[node] for node, pulled in zip(nodes, pulls, strict=True)]
             for node, top in zip(nodes, _isotonic(wanted, shift, weights), strict=True):
@@ -308,6 +323,20 @@ def _level(pulled: list[Pull], tops: dict[str, float]) -> float:
 
 
 Pull = tuple[str, float]  # a neighbour, and how far below its top this node's top would be level
+
+
+class _Single(NamedTuple):
+    """A column of one node: its weight and its pulls from each side (None: no neighbour)."""
+
+    node: str
+    weight: float
+    left: list[Pull] | None
+    right: list[Pull] | None
+
+
+#: A column of several nodes: the nodes, their shifts, weights, and pulls from each side.
+_Many = tuple[list[str], list[float], list[float], list[list[Pull] | None], list[list[Pull] | None]]
+_Column = _Single | _Many
 
 
 def _pulls(links: list[_Link], box: Mapping[str, Box], forward: bool) -> dict[str, list[Pull]]:

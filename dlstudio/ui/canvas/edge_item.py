@@ -56,9 +56,14 @@ def _bend(dx: float) -> float:
 def routed(start: QPointF, end: QPointF, channel: float | None) -> bool:
     """Whether :func:`edge_path` runs along ``channel`` (back to the left below ``start``, or
     around the nodes in between); else the edge is one curve, symmetric about its middle."""
+    return channel is not None and routed_xy(start.x(), start.y(), end.x(), end.y(), channel)
+
+
+def routed_xy(sx: float, sy: float, ex: float, ey: float, channel: float | None) -> bool:
+    """:func:`routed`, for ends given as numbers."""
     if channel is None:
         return False
-    return start.y() < channel < end.y() if end.x() < start.x() else end.x() - start.x() > 8 * CORNER
+    return sy < channel < ey if ex < sx else ex - sx > 8 * CORNER
 
 
 def curve_bounds(x0: float, y0: float, x1: float, y1: float) -> tuple[float, float, float, float]:
@@ -66,6 +71,8 @@ def curve_bounds(x0: float, y0: float, x1: float, y1: float) -> tuple[float, flo
     without a channel: its height spans the ends (the handles are level with them), its width
     too unless a short or backward edge bulges past them."""
     dx = x1 - x0
+    if dx >= 80.0:  # handles half-way across (see _bend): no turn, the ends bound it
+        return x0, min(y0, y1), x1, max(y0, y1)
     bend = _bend(dx)
     xs = _cubic_extremes(x0, x0 + bend, x1 - bend, x1)
     return min(xs), min(y0, y1), max(xs), max(y0, y1)
@@ -161,16 +168,24 @@ class EdgeItem(QGraphicsItem):
         """Where the shape label is drawn (a null rectangle when the edge is too short)."""
         return NO_RECT if self._label_box is None else QRectF(*self._label_box)
 
+    @property
+    def ends_xy(self) -> tuple[float, float, float, float]:
+        """Where it starts and ends: start x, y, end x, y."""
+        return self._ends
+
     def set_ends(self, start: QPointF, end: QPointF, channel: float | None = None) -> None:
-        ends = (start.x(), start.y(), end.x(), end.y())
+        self.place(start.x(), start.y(), end.x(), end.y(), channel)
+
+    def place(self, sx: float, sy: float, ex: float, ey: float, channel: float | None = None) -> None:
+        """Run from (``sx``, ``sy``) to (``ex``, ``ey``), along ``channel`` when it has one."""
+        ends = (sx, sy, ex, ey)
         if self._placed and ends == self._ends and channel == self.channel:
             return
         self.prepareGeometryChange()
         self._placed = True
         self._ends, self.channel, self._shape = ends, channel, None
-        sx, sy, ex, ey = ends
-        if routed(start, end, channel):  # a few: made now, for their bounds and middle
-            self._path = edge_path(start, end, channel)
+        if routed_xy(sx, sy, ex, ey, channel):  # a few: made now, for their bounds and middle
+            self._path = edge_path(QPointF(sx, sy), QPointF(ex, ey), channel)
             bounds = self._path.boundingRect()
             self._curve = (bounds.left(), bounds.top(), bounds.right(), bounds.bottom())
             middle = self._path.pointAtPercent(0.5)

@@ -234,7 +234,14 @@ class NodeItem(QGraphicsItem):
         return QPointF(0.0 if is_input else self.width, self.port_y(row))
 
     def port_scene_pos(self, port: str, is_input: bool) -> QPointF:
-        return self.mapToScene(self.port_local(port, is_input))
+        return QPointF(*self.port_scene_xy(port, is_input))
+
+    def port_scene_xy(self, port: str, is_input: bool) -> tuple[float, float]:
+        """Where a port is in the scene, as numbers (a node is a top-level item, never
+        transformed: its position plus the port's offset)."""
+        names = self.view.ports.inputs if is_input else self.view.ports.outputs
+        row = names.index(port) if port in names else 0
+        return self.x() + (0.0 if is_input else self.width), self.y() + self.port_y(row)
 
     def ports(self) -> list[PortKey]:
         outputs = [(p, False) for p in self.view.ports.outputs]

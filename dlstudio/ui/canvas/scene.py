@@ -49,6 +49,7 @@ INDEX_DEPTH = 12
 NO_BRUSH = QBrush(Qt.BrushStyle.NoBrush)
 #: The item and port at the source and at the target of an edge.
 Ends = tuple[tuple[NodeItem, str], tuple[NodeItem, str]]
+Points = tuple[float, float, float, float]  # where an edge starts and ends: x, y, x, y
 
 
 def _cosmetic(colour: QColor, width: float) -> QPen:
@@ -71,6 +72,7 @@ class GraphScene(QGraphicsScene):
         self._node_obj: dict[str, Node] = {}  # the document's node objects, by id
         self._grid: RectGrid[NodeItem] = RectGrid()  # where the nodes are, for routing edges
         self._ways: RectGrid[EdgeItem] = RectGrid()  # where the nodes decide an edge's route
+        self._ways_known = True  # else made when first asked (a rebuild leaves it to then)
         self._syncing = False
         self._building = False
         self._rebuilt_with: Analysis | None = None  # the analysis the last rebuild showed
@@ -111,6 +113,7 @@ class GraphScene(QGraphicsScene):
         self._edges_of.clear()
         self._grid.clear()
         self._ways.clear()
+        self._ways_known = False  # the edges' ways are indexed when a move first asks
         self._node_obj = {node.id: node for node in self.document.scope.nodes}
         analysis = self.document.scope_analysis
         self._building = True
@@ -352,45 +355,59 @@ class GraphScene(QGraphicsScene):
         return (source, target) if source and target else None
 
     def _place_edge(self, item: EdgeItem, grow: bool = True, ends: Ends | None = None,
-                    points: tuple[QPointF, QPointF] | None = None) -> None:
+                    points: Points | None = None) -> None:
         """Run the edge between its ports (around the nodes in its way); with ``grow``, the
         scene rect grows to hold it. ``ends`` are its :meth:`edge_ends`, and ``points`` where
         those ports are, when the caller has them."""
         ends = ends or self.edge_ends(item.key)
         if ends is not None:
             source, target = ends
-            start, end = points or (source[0].port_scene_pos(source[1], False),
-                                    target[0].port_scene_pos(target[1], True))
-            channel = self._channel(start, end, source[0], target[0])
-            item.set_ends(start, end, channel)
-            way = _way(start, end, channel)
-            if way is not None and self._ways.covers_few_cells(way):
-                self._ways.place(item, way)
-            else:
-                self._ways.remove(item)
+            sx, sy, ex, ey = points or (*source[0].port_scene_xy(source[1], False),
+                                        *target[0].port_scene_xy(target[1], True))
+            channel = self._channel(sx, sy, ex, ey, source[0], target[0])
+            item.place(sx, sy, ex, ey, channel)
+            if self._ways_known:
+                self._index_way(item)
             if grow and not self._building:
                 self._make_room(item)
 
-    def _channel(self, start: QPointF, end: QPointF, source: NodeItem, target: NodeItem) -> float | None:
-        """The height a long edge should run at to pass below (or above) the nodes in its way,
-        or None when the direct curve is clear."""
+    def _index_way(self, item: EdgeItem) -> None:
+        way = _way(*item.ends_xy, item.channel)
+        if way is not None and self._ways.covers_few_cells(way):
+            self._ways.place(item, way)
+        else:
+            self._ways.remove(item)
+
+    def _edge_ways(self) -> RectGrid[EdgeItem]:
+        """Where the nodes decide each edge's route (indexed on first use after a rebuild: only
+        moving a node asks, and opening a graph need not wait for it)."""
+        if not self._ways_known:
+            self._ways_known = True
+            for item in self.edges.values():
+                self._index_way(item)
+        return self._ways
+
+    def _channel(self, sx: float, sy: float, ex: float, ey: float, source: NodeItem,
+                 target: NodeItem) -> float | None:
+        """The height a long edge from (``sx``, ``sy``) to (``ex``, ``ey``) should run at to
+        pass below (or above) the nodes in its way, or None when the direct curve is clear."""
         if self._building:
             return None
         ends = {source, target}
-        if end.x() < start.x() and end.y() > start.y() + 2 * CHANNEL_GAP:
-            return self._return_channel(start, end, target, ends)
-        if end.x() - start.x() < 8 * CORNER:
+        if ex < sx and ey > sy + 2 * CHANNEL_GAP:
+            return self._return_channel(sx, sy, ex, ey, target, ends)
+        if ex - sx < 8 * CORNER:
             return None
-        low, high = min(start.y(), end.y()), max(start.y(), end.y())
-        blocking = self._blocking(start.x(), end.x(), low - 8, high + 8, ends)
+        low, high = min(sy, ey), max(sy, ey)
+        blocking = self._blocking(sx, ex, low - 8, high + 8, ends)
         if not blocking:  # clear, or too crowded to route around
             return None
         below = max(i.y() + i.height for i in blocking) + CHANNEL_GAP
         above = min(i.y() for i in blocking) - CHANNEL_GAP
-        middle = (start.y() + end.y()) / 2
+        middle = (sy + ey) / 2
         channel = below if below - middle <= middle - above else above
         for _ in range(3):
-            more = self._blocking(start.x(), end.x(), channel - 8, channel + 8, ends)
+            more = self._blocking(sx, ex, channel - 8, channel + 8, ends)
             if more is None:
                 return None
             if not more:
@@ -399,17 +416,17 @@ class GraphScene(QGraphicsScene):
                        else min(i.y() for i in more) - CHANNEL_GAP)
         return channel
 
-    def _return_channel(self, start: QPointF, end: QPointF, target: NodeItem,
+    def _return_channel(self, sx: float, sy: float, ex: float, ey: float, target: NodeItem,
                         ends: set[NodeItem]) -> float | None:
         """The height at which an edge back to the left (to the next row of a wrapped layout)
         crosses: just above the target's row, clear of nodes; None when there is no room."""
         channel = target.y() - CHANNEL_GAP
         for _ in range(4):
-            more = self._blocking(end.x() - CORNER, start.x() + CORNER, channel - 8, channel + 8, ends)
+            more = self._blocking(ex - CORNER, sx + CORNER, channel - 8, channel + 8, ends)
             if more is None:
                 return None
             if not more:
-                return channel if start.y() + CHANNEL_GAP <= channel else None
+                return channel if sy + CHANNEL_GAP <= channel else None
             channel = min(i.y() for i in more) - CHANNEL_GAP
         return None
 
@@ -455,7 +472,7 @@ class GraphScene(QGraphicsScene):
         :data:`REROUTE_LIMIT` do), except those already ``placed``."""
         found: dict[EdgeItem, None] = {}
         for rect in rects:
-            for item in (self._ways.crossing(rect, REROUTE_LIMIT) or []) if rect is not None else []:
+            for item in (self._edge_ways().crossing(rect, REROUTE_LIMIT) or []) if rect is not None else []:
                 if item.key not in placed:
                     found[item] = None
         for item in found:
@@ -585,10 +602,10 @@ class GraphScene(QGraphicsScene):
             self.document.move_nodes(moved)
 
 
-def _port_points(ends: dict[EdgeKey, Ends | None]) -> dict[EdgeKey, tuple[QPointF, QPointF]]:
+def _port_points(ends: dict[EdgeKey, Ends | None]) -> dict[EdgeKey, Points]:
     """Where each edge leaves and enters its ports, each port worked out once (one output
-    feeding thousands of nodes is one point, shared: edges copy the points they keep)."""
-    at: dict[tuple[str, str, bool], QPointF] = {}
+    feeding thousands of nodes is one point)."""
+    at: dict[tuple[str, str, bool], tuple[float, float]] = {}
     points = {}
     for key, pair in ends.items():
         if pair is None:
@@ -596,10 +613,10 @@ def _port_points(ends: dict[EdgeKey, Ends | None]) -> dict[EdgeKey, tuple[QPoint
         (source, out), (target, into) = pair
         start, end = at.get((source.node_id, out, False)), at.get((target.node_id, into, True))
         if start is None:
-            start = at[source.node_id, out, False] = source.port_scene_pos(out, False)
+            start = at[source.node_id, out, False] = source.port_scene_xy(out, False)
         if end is None:
-            end = at[target.node_id, into, True] = target.port_scene_pos(into, True)
-        points[key] = (start, end)
+            end = at[target.node_id, into, True] = target.port_scene_xy(into, True)
+        points[key] = (*start, *end)
     return points
 
 
@@ -610,16 +627,16 @@ def _node_rect(item: NodeItem) -> Rect:
     return x - margin, y, x + item.width + margin, y + item.height
 
 
-def _way(start: QPointF, end: QPointF, channel: float | None) -> Rect | None:
-    """Where a node changes the route of an edge from ``start`` to ``end`` now running at
-    ``channel``: the band between its ends (to the channel, when it has one) that
+def _way(sx: float, sy: float, ex: float, ey: float, channel: float | None) -> Rect | None:
+    """Where a node changes the route of an edge from (``sx``, ``sy``) to (``ex``, ``ey``) now
+    running at ``channel``: the band between its ends (to the channel, when it has one) that
     :meth:`GraphScene._channel` asks about; None for an edge too short to be routed."""
-    if end.x() < start.x() and end.y() > start.y() + 2 * CHANNEL_GAP:  # back to the next row
-        return end.x(), start.y(), start.x(), end.y()
-    if end.x() - start.x() < 8 * CORNER:
+    if ex < sx and ey > sy + 2 * CHANNEL_GAP:  # back to the next row
+        return ex, sy, sx, ey
+    if ex - sx < 8 * CORNER:
         return None
-    ys = (start.y(), end.y()) if channel is None else (start.y(), end.y(), channel)
-    return start.x() + CORNER, min(ys) - 8, end.x() - CORNER, max(ys) + 8
+    ys = (sy, ey) if channel is None else (sy, ey, channel)
+    return sx + CORNER, min(ys) - 8, ex - CORNER, max(ys) + 8
 
 
 def _bad_ports(analysis: Analysis) -> set[tuple[str, str | None]]:

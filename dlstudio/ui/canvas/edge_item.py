@@ -204,7 +204,7 @@ class EdgeItem(QGraphicsItem):
             self.prepareGeometryChange()
             self._place_label()
             self._shape = None
-        self.update()
+            self.update()
 
     def set_style(self, style: st.CanvasStyle) -> None:
         self.style = style

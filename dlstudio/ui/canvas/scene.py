@@ -129,14 +129,10 @@ class GraphScene(QGraphicsScene):
             self._syncing = True
             for node in self.document.scope.nodes:
                 self.nodes[node.id].setPos(QPointF(*(node.position or (0.0, 0.0))))
-            ends = {key: self.edge_ends(key) for key in self.edges}  # the ports stay as shown
-            self._label_edges(analysis, ends)
             self._building = self._syncing = False
             for item in self.nodes.values():
                 self._grid.place(item, _node_rect(item))
-            points = _port_points(ends)
-            for edge in self.edges.values():
-                self._place_edge(edge, grow=False, ends=ends[edge.key], points=points.get(edge.key))
+            self._place_all_edges(analysis)
             for item in [*self.nodes.values(), *self.edges.values()]:
                 self.addItem(item)
         finally:
@@ -331,11 +327,35 @@ class GraphScene(QGraphicsScene):
             if item is not None and item.refresh(view):
                 self.node_item_moved(node.id)
 
-    def _label_edges(self, analysis: Analysis, ends: dict[EdgeKey, Ends | None] | None = None) -> None:
-        """Label every edge; ``ends`` are their :meth:`edge_ends` when the caller has them."""
+    def _label_edges(self, analysis: Analysis) -> None:
         bad_ports = _bad_ports(analysis)
         for item in self.edges.values():
-            self._label_edge(item, analysis, bad_ports, ends[item.key] if ends is not None else self.edge_ends(item.key))
+            self._label_edge(item, analysis, bad_ports)
+
+    def _place_all_edges(self, analysis: Analysis) -> None:
+        """Label and place every edge once its nodes are placed, each port's point and each
+        output's shape label worked out once (one output feeding thousands of nodes is one)."""
+        bad_ports = _bad_ports(analysis)
+        points: dict[tuple[str, str, bool], tuple[float, float]] = {}
+        labels: dict[tuple[str, str], str] = {}
+        for key, item in self.edges.items():
+            ends = self.edge_ends(key)  # the ports as shown
+            if ends is None:
+                continue
+            (source, out), (target, into) = ends
+            output = (source.node_id, out)
+            label = labels.get(output)
+            if label is None:
+                tensor = analysis.ports.get(output)
+                label = labels[output] = str(tensor) if tensor is not None else ""
+            item.set_label(label, (target.node_id, into) in bad_ports)
+            start = points.get((*output, False))
+            if start is None:
+                start = points[(*output, False)] = source.port_scene_xy(out, False)
+            end = points.get((target.node_id, into, True))
+            if end is None:
+                end = points[(target.node_id, into, True)] = target.port_scene_xy(into, True)
+            self._place_edge(item, grow=False, ends=ends, points=(*start, *end))
 
     # ----- geometry ------------------------------------------------------------------------------
 
@@ -600,24 +620,6 @@ class GraphScene(QGraphicsScene):
                 moved[node_id] = here
         if moved:
             self.document.move_nodes(moved)
-
-
-def _port_points(ends: dict[EdgeKey, Ends | None]) -> dict[EdgeKey, Points]:
-    """Where each edge leaves and enters its ports, each port worked out once (one output
-    feeding thousands of nodes is one point)."""
-    at: dict[tuple[str, str, bool], tuple[float, float]] = {}
-    points = {}
-    for key, pair in ends.items():
-        if pair is None:
-            continue
-        (source, out), (target, into) = pair
-        start, end = at.get((source.node_id, out, False)), at.get((target.node_id, into, True))
-        if start is None:
-            start = at[source.node_id, out, False] = source.port_scene_xy(out, False)
-        if end is None:
-            end = at[target.node_id, into, True] = target.port_scene_xy(into, True)
-        points[key] = (*start, *end)
-    return points
 
 
 def _node_rect(item: NodeItem) -> Rect:

@@ -73,7 +73,7 @@ def estimate_box(type_name: str, catalogue: Catalogue) -> Box:
                dict(zip(outputs, centre, strict=False)))
 
 
-@dataclass
+@dataclass(slots=True)
 class _Link:
     source: str
     target: str

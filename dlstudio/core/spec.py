@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 from dlstudio.core.tensor import Dim, TensorType, is_known
@@ -168,6 +169,12 @@ def numel(shape: Sequence[Dim], batch: bool = False) -> int | None:
 MAX_VARIADIC_INPUTS = 128
 
 
+@lru_cache(maxsize=64)
+def _numbered_inputs(count: int) -> tuple[str, ...]:
+    """``in0`` to ``in<count - 1>`` (one tuple per count: thousands of Add nodes share it)."""
+    return tuple(f"in{i}" for i in range(count))
+
+
 def variadic_index(port: str) -> int | None:
     """The index of a variadic port ``in<k>`` (k below :data:`MAX_VARIADIC_INPUTS`, no leading
     zeros), else None; checked on the text, so ``in99999999`` builds nothing."""
@@ -238,7 +245,7 @@ class LayerSpec:
         """Input port names; for a variadic node, ``count`` of them (at least the minimum)."""
         if not self.variadic:
             return self.inputs
-        return tuple(f"in{i}" for i in range(max(count or 0, self.variadic)))
+        return _numbered_inputs(max(count or 0, self.variadic))
 
     def output_ports(self, params: dict[str, Any] | None = None) -> tuple[str, ...]:
         """Output port names for resolved ``params`` (the declared ``outputs`` if fixed)."""

@@ -26,25 +26,31 @@ NO_RECT = QRectF()
 #: What every edge paints with (thousands paint at once on opening a fan-out).
 NO_BRUSH = QBrush(Qt.BrushStyle.NoBrush)
 SOLID, ROUND = Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap
+SELECTABLE = QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
 
 
 def edge_path(start: QPointF, end: QPointF, channel: float | None = None) -> QPainterPath:
     """A curve leaving ``start`` to the right and entering ``end`` from the left; with a
     ``channel`` it runs along that height instead, around the nodes in between (back to the
     left, for an edge that continues on the next row of a wrapped layout)."""
-    dx = end.x() - start.x()
-    path = QPainterPath(start)
     if channel is not None and routed(start, end, channel):
-        if dx < 0:
+        if end.x() < start.x():
             return _return_path(start, end, channel)
         sx, sy, ex, ey = start.x(), start.y(), end.x(), end.y()
+        path = QPainterPath(start)
         path.cubicTo(sx + 2 * CORNER, sy, sx + CORNER, channel, sx + 3 * CORNER, channel)
         path.lineTo(ex - 3 * CORNER, channel)
         path.cubicTo(ex - CORNER, channel, ex - 2 * CORNER, ey, ex, ey)
         return path
-    bend = _bend(dx)
-    ex, ey = end.x(), end.y()
-    path.cubicTo(start.x() + bend, start.y(), ex - bend, ey, ex, ey)
+    return curve_path(start.x(), start.y(), end.x(), end.y())
+
+
+def curve_path(sx: float, sy: float, ex: float, ey: float) -> QPainterPath:
+    """:func:`edge_path` without a channel, from numbers (thousands are made on a first paint)."""
+    bend = _bend(ex - sx)
+    path = QPainterPath()
+    path.moveTo(sx, sy)
+    path.cubicTo(sx + bend, sy, ex - bend, ey, ex, ey)
     return path
 
 
@@ -144,7 +150,7 @@ class EdgeItem(QGraphicsItem):
         self.key = key
         self.style = style
         self.setZValue(-1.0)
-        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
+        self.setFlag(SELECTABLE)
         self.setAcceptHoverEvents(True)
 
     @property
@@ -159,8 +165,8 @@ class EdgeItem(QGraphicsItem):
     def path(self) -> QPainterPath:
         """The curve (made on first use: most edges of a big graph are not painted until
         scrolled to)."""
-        if self._path is None:
-            self._path = edge_path(self.start, self.end, self.channel)
+        if self._path is None:  # placed, and not routed (a routed path is made when placed)
+            self._path = curve_path(*self._ends)
         return self._path
 
     @property

@@ -107,7 +107,17 @@ UNSHOWN = NodeView("", "", "", "", PortLists(("input",), ("output",)))
 
 
 class NodeItem(QGraphicsItem):
-    """The graphics item of one node; ports are painted by it and hit-tested by :meth:`port_at`."""
+    """The graphics item of one node; ports are painted by it and hit-tested by :meth:`port_at`.
+
+    What most nodes never change is a class default (a graph opens with thousands of nodes)."""
+
+    extra_warning: str | None = None
+    indicator: str | None = None
+    overlay: Mark | None = None  # what the canvas overlay (readiness, sparsity) shows on it
+    hovered = False
+    pointed: PortKey | None = None
+    width, height = st.MIN_WIDTH, st.HEADER + st.ROW + st.BOTTOM  # until the first refresh
+    _tooltip_stale = False  # the text changed since it was last set (set when asked for)
 
     def __init__(self, node_id: str, style: st.CanvasStyle) -> None:
         super().__init__()
@@ -115,13 +125,6 @@ class NodeItem(QGraphicsItem):
         self.style = style
         self.view = UNSHOWN  # until the first refresh
         self.port_states: dict[PortKey, PortState] = {}
-        self.extra_warning: str | None = None
-        self.indicator: str | None = None
-        self.overlay: Mark | None = None  # what the canvas overlay (readiness, sparsity) shows on it
-        self.hovered = False
-        self.pointed: PortKey | None = None
-        self.width, self.height = st.MIN_WIDTH, st.HEADER + st.ROW + st.BOTTOM
-        self._tooltip_stale = False  # the text changed since it was last set (set when asked for)
         self.setFlags(FLAGS)
         self.setAcceptHoverEvents(True)
         self._paths = _paths(self.width, self.height)  # sized for its view by the first refresh
@@ -219,10 +222,7 @@ class NodeItem(QGraphicsItem):
 
     def box(self) -> Box:
         """Size and port offsets for auto-layout."""
-        ports = self.view.ports
-        return Box(self.width, self.height,
-                   {p: self.port_y(i) for i, p in enumerate(ports.inputs)},
-                   {p: self.port_y(i) for i, p in enumerate(ports.outputs)})
+        return _box(self.view.ports, self.width, self.height)
 
     @staticmethod
     def port_y(row: int) -> float:
@@ -445,6 +445,13 @@ def _draw_elided(painter: QPainter, rect: QRectF, text: str, align: Qt.Alignment
     first_line = text.splitlines()[0] if text.strip() else text
     shown = metrics.elidedText(first_line[:400], Qt.TextElideMode.ElideRight, max(rect.width(), 0.0))
     painter.drawText(rect, align | Qt.TextFlag.TextSingleLine, shown)
+
+
+@lru_cache(maxsize=1024)
+def _box(ports: PortLists, width: float, height: float) -> Box:
+    """The layout box of a node of that size and those ports (shared: they repeat)."""
+    return Box(width, height, {p: NodeItem.port_y(i) for i, p in enumerate(ports.inputs)},
+               {p: NodeItem.port_y(i) for i, p in enumerate(ports.outputs)})
 
 
 @lru_cache(maxsize=256)

@@ -68,11 +68,12 @@ def node_view(node: Node, edges: list[EdgeKey], catalogue: Catalogue, analysis: 
     """What ``node`` shows, given the edges touching it and the catalogue its type is looked
     up in; ``problems`` are its diagnostics when the caller grouped them already."""
     spec = catalogue.get(node.type)
-    ports = node_ports(node, spec, edges)
-    targets = [target for _, target in edges if split_end(target)[0] == node.id]
-    bare = len(ports.inputs) == 1 and node.id in targets
-    connected = {(p, True) for p in ports.inputs if bare or f"{node.id}.{p}" in targets}
-    if any(split_end(source)[0] == node.id for source, _ in edges):
+    ends = [(split_end(source), split_end(target)) for source, target in edges]
+    ports = node_ports(node, spec, ends)
+    into = {port for _, (node_id, port) in ends if node_id == node.id}  # None: a bare end
+    bare = len(ports.inputs) == 1 and None in into
+    connected = {(p, True) for p in ports.inputs if bare or p in into}
+    if any(node_id == node.id for (node_id, _), _ in ends):
         connected |= {(p, False) for p in ports.outputs}
     subtitle = f"{node.label}  ·  {node.id}" if node.label else node.id
     view = NodeView(node.type, spec.family if spec else "", node_title(node, spec), subtitle, ports,

@@ -13,13 +13,14 @@ from enum import Enum
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QBrush, QColor, QPainter, QPen
 
-from dlstudio.core.graph import Node, split_end
+from dlstudio.core.graph import Node
 from dlstudio.core.params import output_ports_of
 from dlstudio.core.spec import LayerSpec
 from dlstudio.ui.canvas.style import PORT_RADIUS, CanvasStyle
 
 PortKey = tuple[str, bool]  # (port name, is_input)
 EdgeKey = tuple[str, str]  # (source end, target end)
+End = tuple[str, str | None]  # an edge end split: the node, and its port (None: a bare end)
 
 
 class PortState(Enum):
@@ -39,15 +40,15 @@ class PortLists:
         return max(len(self.inputs), len(self.outputs), 1)
 
 
-def node_ports(node: Node, spec: LayerSpec | None, edges: Sequence[EdgeKey]) -> PortLists:
+def node_ports(node: Node, spec: LayerSpec | None, ends: Sequence[tuple[End, End]]) -> PortLists:
     """The ports a node shows: its declaration's, one spare for a variadic node, and for a
-    missing layer type the ports its edges (``(source, target)`` ends) name, so they stay visible."""
+    missing layer type the ports its edges name (``ends``: each edge's source and target as
+    ``(node, port)``), so they stay visible."""
     if spec is not None and not spec.variadic:  # the declaration's: the edges change nothing
         return PortLists(spec.inputs, output_ports_of(spec, node.params))
-    into = [split_end(target) for _, target in edges]
-    named_in = [port or "input" for node_id, port in into if node_id == node.id]
+    named_in = [port or "input" for _, (node_id, port) in ends if node_id == node.id]
     if spec is None:
-        named_out = [port or "output" for node_id, port in map(split_end, (s for s, _ in edges)) if node_id == node.id]
+        named_out = [port or "output" for (node_id, port), _ in ends if node_id == node.id]
         inputs = tuple(dict.fromkeys(named_in)) or ("input",)
         outputs = tuple(dict.fromkeys(named_out)) or ("output",)
         return PortLists(inputs, outputs)

@@ -269,47 +269,47 @@ def _place_rows(order: list[list[str]], links: list[_Link], box: Mapping[str, Bo
             y += box[node].height + ROW_GAP
     from_left = _pulls(links, box, forward=True)
     from_right = _pulls(links, box, forward=False)
-    columns: list[_Column] = []
+    forward: list[_Step] = []  # what each column does in a sweep from the left
+    backward: list[_Step] = []  # and from the right (in that order)
     for nodes in order:
         if len(nodes) == 1:
             node = nodes[0]
-            columns.append(_Single(node, 1.0 if box[node].width else LANE_WEIGHT,
-                                   from_left.get(node), from_right.get(node)))
+            weight = 1.0 if box[node].width else LANE_WEIGHT
+            for steps, pulled in ((forward, from_left.get(node)), (backward, from_right.get(node))):
+                if pulled:  # else nothing pulls it
+                    steps.append(_single_step(node, weight, pulled))
             continue
         gaps = [box[a].height + (ROW_GAP if box[a].width and box[b].width else LANE)
                 for a, b in zip(nodes, nodes[1:], strict=False)]
         weights = [1.0 if box[n].width else LANE_WEIGHT for n in nodes]
-        columns.append((nodes, _shifts(gaps), weights,
-                        [from_left.get(n) for n in nodes], [from_right.get(n) for n in nodes]))
+        shift = _shifts(gaps)
+        forward.append(_Many(nodes, shift, weights, [from_left.get(n) for n in nodes]))
+        backward.append(_Many(nodes, shift, weights, [from_right.get(n) for n in nodes]))
+    backward.reverse()
     still = 0  # sweeps in a row that moved nothing: after one each way, none ever will
     for sweep in range(SWEEPS):
-        forward = sweep % 2 == 0
         moved = False
-        for column in columns if forward else reversed(columns):
-            if type(column) is _Single:
-                node, weight, left, right = column
-                pulled = left if forward else right  # its ports level with its neighbours'
-                if not pulled:
-                    continue
-                if len(pulled) == 1:
-                    other, offset = pulled[0]
-                    level = tops[other] + offset
-                elif len(pulled) == 2:  # what _level gives, without the call
-                    (first, first_offset), (second, second_offset) = pulled
-                    level = sum([tops[first] + first_offset, tops[second] + second_offset]) / 2
-                else:
-                    level = _level(pulled, tops)
-                top = level * weight / weight  # what the regression of one node gives
-                moved = moved or top != tops[node]
-                tops[node] = top
+        for step in forward if sweep % 2 == 0 else backward:
+            if type(step) is _Many:
+                nodes, shift, weights, pulls = step
+                wanted = [(tops[pulled[0][0]] + pulled[0][1] if len(pulled) == 1 else _level(pulled, tops))
+                          if pulled else tops[node] for node, pulled in zip(nodes, pulls, strict=True)]
+                for node, top in zip(nodes, _isotonic(wanted, shift, weights), strict=True):
+                    moved = moved or top != tops[node]
+                    tops[node] = top
                 continue
-            nodes, shift, weights, left_pulls, right_pulls = column
-            pulls = left_pulls if forward else right_pulls
-            wanted = [(tops[pulled[0][0]] + pulled[0][1] if len(pulled) == 1 else _level(pulled, tops))
-                      if pulled else tops[node] for node, pulled in zip(nodes, pulls, strict=True)]
-            for node, top in zip(nodes, _isotonic(wanted, shift, weights), strict=True):
-                moved = moved or top != tops[node]
-                tops[node] = top
+            size = len(step)
+            if size == 4:  # one node pulled by one neighbour: its ports level with its neighbour's
+                node, weight, other, offset = step
+                top = (tops[other] + offset) * weight / weight  # what the regression gives
+            elif size == 6:  # by two: what _level gives, without the call
+                node, weight, first, first_offset, second, second_offset = step
+                top = sum([tops[first] + first_offset, tops[second] + second_offset]) / 2 * weight / weight
+            else:  # by more
+                node, weight, pulled = step
+                top = _level(pulled, tops) * weight / weight
+            moved = moved or top != tops[node]
+            tops[node] = top
         still = 0 if moved else still + 1
         if still >= 2:
             break
@@ -325,18 +325,26 @@ def _level(pulled: list[Pull], tops: dict[str, float]) -> float:
 Pull = tuple[str, float]  # a neighbour, and how far below its top this node's top would be level
 
 
-class _Single(NamedTuple):
-    """A column of one node: its weight and its pulls from each side (None: no neighbour)."""
+class _Many(NamedTuple):
+    """A column of several nodes in a sweep: their shifts, weights and pulls from one side."""
 
-    node: str
-    weight: float
-    left: list[Pull] | None
-    right: list[Pull] | None
+    nodes: list[str]
+    shift: list[float]
+    weights: list[float]
+    pulls: list[list[Pull] | None]
 
 
-#: A column of several nodes: the nodes, their shifts, weights, and pulls from each side.
-_Many = tuple[list[str], list[float], list[float], list[list[Pull] | None], list[list[Pull] | None]]
-_Column = _Single | _Many
+#: What a column does in a sweep: a :class:`_Many`, or a node with its weight and its pulls
+#: from one side, laid out flat for the one or two neighbours nodes mostly have.
+_Step = tuple
+
+
+def _single_step(node: str, weight: float, pulled: list[Pull]) -> _Step:
+    if len(pulled) == 1:
+        return node, weight, *pulled[0]
+    if len(pulled) == 2:
+        return node, weight, *pulled[0], *pulled[1]
+    return node, weight, pulled
 
 
 def _pulls(links: list[_Link], box: Mapping[str, Box], forward: bool) -> dict[str, list[Pull]]:

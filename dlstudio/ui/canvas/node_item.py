@@ -21,13 +21,13 @@ from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 from dlstudio.core.analysis import Analysis, Diagnostic
 from dlstudio.core.blocks import REPEAT, BlockSpec
 from dlstudio.core.catalogue import Catalogue
-from dlstudio.core.graph import Node, split_end
+from dlstudio.core.graph import Node
 from dlstudio.core.layout import Box
 from dlstudio.core.spec import LayerSpec
 from dlstudio.ui.canvas import style as st
 from dlstudio.ui.canvas.overlay import Mark, paint_mark
 from dlstudio.ui.canvas.port_item import (
-    EdgeKey,
+    End,
     PortKey,
     PortLists,
     PortState,
@@ -63,12 +63,12 @@ class NodeView:
     sink: bool = False  # no output port to wire on (one an edge of the file uses still shows)
 
 
-def node_view(node: Node, edges: list[EdgeKey], catalogue: Catalogue, analysis: Analysis | None,
+def node_view(node: Node, ends: list[tuple[End, End]], catalogue: Catalogue, analysis: Analysis | None,
               problems: list[Diagnostic] | None = None) -> NodeView:
-    """What ``node`` shows, given the edges touching it and the catalogue its type is looked
-    up in; ``problems`` are its diagnostics when the caller grouped them already."""
+    """What ``node`` shows, given the ends (as node and port) of the edges touching it and the
+    catalogue its type is looked up in; ``problems`` are its diagnostics when the caller
+    grouped them already."""
     spec = catalogue.get(node.type)
-    ends = [(split_end(source), split_end(target)) for source, target in edges]
     ports = node_ports(node, spec, ends)
     into = {port for _, (node_id, port) in ends if node_id == node.id}  # None: a bare end
     bare = len(ports.inputs) == 1 and None in into

@@ -29,7 +29,7 @@ from dlstudio.ui.canvas import style as st
 from dlstudio.ui.canvas.edge_item import CORNER, EdgeItem, EdgeKey
 from dlstudio.ui.canvas.grid import Rect, RectGrid
 from dlstudio.ui.canvas.node_item import NodeItem, node_view
-from dlstudio.ui.canvas.port_item import PortKey
+from dlstudio.ui.canvas.port_item import End, PortKey
 from dlstudio.ui.document import GraphDocument, edge_key
 
 NO_PEN = QPen(Qt.PenStyle.NoPen)
@@ -69,6 +69,7 @@ class GraphScene(QGraphicsScene):
         self.nodes: dict[str, NodeItem] = {}
         self.edges: dict[EdgeKey, EdgeItem] = {}
         self._edges_of: dict[str, set[EdgeKey]] = {}
+        self._split: dict[EdgeKey, tuple[End, End]] = {}  # each shown edge's ends as (node, port)
         self._node_obj: dict[str, Node] = {}  # the document's node objects, by id
         self._grid: RectGrid[NodeItem] = RectGrid()  # where the nodes are, for routing edges
         self._ways: RectGrid[EdgeItem] = RectGrid()  # where the nodes decide an edge's route
@@ -111,6 +112,7 @@ class GraphScene(QGraphicsScene):
         self.nodes.clear()
         self.edges.clear()
         self._edges_of.clear()
+        self._split.clear()
         self._grid.clear()
         self._ways.clear()
         self._ways_known = False  # the edges' ways are indexed when a move first asks
@@ -240,13 +242,15 @@ class GraphScene(QGraphicsScene):
         self._refresh_node(new)
 
     def _edge_added(self, key: EdgeKey) -> None:
-        source, target = split_end(key[0])[0], split_end(key[1])[0]
+        ends = split_end(key[0]), split_end(key[1])
+        source, target = ends[0][0], ends[1][0]
         if source not in self.nodes or target not in self.nodes or key in self.edges:
             return
         item = EdgeItem(key, self.style)
         if self.overview:
             item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents)
         self.edges[key] = item
+        self._split[key] = ends
         self._edges_of[source].add(key)
         self._edges_of[target].add(key)
         if self._building:  # placed, labelled and added once the nodes are
@@ -261,6 +265,7 @@ class GraphScene(QGraphicsScene):
         item = self.edges.pop(key, None)
         if item is None:
             return
+        del self._split[key]
         self._ways.remove(item)
         for end in key:
             node_id = split_end(end)[0]
@@ -296,7 +301,7 @@ class GraphScene(QGraphicsScene):
         node = self._node_obj.get(node_id)
         if item is None or node is None:
             return
-        view = node_view(node, list(self._edges_of.get(node_id, ())), self.document.catalogue,
+        view = node_view(node, self._ends_of(node_id), self.document.catalogue,
                          analysis or self.document.scope_analysis)
         if item.refresh(view):
             self.node_item_moved(node_id)
@@ -322,7 +327,7 @@ class GraphScene(QGraphicsScene):
             problems.setdefault(diagnostic.node or "", []).append(diagnostic)
         for node in self.document.scope.nodes:
             item = self.nodes.get(node.id)
-            view = node_view(node, list(self._edges_of.get(node.id, ())), self.document.catalogue, analysis,
+            view = node_view(node, self._ends_of(node.id), self.document.catalogue, analysis,
                              problems.get(node.id, []))
             if item is not None and item.refresh(view):
                 self.node_item_moved(node.id)
@@ -359,9 +364,16 @@ class GraphScene(QGraphicsScene):
 
     # ----- geometry ------------------------------------------------------------------------------
 
+    def _ends_of(self, node_id: str) -> list[tuple[End, End]]:
+        """The ends, as (node, port), of each edge shown touching ``node_id``."""
+        split = self._split
+        return [split[key] for key in self._edges_of.get(node_id, ())]
+
     def end_port(self, end: str, is_source: bool) -> tuple[NodeItem, str] | None:
         """The item and port an edge end attaches to (the first port for a bare or unknown end)."""
-        node_id, port = split_end(end)
+        return self._port_of(*split_end(end), is_source)
+
+    def _port_of(self, node_id: str, port: str | None, is_source: bool) -> tuple[NodeItem, str] | None:
         item = self.nodes.get(node_id)
         if item is None:
             return None
@@ -370,9 +382,11 @@ class GraphScene(QGraphicsScene):
 
     def edge_ends(self, key: EdgeKey) -> Ends | None:
         """The item and port at each end of the edge ``key``; None when an end is missing."""
-        source = self.end_port(key[0], True)
-        target = self.end_port(key[1], False)
-        return (source, target) if source and target else None
+        split = self._split.get(key)
+        source, target = split if split is not None else (split_end(key[0]), split_end(key[1]))
+        source_port = self._port_of(*source, True)
+        target_port = self._port_of(*target, False)
+        return (source_port, target_port) if source_port and target_port else None
 
     def _place_edge(self, item: EdgeItem, grow: bool = True, ends: Ends | None = None,
                     points: Points | None = None) -> None:

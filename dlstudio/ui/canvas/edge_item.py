@@ -27,6 +27,7 @@ NO_RECT = QRectF()
 NO_BRUSH = QBrush(Qt.BrushStyle.NoBrush)
 SOLID, ROUND = Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap
 SELECTABLE = QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
+NO_CONTENTS = QGraphicsItem.GraphicsItemFlag.ItemHasNoContents
 
 
 def edge_path(start: QPointF, end: QPointF, channel: float | None = None) -> QPainterPath:
@@ -119,6 +120,11 @@ def _return_path(start: QPointF, end: QPointF, channel: float) -> QPainterPath:
     return path
 
 
+def edge_pen(colour: QColor, width: float) -> QPen:
+    """The pen edges of that colour and width are drawn with (0: a hairline)."""
+    return _pen(colour.rgba(), width)
+
+
 @lru_cache(maxsize=64)
 def _pen(rgba: int, width: float) -> QPen:
     """The pen of an edge of that colour and width (thousands paint at once; a few pens)."""
@@ -136,6 +142,7 @@ class EdgeItem(QGraphicsItem):
     label = ""
     error = False
     hovered = False
+    batched = False  # drawn with the others by the scene, unless it stands out
     _placed = False
     _ends = (0.0, 0.0, 0.0, 0.0)  # start x, y and end x, y
     _path: QPainterPath | None = NO_PATH  # None: made when first painted or hit
@@ -175,6 +182,33 @@ class EdgeItem(QGraphicsItem):
         return NO_RECT if self._label_box is None else QRectF(*self._label_box)
 
     @property
+    def curve_box(self) -> tuple[float, float, float, float]:
+        """The curve's left, top, right and bottom (without its label)."""
+        return self._curve
+
+    def add_curve_to(self, path: QPainterPath) -> None:
+        """Add its curve to ``path`` (the scene strokes many together)."""
+        if self._path is None:  # not routed: from numbers, as curve_path makes it
+            sx, sy, ex, ey = self._ends
+            bend = _bend(ex - sx)
+            path.moveTo(sx, sy)
+            path.cubicTo(sx + bend, sy, ex - bend, ey, ex, ey)
+        elif self._placed:
+            path.addPath(self._path)
+
+    def stands_out(self) -> bool:
+        """Selected, hovered or in error: drawn by itself even among batched edges."""
+        return self.hovered or self.error or self.isSelected()
+
+    def show_state(self) -> None:
+        """Draw itself while batched only when it stands out (the state it is in changed)."""
+        scene = self.scene()
+        if not self.batched or scene is None or getattr(scene, "overview", False):
+            return
+        self.setFlag(NO_CONTENTS, not self.stands_out())
+        scene.update(self._bounds)
+
+    @property
     def ends_xy(self) -> tuple[float, float, float, float]:
         """Where it starts and ends: start x, y, end x, y."""
         return self._ends
@@ -211,6 +245,7 @@ class EdgeItem(QGraphicsItem):
             self._place_label()
             self._shape = None
             self.update()
+            self.show_state()
 
     def set_style(self, style: st.CanvasStyle) -> None:
         self.style = style
@@ -252,10 +287,12 @@ class EdgeItem(QGraphicsItem):
     def hoverEnterEvent(self, event: Any) -> None:  # noqa: N802
         self.hovered = True
         self.update()
+        self.show_state()
 
     def hoverLeaveEvent(self, event: Any) -> None:  # noqa: N802
         self.hovered = False
         self.update()
+        self.show_state()
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: Any = None) -> None:
         s = self.style

@@ -13,7 +13,7 @@ from collections.abc import Container
 from typing import Any
 
 from PySide6.QtCore import QLineF, QPointF, QRectF, QSizeF, Qt, QTimer
-from PySide6.QtGui import QBrush, QColor, QPainter, QPen
+from PySide6.QtGui import QBrush, QColor, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import (
     QGraphicsItem,
     QGraphicsScene,
@@ -26,7 +26,7 @@ from dlstudio.core.analysis import Analysis, Diagnostic
 from dlstudio.core.graph import Node, split_end
 from dlstudio.core.layout import Box
 from dlstudio.ui.canvas import style as st
-from dlstudio.ui.canvas.edge_item import CORNER, EdgeItem, EdgeKey
+from dlstudio.ui.canvas.edge_item import CORNER, EdgeItem, EdgeKey, edge_pen
 from dlstudio.ui.canvas.grid import Rect, RectGrid
 from dlstudio.ui.canvas.node_item import NodeItem, node_view
 from dlstudio.ui.canvas.port_item import End, PortKey
@@ -46,6 +46,11 @@ ROOM = 4000.0
 #: edges: 65536 leaves), and files an edge in every leaf it crosses, so one node feeding
 #: thousands across the graph took a second and a half to index; 4096 leaves take a tenth.
 INDEX_DEPTH = 12
+#: Edges a graph needs before a view between the overview and the detailed zoom draws them
+#: together, in one stroke, instead of one paint call each (a node feeding thousands of
+#: others puts them all in view at once).
+BATCH_EDGES = 4000
+NO_CONTENTS = QGraphicsItem.GraphicsItemFlag.ItemHasNoContents
 NO_BRUSH = QBrush(Qt.BrushStyle.NoBrush)
 #: The item and port at the source and at the target of an edge.
 Ends = tuple[tuple[NodeItem, str], tuple[NodeItem, str]]
@@ -79,6 +84,8 @@ class GraphScene(QGraphicsScene):
         self._rebuilt_with: Analysis | None = None  # the analysis the last rebuild showed
         self.overview = False
         self._overview: Any = None
+        self.edge_batch = False  # the edges are drawn together, by paint_edge_batch
+        self._batch: tuple[QRectF, QPainterPath] | None = None  # the area it covers, its curves
         self._index_items()
         document.node_added.connect(self._node_added)
         document.node_removed.connect(self._node_removed)
@@ -93,6 +100,7 @@ class GraphScene(QGraphicsScene):
         self.selectionChanged.connect(self.overview_dirty)
         self.selectionChanged.connect(self._raise_selected)
         self._raised: list[NodeItem] = []  # the selected nodes, drawn above the others
+        self._lit: list[EdgeItem] = []  # the selected edges
         self._stale: set[str] = set()
         self._stale_timer = QTimer(self, singleShot=True, interval=0)
         self._stale_timer.timeout.connect(self._refresh_stale)
@@ -137,6 +145,9 @@ class GraphScene(QGraphicsScene):
             self._place_all_edges(analysis)
             for item in [*self.nodes.values(), *self.edges.values()]:
                 self.addItem(item)
+            for edge in self.edges.values() if self.edge_batch else ():
+                if edge.error:  # shown red, by itself
+                    edge.show_state()
         finally:
             self._building = self._syncing = False
             self._index_items()  # indexed once, as placed
@@ -187,7 +198,7 @@ class GraphScene(QGraphicsScene):
     def _make_node(self, node_id: str) -> NodeItem:
         item = NodeItem(node_id, self.style)
         if self.overview:
-            item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents)
+            item.setFlag(NO_CONTENTS)
         self.nodes[node_id] = item
         self._edges_of.setdefault(node_id, set())
         if not self._building:  # else added once placed
@@ -247,8 +258,9 @@ class GraphScene(QGraphicsScene):
         if source not in self.nodes or target not in self.nodes or key in self.edges:
             return
         item = EdgeItem(key, self.style)
-        if self.overview:
-            item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents)
+        if self.overview or self.edge_batch:
+            item.batched = self.edge_batch
+            item.setFlag(NO_CONTENTS)
         self.edges[key] = item
         self._split[key] = ends
         self._edges_of[source].add(key)
@@ -523,13 +535,21 @@ class GraphScene(QGraphicsScene):
                 self.node_item_moved(item.node_id)
 
     def _raise_selected(self) -> None:
-        """Selected nodes are drawn above the others (and their edges)."""
+        """Selected nodes are drawn above the others (and their edges); batched edges that
+        were or are selected draw themselves as they now stand out, or not."""
         for item in self._raised:
             if isValid(item):
                 item.setZValue(0.0)
-        self._raised = [item for item in self.selectedItems() if isinstance(item, NodeItem)]
+        selected = self.selectedItems()
+        self._raised = [item for item in selected if isinstance(item, NodeItem)]
         for item in self._raised:
             item.setZValue(1.0)
+        lit = [item for item in selected if isinstance(item, EdgeItem)]
+        if self.edge_batch:
+            for edge in {*self._lit, *lit}:
+                if isValid(edge):
+                    edge.show_state()
+        self._lit = lit
 
     def snap(self, position: QPointF) -> QPointF:
         if self._syncing or not self.snapping:
@@ -544,14 +564,51 @@ class GraphScene(QGraphicsScene):
         if on == self.overview:
             return
         self.overview = on
-        for item in [*self.nodes.values(), *self.edges.values()]:
-            item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents, on)
+        for item in self.nodes.values():
+            item.setFlag(NO_CONTENTS, on)
+        for edge in self.edges.values():
+            edge.setFlag(NO_CONTENTS, on or (edge.batched and not edge.stands_out()))
         self.overview_dirty()
 
     def overview_dirty(self) -> None:
         self._overview = None
         if self.overview:
             self.update()
+        if self._batch is not None:
+            self._batch = None
+            self.update()
+
+    def set_edge_batch(self, on: bool) -> None:
+        """Between the overview and the detailed zoom, a big graph's edges stop painting one by
+        one and :meth:`paint_edge_batch` strokes them together; an edge that stands out
+        (selected, hovered, in error) still draws itself, over them."""
+        if on == self.edge_batch:
+            return
+        self.edge_batch = on
+        for item in self.edges.values():
+            item.batched = on
+            item.setFlag(NO_CONTENTS, self.overview or (on and not item.stands_out()))
+        self._batch = None
+        self.update()
+
+    def paint_edge_batch(self, painter: QPainter, visible: QRectF) -> None:
+        """The curves of the edges near ``visible`` (the view's scene rectangle), in one stroke,
+        made again once the view leaves the area they were gathered from."""
+        if self._batch is None or not self._batch[0].contains(visible):
+            area = visible.adjusted(-visible.width(), -visible.height(), visible.width(), visible.height())
+            self._batch = (area, self._curves_in(area))
+        painter.setPen(edge_pen(self.style.edge, 1.8))
+        painter.setBrush(NO_BRUSH)
+        painter.drawPath(self._batch[1])
+
+    def _curves_in(self, area: QRectF) -> QPainterPath:
+        left, top, right, bottom = area.left(), area.top(), area.right(), area.bottom()
+        path = QPainterPath()
+        for item in self.edges.values():
+            x0, y0, x1, y1 = item.curve_box
+            if x0 <= right and left <= x1 and y0 <= bottom and top <= y1 and item.isVisible():
+                item.add_curve_to(path)
+        return path
 
     def paint_overview(self, painter: QPainter) -> None:
         if self._overview is None:

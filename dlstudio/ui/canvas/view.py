@@ -32,7 +32,7 @@ from dlstudio.core.wiring import end_name, first_ports
 from dlstudio.ui.canvas import style as st
 from dlstudio.ui.canvas.edge_item import EdgeItem
 from dlstudio.ui.canvas.quick_add import QuickAdd
-from dlstudio.ui.canvas.scene import GraphScene
+from dlstudio.ui.canvas.scene import BATCH_EDGES, GraphScene
 from dlstudio.ui.canvas.wiring import Wiring
 from dlstudio.ui.document import GraphDocument
 
@@ -245,8 +245,21 @@ class GraphView(QGraphicsView):
         self._update_detail()
 
     def _update_detail(self) -> None:
-        if not self._detail_held:
-            self.scene_.set_overview(self.zoom() < st.BLOCK_LOD)
+        """The overview below :data:`~style.BLOCK_LOD`; up to :data:`~style.DETAIL_LOD`, a big
+        graph's edges drawn together (with the background, so no cached one)."""
+        if self._detail_held:
+            return
+        zoom = self.zoom()
+        overview = zoom < st.BLOCK_LOD
+        batch = not overview and zoom < st.DETAIL_LOD and len(self.scene_.edges) >= BATCH_EDGES
+        if not batch:
+            self.scene_.set_edge_batch(False)
+        self.scene_.set_overview(overview)
+        if batch:
+            self.scene_.set_edge_batch(True)
+        cache = QGraphicsView.CacheModeFlag.CacheNone if batch else QGraphicsView.CacheModeFlag.CacheBackground
+        if self.cacheMode() != cache:
+            self.setCacheMode(cache)
 
     # ----- helpers -------------------------------------------------------------------------------
 
@@ -464,6 +477,8 @@ class GraphView(QGraphicsView):
 
     def drawBackground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802
         st.paint_grid(painter, rect, self.zoom(), self.scene_.style)
+        if self.scene_.edge_batch:
+            self.scene_.paint_edge_batch(painter, self.mapToScene(self.viewport().rect()).boundingRect())
 
     def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802
         if self.scene_.overview:

@@ -283,8 +283,8 @@ def _place_rows(order: list[list[str]], links: list[_Link], box: Mapping[str, Bo
                 for a, b in zip(nodes, nodes[1:], strict=False)]
         weights = [1.0 if box[n].width else LANE_WEIGHT for n in nodes]
         shift = _shifts(gaps)
-        forward.append(_Many(nodes, shift, weights, [from_left.get(n) for n in nodes]))
-        backward.append(_Many(nodes, shift, weights, [from_right.get(n) for n in nodes]))
+        for steps, pulls in ((forward, from_left), (backward, from_right)):
+            steps.append(_many_step(nodes, shift, weights, [pulls.get(n) for n in nodes]))
     backward.reverse()
     still = 0  # sweeps in a row that moved nothing: after one each way, none ever will
     for sweep in range(SWEEPS):
@@ -299,6 +299,20 @@ def _place_rows(order: list[list[str]], links: list[_Link], box: Mapping[str, Bo
                     tops[node] = top
                 continue
             size = len(step)
+            if size == 10:  # two nodes, each pulled by one neighbour: _isotonic's closed form
+                first_node, second_node, first_shift, second_shift, first_weight, second_weight, \
+                    first_other, first_offset, second_other, second_offset = step
+                first = (tops[first_other] + first_offset - first_shift) * first_weight
+                second = (tops[second_other] + second_offset - second_shift) * second_weight
+                if first / first_weight > second / second_weight:
+                    pooled = (first + second) / (first_weight + second_weight)
+                    first_top, second_top = pooled + first_shift, pooled + second_shift
+                else:
+                    first_top = first / first_weight + first_shift
+                    second_top = second / second_weight + second_shift
+                moved = moved or first_top != tops[first_node] or second_top != tops[second_node]
+                tops[first_node], tops[second_node] = first_top, second_top
+                continue
             if size == 4:  # one node pulled by one neighbour: its ports level with its neighbour's
                 node, weight, other, offset = step
                 top = (tops[other] + offset) * weight / weight  # what the regression gives
@@ -337,6 +351,15 @@ class _Many(NamedTuple):
 #: What a column does in a sweep: a :class:`_Many`, or a node with its weight and its pulls
 #: from one side, laid out flat for the one or two neighbours nodes mostly have.
 _Step = tuple
+
+
+def _many_step(nodes: list[str], shift: list[float], weights: list[float],
+               pulls: list[list[Pull] | None]) -> _Step:
+    """A column of two nodes each pulled by one neighbour laid out flat; else a :class:`_Many`."""
+    if len(nodes) == 2 and all(pulled and len(pulled) == 1 for pulled in pulls):
+        (first, first_offset), (second, second_offset) = pulls[0][0], pulls[1][0]  # type: ignore[index]
+        return (*nodes, *shift, *weights, first, first_offset, second, second_offset)
+    return _Many(nodes, shift, weights, pulls)
 
 
 def _single_step(node: str, weight: float, pulled: list[Pull]) -> _Step:

@@ -230,6 +230,9 @@ def _by_barycentre(nodes: list[str], near: dict[str, list[str]], ref: dict[str, 
         around = [ref[n] for n in near[node] if n in ref]
         return (sum(around) / len(around) if around else float(index), index)
 
+    if len(nodes) == 2:  # the common column (a path and a skip edge): one comparison
+        first, second = nodes
+        return [second, first] if key((1, second)) < key((0, first)) else [first, second]
     return [node for _, node in sorted(enumerate(nodes), key=key)]
 
 

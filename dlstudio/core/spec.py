@@ -175,6 +175,7 @@ def _numbered_inputs(count: int) -> tuple[str, ...]:
     return tuple(f"in{i}" for i in range(count))
 
 
+@lru_cache(maxsize=1024)  # a few names ("in0", "in1") asked about for every Add of a graph
 def variadic_index(port: str) -> int | None:
     """The index of a variadic port ``in<k>`` (k below :data:`MAX_VARIADIC_INPUTS`, no leading
     zeros), else None; checked on the text, so ``in99999999`` builds nothing."""

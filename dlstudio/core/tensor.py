@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 Dim = int | str
 
@@ -50,7 +51,14 @@ class TensorType:
         return tuple(resolve_dim(d, sizes) for d in self.shape)
 
     def __str__(self) -> str:
-        return format_shape(self.shape)
+        shape = self.shape
+        return _shape_text(shape) if type(shape) is tuple else format_shape(shape)
+
+
+@lru_cache(maxsize=1024)
+def _shape_text(shape: tuple[Dim, ...]) -> str:
+    """:func:`format_shape`, once per shape (a big graph shows a few shapes thousands of times)."""
+    return format_shape(shape)
 
 
 def format_shape(shape: Sequence[Dim]) -> str:

@@ -134,7 +134,7 @@ class NodeItem(QGraphicsItem):
 
     def refresh(self, view: NodeView) -> bool:
         """Show ``view``; returns True when the size changed (edges then need to follow)."""
-        if view == self.view:
+        if self.view is not UNSHOWN and view == self.view:
             return False
         self.view = view
         size = (self.width, self.height)

@@ -341,7 +341,7 @@ class GraphScene(QGraphicsScene):
             item = self.nodes.get(node.id)
             view = node_view(node, self._ends_of(node.id), self.document.catalogue, analysis,
                              problems.get(node.id, []))
-            if item is not None and item.refresh(view):
+            if item is not None and item.refresh(view) and not self._building:  # else placed later
                 self.node_item_moved(node.id)
 
     def _label_edges(self, analysis: Analysis) -> None:
@@ -350,29 +350,24 @@ class GraphScene(QGraphicsScene):
             self._label_edge(item, analysis, bad_ports)
 
     def _place_all_edges(self, analysis: Analysis) -> None:
-        """Label and place every edge once its nodes are placed, each port's point and each
-        output's shape label worked out once (one output feeding thousands of nodes is one)."""
+        """Label and place every edge once its nodes are placed, each output's point and shape
+        label worked out once (one output feeding thousands of nodes is one)."""
         bad_ports = _bad_ports(analysis)
-        points: dict[tuple[str, str, bool], tuple[float, float]] = {}
-        labels: dict[tuple[str, str], str] = {}
+        outputs: dict[tuple[str, str], tuple[float, float, str]] = {}  # where, and its label
         for key, item in self.edges.items():
             ends = self.edge_ends(key)  # the ports as shown
             if ends is None:
                 continue
             (source, out), (target, into) = ends
             output = (source.node_id, out)
-            label = labels.get(output)
-            if label is None:
-                tensor = analysis.ports.get(output)
-                label = labels[output] = str(tensor) if tensor is not None else ""
-            item.set_label(label, (target.node_id, into) in bad_ports)
-            start = points.get((*output, False))
+            start = outputs.get(output)
             if start is None:
-                start = points[(*output, False)] = source.port_scene_xy(out, False)
-            end = points.get((target.node_id, into, True))
-            if end is None:
-                end = points[(target.node_id, into, True)] = target.port_scene_xy(into, True)
-            self._place_edge(item, grow=False, ends=ends, points=(*start, *end))
+                tensor = analysis.ports.get(output)
+                start = outputs[output] = (*source.port_scene_xy(out, False),
+                                           str(tensor) if tensor is not None else "")
+            item.set_label(start[2], (target.node_id, into) in bad_ports)
+            self._place_edge(item, grow=False, ends=ends,
+                             points=(start[0], start[1], *target.port_scene_xy(into, True)))
 
     # ----- geometry ------------------------------------------------------------------------------
 

@@ -302,17 +302,11 @@ def _place_rows(order: list[list[str]], links: list[_Link], box: Mapping[str, Bo
                     tops[node] = top
                 continue
             size = len(step)
-            if size == 10:  # two nodes, each pulled by one neighbour: _isotonic's closed form
+            if size == 10:  # two nodes, each pulled by one neighbour
                 first_node, second_node, first_shift, second_shift, first_weight, second_weight, \
                     first_other, first_offset, second_other, second_offset = step
-                first = (tops[first_other] + first_offset - first_shift) * first_weight
-                second = (tops[second_other] + second_offset - second_shift) * second_weight
-                if first / first_weight > second / second_weight:
-                    pooled = (first + second) / (first_weight + second_weight)
-                    first_top, second_top = pooled + first_shift, pooled + second_shift
-                else:
-                    first_top = first / first_weight + first_shift
-                    second_top = second / second_weight + second_shift
+                first_top, second_top = _two_tops(tops[first_other] + first_offset, tops[second_other] + second_offset,
+                                                  first_shift, second_shift, first_weight, second_weight)
                 moved = moved or first_top != tops[first_node] or second_top != tops[second_node]
                 tops[first_node], tops[second_node] = first_top, second_top
                 continue
@@ -402,12 +396,8 @@ def _isotonic(wanted: list[float], shift: list[float], weights: list[float]) -> 
     Shifting each top by the space the ones above it need turns this into isotonic regression,
     solved exactly by pooling adjacent violators.
     """
-    if len(wanted) == 2:  # the common column (a path and a skip edge), by the same arithmetic
-        first, second = (wanted[0] - shift[0]) * weights[0], (wanted[1] - shift[1]) * weights[1]
-        if first / weights[0] > second / weights[1]:
-            pooled = (first + second) / (weights[0] + weights[1])
-            return [pooled + shift[0], pooled + shift[1]]
-        return [first / weights[0] + shift[0], second / weights[1] + shift[1]]
+    if len(wanted) == 2:  # the common column (a path and a skip edge)
+        return list(_two_tops(*wanted, *shift, *weights))
     blocks: list[list[float]] = []  # [weighted sum, total weight, count]
     for value, offset, weight in zip(wanted, shift, weights, strict=True):
         blocks.append([(value - offset) * weight, weight, 1])
@@ -420,6 +410,17 @@ def _isotonic(wanted: list[float], shift: list[float], weights: list[float]) -> 
     for total, weight_sum, count in blocks:
         result += [total / weight_sum] * int(count)
     return [value + offset for value, offset in zip(result, shift, strict=True)]
+
+
+def _two_tops(first_wanted: float, second_wanted: float, first_shift: float, second_shift: float,
+              first_weight: float, second_weight: float) -> tuple[float, float]:
+    """:func:`_isotonic` for two nodes, in closed form (by the same arithmetic)."""
+    first = (first_wanted - first_shift) * first_weight
+    second = (second_wanted - second_shift) * second_weight
+    if first / first_weight > second / second_weight:
+        pooled = (first + second) / (first_weight + second_weight)
+        return pooled + first_shift, pooled + second_shift
+    return first / first_weight + first_shift, second / second_weight + second_shift
 
 
 def _place_columns(order: list[list[str]], box: Mapping[str, Box], gap: float) -> list[float]:

@@ -26,6 +26,8 @@ NO_RECT = QRectF()
 #: What every edge paints with (thousands paint at once on opening a fan-out).
 NO_BRUSH = QBrush(Qt.BrushStyle.NoBrush)
 SOLID, ROUND = Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap
+#: How wide an edge is drawn, and a selected or hovered one.
+WIDTH, LIT_WIDTH = 1.8, 2.4
 SELECTABLE = QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
 NO_CONTENTS = QGraphicsItem.GraphicsItemFlag.ItemHasNoContents
 
@@ -48,11 +50,16 @@ def edge_path(start: QPointF, end: QPointF, channel: float | None = None) -> QPa
 
 def curve_path(sx: float, sy: float, ex: float, ey: float) -> QPainterPath:
     """:func:`edge_path` without a channel, from numbers (thousands are made on a first paint)."""
-    bend = _bend(ex - sx)
     path = QPainterPath()
+    add_curve(path, sx, sy, ex, ey)
+    return path
+
+
+def add_curve(path: QPainterPath, sx: float, sy: float, ex: float, ey: float) -> None:
+    """Add the curve of :func:`curve_path` to ``path``."""
+    bend = _bend(ex - sx)
     path.moveTo(sx, sy)
     path.cubicTo(sx + bend, sy, ex - bend, ey, ex, ey)
-    return path
 
 
 def _bend(dx: float) -> float:
@@ -188,11 +195,8 @@ class EdgeItem(QGraphicsItem):
 
     def add_curve_to(self, path: QPainterPath) -> None:
         """Add its curve to ``path`` (the scene strokes many together)."""
-        if self._path is None:  # not routed: from numbers, as curve_path makes it
-            sx, sy, ex, ey = self._ends
-            bend = _bend(ex - sx)
-            path.moveTo(sx, sy)
-            path.cubicTo(sx + bend, sy, ex - bend, ey, ex, ey)
+        if self._path is None:  # not routed: from numbers, without a path of its own
+            add_curve(path, *self._ends)
         elif self._placed:
             path.addPath(self._path)
 
@@ -303,7 +307,7 @@ class EdgeItem(QGraphicsItem):
             painter.setPen(_pen(colour.rgba(), 0.0))
             painter.drawLine(QLineF(*self._ends))
             return
-        painter.setPen(_pen(colour.rgba(), 2.4 if selected or self.hovered else 1.8))
+        painter.setPen(_pen(colour.rgba(), LIT_WIDTH if selected or self.hovered else WIDTH))
         painter.setBrush(NO_BRUSH)
         painter.drawPath(self.path)
         if self._label_box is not None and lod >= st.DETAIL_LOD:

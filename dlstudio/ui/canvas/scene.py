@@ -26,7 +26,7 @@ from dlstudio.core.analysis import Analysis, Diagnostic
 from dlstudio.core.graph import Node, split_end
 from dlstudio.core.layout import Box
 from dlstudio.ui.canvas import style as st
-from dlstudio.ui.canvas.edge_item import CORNER, EdgeItem, EdgeKey, edge_pen
+from dlstudio.ui.canvas.edge_item import CORNER, WIDTH, EdgeItem, EdgeKey, edge_pen
 from dlstudio.ui.canvas.grid import Rect, RectGrid
 from dlstudio.ui.canvas.node_item import NodeItem, node_view
 from dlstudio.ui.canvas.port_item import End, PortKey
@@ -97,7 +97,7 @@ class GraphScene(QGraphicsScene):
         document.reset.connect(self.rebuild)
         document.scope_changed.connect(self.rebuild)
         document.analysed.connect(self._analysed)
-        self.selectionChanged.connect(self.overview_dirty)
+        self.selectionChanged.connect(self._overview_stale)  # its selected blocks; no edge moved
         self.selectionChanged.connect(self._raise_selected)
         self._raised: list[NodeItem] = []  # the selected nodes, drawn above the others
         self._lit: list[EdgeItem] = []  # the selected edges
@@ -277,10 +277,9 @@ class GraphScene(QGraphicsScene):
         item = self.edges.pop(key, None)
         if item is None:
             return
-        del self._split[key]
+        ends = self._split.pop(key)
         self._ways.remove(item)
-        for end in key:
-            node_id = split_end(end)[0]
+        for node_id, _ in ends:
             self._edges_of.get(node_id, set()).discard(key)
             if node_id in self.nodes:
                 self._refresh_later(node_id)
@@ -350,24 +349,20 @@ class GraphScene(QGraphicsScene):
             self._label_edge(item, analysis, bad_ports)
 
     def _place_all_edges(self, analysis: Analysis) -> None:
-        """Label and place every edge once its nodes are placed, each output's point and shape
-        label worked out once (one output feeding thousands of nodes is one)."""
+        """Label and place every edge once its nodes are placed, each output's point worked out
+        once (one output feeding thousands of nodes is one point)."""
         bad_ports = _bad_ports(analysis)
-        outputs: dict[tuple[str, str], tuple[float, float, str]] = {}  # where, and its label
+        starts: dict[tuple[str, str], tuple[float, float]] = {}  # where each output is
         for key, item in self.edges.items():
             ends = self.edge_ends(key)  # the ports as shown
             if ends is None:
                 continue
             (source, out), (target, into) = ends
-            output = (source.node_id, out)
-            start = outputs.get(output)
+            self._label_edge(item, analysis, bad_ports, ends)
+            start = starts.get((source.node_id, out))
             if start is None:
-                tensor = analysis.ports.get(output)
-                start = outputs[output] = (*source.port_scene_xy(out, False),
-                                           str(tensor) if tensor is not None else "")
-            item.set_label(start[2], (target.node_id, into) in bad_ports)
-            self._place_edge(item, grow=False, ends=ends,
-                             points=(start[0], start[1], *target.port_scene_xy(into, True)))
+                start = starts[source.node_id, out] = source.port_scene_xy(out, False)
+            self._place_edge(item, grow=False, ends=ends, points=(*start, *target.port_scene_xy(into, True)))
 
     # ----- geometry ------------------------------------------------------------------------------
 
@@ -566,11 +561,15 @@ class GraphScene(QGraphicsScene):
         self.overview_dirty()
 
     def overview_dirty(self) -> None:
-        self._overview = None
-        if self.overview:
-            self.update()
+        """Something moved, came or went: the overview and the batch of curves are made again."""
+        self._overview_stale()
         if self._batch is not None:
             self._batch = None
+            self.update()
+
+    def _overview_stale(self) -> None:
+        self._overview = None
+        if self.overview:
             self.update()
 
     def set_edge_batch(self, on: bool) -> None:
@@ -592,7 +591,7 @@ class GraphScene(QGraphicsScene):
         if self._batch is None or not self._batch[0].contains(visible):
             area = visible.adjusted(-visible.width(), -visible.height(), visible.width(), visible.height())
             self._batch = (area, self._curves_in(area))
-        painter.setPen(edge_pen(self.style.edge, 1.8))
+        painter.setPen(edge_pen(self.style.edge, WIDTH))
         painter.setBrush(NO_BRUSH)
         painter.drawPath(self._batch[1])
 
